@@ -1,0 +1,284 @@
+"""The `cifarlab` command: run the services, and launch and inspect experiments."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.client import ApiClient, ApiError
+from app.config import get_settings
+from app.embedded_redis import free_port, start_redis
+from app.schemas import SpecError, parse_spec
+from app.supervisor import Supervisor
+
+cli = typer.Typer(
+    help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
+)
+console = Console()
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+ApiUrl = Annotated[
+    str | None, typer.Option(help="cifarlab server to talk to [env: CIFARLAB_API_URL].")
+]
+
+
+def _client(api_url: str | None) -> ApiClient:
+    return ApiClient(api_url or get_settings().api_url)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def worker_argv(concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "--concurrency", str(concurrency), "--loglevel", loglevel,
+        "--queues", get_settings().queue, "--hostname", "cifarlab@%h",
+    ]  # fmt: skip
+
+
+def web_argv(host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+@cli.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address the web server listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web server.")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Database, broker and models [env: CIFARLAB_DATA_DIR].")
+    ] = None,
+    redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
+) -> None:
+    """Start everything on this machine: embedded Redis, SQLite, one worker and the web server."""
+    if data_dir is not None:
+        os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
+    get_settings.cache_clear()
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis_port = redis_port or free_port()
+    os.environ["CIFARLAB_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    os.environ["CIFARLAB_API_URL"] = f"http://{host}:{port}"
+    get_settings.cache_clear()
+
+    from app.migrate import upgrade
+
+    supervisor = Supervisor()
+    supervisor.adopt("redis", start_redis(settings.data_dir, redis_port))
+    try:
+        upgrade()
+        env = dict(os.environ)
+        supervisor.start("worker", worker_argv(), env)
+        supervisor.start("web", web_argv(host, port), env)
+    except BaseException:
+        supervisor.stop()
+        raise
+    console.print(
+        f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
+        "press Ctrl-C to stop"
+    )
+    raise typer.Exit(code=supervisor.wait())
+
+
+@cli.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run only the web server (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    os.execv(sys.executable, web_argv(host, port))
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Experiments trained at once.")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run only a training worker (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    os.execv(sys.executable, worker_argv(concurrency, loglevel))
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from app.migrate import upgrade
+
+    upgrade()
+    console.print(f"database is up to date: {get_settings().sqlalchemy_url}")
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`--set key=value`: values read as JSON (numbers, null, true) or else as text."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {assignment!r}: write it as key=value, e.g. epochs=2")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+@cli.command()
+def launch(
+    model: Annotated[str, typer.Option(help="Model to train, e.g. custom_cnn.")] = "custom_cnn",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Hyperparameter as key=value; repeatable.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag; repeatable.")] = None,
+    follow: Annotated[bool, typer.Option(help="Show progress until it ends.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Launch an experiment through the API."""
+    try:
+        hyperparameters = parse_assignments(set_ or [])
+        spec = parse_spec(
+            {
+                "name": name or f"{model} from the CLI",
+                "model": model,
+                "tags": tag or [],
+                "hyperparameters": hyperparameters,
+            }
+        )
+    except SpecError as exc:
+        for error in exc.errors:
+            console.print(f"[red]error:[/red] {error.field}: {error.message}", highlight=False)
+        raise typer.Exit(code=2) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    client = _client(api_url)
+    try:
+        experiment = client.launch(spec.model_dump(mode="json"))
+        console.print(
+            f"launched experiment {experiment['id']}: "
+            f"{client.base_url}/experiments/{experiment['id']}"
+        )
+        if follow:
+            experiment = _follow(client, experiment["id"])
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    if follow and experiment["status"] != "succeeded":
+        raise _fail(f"experiment {experiment['id']} {experiment['status']}: {experiment['error']}")
+
+
+def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
+    """One progress bar per epoch, then the test accuracy."""
+    bars: dict[int, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        while True:
+            experiment = client.experiment(experiment_id)
+            rows = {row["epoch"]: row for row in client.metrics(experiment_id)}
+            current = experiment["current_epoch"]
+            for epoch in range(1, max(current, max(rows, default=0)) + 1):
+                if epoch not in bars:
+                    bars[epoch] = progress.add_task(
+                        f"epoch {epoch}/{experiment['total_epochs']}", total=1.0, info=""
+                    )
+                row = rows.get(epoch)
+                if row:
+                    info = f"acc {row['accuracy']:.3f} val_acc {row['val_accuracy'] or 0:.3f}"
+                    progress.update(bars[epoch], completed=1.0, info=info)
+                elif epoch == current:
+                    progress.update(bars[epoch], completed=experiment["epoch_progress"])
+            if experiment["status"] in FINISHED:
+                break
+            time.sleep(1.0)
+    if experiment["status"] == "succeeded":
+        console.print(
+            f"test accuracy: {experiment['test_accuracy']:.4f}  "
+            f"macro F1: {experiment['macro_f1']:.4f}"
+        )
+    return experiment
+
+
+@cli.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    api_url: ApiUrl = None,
+) -> None:
+    """List experiments, newest first."""
+    try:
+        page = _client(api_url).experiments(status=status, limit=limit)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("id", "name", "model", "status", "test acc", "created")
+    for item in page["items"]:
+        accuracy = "" if item["test_accuracy"] is None else f"{item['test_accuracy']:.4f}"
+        table.add_row(
+            str(item["id"]),
+            item["name"],
+            item["model"],
+            item["status"],
+            accuracy,
+            item["created_at"][:19],
+        )
+    console.print(table)
+    console.print(f"{len(page['items'])} of {page['total']}")
+
+
+@cli.command()
+def show(experiment_id: int, api_url: ApiUrl = None) -> None:
+    """Show one experiment with its epochs."""
+    client = _client(api_url)
+    try:
+        experiment = client.experiment(experiment_id)
+        epochs = client.metrics(experiment_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    for key in (
+        "id",
+        "name",
+        "model",
+        "status",
+        "device",
+        "worker_host",
+        "test_accuracy",
+        "macro_f1",
+        "duration_seconds",
+        "error",
+    ):
+        console.print(f"{key:>16}: {experiment[key]}", highlight=False)
+    console.print(f"{'hyperparameters':>16}: {json.dumps(experiment['spec']['hyperparameters'])}")
+    table = Table("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+    for row in epochs:
+        table.add_row(
+            *(str(row["epoch"]),),
+            *(
+                f"{row[k]:.4f}" if row[k] is not None else ""
+                for k in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+            ),
+        )
+    console.print(table)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cli()
+
+
+if __name__ == "__main__":
+    main()

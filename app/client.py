@@ -1,0 +1,46 @@
+"""A small HTTP client for the REST API, used by the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ApiError(RuntimeError):
+    """The server refused or could not be reached; the message says what to do."""
+
+
+class ApiClient:
+    def __init__(self, base_url: str, timeout_seconds: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"cannot reach cifarlab at {self.base_url} ({exc}); start it with `cifarlab up` "
+                "or point --api-url / CIFARLAB_API_URL at a running server"
+            ) from None
+        if response.is_error:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(f"{response.status_code}: {detail}")
+        return response.json()
+
+    def launch(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/experiments", json=spec)  # type: ignore[no-any-return]
+
+    def experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/experiments/{experiment_id}")  # type: ignore[no-any-return]
+
+    def metrics(self, experiment_id: int) -> list[dict[str, Any]]:
+        return self._request("GET", f"/api/experiments/{experiment_id}/metrics")["epochs"]  # type: ignore[no-any-return]
+
+    def experiments(self, **filters: Any) -> dict[str, Any]:
+        params = {key: value for key, value in filters.items() if value is not None}
+        return self._request("GET", "/api/experiments", params=params)  # type: ignore[no-any-return]

@@ -1,0 +1,56 @@
+"""Settings: the only place that reads the environment (prefix ``CIFARLAB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every process (web, worker, CLI) is configured from the same variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CIFARLAB_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".cifarlab",
+        description="Database, Redis files, cached datasets and trained models live here.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in data_dir."
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker.")
+    cifar10_path: Path | None = Field(
+        default=None,
+        description="cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or its tar.gz.",
+    )
+    weights_dir: Path | None = Field(
+        default=None, description="Pre-trained weight files for machines without internet."
+    )
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI client talks.")
+    queue: str = Field(default="cifarlab", description="Celery queue that training tasks use.")
+    visibility_timeout_seconds: int = Field(
+        default=7 * 24 * 3600,
+        description="Longer than the longest run, or Redis redelivers a running task.",
+    )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'cifarlab.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def dataset_cache_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

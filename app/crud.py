@@ -1,0 +1,196 @@
+"""Keyword-only functions over a session: every read and write the web, CLI and worker make."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import String, cast, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.schemas import ExperimentSpec
+
+EPOCH_FIELDS = (
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "images_per_second",
+)
+
+
+def create_experiment(*, session: Session, spec: ExperimentSpec) -> Experiment:
+    experiment = Experiment(
+        name=spec.name,
+        model=spec.model,
+        tags=list(spec.tags),
+        spec=spec.model_dump(mode="json"),
+        status=Status.queued,
+        total_epochs=spec.hyperparameters.epochs,
+    )
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+def get_experiment(*, session: Session, experiment_id: int) -> Experiment | None:
+    return session.get(Experiment, experiment_id)
+
+
+def list_experiments(
+    *,
+    session: Session,
+    status: str | None = None,
+    model: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Experiment], int]:
+    query = select(Experiment)
+    if status:
+        query = query.where(Experiment.status == status)
+    if model:
+        query = query.where(Experiment.model == model)
+    if tag:
+        # Tags are a JSON list; matching its quoted text works on SQLite and PostgreSQL alike.
+        query = query.where(cast(Experiment.tags, String).contains(f'"{tag}"'))
+    if q:
+        query = query.where(Experiment.name.ilike(f"%{q}%"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Experiment.created_at.desc(), Experiment.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, total
+
+
+def list_epochs(
+    *, session: Session, experiment_id: int, after_epoch: int = 0
+) -> Sequence[EpochMetric]:
+    return session.scalars(
+        select(EpochMetric)
+        .where(EpochMetric.experiment_id == experiment_id, EpochMetric.epoch > after_epoch)
+        .order_by(EpochMetric.epoch)
+    ).all()
+
+
+def claim_experiment(
+    *, session: Session, experiment_id: int, worker_host: str, device: str
+) -> bool:
+    """Move queued -> running in one statement, so a redelivered task cannot start it twice."""
+    now = utcnow()
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.queued)
+        .values(
+            status=Status.running,
+            started_at=now,
+            heartbeat_at=now,
+            worker_host=worker_host,
+            device=device,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_epoch(
+    *, session: Session, experiment_id: int, epoch: int, values: dict[str, Any]
+) -> None:
+    """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one."""
+    row = {"experiment_id": experiment_id, "epoch": epoch}
+    row.update({key: values.get(key) for key in EPOCH_FIELDS if key in values})
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(EpochMetric).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=["experiment_id", "epoch"],
+        set_={key: statement.excluded[key] for key in row if key not in ("experiment_id", "epoch")},
+    )
+    session.execute(statement)
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(current_epoch=epoch, epoch_progress=1.0, heartbeat_at=utcnow())
+    )
+
+
+def record_progress(
+    *, session: Session, experiment_id: int, epoch: int, epoch_progress: float
+) -> bool:
+    """Store progress within an epoch; returns whether a cancel has been requested."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(current_epoch=epoch, epoch_progress=epoch_progress, heartbeat_at=utcnow())
+    )
+    status = session.scalar(select(Experiment.status).where(Experiment.id == experiment_id))
+    return status == Status.cancelled
+
+
+def set_parameters(*, session: Session, experiment_id: int, parameters: int) -> None:
+    session.execute(
+        update(Experiment).where(Experiment.id == experiment_id).values(parameters=parameters)
+    )
+
+
+def save_evaluation(
+    *,
+    session: Session,
+    experiment_id: int,
+    classes: list[str],
+    confusion_matrix: list[list[int]],
+    report: dict[str, Any],
+) -> Evaluation:
+    """Store the test-set result and mark the experiment succeeded, in one transaction."""
+    accuracy = float(report["accuracy"])
+    evaluation = Evaluation(
+        experiment_id=experiment_id,
+        accuracy=accuracy,
+        classes=classes,
+        confusion_matrix=confusion_matrix,
+        report=report,
+        test_size=int(sum(sum(row) for row in confusion_matrix)),
+    )
+    session.merge(evaluation)
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(
+            status=Status.succeeded,
+            finished_at=utcnow(),
+            test_accuracy=accuracy,
+            macro_f1=float(report["macro avg"]["f1-score"]),
+        )
+    )
+    return evaluation
+
+
+def finish_experiment(
+    *, session: Session, experiment_id: int, status: Status, error: str | None = None
+) -> None:
+    """End a run that did not succeed; metrics already written stay."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(status=status, finished_at=utcnow(), error=error)
+    )
+
+
+def request_cancel(*, session: Session, experiment: Experiment) -> None:
+    """A queued experiment never starts; a running one stops at its next batch."""
+    if Status(experiment.status).finished:
+        return
+    experiment.status = Status.cancelled
+    if experiment.started_at is None:
+        experiment.finished_at = utcnow()
+
+
+def delete_experiment(*, session: Session, experiment: Experiment) -> None:
+    session.delete(experiment)

@@ -1,0 +1,28 @@
+"""create_app(): the FastAPI application with its routers, templates and static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from fastapi.staticfiles import StaticFiles
+
+from app.routes import api, events, pages
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app() -> FastAPI:
+    # Swagger UI and ReDoc from the installed package: the docs page works offline.
+    app = FastAPIOffline(
+        title="cifarlab",
+        description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
+        version="0.1.0",
+    )
+    api.install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(events.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,50 @@
+"""The Celery client the web uses to enqueue runs, and the settings workers share.
+
+The web never imports the worker package (it would drag in TensorFlow); it sends tasks by
+name instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from app.config import Settings, get_settings
+
+TRAIN_TASK = "cifarlab.train"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Settings that matter for hour-long GPU tasks; workers and the web use the same."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.queue,
+        "task_routes": {TRAIN_TASK: {"queue": settings.queue}},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_max_tasks_per_child": 1,
+        "worker_hijack_root_logger": False,
+    }
+
+
+@lru_cache
+def get_celery() -> Celery:
+    app = Celery("cifarlab")
+    app.conf.update(celery_config(get_settings()))
+    return app
+
+
+def enqueue_training(experiment_id: int) -> None:
+    """Send only the id: the worker reads the spec from the database it was committed to."""
+    get_celery().send_task(TRAIN_TASK, args=[experiment_id], queue=get_settings().queue)
+
+
+def online_workers(timeout_seconds: float = 1.0) -> list[str]:
+    replies = get_celery().control.ping(timeout=timeout_seconds) or []
+    return sorted(name for reply in replies for name in reply)

@@ -1,0 +1,183 @@
+"""The JSON API: everything the pages show, for scripts and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.config import get_settings
+from app.deps import SessionDep
+from app.models import Experiment, Status
+from app.queue import enqueue_training, online_workers
+from app.schemas import (
+    EvaluationPublic,
+    ExperimentPublic,
+    ExperimentsPublic,
+    HealthPublic,
+    MetricsPublic,
+    ModelPublic,
+    SpecError,
+    parse_spec,
+)
+from app.zoo import MODELS
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api", tags=["api"])
+
+SPEC_EXAMPLE = {
+    "name": "cnn baseline",
+    "model": "custom_cnn",
+    "tags": ["baseline"],
+    "hyperparameters": {"epochs": 2, "train_size": 500, "test_size": 200},
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every refusal is JSON with a message a person can act on, naming the field."""
+
+    @app.exception_handler(SpecError)
+    async def spec_error(_: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "errors": [e.model_dump() for e in exc.errors]},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
+def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    if experiment is None:
+        raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
+    return experiment
+
+
+def launch(session: Session, spec_data: Any) -> Experiment:
+    """Validate, store as queued, commit, then enqueue: a queued id always has its row."""
+    spec = parse_spec(spec_data)
+    experiment = crud.create_experiment(session=session, spec=spec)
+    session.commit()
+    try:
+        enqueue_training(experiment.id)
+    except Exception as exc:
+        logger.exception("could not enqueue experiment %s", experiment.id)
+        crud.finish_experiment(
+            session=session,
+            experiment_id=experiment.id,
+            status=Status.failed,
+            error=f"Could not reach the broker at {get_settings().redis_url}: {exc}. "
+            "Start Redis (cifarlab up starts one) and launch again.",
+        )
+        session.commit()
+        session.refresh(experiment)
+    return experiment
+
+
+@router.post("/experiments", status_code=201, response_model=ExperimentPublic)
+def create_experiment(
+    session: SessionDep,
+    spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
+) -> Experiment:
+    """Launch an experiment. The body is an experiment spec; see GET /api/models for each
+    model's hyperparameters, their defaults and bounds."""
+    return launch(session, spec)
+
+
+@router.get("/experiments", response_model=ExperimentsPublic)
+def list_experiments(
+    session: SessionDep,
+    status: Status | None = None,
+    model: str | None = None,
+    tag: str | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    items, total = crud.list_experiments(
+        session=session, status=status, model=model, tag=tag, q=q, limit=limit, offset=offset
+    )
+    return {"items": items, "total": total}
+
+
+@router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
+def get_experiment(session: SessionDep, experiment_id: int) -> Experiment:
+    return _experiment_or_404(session, experiment_id)
+
+
+@router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)
+def get_metrics(session: SessionDep, experiment_id: int) -> dict[str, Any]:
+    _experiment_or_404(session, experiment_id)
+    return {"epochs": crud.list_epochs(session=session, experiment_id=experiment_id)}
+
+
+@router.get("/experiments/{experiment_id}/evaluation", response_model=EvaluationPublic)
+def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
+    experiment = _experiment_or_404(session, experiment_id)
+    if experiment.evaluation is None:
+        raise HTTPException(
+            status_code=404,
+            detail=f"experiment {experiment_id} has no evaluation yet "
+            f"(status: {experiment.status})",
+        )
+    return experiment.evaluation
+
+
+@router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
+def cancel_experiment(session: SessionDep, experiment_id: int) -> Experiment:
+    experiment = _experiment_or_404(session, experiment_id)
+    crud.request_cancel(session=session, experiment=experiment)
+    session.commit()
+    return experiment
+
+
+@router.get("/models", response_model=list[ModelPublic])
+def list_models() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": info.name,
+            "title": info.title,
+            "family": info.family,
+            "description": info.description,
+            "hyperparameters_schema": info.hyperparameters.model_json_schema(),
+        }
+        for info in MODELS.values()
+    ]
+
+
+@router.get("/health", response_model=HealthPublic)
+def health(session: SessionDep) -> dict[str, Any]:
+    """Database, broker and workers: what must be up for a launch to train."""
+    try:
+        session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:
+        database = f"error: {exc}"
+    try:
+        workers = online_workers()
+        broker = "ok"
+    except Exception as exc:
+        workers, broker = [], f"error: {exc}"
+    healthy = database == "ok" and broker == "ok" and bool(workers)
+    return {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "broker": broker,
+        "workers": workers,
+    }

@@ -1,0 +1,158 @@
+"""Server-sent events for the live experiment page, fed by polling the database.
+
+The worker writes to the database only, so polling it (a few cheap indexed reads per tick)
+works the same on SQLite and PostgreSQL and needs no extra channel between worker and web.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app import crud
+from app.db import get_sessionmaker
+from app.models import Status
+from app.schemas import EpochMetricPublic, EvaluationPublic, ExperimentPublic
+
+router = APIRouter(tags=["events"])
+
+POLL_SECONDS = 0.5
+PING_SECONDS = 15.0
+RETRY_MILLISECONDS = 2000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    experiment: ExperimentPublic
+    epochs: list[EpochMetricPublic]
+    evaluation: EvaluationPublic | None
+
+
+@dataclass
+class StreamState:
+    """What this client has been sent, so each tick sends only what changed."""
+
+    last_epoch: int
+    experiment: ExperimentPublic | None = None
+    evaluation_sent: bool = False
+    last_send: float = field(default_factory=time.monotonic)
+
+
+def read_snapshot(experiment_id: int, after_epoch: int) -> Snapshot | None:
+    """One short-lived session per tick, so a long stream never holds a connection.
+
+    The experiment is read first: once it reads as finished, the epochs and evaluation the
+    worker committed before it are all visible to the reads that follow.
+    """
+    with get_sessionmaker()() as session:
+        experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+        if experiment is None:
+            return None
+        public = ExperimentPublic.model_validate(experiment)
+        rows = crud.list_epochs(
+            session=session, experiment_id=experiment_id, after_epoch=after_epoch
+        )
+        evaluation = experiment.evaluation
+        return Snapshot(
+            experiment=public,
+            epochs=[EpochMetricPublic.model_validate(row) for row in rows],
+            evaluation=None if evaluation is None else EvaluationPublic.model_validate(evaluation),
+        )
+
+
+def format_event(event: str, data: str, event_id: int | None = None) -> str:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+def snapshot_events(snapshot: Snapshot, state: StreamState) -> list[str]:
+    """The events this snapshot adds to what the client has: experiment, epochs, evaluation."""
+    events = []
+    if snapshot.experiment != state.experiment:
+        state.experiment = snapshot.experiment
+        events.append(format_event("experiment", snapshot.experiment.model_dump_json()))
+    for epoch in snapshot.epochs:
+        if epoch.epoch > state.last_epoch:
+            state.last_epoch = epoch.epoch
+            events.append(format_event("epoch", epoch.model_dump_json(), event_id=epoch.epoch))
+    if snapshot.evaluation is not None and not state.evaluation_sent:
+        state.evaluation_sent = True
+        events.append(format_event("evaluation", snapshot.evaluation.model_dump_json()))
+    return events
+
+
+def _status(state: StreamState) -> str:
+    return "" if state.experiment is None else state.experiment.status
+
+
+def _is_finished(snapshot: Snapshot) -> bool:
+    return Status(snapshot.experiment.status).finished
+
+
+async def _wait_for_next_tick(request: Request) -> bool:
+    """Sleep one poll interval; False once the client has gone."""
+    await asyncio.sleep(POLL_SECONDS)
+    return not await request.is_disconnected()
+
+
+async def event_stream(
+    request: Request, experiment_id: int, first: Snapshot, state: StreamState
+) -> AsyncIterator[str]:
+    yield f"retry: {RETRY_MILLISECONDS}\n\n"
+    snapshot: Snapshot | None = first
+    while snapshot is not None:
+        events = snapshot_events(snapshot, state)
+        if _is_finished(snapshot):
+            yield "".join(events) + format_event("end", json.dumps({"status": _status(state)}))
+            return
+        now = time.monotonic()
+        if events:
+            state.last_send = now
+            yield "".join(events)
+        elif now - state.last_send >= PING_SECONDS:
+            state.last_send = now
+            yield ": ping\n\n"
+        if not await _wait_for_next_tick(request):
+            return
+        snapshot = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
+
+
+def _resume_after(after_epoch: int, last_event_id: str | None) -> int:
+    """A reconnecting browser sends the last epoch it got as Last-Event-ID."""
+    if last_event_id and last_event_id.strip().isdigit():
+        return max(after_epoch, int(last_event_id))
+    return after_epoch
+
+
+@router.get(
+    "/experiments/{experiment_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def experiment_events(
+    request: Request,
+    experiment_id: int,
+    after_epoch: Annotated[int, Query(ge=0, description="Send only epochs after this one.")] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Live updates as server-sent events: ``experiment`` (state changed), ``epoch`` (one
+    new row, ``id`` = its number), ``evaluation``, then ``end`` once the run has finished."""
+    state = StreamState(last_epoch=_resume_after(after_epoch, last_event_id))
+    first = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
+    if first is None:
+        raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
+    return StreamingResponse(
+        event_stream(request, experiment_id, first, state),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

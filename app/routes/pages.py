@@ -1,0 +1,474 @@
+"""HTML pages: the experiments list, the launch form and the live experiment page.
+
+Pages read the database only; the launch form validates with the same ``parse_spec`` the API
+and CLI use, so a spec that the form accepts is one the worker can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from kombu.utils.url import maybe_sanitize_url
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from app import crud
+from app.charts import confusion_matrix_figure, curves_figure, report_rows
+from app.config import get_settings
+from app.deps import SessionDep
+from app.models import Experiment, Status
+from app.queue import enqueue_training
+from app.schemas import (
+    EpochMetricPublic,
+    EvaluationPublic,
+    ExperimentPublic,
+    FieldError,
+    SpecError,
+    parse_spec,
+)
+from app.zoo import MODELS
+
+logger = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
+PAGE_SIZE = 25
+HP_PREFIX = "hp."
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def format_datetime(value: datetime | None) -> str:
+    """SQLite hands back naive datetimes; every stored time is UTC, so say so."""
+    if value is None:
+        return "—"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def format_percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.2f}%"
+
+
+def format_number(value: float | int | None, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True
+    )
+    env.filters.update(
+        datetime=format_datetime,
+        duration=format_duration,
+        percent=format_percent,
+        number=format_number,
+    )
+    env.globals.update(plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS)
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
+
+
+def _not_found(request: Request, message: str) -> Response:
+    return templates.TemplateResponse(request, "404.html", {"message": message}, status_code=404)
+
+
+# --- plotly.js, from the installed plotly package ----------------------------------------------
+
+
+@lru_cache
+def _plotly_js() -> tuple[Path, str]:
+    """The bundled plotly.js and a content ETag, computed once per process."""
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    return path, f'"{digest}"'
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+@router.get(PLOTLY_JS_URL)
+def plotly_js(if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    """Served, not copied into the repo and never from a CDN: pages work offline."""
+    path, etag = _plotly_js()
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="text/javascript", headers=headers)
+
+
+# --- the experiments list ----------------------------------------------------------------------
+
+
+def _page_url(filters: dict[str, str], page: int) -> str:
+    query = {key: value for key, value in filters.items() if value}
+    if page > 1:
+        query["page"] = str(page)
+    return "/?" + urlencode(query) if query else "/"
+
+
+@router.get("/")
+def experiments_page(
+    request: Request,
+    session: SessionDep,
+    status: str = "",
+    model: str = "",
+    q: str = "",
+    page: int = 1,
+) -> Response:
+    page = max(page, 1)
+    items, total = crud.list_experiments(
+        session=session,
+        status=status or None,
+        model=model or None,
+        q=q.strip() or None,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    filters = {"status": status, "model": model, "q": q}
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    context = {
+        "experiments": items,
+        "total": total,
+        "filters": filters,
+        "page": page,
+        "first_row": (page - 1) * PAGE_SIZE + 1,
+        "previous_url": _page_url(filters, page - 1) if page > 1 else None,
+        "next_url": _page_url(filters, page + 1) if page < pages else None,
+        "pages": pages,
+    }
+    return templates.TemplateResponse(request, "experiments.html", context)
+
+
+# --- the launch form, generated from each model's hyperparameter JSON schema -------------------
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One hyperparameter input; ``nullable`` fields submit an empty input as null."""
+
+    key: str
+    label: str
+    help: str
+    kind: Literal["number", "select", "text"]
+    default: str
+    nullable: bool
+    attributes: dict[str, str] = field(default_factory=dict)
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def input_name(self) -> str:
+        return HP_PREFIX + self.key
+
+    @property
+    def error_path(self) -> str:
+        return f"hyperparameters.{self.key}"
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    name: str
+    title: str
+    description: str
+    fields: tuple[FormField, ...]
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _number_attributes(schema: dict[str, Any]) -> dict[str, str]:
+    attributes = {"step": "1" if schema.get("type") == "integer" else "any"}
+    for bound, names in (("min", ("minimum", "exclusiveMinimum")), ("max", ("maximum",))):
+        value = next((schema[name] for name in names if name in schema), None)
+        if value is not None:
+            attributes[bound] = _to_text(value)
+    return attributes
+
+
+def _options(schema: dict[str, Any], nullable: bool) -> tuple[tuple[str, str], ...]:
+    if schema.get("type") == "boolean":
+        choices: list[tuple[str, str]] = [("true", "Yes"), ("false", "No")]
+    else:
+        choices = [(_to_text(value), _to_text(value)) for value in schema.get("enum", [])]
+    return ((("", "—"),) if nullable else ()) + tuple(choices)
+
+
+def form_field(key: str, prop: dict[str, Any]) -> FormField:
+    """One JSON-schema property -> one input; ``anyOf [X, null]`` is an optional X."""
+    variants = prop.get("anyOf", [prop])
+    nullable = any(variant.get("type") == "null" for variant in variants)
+    schema = next((variant for variant in variants if variant.get("type") != "null"), {})
+    is_number = schema.get("type") in ("integer", "number")
+    is_choice = schema.get("type") == "boolean" or "enum" in schema
+    kind: Literal["number", "select", "text"] = (
+        "number" if is_number else "select" if is_choice else "text"
+    )
+    return FormField(
+        key=key,
+        label=prop.get("title", key.replace("_", " ").capitalize()),
+        help=prop.get("description", ""),
+        kind=kind,
+        default=_to_text(prop.get("default")),
+        nullable=nullable,
+        attributes=_number_attributes(schema) if is_number else {},
+        options=_options(schema, nullable) if is_choice else (),
+    )
+
+
+@lru_cache
+def model_forms() -> tuple[ModelForm, ...]:
+    forms = []
+    for info in MODELS.values():
+        properties = info.hyperparameters.model_json_schema().get("properties", {})
+        fields = tuple(form_field(key, prop) for key, prop in properties.items())
+        forms.append(ModelForm(info.name, info.title, info.description, fields))
+    return tuple(forms)
+
+
+def _fields_of(model: str) -> tuple[FormField, ...]:
+    return next((form.fields for form in model_forms() if form.name == model), ())
+
+
+def _split_tags(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
+    """Form strings -> a spec dict. An empty input is left out so the default applies, except
+    for a nullable field, where empty means null ("all images"). Numbers stay strings:
+    pydantic's lax mode coerces them and names the field when it cannot."""
+    model = values.get("model", "")
+    nullable = {f.key for f in _fields_of(model) if f.nullable}
+    hyperparameters: dict[str, Any] = {}
+    for name, raw in values.items():
+        if not name.startswith(HP_PREFIX):
+            continue
+        key, value = name.removeprefix(HP_PREFIX), raw.strip()
+        if value:
+            hyperparameters[key] = value
+        elif key in nullable:
+            hyperparameters[key] = None
+    return {
+        "name": values.get("name", ""),
+        "model": model,
+        "tags": _split_tags(values.get("tags", "")),
+        "hyperparameters": hyperparameters,
+    }
+
+
+def values_from_spec(spec: dict[str, Any]) -> dict[str, str]:
+    """A stored spec -> form values, for cloning an experiment."""
+    values = {
+        "name": f"{spec.get('name', '')} (copy)",
+        "model": str(spec.get("model", "")),
+        "tags": ", ".join(spec.get("tags", [])),
+    }
+    for key, value in spec.get("hyperparameters", {}).items():
+        values[HP_PREFIX + key] = _to_text(value)
+    return values
+
+
+def _error_target(error_field: str, paths: list[str]) -> str | None:
+    """The input an error belongs to: ``tags.0`` belongs to ``tags``."""
+    matches = [p for p in paths if error_field == p or error_field.startswith(p + ".")]
+    return max(matches, key=len, default=None)
+
+
+def group_errors(
+    errors: list[FieldError], model: str
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """Errors by the input they are shown next to, and those that belong to no input."""
+    paths = ["name", "model", "tags", *(f.error_path for f in _fields_of(model))]
+    attached: dict[str, list[FieldError]] = {}
+    unattached: list[FieldError] = []
+    for error in errors:
+        target = _error_target(error.field, paths)
+        if target is None:
+            unattached.append(error)
+        else:
+            attached.setdefault(target, []).append(error)
+    return attached, unattached
+
+
+def _render_form(
+    request: Request,
+    values: dict[str, str],
+    errors: list[FieldError] | None = None,
+    status_code: int = 200,
+) -> Response:
+    forms = model_forms()
+    model = values.get("model", "")
+    if model not in MODELS:
+        model = forms[0].name
+    attached, unattached = group_errors(errors or [], model)
+    context = {
+        "forms": forms,
+        "chosen": model,
+        "values": values,
+        "errors": errors or [],
+        "attached": attached,
+        "unattached": unattached,
+    }
+    return templates.TemplateResponse(request, "new.html", context, status_code=status_code)
+
+
+@router.get("/experiments/new")
+def new_experiment_page(
+    request: Request,
+    session: SessionDep,
+    source_id: Annotated[int | None, Query(alias="from")] = None,
+) -> Response:
+    """``?from=ID`` prefills the form with that experiment's spec (clone and tweak)."""
+    if source_id is None:
+        return _render_form(request, {})
+    source = crud.get_experiment(session=session, experiment_id=source_id)
+    if source is None:
+        return _not_found(request, f"There is no experiment {source_id} to copy.")
+    return _render_form(request, values_from_spec(source.spec))
+
+
+async def _form_values(request: Request) -> dict[str, str]:
+    form: FormData = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _enqueue_or_fail(session: Session, experiment: Experiment) -> None:
+    """The row is committed first; if the broker is down the run is marked failed, with why."""
+    try:
+        enqueue_training(experiment.id)
+    except Exception as exc:
+        logger.exception("could not enqueue experiment %s", experiment.id)
+        broker = maybe_sanitize_url(get_settings().redis_url)
+        crud.finish_experiment(
+            session=session,
+            experiment_id=experiment.id,
+            status=Status.failed,
+            error=f"Could not reach the broker at {broker}: {exc}.\n"
+            "Start Redis (`cifarlab up` starts one) and launch again.",
+        )
+        session.commit()
+
+
+@router.post("/experiments/new")
+def launch_experiment(
+    request: Request,
+    session: SessionDep,
+    values: Annotated[dict[str, str], Depends(_form_values)],
+) -> Response:
+    try:
+        spec = parse_spec(spec_from_form(values))
+    except SpecError as exc:
+        return _render_form(request, values, exc.errors, status_code=422)
+    experiment = crud.create_experiment(session=session, spec=spec)
+    session.commit()
+    _enqueue_or_fail(session, experiment)
+    return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
+
+
+# --- one experiment ----------------------------------------------------------------------------
+
+
+def evaluation_context(evaluation: EvaluationPublic | None) -> dict[str, Any]:
+    if evaluation is None:
+        return {"evaluation": None}
+    return {
+        "evaluation": evaluation,
+        "confusion_figure": confusion_matrix_figure(
+            evaluation.classes, evaluation.confusion_matrix
+        ),
+        "report_rows": report_rows(evaluation.report, evaluation.classes),
+    }
+
+
+def _evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
+    if experiment.evaluation is None:
+        return None
+    return EvaluationPublic.model_validate(experiment.evaluation)
+
+
+def _page_data(
+    experiment: ExperimentPublic, last_epoch: int, has_evaluation: bool
+) -> dict[str, Any]:
+    """What the page script needs to pick the live stream up where the page left off."""
+    return {
+        "id": experiment.id,
+        "finished": Status(experiment.status).finished,
+        "lastEpoch": last_epoch,
+        "hasEvaluation": has_evaluation,
+        "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
+        "evaluationUrl": f"/experiments/{experiment.id}/evaluation",
+    }
+
+
+@router.get("/experiments/{experiment_id}")
+def experiment_page(request: Request, session: SessionDep, experiment_id: int) -> Response:
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    if experiment is None:
+        return _not_found(request, f"Experiment {experiment_id} does not exist.")
+    public = ExperimentPublic.model_validate(experiment)
+    epochs = [
+        EpochMetricPublic.model_validate(row)
+        for row in crud.list_epochs(session=session, experiment_id=experiment_id)
+    ]
+    evaluation = _evaluation_of(experiment)
+    total = public.total_epochs or None
+    context = {
+        "experiment": public,
+        "hyperparameters": public.spec.get("hyperparameters", {}),
+        "accuracy_figure": curves_figure(epochs, "accuracy", total_epochs=total),
+        "loss_figure": curves_figure(epochs, "loss", total_epochs=total),
+        "page_data": _page_data(public, epochs[-1].epoch if epochs else 0, evaluation is not None),
+        **evaluation_context(evaluation),
+    }
+    return templates.TemplateResponse(request, "experiment.html", context)
+
+
+@router.get("/experiments/{experiment_id}/evaluation")
+def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
+    """The evaluation section alone: the live page swaps it in when training ends, so the
+    table and heatmap have one rendering path."""
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    evaluation = None if experiment is None else _evaluation_of(experiment)
+    status_code = 200 if evaluation is not None else 404
+    return templates.TemplateResponse(
+        request, "_evaluation.html", evaluation_context(evaluation), status_code=status_code
+    )

@@ -1,0 +1,140 @@
+// Live experiment page: draws the server-rendered figures, then follows the SSE stream.
+// Formatting mirrors the Jinja filters in app/routes/pages.py so live and reloaded pages match.
+"use strict";
+
+(function () {
+  const PLOT_CONFIG = {
+    displaylogo: false,
+    responsive: true,
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
+  };
+  const DASH = "\u2014";
+  const page = JSON.parse(document.getElementById("experiment-data").textContent);
+  const state = { lastEpoch: page.lastEpoch, hasEvaluation: page.hasEvaluation };
+
+  function drawCharts(root) {
+    root.querySelectorAll('script[type="application/json"][data-chart]').forEach((script) => {
+      const target = document.getElementById(script.dataset.chart);
+      if (!target) return;
+      const figure = JSON.parse(script.textContent);
+      Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG);
+    });
+  }
+
+  function formatDatetime(iso) {
+    if (!iso) return DASH;
+    // SQLite returns naive timestamps; every stored time is UTC.
+    const hasZone = /(Z|[+-]\d\d:?\d\d)$/i.test(iso);
+    const date = new Date(hasZone ? iso : iso + "Z");
+    return date.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  function formatDuration(seconds) {
+    if (seconds === null || seconds === undefined) return DASH;
+    const total = Math.round(seconds);
+    const hours = Math.floor(total / 3600);
+    const minutes = Math.floor((total % 3600) / 60);
+    const secs = String(total % 60).padStart(2, "0");
+    if (hours) return `${hours}h ${String(minutes).padStart(2, "0")}m ${secs}s`;
+    return minutes ? `${minutes}m ${secs}s` : `${total % 60}s`;
+  }
+
+  const orDash = (format) => (value) => (value === null || value === undefined ? DASH : format(value));
+  const FACTS = {
+    status: orDash(String),
+    created_at: formatDatetime,
+    started_at: formatDatetime,
+    finished_at: formatDatetime,
+    duration_seconds: formatDuration,
+    worker_host: orDash(String),
+    device: orDash(String),
+    parameters: orDash((value) => value.toLocaleString("en-US")),
+    test_accuracy: orDash((value) => `${(value * 100).toFixed(2)}%`),
+    macro_f1: orDash((value) => value.toFixed(3)),
+  };
+
+  function updateStatus(status) {
+    const badge = document.getElementById("status");
+    badge.textContent = status;
+    badge.className = `badge badge-${status}`;
+    badge.dataset.status = status;
+  }
+
+  function updateFacts(experiment) {
+    Object.entries(FACTS).forEach(([key, format]) => {
+      const cell = document.querySelector(`#facts [data-fact="${key}"]`);
+      if (cell) cell.textContent = format(experiment[key]);
+    });
+    const alert = document.getElementById("error");
+    alert.hidden = !(experiment.status === "failed" && experiment.error);
+    alert.querySelector("[data-fact=error]").textContent = experiment.error || "";
+  }
+
+  function updateProgress(experiment) {
+    const { current_epoch: current, total_epochs: total, epoch_progress: fraction } = experiment;
+    const done = current > 0 ? current - 1 + fraction : 0;
+    const overall = experiment.status === "succeeded" ? 1 : total ? Math.min(done / total, 1) : 0;
+    const box = document.getElementById("progress");
+    box.dataset.currentEpoch = current;
+    box.dataset.totalEpochs = total;
+    box.dataset.epochProgress = fraction;
+    box.querySelector(".progress-epoch").textContent = `Epoch ${current}/${total}`;
+    box.querySelector(".progress-detail").textContent =
+      `${Math.round(fraction * 100)}% of this epoch \u00b7 ${Math.round(overall * 100)}% overall`;
+    const track = box.querySelector(".progress-track");
+    track.setAttribute("aria-valuenow", String(Math.round(overall * 100)));
+    const fill = box.querySelector(".progress-fill");
+    fill.style.width = `${(overall * 100).toFixed(1)}%`;
+    fill.className = `progress-fill progress-${experiment.status}`;
+  }
+
+  function onExperiment(experiment) {
+    updateStatus(experiment.status);
+    updateFacts(experiment);
+    updateProgress(experiment);
+  }
+
+  function onEpoch(row) {
+    if (row.epoch <= state.lastEpoch) return; // already drawn (page render or earlier event)
+    state.lastEpoch = row.epoch;
+    const x = [[row.epoch], [row.epoch]];
+    Plotly.extendTraces("accuracy-chart", { x, y: [[row.accuracy], [row.val_accuracy]] }, [0, 1]);
+    Plotly.extendTraces("loss-chart", { x, y: [[row.loss], [row.val_loss]] }, [0, 1]);
+  }
+
+  async function onEvaluation() {
+    if (state.hasEvaluation) return;
+    state.hasEvaluation = true;
+    const response = await fetch(page.evaluationUrl, { headers: { Accept: "text/html" } });
+    if (!response.ok) {
+      state.hasEvaluation = false;
+      return;
+    }
+    const container = document.getElementById("evaluation");
+    container.innerHTML = await response.text();
+    drawCharts(container);
+  }
+
+  function setLive(on) {
+    document.getElementById("live").hidden = !on;
+  }
+
+  function follow() {
+    const source = new EventSource(page.eventsUrl);
+    const handle = (name, handler) =>
+      source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
+    source.addEventListener("open", () => setLive(true));
+    handle("experiment", onExperiment);
+    handle("epoch", onEpoch);
+    handle("evaluation", onEvaluation);
+    handle("end", () => {
+      source.close();
+      setLive(false);
+    });
+    // The browser reconnects by itself (sending Last-Event-ID); only a closed source is final.
+    source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));
+  }
+
+  drawCharts(document);
+  if (!page.finished) follow();
+})();

@@ -1,0 +1,9 @@
+# The web service: FastAPI pages and API. No TensorFlow in this image.
+FROM python:3.11-slim
+WORKDIR /srv/cifarlab
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY worker ./worker
+RUN pip install --no-cache-dir '.[postgres]'
+EXPOSE 8000
+CMD ["cifarlab", "web", "--host", "0.0.0.0", "--port", "8000"]

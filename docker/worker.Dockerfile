@@ -1,0 +1,8 @@
+# A training worker: Keras on TensorFlow with CUDA, one per GPU.
+FROM python:3.11-slim
+WORKDIR /srv/cifarlab
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY worker ./worker
+RUN pip install --no-cache-dir '.[worker,gpu,postgres]'
+CMD ["cifarlab", "worker", "--concurrency", "1"]

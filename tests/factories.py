@@ -1,0 +1,66 @@
+"""Small builders for tests: tiny CIFAR-10 archives and experiments in the database."""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.models import Experiment
+from app.schemas import parse_spec
+
+NUM_CLASSES = 10
+
+
+def learnable_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Each class gets its own colour and stripe, plus noise, so a CNN learns it in one epoch."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 32, 32, 3), dtype=np.uint8)
+    for index, label in enumerate(labels):
+        images[index, :, :, label % 3] += 120
+        images[index, (label * 3) : (label * 3) + 3, :, :] = 250
+    return images
+
+
+def write_official_cifar10(root: Path, *, train_per_class: int, test_per_class: int) -> Path:
+    """The official python format (cifar-10-python.tar.gz), tiny; returns the archive path."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    y_train = np.repeat(np.arange(NUM_CLASSES), train_per_class)
+    y_test = np.repeat(np.arange(NUM_CLASSES), test_per_class)
+    x_train, x_test = learnable_images(y_train, 1), learnable_images(y_test, 2)
+    for number, part in enumerate(np.array_split(np.arange(len(y_train)), 5), start=1):
+        _write_batch(folder / f"data_batch_{number}", x_train[part], y_train[part])
+    _write_batch(folder / "test_batch", x_test, y_test)
+    archive = root / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    return archive
+
+
+def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # channel-first rows
+    with path.open("wb") as file:
+        pickle.dump({b"data": rows, b"labels": labels.tolist()}, file)
+
+
+def spec_data(**hyperparameters: Any) -> dict[str, Any]:
+    return {
+        "name": "tiny cnn",
+        "model": "custom_cnn",
+        "tags": ["test"],
+        "hyperparameters": {"epochs": 2, "train_size": 200, "test_size": 100, **hyperparameters},
+    }
+
+
+def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
+    experiment = crud.create_experiment(
+        session=session, spec=parse_spec(spec_data(**hyperparameters))
+    )
+    session.commit()
+    return experiment

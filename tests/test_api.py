@@ -1,0 +1,164 @@
+"""The REST API against a real database and a real Redis (no worker consumes the queue)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.main import create_app
+from app.models import Status
+from tests.factories import make_experiment, spec_data
+
+QUEUE = "cifarlab"
+
+
+@pytest.fixture
+def client(broker: redis.Redis) -> TestClient:
+    return TestClient(create_app())
+
+
+def queued_ids(broker: redis.Redis) -> list[int]:
+    messages = [json.loads(raw) for raw in broker.lrange(QUEUE, 0, -1)]
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+
+
+def test_post_stores_queued_experiment_and_enqueues_its_id(
+    client: TestClient, broker: redis.Redis
+) -> None:
+    response = client.post("/api/experiments", json=spec_data(epochs=3))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["spec"]["hyperparameters"]["epochs"] == 3
+    assert body["spec"]["hyperparameters"]["batch_size"] == 128  # the model's default
+    assert body["total_epochs"] == 3
+    assert queued_ids(broker) == [body["id"]]
+    assert client.get(f"/api/experiments/{body['id']}").json()["name"] == "tiny cnn"
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "field"),
+    [({"epochs": -1}, "hyperparameters.epochs"), ({"momentum": 0.9}, "hyperparameters.momentum")],
+)
+def test_bad_spec_refused_naming_field_and_nothing_queued(
+    client: TestClient, broker: redis.Redis, hyperparameters: dict, field: str
+) -> None:
+    response = client.post("/api/experiments", json=spec_data(**hyperparameters))
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert field in response.json()["detail"]
+    assert broker.llen(QUEUE) == 0
+    assert client.get("/api/experiments").json() == {"items": [], "total": 0}
+
+
+def test_malformed_json_is_a_422_with_a_message(client: TestClient) -> None:
+    response = client.post(
+        "/api/experiments", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_list_filters_and_paginates(client: TestClient, session: Session) -> None:
+    for epochs in (1, 2, 3):
+        make_experiment(session, epochs=epochs)
+    first = make_experiment(session)
+    crud.finish_experiment(session=session, experiment_id=first.id, status=Status.failed)
+    session.commit()
+    page = client.get("/api/experiments", params={"limit": 2, "offset": 0}).json()
+    assert page["total"] == 4
+    assert [item["id"] for item in page["items"]] == [4, 3]
+    failed = client.get("/api/experiments", params={"status": "failed"}).json()
+    assert [item["id"] for item in failed["items"]] == [first.id]
+    assert client.get("/api/experiments", params={"tag": "test"}).json()["total"] == 4
+    assert client.get("/api/experiments", params={"tag": "other"}).json()["total"] == 0
+    assert client.get("/api/experiments", params={"status": "bogus"}).status_code == 422
+
+
+def test_metrics_and_evaluation_as_in_the_contract(client: TestClient, session: Session) -> None:
+    experiment = make_experiment(session, epochs=2)
+    for epoch in (1, 2, 2):  # a re-sent epoch replaces its row
+        crud.record_epoch(
+            session=session,
+            experiment_id=experiment.id,
+            epoch=epoch,
+            values={"loss": 1.0 / epoch, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4},
+        )
+    session.commit()
+    assert client.get(f"/api/experiments/{experiment.id}/evaluation").status_code == 404
+    classes = ["a", "b"]
+    report = {
+        "a": {"precision": 1.0, "recall": 0.5, "f1-score": 0.667, "support": 2.0},
+        "b": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 1.0},
+        "accuracy": 0.667,
+        "macro avg": {"precision": 0.75, "recall": 0.75, "f1-score": 0.667, "support": 3.0},
+        "weighted avg": {"precision": 0.833, "recall": 0.667, "f1-score": 0.667, "support": 3.0},
+    }
+    crud.save_evaluation(
+        session=session,
+        experiment_id=experiment.id,
+        classes=classes,
+        confusion_matrix=[[1, 1], [0, 1]],
+        report=report,
+    )
+    session.commit()
+    epochs = client.get(f"/api/experiments/{experiment.id}/metrics").json()["epochs"]
+    assert [row["epoch"] for row in epochs] == [1, 2]
+    assert set(epochs[0]) >= {
+        "epoch",
+        "phase",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+        "seconds",
+    }
+    evaluation = client.get(f"/api/experiments/{experiment.id}/evaluation").json()
+    assert evaluation["confusion_matrix"] == [[1, 1], [0, 1]]
+    assert evaluation["test_size"] == 3
+    assert evaluation["report"]["macro avg"]["f1-score"] == 0.667
+    summary = client.get(f"/api/experiments/{experiment.id}").json()
+    assert (summary["status"], summary["test_accuracy"]) == ("succeeded", 0.667)
+
+
+def test_unknown_experiment_is_404_with_message(client: TestClient) -> None:
+    response = client.get("/api/experiments/999")
+    assert response.status_code == 404
+    assert "999" in response.json()["detail"]
+
+
+def test_models_serve_hyperparameter_schema(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    properties = models["custom_cnn"]["hyperparameters_schema"]["properties"]
+    assert properties["epochs"]["minimum"] == 1
+    assert properties["epochs"]["default"] == 20
+
+
+def test_health_reports_broker_up_and_no_workers(client: TestClient) -> None:
+    health = client.get("/api/health").json()
+    assert health == {"status": "degraded", "database": "ok", "broker": "ok", "workers": []}
+
+
+def test_cancel_queued_experiment_never_starts(client: TestClient, session: Session) -> None:
+    experiment = make_experiment(session)
+    body = client.post(f"/api/experiments/{experiment.id}/cancel").json()
+    assert body["status"] == "cancelled"
+    assert body["finished_at"] is not None
+
+
+def test_openapi_documents_the_api(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/experiments", "/api/experiments/{experiment_id}/metrics", "/api/health"} <= set(
+        paths
+    )
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn" not in docs.text and "https://" not in docs.text.replace("https://fastapi", "")
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200

@@ -1,0 +1,54 @@
+"""The one spec every client shares: defaults, bounds, unknown keys, messages naming fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.schemas import SpecError, parse_spec
+from tests.factories import spec_data
+
+
+def test_defaults_fill_what_is_not_given() -> None:
+    spec = parse_spec({"name": "x", "model": "custom_cnn"})
+    hp = spec.hyperparameters
+    assert (hp.epochs, hp.batch_size, hp.learning_rate, hp.image_size) == (20, 128, 1e-3, 32)
+    assert (hp.validation_split, hp.seed, hp.train_size, hp.test_size) == (0.2, 0, None, None)
+    assert spec.model_dump()["hyperparameters"]["conv_blocks"] == 3
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "field"),
+    [
+        ({"epochs": 0}, "hyperparameters.epochs"),
+        ({"epochs": 501}, "hyperparameters.epochs"),
+        ({"batch_size": "many"}, "hyperparameters.batch_size"),
+        ({"validation_split": 0.9}, "hyperparameters.validation_split"),
+        ({"train_size": 5}, "hyperparameters.train_size"),
+        ({"learning_rte": 0.1}, "hyperparameters.learning_rte"),
+    ],
+)
+def test_bad_hyperparameters_name_their_field(hyperparameters: dict, field: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_data(**hyperparameters))
+    assert [error.field for error in caught.value.errors] == [field]
+    assert field in str(caught.value)
+
+
+def test_unknown_key_is_an_error_not_ignored() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_data(learning_rte=0.1))
+    assert "unknown field" in caught.value.errors[0].message
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"name": "x", "model": "resnet9000"})
+    error = caught.value.errors[0]
+    assert error.field == "model"
+    assert "custom_cnn" in error.message
+
+
+def test_blank_name_and_top_level_extras_refused() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"name": "  ", "model": "custom_cnn", "colour": "red"})
+    assert {error.field for error in caught.value.errors} == {"name", "colour"}

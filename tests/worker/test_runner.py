@@ -1,0 +1,95 @@
+"""The worker's run, in-process on tiny data: epochs streamed, evaluation stored, cancel honoured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.config import get_settings
+from app.models import Status
+from app.schemas import parse_spec
+from tests.factories import make_experiment, spec_data
+from worker import runner
+from worker.evaluation import evaluate_predictions
+
+TINY = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "batch_size": 32}
+
+
+@pytest.fixture
+def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CIFARLAB_CIFAR10_PATH", str(tiny_cifar10))
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def test_run_streams_epochs_and_stores_evaluation_and_model(
+    settings_with_data, session: Session
+) -> None:
+    experiment = make_experiment(session, epochs=2, train_size=300, test_size=100, **TINY)
+    outcome = runner.run_experiment(
+        experiment_id=experiment.id,
+        spec=parse_spec(experiment.spec),
+        settings=settings_with_data,
+    )
+    assert not outcome.cancelled
+    session.expire_all()
+    rows = crud.list_epochs(session=session, experiment_id=experiment.id)
+    assert [row.epoch for row in rows] == [1, 2]
+    for row in rows:
+        assert None not in (row.loss, row.accuracy, row.val_loss, row.val_accuracy)
+        assert row.learning_rate == pytest.approx(1e-3)
+        assert row.seconds > 0 and row.images_per_second > 0
+    stored = crud.get_experiment(session=session, experiment_id=experiment.id)
+    assert stored.status == Status.succeeded
+    assert stored.parameters and stored.parameters > 0
+    evaluation = stored.evaluation
+    assert sum(map(sum, evaluation.confusion_matrix)) == 100 == evaluation.test_size
+    assert [evaluation.report[name]["support"] for name in evaluation.classes] == [10.0] * 10
+    model = keras.models.load_model(runner.model_path(settings_with_data, experiment.id))
+    assert model.count_params() == stored.parameters
+
+
+def test_split_and_subsets_are_stratified_and_disjoint(settings_with_data) -> None:
+    from worker.data import load_cifar10
+
+    dataset = load_cifar10(
+        source=settings_with_data.cifar10_path, cache_dir=settings_with_data.dataset_cache_dir
+    )
+    spec = parse_spec(spec_data(train_size=300, test_size=100, validation_split=0.2))
+    training, test = runner.prepare_data(spec, dataset)
+    assert (len(training.y_train), len(training.y_val), len(test.y_test)) == (240, 60, 100)
+    assert np.bincount(training.y_val, minlength=10).tolist() == [6] * 10
+    assert np.bincount(test.y_test, minlength=10).tolist() == [10] * 10
+
+
+def test_cancel_request_stops_training_and_keeps_nothing_half_done(
+    settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = make_experiment(session, epochs=3, train_size=300, test_size=100, **TINY)
+    crud.request_cancel(session=session, experiment=experiment)
+    session.commit()
+    monkeypatch.setattr("worker.callbacks.PROGRESS_INTERVAL_SECONDS", 0.0)
+    outcome = runner.run_experiment(
+        experiment_id=experiment.id, spec=parse_spec(experiment.spec), settings=settings_with_data
+    )
+    assert outcome.cancelled
+    assert crud.list_epochs(session=session, experiment_id=experiment.id) == []
+    assert not runner.model_path(settings_with_data, experiment.id).exists()
+
+
+def test_evaluation_matches_sklearn_table() -> None:
+    y_true = np.array([0, 0, 1, 1, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 0]]
+    result = evaluate_predictions(y_true, probabilities, ("a", "b", "c"))
+    assert result.confusion_matrix == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert result.report["accuracy"] == pytest.approx(0.6)
+    assert result.report["b"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1-score": 0.8, "support": 2.0}
+    )
+    assert result.report["c"]["f1-score"] == 0.0
+    assert set(result.report) == {"a", "b", "c", "accuracy", "macro avg", "weighted avg"}

@@ -1,0 +1,11 @@
+"""The Celery app workers run; configured from the same Settings as the web."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.config import get_settings
+from app.queue import celery_config
+
+app = Celery("cifarlab", include=["worker.tasks"])
+app.conf.update(celery_config(get_settings()))
