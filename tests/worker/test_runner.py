@@ -1,4 +1,4 @@
-"""The worker's run, in-process on tiny data: epochs streamed, evaluation stored, cancel honoured."""
+"""The worker run, in-process on tiny data: epochs streamed, evaluation stored, cancel honoured."""
 
 from __future__ import annotations
 
