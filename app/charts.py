@@ -18,6 +18,9 @@ TRAIN_COLOR = "#2563eb"
 VALIDATION_COLOR = "#ea580c"
 FONT = {"family": "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
 GRID_COLOR = "#e5e7eb"
+# matplotlib's "Blues", light to dark; plotly.js's own "Blues" runs dark to light.
+BLUES = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
+WAITING = "Waiting for the first epoch…"
 AVERAGE_ROWS = ("macro avg", "weighted avg")
 SUMMARY_KEYS = frozenset({"accuracy", *AVERAGE_ROWS})
 
@@ -77,6 +80,23 @@ def _curve(name: str, x: list[int], y: list[Any], color: str, value_format: str)
     }
 
 
+def _mark_waiting(layout: dict[str, Any]) -> None:
+    """Without points Plotly picks a -1..4 axis; show 0..1 and say why it is empty. The live
+    page drops the note and turns autorange back on when the first epoch arrives."""
+    layout["yaxis"]["range"] = [0, 1]
+    layout["annotations"] = [
+        {
+            "text": WAITING,
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "font": {"color": "#656d76", "size": 13},
+        }
+    ]
+
+
 def curves_figure(
     epochs: Sequence[EpochMetricPublic | Mapping[str, Any]],
     metric: Metric,
@@ -104,6 +124,8 @@ def curves_figure(
         hovermode="x unified",
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     )
+    if not x:
+        _mark_waiting(layout)
     return {
         "data": [
             _curve("train", x, train, TRAIN_COLOR, value_format),
@@ -125,7 +147,7 @@ def confusion_matrix_figure(
         "y": list(classes),
         "text": [[str(count) for count in row] for row in matrix],
         "texttemplate": "%{text}",
-        "colorscale": "Blues",
+        "colorscale": BLUES,
         "showscale": False,
         "xgap": 1,
         "ygap": 1,

@@ -18,8 +18,10 @@ from rich.table import Table
 from app.client import ApiClient, ApiError
 from app.config import get_settings
 from app.embedded_redis import free_port, start_redis
+from app.presets import PRESETS
 from app.schemas import SpecError, parse_spec
 from app.supervisor import Supervisor
+from app.zoo import MODELS
 
 cli = typer.Typer(
     help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
@@ -136,9 +138,38 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return values
 
 
+def build_spec(
+    *,
+    preset: str | None,
+    model: str | None,
+    assignments: list[str],
+    name: str | None,
+    tags: list[str],
+) -> dict[str, Any]:
+    """A spec from a preset (or a model's defaults) with `--set` overrides, as plain JSON."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"no preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        base = PRESETS[preset].spec.model_dump(mode="json")
+        if model is not None and model != base["model"]:
+            raise ValueError(f"preset {preset} trains {base['model']}; drop --model {model}")
+    else:
+        model = model or "custom_cnn"
+        base = {"name": f"{model} from the CLI", "model": model, "hyperparameters": {}}
+    base["hyperparameters"].update(parse_assignments(assignments))
+    base["name"] = name or base["name"]
+    base["tags"] = [*base.get("tags", []), *tags]
+    return parse_spec(base).model_dump(mode="json")
+
+
 @cli.command()
 def launch(
-    model: Annotated[str, typer.Option(help="Model to train, e.g. custom_cnn.")] = "custom_cnn",
+    model: Annotated[
+        str | None, typer.Option(help="Model to train (see `cifarlab models`); default custom_cnn.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a ready spec (see `cifarlab presets`).")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Hyperparameter as key=value; repeatable.")
     ] = None,
@@ -149,14 +180,8 @@ def launch(
 ) -> None:
     """Launch an experiment through the API."""
     try:
-        hyperparameters = parse_assignments(set_ or [])
-        spec = parse_spec(
-            {
-                "name": name or f"{model} from the CLI",
-                "model": model,
-                "tags": tag or [],
-                "hyperparameters": hyperparameters,
-            }
+        spec = build_spec(
+            preset=preset, model=model, assignments=set_ or [], name=name, tags=tag or []
         )
     except SpecError as exc:
         for error in exc.errors:
@@ -166,7 +191,7 @@ def launch(
         raise _fail(str(exc)) from None
     client = _client(api_url)
     try:
-        experiment = client.launch(spec.model_dump(mode="json"))
+        experiment = client.launch(spec)
         console.print(
             f"launched experiment {experiment['id']}: "
             f"{client.base_url}/experiments/{experiment['id']}"
@@ -177,6 +202,27 @@ def launch(
         raise _fail(str(exc)) from None
     if follow and experiment["status"] != "succeeded":
         raise _fail(f"experiment {experiment['id']} {experiment['status']}: {experiment['error']}")
+
+
+@cli.command()
+def presets() -> None:
+    """List the ready specs `launch --preset` takes."""
+    table = Table("preset", "model", "what", "published test acc")
+    for preset in PRESETS.values():
+        published = (
+            "" if preset.published_test_accuracy is None else str(preset.published_test_accuracy)
+        )
+        table.add_row(preset.name, preset.spec.model, preset.title, published)
+    console.print(table)
+
+
+@cli.command()
+def models() -> None:
+    """List the models `launch --model` takes."""
+    table = Table("model", "family", "title")
+    for info in MODELS.values():
+        table.add_row(info.name, info.family, info.title)
+    console.print(table)
 
 
 def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def create_experiment(*, session: Session, spec: ExperimentSpec) -> Experiment:
         tags=list(spec.tags),
         spec=spec.model_dump(mode="json"),
         status=Status.queued,
-        total_epochs=spec.hyperparameters.epochs,
+        total_epochs=spec.hyperparameters.planned_epochs,
     )
     session.add(experiment)
     session.flush()
@@ -134,9 +134,20 @@ def record_progress(
     return status == Status.cancelled
 
 
-def set_parameters(*, session: Session, experiment_id: int, parameters: int) -> None:
+def set_model_info(
+    *,
+    session: Session,
+    experiment_id: int,
+    parameters: int,
+    trainable_parameters: int,
+    layers: list[dict[str, Any]],
+) -> None:
     session.execute(
-        update(Experiment).where(Experiment.id == experiment_id).values(parameters=parameters)
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(
+            parameters=parameters, trainable_parameters=trainable_parameters, model_layers=layers
+        )
     )
 
 

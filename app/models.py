@@ -50,6 +50,8 @@ class Experiment(Base):
     epoch_progress: Mapped[float] = mapped_column(Float, default=0.0)
     total_epochs: Mapped[int] = mapped_column(Integer, default=0)
     parameters: Mapped[int | None] = mapped_column(Integer, default=None)
+    trainable_parameters: Mapped[int | None] = mapped_column(Integer, default=None)
+    model_layers: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     test_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
     macro_f1: Mapped[float | None] = mapped_column(Float, default=None)
 

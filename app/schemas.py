@@ -105,6 +105,8 @@ class ExperimentPublic(BaseModel):
     total_epochs: int
     epoch_progress: float
     parameters: int | None
+    trainable_parameters: int | None
+    model_layers: list[dict[str, Any]] | None
     test_accuracy: float | None
     macro_f1: float | None
 

@@ -49,10 +49,10 @@ def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         pickle.dump({b"data": rows, b"labels": labels.tolist()}, file)
 
 
-def spec_data(**hyperparameters: Any) -> dict[str, Any]:
+def spec_data(model: str = "custom_cnn", **hyperparameters: Any) -> dict[str, Any]:
     return {
         "name": "tiny cnn",
-        "model": "custom_cnn",
+        "model": model,
         "tags": ["test"],
         "hyperparameters": {"epochs": 2, "train_size": 200, "test_size": 100, **hyperparameters},
     }

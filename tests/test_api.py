@@ -44,7 +44,7 @@ def test_post_stores_queued_experiment_and_enqueues_its_id(
 
 @pytest.mark.parametrize(
     ("hyperparameters", "field"),
-    [({"epochs": -1}, "hyperparameters.epochs"), ({"momentum": 0.9}, "hyperparameters.momentum")],
+    [({"epochs": -1}, "hyperparameters.epochs"), ({"nesterov": True}, "hyperparameters.nesterov")],
 )
 def test_bad_spec_refused_naming_field_and_nothing_queued(
     client: TestClient, broker: redis.Redis, hyperparameters: dict, field: str

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from app.charts import confusion_matrix_figure, curves_figure, report_rows
 from app.schemas import EpochMetricPublic
 
-EPOCHS = [
+EPOCHS: list[dict[str, Any]] = [
     {"epoch": 1, "loss": 2.0, "accuracy": 0.3, "val_loss": 2.2, "val_accuracy": 0.25},
     {"epoch": 2, "loss": 1.5, "accuracy": 0.5, "val_loss": 1.7, "val_accuracy": 0.45},
     {"epoch": 3, "loss": 1.1, "accuracy": 0.6, "val_loss": None, "val_accuracy": None},
 ]
 
 
-def _metric(row: dict) -> EpochMetricPublic:
+def _metric(row: dict[str, Any]) -> EpochMetricPublic:
     return EpochMetricPublic.model_validate(
         {"phase": "train", "learning_rate": 1e-3, "seconds": 1.0, "images_per_second": 9.0, **row}
     )

@@ -31,14 +31,12 @@ class ExperimentRecorder(keras.callbacks.Callback):
         steps_per_epoch: int,
         train_images: int,
         phase: str = "train",
-        epoch_offset: int = 0,
     ) -> None:
         super().__init__()
         self.experiment_id = experiment_id
         self.steps_per_epoch = max(steps_per_epoch, 1)
         self.train_images = train_images
         self.phase = phase
-        self.epoch_offset = epoch_offset
         self.cancelled = False
         self._epoch_started = 0.0
         self._last_progress = 0.0
@@ -60,7 +58,7 @@ class ExperimentRecorder(keras.callbacks.Callback):
             cancel = crud.record_progress(
                 session=session,
                 experiment_id=self.experiment_id,
-                epoch=self.epoch_offset + self._epoch + 1,
+                epoch=self._epoch + 1,
                 epoch_progress=min((batch + 1) / self.steps_per_epoch, 1.0),
             )
         if cancel:
@@ -90,7 +88,7 @@ class ExperimentRecorder(keras.callbacks.Callback):
             crud.record_epoch(
                 session=session,
                 experiment_id=self.experiment_id,
-                epoch=self.epoch_offset + epoch + 1,
+                epoch=epoch + 1,
                 values={**numbers, "phase": self.phase},
             )
 

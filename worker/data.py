@@ -26,6 +26,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from worker.augmentation import Augmenter
+
 logger = logging.getLogger(__name__)
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -444,6 +446,7 @@ def make_dataset(
     shuffle: bool,
     seed: int,
     num_classes: int = 10,
+    augment: Augmenter | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
 
@@ -460,9 +463,11 @@ def make_dataset(
 
     def prepare(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.cast(tf.gather(pixels, indices), tf.float32)
+        one_hot = tf.one_hot(tf.gather(classes, indices), num_classes, dtype=tf.float32)
+        if augment is not None:
+            batch, one_hot = augment(batch, one_hot)
         if images.shape[1:3] != (image_size, image_size):
             batch = tf.image.resize(batch, (image_size, image_size), method="bilinear")
-        one_hot = tf.one_hot(tf.gather(classes, indices), num_classes, dtype=tf.float32)
         return batch, one_hot
 
     dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

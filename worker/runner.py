@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from app import crud
 from app.config import Settings
 from app.db import session_scope
 from app.schemas import ExperimentSpec
+from worker.builders import build_model, load_warm_start
+from worker.checkpoints import Checkpoint, ResumePoint, save_model_atomically
 from worker.data import (
     CLASS_NAMES,
     Cifar10,
@@ -26,7 +27,7 @@ from worker.data import (
     stratified_split,
 )
 from worker.evaluation import evaluate_predictions
-from worker.training import TrainingData, build_model, fit
+from worker.training import Trainer, TrainingData, precision_policy
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,22 @@ def worker_host() -> str:
     return f"{socket.gethostname()} (pid {os.getpid()})"
 
 
+def experiment_dir(settings: Settings, experiment_id: int) -> Path:
+    return settings.artifacts_dir / f"experiment-{experiment_id}"
+
+
+def model_path(settings: Settings, experiment_id: int) -> Path:
+    return experiment_dir(settings, experiment_id) / "model.keras"
+
+
 def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, Cifar10]:
     """Seeded, stratified subsets and split, so small runs are real, smaller experiments."""
     hp = spec.hyperparameters
     train_idx = stratified_indices(dataset.y_train, hp.train_size, seed=hp.seed)
     test_idx = stratified_indices(dataset.y_test, hp.test_size, seed=hp.seed)
-    fit_idx, val_idx = stratified_split(
-        dataset.y_train[train_idx], hp.validation_split, seed=hp.seed
-    )
-    x, y = dataset.x_train[train_idx], dataset.y_train[train_idx]
+    y = dataset.y_train[train_idx]
+    fit_idx, val_idx = stratified_split(y, hp.validation_split, seed=hp.seed)
+    x = dataset.x_train[train_idx]
     training = TrainingData(
         x_train=x[fit_idx], y_train=y[fit_idx], x_val=x[val_idx], y_val=y[val_idx]
     )
@@ -70,54 +78,69 @@ def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, 
     return training, test
 
 
+def initial_model(spec: ExperimentSpec, settings: Settings) -> keras.Model:
+    source = spec.hyperparameters.warm_start_experiment_id
+    if source is None:
+        return build_model(spec, settings)
+    path = model_path(settings, source)
+    if not path.is_file():
+        raise ValueError(
+            f"warm start: experiment {source} has no trained model ({path} is missing); "
+            "pick an experiment that succeeded"
+        )
+    return load_warm_start(str(path), spec)
+
+
+def record_model(experiment_id: int, model: keras.Model, phase: str) -> None:
+    """The page's model summary: top-level layers, and what trains in the current phase."""
+    layers = [
+        {
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "parameters": int(layer.count_params()),
+            "trainable": bool(layer.trainable),
+        }
+        for layer in model.layers
+    ]
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    with session_scope() as session:
+        crud.set_model_info(
+            session=session, experiment_id=experiment_id, parameters=int(model.count_params()),
+            trainable_parameters=trainable, layers=layers,
+        )  # fmt: skip
+    logger.info("experiment %s phase %s: %s trainable parameters", experiment_id, phase, trainable)
+
+
 def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settings) -> RunOutcome:
     hp = spec.hyperparameters
     keras.utils.set_random_seed(hp.seed)
+    keras.mixed_precision.set_global_policy(precision_policy(hp))
     dataset = load_cifar10(source=settings.cifar10_path, cache_dir=settings.dataset_cache_dir)
     training, test = prepare_data(spec, dataset)
-    model = build_model(spec)
-    with session_scope() as session:
-        crud.set_parameters(
-            session=session, experiment_id=experiment_id, parameters=int(model.count_params())
-        )
-    recorder = fit(experiment_id=experiment_id, model=model, spec=spec, data=training)
-    if recorder.cancelled:
-        return RunOutcome(cancelled=True)
-    probabilities = model.predict(
-        make_dataset(
-            test.x_test,
-            test.y_test,
-            batch_size=hp.batch_size,
-            image_size=hp.image_size,
-            shuffle=False,
-            seed=hp.seed,
-        ),
-        verbose=0,
+    checkpoint = Checkpoint(experiment_dir(settings, experiment_id))
+    resumed = checkpoint.load()
+    if resumed is not None:
+        model, start = resumed
+        logger.info("experiment %s resumes after epoch %s", experiment_id, start.epochs_done)
+    else:
+        model, start = initial_model(spec, settings), ResumePoint()
+    trainer = Trainer(
+        experiment_id=experiment_id, model=model, spec=spec, data=training, checkpoint=checkpoint
     )
-    result = evaluate_predictions(test.y_test, np.asarray(probabilities), CLASS_NAMES)
-    save_model(model, model_path(settings, experiment_id))
+    trainer.run(start, on_phase_start=lambda m, phase: record_model(experiment_id, m, phase))
+    if trainer.cancelled:
+        return RunOutcome(cancelled=True)
+    test_batches = make_dataset(
+        test.x_test, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
+        shuffle=False, seed=hp.seed,
+    )  # fmt: skip
+    probabilities = np.asarray(model.predict(test_batches, verbose=0))
+    result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
+    save_model_atomically(model, model_path(settings, experiment_id))
     with session_scope() as session:
         crud.save_evaluation(
-            session=session,
-            experiment_id=experiment_id,
-            classes=result.classes,
-            confusion_matrix=result.confusion_matrix,
-            report=result.report,
-        )
+            session=session, experiment_id=experiment_id, classes=result.classes,
+            confusion_matrix=result.confusion_matrix, report=result.report,
+        )  # fmt: skip
+    checkpoint.clear()
     return RunOutcome(cancelled=False)
-
-
-def model_path(settings: Settings, experiment_id: int) -> Path:
-    return settings.artifacts_dir / f"experiment-{experiment_id}" / "model.keras"
-
-
-def save_model(model: keras.Model, path: Path) -> None:
-    """Write beside the target, then rename: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".keras", delete=False) as tmp:
-        temporary = Path(tmp.name)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -15,11 +15,14 @@ from app import crud
 from app.config import get_settings
 from app.deps import SessionDep
 from app.models import Experiment, Status
+from app.presets import PRESETS, Preset
 from app.queue import enqueue_training, online_workers
 from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
+    ExperimentSpec,
     ExperimentsPublic,
+    FieldError,
     HealthPublic,
     MetricsPublic,
     ModelPublic,
@@ -69,9 +72,33 @@ def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
     return experiment
 
 
+def check_references(session: Session, spec: ExperimentSpec) -> None:
+    """What the spec alone cannot know: a warm start must name a model that exists."""
+    source_id = spec.hyperparameters.warm_start_experiment_id
+    if source_id is None:
+        return
+    source = crud.get_experiment(session=session, experiment_id=source_id)
+    if source is None or source.status != Status.succeeded:
+        raise SpecError([
+            FieldError(
+                field="hyperparameters.warm_start_experiment_id",
+                message=f"experiment {source_id} has no trained model to start from; "
+                "pick one that succeeded",
+            )
+        ])  # fmt: skip
+    if source.model != spec.model:
+        raise SpecError([
+            FieldError(
+                field="hyperparameters.warm_start_experiment_id",
+                message=f"experiment {source_id} trained {source.model}, not {spec.model}",
+            )
+        ])  # fmt: skip
+
+
 def launch(session: Session, spec_data: Any) -> Experiment:
     """Validate, store as queued, commit, then enqueue: a queued id always has its row."""
     spec = parse_spec(spec_data)
+    check_references(session, spec)
     experiment = crud.create_experiment(session=session, spec=spec)
     session.commit()
     try:
@@ -159,6 +186,22 @@ def list_models() -> list[dict[str, Any]]:
         }
         for info in MODELS.values()
     ]
+
+
+@router.get("/presets", response_model=list[Preset])
+def list_presets() -> list[Preset]:
+    """Ready specs: the original study's experiments (with its published test accuracy),
+    quick ones for a laptop CPU, and recipes that go past the study."""
+    return list(PRESETS.values())
+
+
+@router.post("/presets/{name}/launch", status_code=201, response_model=ExperimentPublic)
+def launch_preset(session: SessionDep, name: str) -> Experiment:
+    preset = PRESETS.get(name)
+    if preset is None:
+        known = ", ".join(PRESETS)
+        raise HTTPException(status_code=404, detail=f"no preset {name!r}; choose one of: {known}")
+    return launch(session, preset.spec.model_dump(mode="json"))
 
 
 @router.get("/health", response_model=HealthPublic)

@@ -19,9 +19,10 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from kombu.utils.url import maybe_sanitize_url
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -39,7 +40,7 @@ from app.schemas import (
     SpecError,
     parse_spec,
 )
-from app.zoo import MODELS
+from app.zoo import MODELS, ModelInfo
 
 logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -48,6 +49,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
 HP_PREFIX = "hp."
+PRIMARY_GROUPS = ("Training", "Model")
+OTHER_GROUP = "Other settings"
+FAMILY_TITLES = {"from_scratch": "From scratch", "transfer": "Transfer learning"}
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -166,7 +170,6 @@ def experiments_page(
         "total": total,
         "filters": filters,
         "page": page,
-        "first_row": (page - 1) * PAGE_SIZE + 1,
         "previous_url": _page_url(filters, page - 1) if page > 1 else None,
         "next_url": _page_url(filters, page + 1) if page < pages else None,
         "pages": pages,
@@ -187,6 +190,7 @@ class FormField:
     kind: Literal["number", "select", "text"]
     default: str
     nullable: bool
+    group: str
     attributes: dict[str, str] = field(default_factory=dict)
     options: tuple[tuple[str, str], ...] = ()
 
@@ -200,11 +204,22 @@ class FormField:
 
 
 @dataclass(frozen=True)
-class ModelForm:
-    name: str
+class FieldGroup:
     title: str
-    description: str
     fields: tuple[FormField, ...]
+
+
+@dataclass(frozen=True)
+class HyperparameterForm:
+    """The inputs of one hyperparameter class; the models that share the class share it."""
+
+    key: str
+    models: tuple[str, ...]
+    groups: tuple[FieldGroup, ...]
+
+    @property
+    def fields(self) -> tuple[FormField, ...]:
+        return tuple(f for group in self.groups for f in group.fields)
 
 
 def _to_text(value: Any) -> str:
@@ -234,9 +249,9 @@ def _options(schema: dict[str, Any], nullable: bool) -> tuple[tuple[str, str], .
 
 def form_field(key: str, prop: dict[str, Any]) -> FormField:
     """One JSON-schema property -> one input; ``anyOf [X, null]`` is an optional X."""
-    variants = prop.get("anyOf", [prop])
+    variants: list[dict[str, Any]] = prop.get("anyOf", [prop])
     nullable = any(variant.get("type") == "null" for variant in variants)
-    schema = next((variant for variant in variants if variant.get("type") != "null"), {})
+    schema: dict[str, Any] = next((v for v in variants if v.get("type") != "null"), {})
     is_number = schema.get("type") in ("integer", "number")
     is_choice = schema.get("type") == "boolean" or "enum" in schema
     kind: Literal["number", "select", "text"] = (
@@ -249,23 +264,65 @@ def form_field(key: str, prop: dict[str, Any]) -> FormField:
         kind=kind,
         default=_to_text(prop.get("default")),
         nullable=nullable,
+        group=prop.get("group", OTHER_GROUP),
         attributes=_number_attributes(schema) if is_number else {},
         options=_options(schema, nullable) if is_choice else (),
     )
 
 
+def _grouped(fields: list[FormField]) -> tuple[FieldGroup, ...]:
+    """Fields by their schema ``group``: the primary groups first, the rest as declared."""
+    declared = list(dict.fromkeys(f.group for f in fields))
+    rank = {title: PRIMARY_GROUPS.index(title) for title in PRIMARY_GROUPS}
+    titles = sorted(declared, key=lambda title: rank.get(title, len(rank)))
+    return tuple(FieldGroup(t, tuple(f for f in fields if f.group == t)) for t in titles)
+
+
 @lru_cache
-def model_forms() -> tuple[ModelForm, ...]:
-    forms = []
+def hyperparameter_forms() -> tuple[HyperparameterForm, ...]:
+    """One form per hyperparameter class, so nine transfer models do not repeat 35 inputs."""
+    models_by_class: dict[type[BaseModel], list[str]] = {}
     for info in MODELS.values():
-        properties = info.hyperparameters.model_json_schema().get("properties", {})
-        fields = tuple(form_field(key, prop) for key, prop in properties.items())
-        forms.append(ModelForm(info.name, info.title, info.description, fields))
+        models_by_class.setdefault(info.hyperparameters, []).append(info.name)
+    forms = []
+    for hyperparameters, names in models_by_class.items():
+        properties = hyperparameters.model_json_schema().get("properties", {})
+        fields = [form_field(key, prop) for key, prop in properties.items()]
+        forms.append(HyperparameterForm(names[0], tuple(names), _grouped(fields)))
     return tuple(forms)
 
 
+def form_for(model: str) -> HyperparameterForm | None:
+    return next((form for form in hyperparameter_forms() if model in form.models), None)
+
+
 def _fields_of(model: str) -> tuple[FormField, ...]:
-    return next((form.fields for form in model_forms() if form.name == model), ())
+    form = form_for(model)
+    return form.fields if form else ()
+
+
+def model_choices() -> list[tuple[str, list[ModelInfo]]]:
+    """The model select's option groups, by family."""
+    families: dict[str, list[ModelInfo]] = {}
+    for info in MODELS.values():
+        families.setdefault(info.family, []).append(info)
+    return [
+        (FAMILY_TITLES.get(family, family.replace("_", " ").capitalize()), infos)
+        for family, infos in families.items()
+    ]
+
+
+def open_groups(
+    form: HyperparameterForm, values: dict[str, str], error_paths: set[str]
+) -> set[str]:
+    """Primary groups are open; another opens when it holds an error or a changed value."""
+    opened = set(PRIMARY_GROUPS)
+    for group in form.groups:
+        for f in group.fields:
+            changed = values.get(f.input_name, f.default).strip() != f.default
+            if changed or f.error_path in error_paths:
+                opened.add(group.title)
+    return opened
 
 
 def _split_tags(text: str) -> list[str]:
@@ -293,6 +350,44 @@ def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
         "tags": _split_tags(values.get("tags", "")),
         "hyperparameters": hyperparameters,
     }
+
+
+@dataclass(frozen=True)
+class SpecGroup:
+    """One group of a stored spec's hyperparameters, for the experiment page."""
+
+    title: str
+    rows: tuple[tuple[str, str, bool], ...]  # key, shown value, changed from the default
+    open: bool
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def spec_groups(model: str, hyperparameters: dict[str, Any]) -> list[SpecGroup]:
+    """Grouped like the form; groups with a value changed from its default start open."""
+    form = form_for(model)
+    fields = form.fields if form else ()
+    values = {HP_PREFIX + key: _to_text(value) for key, value in hyperparameters.items()}
+    opened = open_groups(form, values, set()) if form else set()
+    groups = []
+    for group in form.groups if form else ():
+        rows = tuple(
+            (f.key, _shown(hyperparameters[f.key]), values[f.input_name] != f.default)
+            for f in group.fields
+            if f.key in hyperparameters
+        )
+        groups.append(SpecGroup(group.title, rows, group.title in opened))
+    known = {f.key for f in fields}
+    others = tuple((k, _shown(v), False) for k, v in hyperparameters.items() if k not in known)
+    if others:  # a spec stored before its model's class changed: still show all of it
+        groups.append(SpecGroup(OTHER_GROUP, others, True))
+    return groups
 
 
 def values_from_spec(spec: dict[str, Any]) -> dict[str, str]:
@@ -335,14 +430,18 @@ def _render_form(
     errors: list[FieldError] | None = None,
     status_code: int = 200,
 ) -> Response:
-    forms = model_forms()
     model = values.get("model", "")
     if model not in MODELS:
-        model = forms[0].name
+        model = next(iter(MODELS))
+    chosen_form = form_for(model)
     attached, unattached = group_errors(errors or [], model)
     context = {
-        "forms": forms,
+        "model_choices": model_choices(),
+        "forms": hyperparameter_forms(),
         "chosen": model,
+        "chosen_form": chosen_form.key if chosen_form else "",
+        "primary_groups": PRIMARY_GROUPS,
+        "open_groups": open_groups(chosen_form, values, set(attached)) if chosen_form else set(),
         "values": values,
         "errors": errors or [],
         "attached": attached,
@@ -453,7 +552,7 @@ def experiment_page(request: Request, session: SessionDep, experiment_id: int) -
     total = public.total_epochs or None
     context = {
         "experiment": public,
-        "hyperparameters": public.spec.get("hyperparameters", {}),
+        "spec_groups": spec_groups(public.model, public.spec.get("hyperparameters", {})),
         "accuracy_figure": curves_figure(epochs, "accuracy", total_epochs=total),
         "loss_figure": curves_figure(epochs, "loss", total_epochs=total),
         "page_data": _page_data(public, epochs[-1].epoch if epochs else 0, evaluation is not None),
@@ -468,7 +567,6 @@ def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) 
     table and heatmap have one rendering path."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     evaluation = None if experiment is None else _evaluation_of(experiment)
-    status_code = 200 if evaluation is not None else 404
-    return templates.TemplateResponse(
-        request, "_evaluation.html", evaluation_context(evaluation), status_code=status_code
-    )
+    if evaluation is None:
+        return HTMLResponse('<p class="muted">No evaluation yet.</p>', status_code=404)
+    return templates.TemplateResponse(request, "_evaluation.html", evaluation_context(evaluation))

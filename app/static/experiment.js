@@ -9,6 +9,7 @@
     modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
   };
   const DASH = "\u2014";
+  const FINISHED = ["succeeded", "failed", "cancelled"];
   const page = JSON.parse(document.getElementById("experiment-data").textContent);
   const state = { lastEpoch: page.lastEpoch, hasEvaluation: page.hasEvaluation };
 
@@ -39,6 +40,7 @@
     return minutes ? `${minutes}m ${secs}s` : `${total % 60}s`;
   }
 
+  const formatInteger = (value) => value.toLocaleString("en-US");
   const orDash = (format) => (value) => (value === null || value === undefined ? DASH : format(value));
   const FACTS = {
     status: orDash(String),
@@ -48,7 +50,8 @@
     duration_seconds: formatDuration,
     worker_host: orDash(String),
     device: orDash(String),
-    parameters: orDash((value) => value.toLocaleString("en-US")),
+    parameters: orDash(formatInteger),
+    trainable_parameters: orDash(formatInteger),
     test_accuracy: orDash((value) => `${(value * 100).toFixed(2)}%`),
     macro_f1: orDash((value) => value.toFixed(3)),
   };
@@ -88,14 +91,56 @@
     fill.className = `progress-fill progress-${experiment.status}`;
   }
 
+  function layerRow(layer) {
+    const row = document.createElement("tr");
+    const name = document.createElement("code");
+    name.dataset.layer = "";
+    name.textContent = layer.name;
+    const values = [name, layer.type, formatInteger(layer.parameters), layer.trainable ? "yes" : "no"];
+    values.forEach((value, index) => {
+      const cell = row.insertCell();
+      cell.append(value);
+      if (index === 2) cell.className = "num";
+    });
+    return row;
+  }
+
+  function updateLayers(layers) {
+    const key = JSON.stringify(layers);
+    if (key === state.layersKey) return;
+    state.layersKey = key;
+    const box = document.getElementById("layers");
+    box.hidden = !(layers && layers.length);
+    box.querySelector("[data-layer-count]").textContent = String((layers || []).length);
+    box.querySelector("tbody").replaceChildren(...(layers || []).map(layerRow));
+  }
+
+  function setupCancel() {
+    const button = document.getElementById("cancel");
+    button.addEventListener("click", async () => {
+      if (!window.confirm("Cancel this run? Epochs already trained are kept.")) return;
+      button.disabled = true;
+      const response = await fetch(button.dataset.url, { method: "POST" });
+      if (!response.ok) button.disabled = false; // the stream reports the new status
+    });
+  }
+
   function onExperiment(experiment) {
+    document.getElementById("cancel").hidden = FINISHED.includes(experiment.status);
     updateStatus(experiment.status);
     updateFacts(experiment);
     updateProgress(experiment);
+    updateLayers(experiment.model_layers);
   }
 
   function onEpoch(row) {
     if (row.epoch <= state.lastEpoch) return; // already drawn (page render or earlier event)
+    if (state.lastEpoch === 0) {
+      // The empty figure had a fixed axis and a "waiting" note (app/charts.py).
+      const reset = { "yaxis.autorange": true, annotations: [] };
+      Plotly.relayout("accuracy-chart", reset);
+      Plotly.relayout("loss-chart", reset);
+    }
     state.lastEpoch = row.epoch;
     const x = [[row.epoch], [row.epoch]];
     Plotly.extendTraces("accuracy-chart", { x, y: [[row.accuracy], [row.val_accuracy]] }, [0, 1]);
@@ -136,5 +181,6 @@
   }
 
   drawCharts(document);
+  setupCancel();
   if (!page.finished) follow();
 })();

@@ -7,8 +7,9 @@
   if (!select) return;
 
   function showModel(model) {
-    document.querySelectorAll("fieldset[data-model]").forEach((fieldset) => {
-      const chosen = fieldset.dataset.model === model;
+    // One fieldset per hyperparameter class; data-models lists the models that use it.
+    document.querySelectorAll("fieldset[data-models]").forEach((fieldset) => {
+      const chosen = fieldset.dataset.models.split(" ").includes(model);
       fieldset.hidden = !chosen;
       fieldset.disabled = !chosen;
     });

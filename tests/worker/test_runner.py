@@ -93,3 +93,61 @@ def test_evaluation_matches_sklearn_table() -> None:
     )
     assert result.report["c"]["f1-score"] == 0.0
     assert set(result.report) == {"a", "b", "c", "accuracy", "macro avg", "weighted avg"}
+
+
+def test_resume_from_checkpoint_continues_the_epoch_count(
+    settings_with_data, session: Session
+) -> None:
+    from worker.builders import build_model
+    from worker.checkpoints import Checkpoint, ResumePoint
+
+    experiment = make_experiment(session, epochs=3, train_size=200, test_size=100, **TINY)
+    spec = parse_spec(experiment.spec)
+    interrupted = build_model(spec, settings_with_data)
+    interrupted.compile(optimizer="adam", loss="categorical_crossentropy")
+    checkpoint = Checkpoint(runner.experiment_dir(settings_with_data, experiment.id))
+    checkpoint.save(interrupted, ResumePoint(epochs_done=2, phase="train"))
+    runner.run_experiment(experiment_id=experiment.id, spec=spec, settings=settings_with_data)
+    session.expire_all()
+    rows = crud.list_epochs(session=session, experiment_id=experiment.id)
+    assert [row.epoch for row in rows] == [3]
+    assert crud.get_experiment(session=session, experiment_id=experiment.id).evaluation
+    assert checkpoint.load() is None  # a finished run leaves no resume point behind
+
+
+def test_transfer_runs_two_phases_with_continuing_epochs(
+    settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = make_experiment(
+        session,
+        model="mobilenet_v2",
+        epochs=1,
+        fine_tune=True,
+        fine_tune_epochs=1,
+        fine_tune_layers=10,
+        weights="random",
+        train_size=100,
+        test_size=50,
+        batch_size=50,
+        image_size=32,
+    )
+    recorded: list[tuple[str, int]] = []
+    original = runner.record_model
+
+    def spy(experiment_id: int, model: keras.Model, phase: str) -> None:
+        original(experiment_id, model, phase)
+        session.expire_all()
+        stored = crud.get_experiment(session=session, experiment_id=experiment_id)
+        recorded.append((phase, stored.trainable_parameters))
+
+    monkeypatch.setattr(runner, "record_model", spy)
+    runner.run_experiment(
+        experiment_id=experiment.id, spec=parse_spec(experiment.spec), settings=settings_with_data
+    )
+    session.expire_all()
+    rows = crud.list_epochs(session=session, experiment_id=experiment.id)
+    assert [(row.epoch, row.phase) for row in rows] == [(1, "train"), (2, "fine_tune")]
+    (first, frozen), (second, unfrozen) = recorded
+    assert (first, second) == ("train", "fine_tune")
+    assert frozen < unfrozen
+    assert crud.get_experiment(session=session, experiment_id=experiment.id).status == "succeeded"

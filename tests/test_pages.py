@@ -1,0 +1,498 @@
+"""HTML pages and the SSE stream against a real SQLite database (no broker, no browser).
+
+The one stand-in: ``enqueue_training`` records ids instead of talking to Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import crud, db
+from app.main import create_app
+from app.models import Experiment, Status
+from app.routes import events, pages
+from app.zoo import MODELS
+from tests.factories import make_experiment
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+XSS = "<script>alert(1)</script>"
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    disabled: bool = False  # inside a disabled fieldset: not submitted
+    text: str = ""
+
+
+class ElementCollector(HTMLParser):
+    """Every start tag with its attributes and the text directly inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[Element] = []
+        self._open: list[Element] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        disabled = any(e.tag == "fieldset" and "disabled" in e.attrs for e in self._open)
+        element = Element(tag, {key: value or "" for key, value in attrs}, disabled)
+        self.elements.append(element)
+        if tag not in {"input", "meta", "link", "br", "img"}:
+            self._open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1].tag == tag:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._open[-1].text += data
+
+
+def elements(html: str) -> list[Element]:
+    collector = ElementCollector()
+    collector.feed(html)
+    return collector.elements
+
+
+def inputs(html: str) -> dict[str, dict[str, str]]:
+    """The inputs and selects the browser would submit, by name."""
+    return {
+        e.attrs["name"]: e.attrs
+        for e in elements(html)
+        if e.tag in ("input", "select") and "name" in e.attrs and not e.disabled
+    }
+
+
+def field_errors(html: str) -> dict[str, str]:
+    return {
+        e.attrs["data-field"]: e.text.strip()
+        for e in elements(html)
+        if "field-error" in e.attrs.get("class", "").split()
+    }
+
+
+def by_id(html: str, element_id: str) -> Element:
+    return next(e for e in elements(html) if e.attrs.get("id") == element_id)
+
+
+@dataclass
+class Enqueued:
+    ids: list[int] = field(default_factory=list)
+    committed_status: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
+    """Records enqueued ids and what a separate session (like the worker's) sees then."""
+    record = Enqueued()
+
+    def fake_enqueue(experiment_id: int) -> None:
+        with db.get_sessionmaker()() as other:
+            experiment = other.get(Experiment, experiment_id)
+            record.committed_status.append(experiment.status if experiment else "missing")
+        record.ids.append(experiment_id)
+
+    monkeypatch.setattr(pages, "enqueue_training", fake_enqueue)
+    return record
+
+
+@pytest.fixture
+def client(data_dir: object) -> TestClient:
+    return TestClient(create_app())
+
+
+def form(**overrides: str) -> dict[str, str]:
+    values = {
+        "name": "form run",
+        "model": "custom_cnn",
+        "tags": "baseline, small ",
+        "hp.epochs": "3",
+        "hp.batch_size": "64",
+        "hp.learning_rate": "0.002",
+        "hp.train_size": "",
+        "hp.test_size": "500",
+        "hp.seed": "",
+    }
+    values.update(overrides)
+    return values
+
+
+def finished_experiment(session: Session, name: str = "finished cnn") -> Experiment:
+    """An experiment as a worker leaves it: claimed, two epochs, evaluated."""
+    experiment = make_experiment(session)
+    experiment.name = name
+    experiment.spec = {**experiment.spec, "name": name}
+    crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="gpu-1", device="CPU:0"
+    )
+    crud.set_model_info(
+        session=session,
+        experiment_id=experiment.id,
+        parameters=550570,
+        trainable_parameters=550000,
+        layers=[
+            {"name": "conv2d", "type": "Conv2D", "parameters": 896, "trainable": True},
+            {"name": "dense", "type": "Dense", "parameters": 549674, "trainable": False},
+        ],
+    )
+    for epoch, (accuracy, val_accuracy) in enumerate([(0.31, 0.28), (0.52, 0.47)], start=1):
+        values = {"accuracy": accuracy, "val_accuracy": val_accuracy, "loss": 2.0 / epoch}
+        values["val_loss"] = 2.1 / epoch
+        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+    crud.save_evaluation(
+        session=session,
+        experiment_id=experiment.id,
+        classes=CLASSES,
+        confusion_matrix=[
+            [7 if i == j else 1 if j == (i + 1) % 10 else 0 for j in range(10)] for i in range(10)
+        ],
+        report=_report(),
+    )
+    session.commit()
+    session.refresh(experiment)
+    return experiment
+
+
+def _report() -> dict:
+    row = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 8.0}
+    average = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 80.0}
+    return {
+        **{name: row for name in CLASSES},
+        "accuracy": 0.875,
+        "macro avg": average,
+        "weighted avg": average,
+    }
+
+
+# --- the launch form ---------------------------------------------------------------------------
+
+
+def test_form_inputs_are_generated_from_the_hyperparameter_schema(client: TestClient) -> None:
+    response = client.get("/experiments/new")
+    assert response.status_code == 200
+    fields = inputs(response.text)
+    schema = MODELS["custom_cnn"].hyperparameters.model_json_schema()["properties"]
+    assert {"name", "model", "tags"} | {f"hp.{key}" for key in schema} == set(fields)
+    epochs = fields["hp.epochs"]
+    assert (epochs["type"], epochs["value"], epochs["min"], epochs["max"], epochs["step"]) == (
+        "number",
+        str(schema["epochs"]["default"]),
+        "1",
+        "500",
+        "1",
+    )
+    assert fields["hp.learning_rate"]["value"] == "0.001"
+    assert fields["hp.learning_rate"]["step"] == "any"
+    assert fields["hp.train_size"]["value"] == ""  # null: all images
+    assert schema["epochs"]["description"] in response.text
+
+
+def test_form_has_one_fieldset_per_hyperparameter_class(client: TestClient) -> None:
+    html = client.get("/experiments/new").text
+    options = [
+        e.attrs["value"]
+        for e in elements(html)
+        if e.tag == "option" and e.attrs.get("value") in MODELS
+    ]
+    assert set(options) == set(MODELS)
+    fieldsets = [e for e in elements(html) if e.tag == "fieldset"]
+    classes = {info.hyperparameters for info in MODELS.values()}
+    assert len(fieldsets) == len(classes)
+    shown = [f for f in fieldsets if "disabled" not in f.attrs]
+    assert len(shown) == 1 and "custom_cnn" in shown[0].attrs["data-models"].split()
+    assert all("hidden" in f.attrs for f in fieldsets if f not in shown)
+    listed = [model for f in fieldsets for model in f.attrs["data-models"].split()]
+    assert sorted(listed) == sorted(MODELS)
+
+
+def test_choice_fields_render_as_selects(client: TestClient) -> None:
+    html = client.get("/experiments/new").text
+    collector = [e for e in elements(html) if not e.disabled]
+    names = [e.attrs.get("name") for e in collector if e.tag == "select"]
+    schema = MODELS["custom_cnn"].hyperparameters.model_json_schema()["properties"]
+    choices = [
+        key for key, prop in schema.items() if prop.get("type") == "boolean" or "enum" in prop
+    ]
+    assert choices and {f"hp.{key}" for key in choices} <= set(names)
+
+
+def test_valid_post_creates_queued_experiment_and_enqueues_after_commit(
+    client: TestClient, enqueued: Enqueued, session: Session
+) -> None:
+    response = client.post("/experiments/new", data=form(), follow_redirects=False)
+    assert response.status_code == 303
+    experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert enqueued.ids == [experiment_id]
+    assert enqueued.committed_status == ["queued"]  # visible to another session: committed
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    assert experiment is not None and experiment.status == Status.queued
+    assert experiment.tags == ["baseline", "small"]
+    hyperparameters = experiment.spec["hyperparameters"]
+    assert (hyperparameters["epochs"], hyperparameters["learning_rate"]) == (3, 0.002)
+    assert (hyperparameters["train_size"], hyperparameters["test_size"]) == (None, 500)
+    assert hyperparameters["seed"] == 0  # empty input: the default applies
+    assert client.get(response.headers["location"]).status_code == 200
+
+
+@pytest.mark.parametrize("epochs", ["0", "abc"])
+def test_invalid_post_shows_field_error_and_launches_nothing(
+    client: TestClient, enqueued: Enqueued, session: Session, epochs: str
+) -> None:
+    response = client.post("/experiments/new", data=form(**{"hp.epochs": epochs}))
+    assert response.status_code == 422
+    errors = field_errors(response.text)
+    assert list(errors) == ["hyperparameters.epochs"]
+    assert errors["hyperparameters.epochs"]
+    assert "error-summary" in response.text
+    fields = inputs(response.text)
+    assert fields["hp.epochs"]["value"] == epochs  # what the user typed is kept
+    assert fields["name"]["value"] == "form run"
+    assert fields["hp.test_size"]["value"] == "500"
+    assert enqueued.ids == []
+    assert crud.list_experiments(session=session)[1] == 0
+
+
+def test_empty_name_is_reported_next_to_the_name(client: TestClient, enqueued: Enqueued) -> None:
+    response = client.post("/experiments/new", data=form(name="  "))
+    assert response.status_code == 422
+    assert list(field_errors(response.text)) == ["name"]
+    assert enqueued.ids == []
+
+
+def test_broker_down_marks_failed_and_still_redirects(
+    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broker_down(experiment_id: int) -> None:
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(pages, "enqueue_training", broker_down)
+    response = client.post("/experiments/new", data=form(), follow_redirects=False)
+    assert response.status_code == 303
+    page = client.get(response.headers["location"])
+    alert = by_id(page.text, "error")
+    assert "hidden" not in alert.attrs
+    assert "could not reach the broker" in page.text.lower()
+    assert "connection refused" in page.text
+    experiment = crud.list_experiments(session=session)[0][0]
+    assert experiment.status == Status.failed
+
+
+def test_from_prefills_the_form_with_a_copy(client: TestClient, session: Session) -> None:
+    source = make_experiment(session, epochs=7, learning_rate=0.01)
+    fields = inputs(client.get(f"/experiments/new?from={source.id}").text)
+    assert fields["name"]["value"] == "tiny cnn (copy)"
+    assert fields["tags"]["value"] == "test"
+    assert (fields["hp.epochs"]["value"], fields["hp.learning_rate"]["value"]) == ("7", "0.01")
+    assert fields["hp.train_size"]["value"] == "200"
+    assert client.get("/experiments/new?from=999").status_code == 404
+
+
+# --- the experiment page and its stream --------------------------------------------------------
+
+
+def test_experiment_page_renders_facts_charts_and_report(
+    client: TestClient, session: Session
+) -> None:
+    experiment = finished_experiment(session)
+    html = client.get(f"/experiments/{experiment.id}").text
+    assert by_id(html, "status").text == "succeeded"
+    facts = {e.attrs["data-fact"]: e.text for e in elements(html) if "data-fact" in e.attrs}
+    assert facts["worker_host"] == "gpu-1"
+    assert facts["device"] == "CPU:0"
+    assert facts["parameters"] == "550,570"
+    assert facts["trainable_parameters"] == "550,000"
+    layers = [e.text for e in elements(html) if e.attrs.get("data-layer") is not None]
+    assert layers == ["conv2d", "dense"]
+    assert facts["test_accuracy"] == "87.50%"
+    assert facts["macro_f1"] == "0.778"
+    assert "hidden" in by_id(html, "error").attrs
+    progress = by_id(html, "progress")
+    assert (progress.attrs["data-current-epoch"], progress.attrs["data-total-epochs"]) == ("2", "2")
+    assert "Epoch 2/2" in html
+    assert by_id(html, "accuracy-chart") and by_id(html, "loss-chart")
+    figures = _figures(html)
+    assert [trace["y"] for trace in figures["accuracy-chart"]["data"]] == [
+        [0.31, 0.52],
+        [0.28, 0.47],
+    ]
+    assert figures["loss-chart"]["data"][0]["x"] == [1, 2]
+    heatmap = figures["confusion-matrix"]["data"][0]
+    assert heatmap["y"] == CLASSES and heatmap["z"][0][0] == 7
+    report = by_id(html, "report")
+    assert report.tag == "table"
+    rows = [e.attrs["data-row"] for e in elements(html) if "data-row" in e.attrs]
+    assert rows == [*CLASSES, "accuracy", "macro avg", "weighted avg"]
+    page_data = json.loads(_script(html, 'id="experiment-data"'))
+    assert page_data["lastEpoch"] == 2 and page_data["finished"] is True
+
+
+def _script(html: str, marker: str) -> str:
+    match = re.search(rf'<script type="application/json" {marker}>(.*?)</script>', html, re.S)
+    assert match, marker
+    return match.group(1)
+
+
+def _figures(html: str) -> dict[str, dict]:
+    pattern = r'<script type="application/json" data-chart="([\w-]+)">(.*?)</script>'
+    return {name: json.loads(body) for name, body in re.findall(pattern, html, re.S)}
+
+
+def test_failed_experiment_shows_its_multiline_error(client: TestClient, session: Session) -> None:
+    experiment = make_experiment(session)
+    error = "CIFAR-10 not found.\nSet CIFARLAB_CIFAR10_PATH to cifar-10-python.tar.gz."
+    crud.finish_experiment(
+        session=session, experiment_id=experiment.id, status=Status.failed, error=error
+    )
+    session.commit()
+    html = client.get(f"/experiments/{experiment.id}").text
+    assert "hidden" not in by_id(html, "error").attrs
+    assert error in html
+
+
+def test_unknown_experiment_is_a_404_page(client: TestClient) -> None:
+    response = client.get("/experiments/12345")
+    assert response.status_code == 404
+    assert "text/html" in response.headers["content-type"]
+    assert "12345" in response.text
+
+
+def parse_events(text: str) -> list[dict[str, str]]:
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line and not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                fields[key] = fields.get(key, "") + value
+        if "event" in fields:
+            events.append(fields)
+    return events
+
+
+def test_stream_of_finished_experiment_sends_everything_then_ends(
+    client: TestClient, session: Session
+) -> None:
+    experiment = finished_experiment(session)
+    with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = parse_events(response.read().decode())
+    assert [e["event"] for e in events] == ["experiment", "epoch", "epoch", "evaluation", "end"]
+    assert json.loads(events[0]["data"])["status"] == "succeeded"
+    assert [json.loads(e["data"])["epoch"] for e in events[1:3]] == [1, 2]
+    assert [e["id"] for e in events[1:3]] == ["1", "2"]
+    assert json.loads(events[3]["data"])["classes"] == CLASSES
+
+
+def test_stream_resumes_after_last_event_id(client: TestClient, session: Session) -> None:
+    experiment = finished_experiment(session)
+    url = f"/experiments/{experiment.id}/events"
+    with client.stream("GET", url, headers={"Last-Event-ID": "1"}) as response:
+        events = parse_events(response.read().decode())
+    assert [e.get("id") for e in events if e["event"] == "epoch"] == ["2"]
+    with client.stream("GET", url + "?after_epoch=2") as response:
+        events = parse_events(response.read().decode())
+    assert [e["event"] for e in events] == ["experiment", "evaluation", "end"]
+
+
+def test_stream_follows_a_running_experiment_to_the_end(
+    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "POLL_SECONDS", 0.05)
+    experiment = make_experiment(session)
+    crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="h", device="CPU"
+    )
+    session.commit()
+    seen: list[str] = []
+    with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
+        for line in response.iter_lines():
+            if not line.startswith("event: "):
+                continue
+            seen.append(line.removeprefix("event: "))
+            if seen == ["experiment"]:  # the worker writes while the page listens
+                values = {"accuracy": 0.5, "val_accuracy": 0.4, "loss": 1.0, "val_loss": 1.2}
+                crud.record_epoch(
+                    session=session, experiment_id=experiment.id, epoch=1, values=values
+                )
+                session.commit()
+            if seen[-1] == "epoch":
+                crud.finish_experiment(
+                    session=session, experiment_id=experiment.id, status=Status.cancelled
+                )
+                session.commit()
+    assert seen == ["experiment", "experiment", "epoch", "experiment", "end"]
+
+
+def test_evaluation_panel_is_the_fragment_the_live_page_swaps_in(
+    client: TestClient, session: Session
+) -> None:
+    experiment = finished_experiment(session)
+    fragment = client.get(f"/experiments/{experiment.id}/evaluation")
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert by_id(fragment.text, "report").tag == "table"
+    assert "confusion-matrix" in _figures(fragment.text)
+    pending = make_experiment(session)
+    assert client.get(f"/experiments/{pending.id}/evaluation").status_code == 404
+
+
+def test_stream_of_unknown_experiment_is_json_404(client: TestClient) -> None:
+    response = client.get("/experiments/999/events")
+    assert response.status_code == 404
+    assert "999" in response.json()["detail"]
+
+
+# --- list, plotly.js, escaping, no CDN ---------------------------------------------------------
+
+
+def test_list_shows_filters_and_paginates(client: TestClient, session: Session) -> None:
+    finished_experiment(session, name="alpha run")
+    for _ in range(26):
+        make_experiment(session)
+    html = client.get("/").text
+    assert html.count('class="row-link"') == 25
+    assert 'href="/?page=2"' in html
+    filtered = client.get("/?status=succeeded&q=alpha").text
+    assert filtered.count('class="row-link"') == 1
+    assert "87.50%" in filtered and "badge-succeeded" in filtered
+    assert client.get("/?q=nomatch").text.count('class="row-link"') == 0
+
+
+def test_plotly_is_served_locally_with_caching(client: TestClient) -> None:
+    response = client.get("/static/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert "javascript" in response.headers["content-type"]
+    assert response.headers["cache-control"] == "public, max-age=86400"
+    etag = response.headers["etag"]
+    assert len(response.content) > 1_000_000
+    again = client.get("/static/vendor/plotly.min.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.headers["etag"] == etag and not again.content
+
+
+def test_user_text_is_escaped_everywhere(client: TestClient, session: Session) -> None:
+    experiment = finished_experiment(session, name=XSS)
+    for url in ("/", f"/experiments/{experiment.id}", f"/experiments/new?from={experiment.id}"):
+        html = client.get(url).text
+        assert XSS not in html, url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+
+
+def test_pages_load_nothing_from_other_hosts(client: TestClient, session: Session) -> None:
+    experiment = finished_experiment(session)
+    urls = ["/", "/experiments/new", f"/experiments/{experiment.id}", "/experiments/404"]
+    for url in urls:
+        html = client.get(url).text
+        assert "http://" not in html and "https://" not in html, url
+    page = client.get(f"/experiments/{experiment.id}").text
+    assert '<script src="/static/vendor/plotly.min.js"' in page
+    assert "Plotly.newPlot" not in page  # plotly.js and page code stay in static files
