@@ -104,7 +104,7 @@ def record_epoch(
     *, session: Session, experiment_id: int, epoch: int, values: dict[str, Any]
 ) -> None:
     """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one."""
-    row = {"experiment_id": experiment_id, "epoch": epoch}
+    row: dict[str, Any] = {"experiment_id": experiment_id, "epoch": epoch}
     row.update({key: values.get(key) for key in EPOCH_FIELDS if key in values})
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -34,9 +34,9 @@ class ExperimentSpec(BaseModel):
 
 def _spec_class(model_name: str, hyperparameters: type[BaseModel]) -> type[ExperimentSpec]:
     return create_model(  # type: ignore[call-overload, no-any-return]
-        f"{hyperparameters.__name__.removesuffix('Hyperparameters')}Spec",
+        f"{model_name}_spec",
         __base__=ExperimentSpec,
-        model=(Literal[model_name], ...),  # type: ignore[valid-type]
+        model=(Literal[model_name], ...),  # type: ignore[arg-type, valid-type]
         hyperparameters=(hyperparameters, Field(default_factory=hyperparameters)),
     )
 

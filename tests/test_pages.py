@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import crud, db
+from app import crud, db, launcher
 from app.main import create_app
 from app.models import Experiment, Status
-from app.routes import events, pages
+from app.routes import events
 from app.zoo import MODELS
 from tests.factories import make_experiment
 
@@ -101,7 +101,7 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
             record.committed_status.append(experiment.status if experiment else "missing")
         record.ids.append(experiment_id)
 
-    monkeypatch.setattr(pages, "enqueue_training", fake_enqueue)
+    monkeypatch.setattr(launcher, "enqueue_training", fake_enqueue)
     return record
 
 
@@ -274,7 +274,7 @@ def test_broker_down_marks_failed_and_still_redirects(
     def broker_down(experiment_id: int) -> None:
         raise ConnectionError("connection refused")
 
-    monkeypatch.setattr(pages, "enqueue_training", broker_down)
+    monkeypatch.setattr(launcher, "enqueue_training", broker_down)
     response = client.post("/experiments/new", data=form(), follow_redirects=False)
     assert response.status_code == 303
     page = client.get(response.headers["location"])

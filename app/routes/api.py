@@ -12,22 +12,19 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import crud
-from app.config import get_settings
 from app.deps import SessionDep
+from app.launcher import launch
 from app.models import Experiment, Status
 from app.presets import PRESETS, Preset
-from app.queue import enqueue_training, online_workers
+from app.queue import online_workers
 from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
-    ExperimentSpec,
     ExperimentsPublic,
-    FieldError,
     HealthPublic,
     MetricsPublic,
     ModelPublic,
     SpecError,
-    parse_spec,
 )
 from app.zoo import MODELS
 
@@ -69,51 +66,6 @@ def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     if experiment is None:
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
-    return experiment
-
-
-def check_references(session: Session, spec: ExperimentSpec) -> None:
-    """What the spec alone cannot know: a warm start must name a model that exists."""
-    source_id = spec.hyperparameters.warm_start_experiment_id
-    if source_id is None:
-        return
-    source = crud.get_experiment(session=session, experiment_id=source_id)
-    if source is None or source.status != Status.succeeded:
-        raise SpecError([
-            FieldError(
-                field="hyperparameters.warm_start_experiment_id",
-                message=f"experiment {source_id} has no trained model to start from; "
-                "pick one that succeeded",
-            )
-        ])  # fmt: skip
-    if source.model != spec.model:
-        raise SpecError([
-            FieldError(
-                field="hyperparameters.warm_start_experiment_id",
-                message=f"experiment {source_id} trained {source.model}, not {spec.model}",
-            )
-        ])  # fmt: skip
-
-
-def launch(session: Session, spec_data: Any) -> Experiment:
-    """Validate, store as queued, commit, then enqueue: a queued id always has its row."""
-    spec = parse_spec(spec_data)
-    check_references(session, spec)
-    experiment = crud.create_experiment(session=session, spec=spec)
-    session.commit()
-    try:
-        enqueue_training(experiment.id)
-    except Exception as exc:
-        logger.exception("could not enqueue experiment %s", experiment.id)
-        crud.finish_experiment(
-            session=session,
-            experiment_id=experiment.id,
-            status=Status.failed,
-            error=f"Could not reach the broker at {get_settings().redis_url}: {exc}. "
-            "Start Redis (cifarlab up starts one) and launch again.",
-        )
-        session.commit()
-        session.refresh(experiment)
     return experiment
 
 

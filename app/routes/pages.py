@@ -21,24 +21,20 @@ import jinja2
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from kombu.utils.url import maybe_sanitize_url
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app import crud
 from app.charts import confusion_matrix_figure, curves_figure, report_rows
-from app.config import get_settings
 from app.deps import SessionDep
+from app.launcher import launch
 from app.models import Experiment, Status
-from app.queue import enqueue_training
 from app.schemas import (
     EpochMetricPublic,
     EvaluationPublic,
     ExperimentPublic,
     FieldError,
     SpecError,
-    parse_spec,
 )
 from app.zoo import MODELS, ModelInfo
 
@@ -470,23 +466,6 @@ async def _form_values(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-def _enqueue_or_fail(session: Session, experiment: Experiment) -> None:
-    """The row is committed first; if the broker is down the run is marked failed, with why."""
-    try:
-        enqueue_training(experiment.id)
-    except Exception as exc:
-        logger.exception("could not enqueue experiment %s", experiment.id)
-        broker = maybe_sanitize_url(get_settings().redis_url)
-        crud.finish_experiment(
-            session=session,
-            experiment_id=experiment.id,
-            status=Status.failed,
-            error=f"Could not reach the broker at {broker}: {exc}.\n"
-            "Start Redis (`cifarlab up` starts one) and launch again.",
-        )
-        session.commit()
-
-
 @router.post("/experiments/new")
 def launch_experiment(
     request: Request,
@@ -494,12 +473,9 @@ def launch_experiment(
     values: Annotated[dict[str, str], Depends(_form_values)],
 ) -> Response:
     try:
-        spec = parse_spec(spec_from_form(values))
+        experiment = launch(session, spec_from_form(values))
     except SpecError as exc:
         return _render_form(request, values, exc.errors, status_code=422)
-    experiment = crud.create_experiment(session=session, spec=spec)
-    session.commit()
-    _enqueue_or_fail(session, experiment)
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 
