@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
 
+    def experiment_dir(self, experiment_id: int) -> Path:
+        """Files are found by experiment id only, never by a path a client supplies."""
+        return self.artifacts_dir / f"experiment-{int(experiment_id)}"
+
+    def model_path(self, experiment_id: int) -> Path:
+        return self.experiment_dir(experiment_id) / "model.keras"
+
+    def test_images_path(self, fingerprint: str) -> Path:
+        if not fingerprint.isalnum():
+            raise ValueError(f"not a test-set fingerprint: {fingerprint!r}")
+        return self.artifacts_dir / "test-sets" / f"{fingerprint}.npy"
+
     @property
     def dataset_cache_dir(self) -> Path:
         return self.data_dir / "datasets"

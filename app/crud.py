@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, cast, func, select, update
@@ -10,7 +11,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.report_import import ImportedReport
 from app.schemas import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class PerImageResults:
+    """What each test image got: for paired significance tests and the gallery."""
+
+    fingerprint: str
+    labels: list[int]
+    predictions: list[int]
+    confidences: list[float]
+
 
 EPOCH_FIELDS = (
     "phase",
@@ -38,6 +51,18 @@ def create_experiment(*, session: Session, spec: ExperimentSpec) -> Experiment:
     return experiment
 
 
+SORTABLE = {
+    "created_at": Experiment.created_at,
+    "name": Experiment.name,
+    "model": Experiment.model,
+    "status": Experiment.status,
+    "test_accuracy": Experiment.test_accuracy,
+    "macro_f1": Experiment.macro_f1,
+    "parameters": Experiment.parameters,
+    "current_epoch": Experiment.current_epoch,
+}
+
+
 def get_experiment(*, session: Session, experiment_id: int) -> Experiment | None:
     return session.get(Experiment, experiment_id)
 
@@ -49,6 +74,8 @@ def list_experiments(
     model: str | None = None,
     tag: str | None = None,
     q: str | None = None,
+    sort: str = "created_at",
+    descending: bool = True,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Experiment], int]:
@@ -61,13 +88,14 @@ def list_experiments(
         # Tags are a JSON list; matching its quoted text works on SQLite and PostgreSQL alike.
         query = query.where(cast(Experiment.tags, String).contains(f'"{tag}"'))
     if q:
-        query = query.where(Experiment.name.ilike(f"%{q}%"))
+        pattern = f"%{q}%"
+        query = query.where(Experiment.name.ilike(pattern) | Experiment.notes.ilike(pattern))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(Experiment.created_at.desc(), Experiment.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    column = SORTABLE[sort]
+    # Experiments without a result yet go last whichever way the column sorts.
+    key = column.desc().nulls_last() if descending else column.asc().nulls_last()
+    tiebreak = Experiment.id.desc() if descending else Experiment.id.asc()
+    rows = session.scalars(query.order_by(key, tiebreak).limit(limit).offset(offset)).all()
     return rows, total
 
 
@@ -156,8 +184,9 @@ def save_evaluation(
     session: Session,
     experiment_id: int,
     classes: list[str],
-    confusion_matrix: list[list[int]],
+    confusion_matrix: list[list[int]] | None,
     report: dict[str, Any],
+    per_image: PerImageResults | None = None,
 ) -> Evaluation:
     """Store the test-set result and mark the experiment succeeded, in one transaction."""
     accuracy = float(report["accuracy"])
@@ -167,8 +196,13 @@ def save_evaluation(
         classes=classes,
         confusion_matrix=confusion_matrix,
         report=report,
-        test_size=int(sum(sum(row) for row in confusion_matrix)),
+        test_size=int(sum(report[name]["support"] for name in classes)),
     )
+    if per_image is not None:
+        evaluation.test_set_fingerprint = per_image.fingerprint
+        evaluation.labels = per_image.labels
+        evaluation.predictions = per_image.predictions
+        evaluation.confidences = per_image.confidences
     session.merge(evaluation)
     session.execute(
         update(Experiment)
@@ -181,6 +215,46 @@ def save_evaluation(
         )
     )
     return evaluation
+
+
+def import_experiment(
+    *, session: Session, name: str, tags: list[str], notes: str, imported: ImportedReport
+) -> Experiment:
+    """An experiment from a pasted report: it lists and compares like any other, no curves."""
+    experiment = Experiment(
+        name=name,
+        model="imported",
+        tags=tags,
+        notes=notes,
+        spec={"name": name, "model": "imported", "tags": tags},
+        status=Status.imported,
+        test_accuracy=imported.accuracy,
+        macro_f1=float(imported.report["macro avg"]["f1-score"]),
+        finished_at=utcnow(),
+    )
+    session.add(experiment)
+    session.flush()
+    session.add(
+        Evaluation(
+            experiment_id=experiment.id,
+            accuracy=imported.accuracy,
+            classes=imported.classes,
+            confusion_matrix=imported.confusion_matrix,
+            report=imported.report,
+            test_size=imported.test_size,
+        )
+    )
+    return experiment
+
+
+def update_experiment(
+    *, session: Session, experiment: Experiment, changes: dict[str, Any]
+) -> Experiment:
+    """Edit what people annotate (name, tags, notes); results never change after the fact."""
+    for field in ("name", "tags", "notes"):
+        if field in changes:
+            setattr(experiment, field, changes[field])
+    return experiment
 
 
 def finish_experiment(

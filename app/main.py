@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from app.routes import api, events, pages
+from app.routes import analysis, api, events, pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -22,6 +22,7 @@ def create_app() -> FastAPI:
     )
     api.install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(analysis.router)
     app.include_router(events.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

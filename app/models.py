@@ -24,10 +24,11 @@ class Status(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    imported = "imported"  # a pasted classification report: no run behind it
 
     @property
     def finished(self) -> bool:
-        return self in (Status.succeeded, Status.failed, Status.cancelled)
+        return self is not Status.queued and self is not Status.running
 
 
 class Experiment(Base):
@@ -40,6 +41,7 @@ class Experiment(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), index=True, default=Status.queued)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -101,9 +103,14 @@ class Evaluation(Base):
     )
     accuracy: Mapped[float] = mapped_column(Float)
     classes: Mapped[list[Any]] = mapped_column(JSON)
-    confusion_matrix: Mapped[list[Any]] = mapped_column(JSON)
+    confusion_matrix: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     test_size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Per test image, in evaluation order; None for imported reports.
+    test_set_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    labels: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
+    predictions: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
+    confidences: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
 
     experiment: Mapped[Experiment] = relationship(back_populates="evaluation")

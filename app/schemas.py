@@ -18,6 +18,7 @@ from app.hyperparameters import TrainingHyperparameters
 from app.zoo import MODELS
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class ExperimentSpec(BaseModel):
@@ -25,7 +26,7 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
     model: str
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     dataset: Literal["cifar10"] = "cifar10"
@@ -92,6 +93,7 @@ class ExperimentPublic(BaseModel):
     name: str
     model: str
     tags: list[str]
+    notes: str
     status: str
     spec: dict[str, Any]
     error: str | None
@@ -109,6 +111,28 @@ class ExperimentPublic(BaseModel):
     model_layers: list[dict[str, Any]] | None
     test_accuracy: float | None
     macro_f1: float | None
+
+
+class ExperimentUpdate(BaseModel):
+    """What people may annotate after the fact; results never change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class ReportImport(BaseModel):
+    """A scikit-learn classification_report pasted as text, optionally with its matrix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    report_text: str = Field(min_length=1, max_length=100_000)
+    confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    notes: str = Field(default="", max_length=10_000)
 
 
 class ExperimentsPublic(BaseModel):
@@ -140,7 +164,7 @@ class EvaluationPublic(BaseModel):
     accuracy: float
     test_size: int
     classes: list[str]
-    confusion_matrix: list[list[int]]
+    confusion_matrix: list[list[int]] | None
     report: dict[str, Any]
 
 

@@ -64,3 +64,45 @@ def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
     )
     session.commit()
     return experiment
+
+
+CLASSES = [f"class{i}" for i in range(NUM_CLASSES)]
+
+
+def make_evaluated(
+    session: Session,
+    predictions: list[int],
+    labels: list[int],
+    *,
+    fingerprint: str | None = "same",
+    epochs: list[dict[str, float]] | None = None,
+    **hyperparameters: Any,
+) -> Experiment:
+    """A succeeded experiment whose evaluation comes from these per-image predictions."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    experiment = make_experiment(session, **hyperparameters)
+    for number, values in enumerate(epochs or [], start=1):
+        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=number, values=values)
+    report = classification_report(
+        labels, predictions, labels=list(range(NUM_CLASSES)), target_names=CLASSES,
+        output_dict=True, zero_division=0,
+    )  # fmt: skip
+    report = {
+        k: {m: float(x) for m, x in v.items()} if isinstance(v, dict) else float(v)
+        for k, v in report.items()
+    }
+    matrix = confusion_matrix(labels, predictions, labels=list(range(NUM_CLASSES))).tolist()
+    per_image = None
+    if fingerprint is not None:
+        per_image = crud.PerImageResults(
+            fingerprint=fingerprint, labels=labels, predictions=predictions,
+            confidences=[0.5 + (i % 5) / 10 for i in range(len(labels))],
+        )  # fmt: skip
+    crud.save_evaluation(
+        session=session, experiment_id=experiment.id, classes=CLASSES, confusion_matrix=matrix,
+        report=report, per_image=per_image,
+    )  # fmt: skip
+    session.commit()
+    session.refresh(experiment)
+    return experiment

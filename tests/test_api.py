@@ -162,3 +162,32 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert docs.status_code == 200
     assert "cdn" not in docs.text and "https://" not in docs.text.replace("https://fastapi", "")
     assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+
+
+def test_delete_removes_rows_and_files_but_not_a_running_run(
+    client: TestClient, session: Session, data_dir
+) -> None:
+    from app.config import get_settings
+
+    experiment_id = make_experiment(session).id
+    assert client.delete(f"/api/experiments/{experiment_id}").status_code == 409
+    crud.record_epoch(session=session, experiment_id=experiment_id, epoch=1, values={"loss": 1.0})
+    crud.finish_experiment(session=session, experiment_id=experiment_id, status=Status.failed)
+    session.commit()
+    model = get_settings().model_path(experiment_id)
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"keras")
+    downloaded = client.get(f"/api/experiments/{experiment_id}/model")
+    assert downloaded.content == b"keras"
+    assert "cifarlab-1-custom_cnn.keras" in downloaded.headers["content-disposition"]
+    assert client.delete(f"/api/experiments/{experiment_id}").status_code == 204
+    assert client.get(f"/api/experiments/{experiment_id}").status_code == 404
+    assert not model.parent.exists()
+    session.expire_all()
+    assert crud.list_epochs(session=session, experiment_id=experiment_id) == []
+
+
+def test_model_download_404_before_training(client: TestClient, session: Session) -> None:
+    experiment = make_experiment(session)
+    response = client.get(f"/api/experiments/{experiment.id}/model")
+    assert response.status_code == 404 and "no trained model" in response.json()["detail"]

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from app import crud, db, launcher
 from app.main import create_app
 from app.models import Experiment, Status
-from app.routes import events
+from app.presets import PRESETS
+from app.routes import events, pages
+from app.schemas import EvaluationPublic, FieldError, SpecError
 from app.zoo import MODELS
 from tests.factories import make_experiment
 
@@ -296,6 +298,75 @@ def test_from_prefills_the_form_with_a_copy(client: TestClient, session: Session
     assert client.get("/experiments/new?from=999").status_code == 404
 
 
+def _cards(html: str) -> list[Element]:
+    return [e for e in elements(html) if "data-preset" in e.attrs]
+
+
+def test_presets_are_cards_grouped_by_kind_above_the_form(client: TestClient) -> None:
+    html = client.get("/experiments/new").text
+    assert "open" in by_id(html, "presets").attrs
+    titles = [e.text for e in elements(html) if e.tag == "h3" and e.text]
+    assert titles[:3] == ["The original study", "Quick (minutes on a CPU)", "Beyond the study"]
+    assert [card.attrs["data-preset"] for card in _cards(html)] == list(PRESETS)
+    assert html.index('id="presets"') < html.index('id="launch-form"')
+    actions = {e.attrs["action"] for e in elements(html) if e.tag == "form"}
+    assert {f"/presets/{name}/launch" for name in PRESETS} <= actions
+    links = {e.attrs.get("href") for e in elements(html) if e.tag == "a"}
+    assert {f"/experiments/new?preset={name}" for name in PRESETS} <= links
+    studies = [e.text for e in elements(html) if "preset-study" in e.attrs.get("class", "")]
+    assert studies == ["study: 0.82", "study: 0.90", "study: 0.89", "study: 0.94"]
+    assert PRESETS["quick-custom-cnn"].description in html
+
+
+def test_preset_launch_is_one_click(
+    client: TestClient, enqueued: Enqueued, session: Session
+) -> None:
+    preset = PRESETS["quick-custom-cnn"]
+    response = client.post(f"/presets/{preset.name}/launch", follow_redirects=False)
+    assert response.status_code == 303
+    experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert enqueued.ids == [experiment_id] and enqueued.committed_status == ["queued"]
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    assert experiment is not None
+    assert experiment.spec == preset.spec.model_dump(mode="json")
+    assert experiment.tags == ["quick", "quick-custom-cnn"]
+    assert client.post("/presets/nope/launch").status_code == 404
+    assert enqueued.ids == [experiment_id]
+
+
+def test_refused_preset_launch_shows_the_form_prefilled_with_the_error(
+    client: TestClient, enqueued: Enqueued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(session: Session, spec: object) -> Experiment:
+        raise SpecError([FieldError(field="hyperparameters.epochs", message="no workers left")])
+
+    monkeypatch.setattr(pages, "launch", refuse)
+    response = client.post("/presets/quick-residual-cnn/launch")
+    assert response.status_code == 422
+    assert field_errors(response.text) == {"hyperparameters.epochs": "no workers left"}
+    fields = inputs(response.text)
+    assert fields["name"]["value"] == "Quick: residual CNN"
+    assert fields["hp.width"]["value"] == "16"
+    assert enqueued.ids == []
+
+
+def test_preset_query_prefills_the_form(client: TestClient) -> None:
+    preset = PRESETS["quick-transfer-two-phase"]
+    html = client.get(f"/experiments/new?preset={preset.name}").text
+    fields = inputs(html)
+    assert fields["name"]["value"] == preset.title
+    selected = [
+        e.attrs["value"] for e in elements(html) if e.tag == "option" and "selected" in e.attrs
+    ]
+    assert "mobilenet_v2" in selected
+    assert fields["tags"]["value"] == "quick, quick-transfer-two-phase"
+    assert (fields["hp.epochs"]["value"], fields["hp.fine_tune_epochs"]["value"]) == ("1", "1")
+    assert fields["hp.train_size"]["value"] == "2000"
+    assert "open" not in by_id(html, "presets").attrs  # the form is what matters now
+    assert preset.title in by_id(html, "prefilled").text
+    assert client.get("/experiments/new?preset=nope").status_code == 404
+
+
 # --- the experiment page and its stream --------------------------------------------------------
 
 
@@ -344,6 +415,92 @@ def _script(html: str, marker: str) -> str:
 def _figures(html: str) -> dict[str, dict]:
     pattern = r'<script type="application/json" data-chart="([\w-]+)">(.*?)</script>'
     return {name: json.loads(body) for name, body in re.findall(pattern, html, re.S)}
+
+
+def two_phase_experiment(session: Session, phases: list[str]) -> Experiment:
+    """A transfer run as the worker records it: one row per epoch, each with its phase."""
+    spec = PRESETS["study-efficientnetb2-fine-tuned"].spec
+    experiment = crud.create_experiment(session=session, spec=spec)
+    crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="gpu-1", device="GPU:0"
+    )
+    for epoch, phase in enumerate(phases, start=1):
+        values = {
+            "phase": phase, "accuracy": 0.5 + epoch / 100, "val_accuracy": 0.5,
+            "loss": 1.0, "val_loss": 1.1, "learning_rate": 1e-3 if phase == "train" else 1e-4,
+            "seconds": 10.0 * epoch, "images_per_second": 1000.0 + epoch,
+        }  # fmt: skip
+        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+    session.commit()
+    return experiment
+
+
+def _boundaries(figure: dict) -> list[float]:
+    return [
+        shape["x0"]
+        for shape in figure["layout"].get("shapes", [])
+        if shape["line"].get("dash") == "dash" and shape["x0"] == shape["x1"]
+    ]
+
+
+def test_fine_tuning_is_marked_in_every_curve_chart(client: TestClient, session: Session) -> None:
+    experiment = two_phase_experiment(session, ["train"] * 3 + ["fine_tune"] * 2)
+    html = client.get(f"/experiments/{experiment.id}").text
+    figures = _figures(html)
+    for chart in ("accuracy-chart", "loss-chart", "learning-rate-chart"):
+        assert _boundaries(figures[chart]) == [3.5], chart
+        labels = [a["text"] for a in figures[chart]["layout"]["annotations"]]
+        assert labels == ["fine-tuning"], chart
+    rates = figures["learning-rate-chart"]
+    assert rates["layout"]["yaxis"]["type"] == "log"
+    assert rates["data"][0]["y"] == [1e-3, 1e-3, 1e-3, 1e-4, 1e-4]
+    page_data = json.loads(_script(html, 'id="experiment-data"'))
+    assert (page_data["lastEpoch"], page_data["lastPhase"]) == (5, "fine_tune")
+    assert page_data["boundaryMarks"]["shape"]["line"]["dash"] == "dash"
+
+
+def test_one_phase_draws_no_boundary(client: TestClient, session: Session) -> None:
+    experiment = two_phase_experiment(session, ["train"] * 3)
+    figures = _figures(client.get(f"/experiments/{experiment.id}").text)
+    assert all(_boundaries(figure) == [] for figure in figures.values())
+
+
+def test_speed_facts_give_the_mean_and_the_last_epoch(client: TestClient, session: Session) -> None:
+    experiment = two_phase_experiment(session, ["train", "train", "fine_tune"])
+    html = client.get(f"/experiments/{experiment.id}").text
+    facts = {e.attrs["data-fact"]: e.text for e in elements(html) if "data-fact" in e.attrs}
+    assert facts["seconds_per_epoch"] == "20.0 s mean · 30.0 s last"
+    assert facts["images_per_second"] == "1,002 mean · 1,003 last"
+    empty = make_experiment(session)
+    facts = {
+        e.attrs["data-fact"]: e.text
+        for e in elements(client.get(f"/experiments/{empty.id}").text)
+        if "data-fact" in e.attrs
+    }
+    assert facts["seconds_per_epoch"] == facts["images_per_second"] == "—"
+
+
+def test_a_study_run_shows_what_the_study_reported(client: TestClient, session: Session) -> None:
+    study = two_phase_experiment(session, ["train"])
+    html = client.get(f"/experiments/{study.id}").text
+    assert by_id(html, "study-accuracy").text == "The study reported test accuracy 0.94"
+    plain = make_experiment(session)
+    assert 'id="study-accuracy"' not in client.get(f"/experiments/{plain.id}").text
+
+
+def test_model_download_is_offered_only_once_succeeded(
+    client: TestClient, session: Session
+) -> None:
+    running = two_phase_experiment(session, ["train"])
+    finished = finished_experiment(session)
+    for experiment, hidden in ((running, True), (finished, False)):
+        html = client.get(f"/experiments/{experiment.id}").text
+        download = by_id(html, "download")
+        assert download.attrs["href"] == f"/api/experiments/{experiment.id}/model"
+        assert ("hidden" in download.attrs) is hidden
+        relaunch = by_id(html, "relaunch")
+        assert relaunch.attrs["href"] == f"/experiments/new?from={experiment.id}"
+        assert relaunch.text == "Launch again with changes"
 
 
 def test_failed_experiment_shows_its_multiline_error(client: TestClient, session: Session) -> None:
@@ -445,6 +602,22 @@ def test_evaluation_panel_is_the_fragment_the_live_page_swaps_in(
     assert client.get(f"/experiments/{pending.id}/evaluation").status_code == 404
 
 
+def test_an_evaluation_without_a_matrix_shows_the_report_alone() -> None:
+    """Imported reports may come without their confusion matrix."""
+    evaluation = EvaluationPublic(
+        accuracy=0.875, test_size=80, classes=CLASSES, confusion_matrix=None, report=_report()
+    )
+    context = pages.evaluation_context(evaluation)
+    assert context["confusion_figure"] is None
+    assert [row["label"] for row in context["report_rows"]][-3:] == [
+        "accuracy",
+        "macro avg",
+        "weighted avg",
+    ]
+    html = pages.templates.get_template("_evaluation.html").render(context)
+    assert 'id="report"' in html and "confusion-matrix" not in html
+
+
 def test_stream_of_unknown_experiment_is_json_404(client: TestClient) -> None:
     response = client.get("/experiments/999/events")
     assert response.status_code == 404
@@ -464,6 +637,14 @@ def test_list_shows_filters_and_paginates(client: TestClient, session: Session) 
     filtered = client.get("/?status=succeeded&q=alpha").text
     assert filtered.count('class="row-link"') == 1
     assert "87.50%" in filtered and "badge-succeeded" in filtered
+    cells = {e.attrs["data-column"]: e for e in elements(filtered) if "data-column" in e.attrs}
+    assert cells["epochs"].text == "2/2"
+    assert cells["macro_f1"].text == "0.778"
+    assert cells["parameters"].text == "550.6k"
+    assert cells["parameters"].attrs["title"] == "550,570 parameters"
+    assert cells["duration"].text.endswith("s")
+    headers = [e.text for e in elements(filtered) if e.tag == "th"]
+    assert {"Epochs", "Macro F1", "Parameters", "Duration"} <= set(headers)
     assert client.get("/?q=nomatch").text.count('class="row-link"') == 0
 
 
@@ -489,7 +670,8 @@ def test_user_text_is_escaped_everywhere(client: TestClient, session: Session) -
 
 def test_pages_load_nothing_from_other_hosts(client: TestClient, session: Session) -> None:
     experiment = finished_experiment(session)
-    urls = ["/", "/experiments/new", f"/experiments/{experiment.id}", "/experiments/404"]
+    urls = ["/", "/experiments/new", f"/experiments/{experiment.id}", "/experiments/404",
+            "/experiments/new?preset=quick-custom-cnn"]  # fmt: skip
     for url in urls:
         html = client.get(url).text
         assert "http://" not in html and "https://" not in html, url

@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,7 +25,7 @@ from worker.data import (
     stratified_indices,
     stratified_split,
 )
-from worker.evaluation import evaluate_predictions
+from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_test_images
 from worker.training import Trainer, TrainingData, precision_policy
 
 logger = logging.getLogger(__name__)
@@ -48,14 +47,6 @@ def describe_device() -> str:
 
 def worker_host() -> str:
     return f"{socket.gethostname()} (pid {os.getpid()})"
-
-
-def experiment_dir(settings: Settings, experiment_id: int) -> Path:
-    return settings.artifacts_dir / f"experiment-{experiment_id}"
-
-
-def model_path(settings: Settings, experiment_id: int) -> Path:
-    return experiment_dir(settings, experiment_id) / "model.keras"
 
 
 def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, Cifar10]:
@@ -82,7 +73,7 @@ def initial_model(spec: ExperimentSpec, settings: Settings) -> keras.Model:
     source = spec.hyperparameters.warm_start_experiment_id
     if source is None:
         return build_model(spec, settings)
-    path = model_path(settings, source)
+    path = settings.model_path(source)
     if not path.is_file():
         raise ValueError(
             f"warm start: experiment {source} has no trained model ({path} is missing); "
@@ -117,7 +108,7 @@ def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settin
     keras.mixed_precision.set_global_policy(precision_policy(hp))
     dataset = load_cifar10(source=settings.cifar10_path, cache_dir=settings.dataset_cache_dir)
     training, test = prepare_data(spec, dataset)
-    checkpoint = Checkpoint(experiment_dir(settings, experiment_id))
+    checkpoint = Checkpoint(settings.experiment_dir(experiment_id))
     resumed = checkpoint.load()
     if resumed is not None:
         model, start = resumed
@@ -136,11 +127,17 @@ def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settin
     )  # fmt: skip
     probabilities = np.asarray(model.predict(test_batches, verbose=0))
     result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
-    save_model_atomically(model, model_path(settings, experiment_id))
+    fingerprint = fingerprint_test_set(test.x_test, test.y_test)
+    save_test_images(test.x_test, settings.test_images_path(fingerprint))
+    save_model_atomically(model, settings.model_path(experiment_id))
+    per_image = crud.PerImageResults(
+        fingerprint=fingerprint, labels=result.labels, predictions=result.predictions,
+        confidences=result.confidences,
+    )  # fmt: skip
     with session_scope() as session:
         crud.save_evaluation(
             session=session, experiment_id=experiment_id, classes=result.classes,
-            confusion_matrix=result.confusion_matrix, report=result.report,
+            confusion_matrix=result.confusion_matrix, report=result.report, per_image=per_image,
         )  # fmt: skip
     checkpoint.clear()
     return RunOutcome(cancelled=False)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import Annotated, Any
+import shutil
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import crud
+from app.config import get_settings
 from app.deps import SessionDep
 from app.launcher import launch
 from app.models import Experiment, Status
@@ -21,6 +24,7 @@ from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
     ExperimentsPublic,
+    ExperimentUpdate,
     HealthPublic,
     MetricsPublic,
     ModelPublic,
@@ -30,6 +34,8 @@ from app.zoo import MODELS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["api"])
+SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
+DEFAULT_SORT = SortKey("created_at")
 
 SPEC_EXAMPLE = {
     "name": "cnn baseline",
@@ -85,13 +91,16 @@ def list_experiments(
     status: Status | None = None,
     model: str | None = None,
     tag: str | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in name or notes")] = None,
+    sort: Annotated[SortKey, Query(description="Column to sort by")] = DEFAULT_SORT,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     items, total = crud.list_experiments(
-        session=session, status=status, model=model, tag=tag, q=q, limit=limit, offset=offset
-    )
+        session=session, status=status, model=model, tag=tag, q=q, sort=sort,
+        descending=order == "desc", limit=limit, offset=offset,
+    )  # fmt: skip
     return {"items": items, "total": total}
 
 
@@ -118,12 +127,58 @@ def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
     return experiment.evaluation
 
 
+@router.patch("/experiments/{experiment_id}", response_model=ExperimentPublic)
+def update_experiment(
+    session: SessionDep, experiment_id: int, changes: ExperimentUpdate
+) -> Experiment:
+    """Rename, retag or annotate an experiment."""
+    experiment = _experiment_or_404(session, experiment_id)
+    crud.update_experiment(
+        session=session, experiment=experiment, changes=changes.model_dump(exclude_unset=True)
+    )
+    session.commit()
+    return experiment
+
+
 @router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
 def cancel_experiment(session: SessionDep, experiment_id: int) -> Experiment:
     experiment = _experiment_or_404(session, experiment_id)
     crud.request_cancel(session=session, experiment=experiment)
     session.commit()
     return experiment
+
+
+@router.delete("/experiments/{experiment_id}", status_code=204)
+def delete_experiment(session: SessionDep, experiment_id: int) -> Response:
+    """Delete a finished experiment with its metrics, evaluation and files."""
+    experiment = _experiment_or_404(session, experiment_id)
+    if not Status(experiment.status).finished:
+        raise HTTPException(
+            status_code=409,
+            detail=f"experiment {experiment_id} is {experiment.status}; cancel it first",
+        )
+    crud.delete_experiment(session=session, experiment=experiment)
+    session.commit()
+    shutil.rmtree(get_settings().experiment_dir(experiment_id), ignore_errors=True)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/experiments/{experiment_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_model(session: SessionDep, experiment_id: int) -> FileResponse:
+    """The trained model as a `.keras` file (load with `keras.models.load_model`)."""
+    experiment = _experiment_or_404(session, experiment_id)
+    path = get_settings().model_path(experiment_id)
+    if not path.is_file():
+        raise HTTPException(
+            status_code=404,
+            detail=f"experiment {experiment_id} has no trained model (status: {experiment.status})",
+        )
+    filename = f"cifarlab-{experiment_id}-{experiment.model}.keras"
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)
 
 
 @router.get("/models", response_model=list[ModelPublic])

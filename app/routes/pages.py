@@ -1,7 +1,8 @@
-"""HTML pages: the experiments list, the launch form and the live experiment page.
+"""HTML pages: the experiments list, the launch form with its presets, and the live
+experiment page.
 
-Pages read the database only; the launch form validates with the same ``parse_spec`` the API
-and CLI use, so a spec that the form accepts is one the worker can run.
+Pages read the database only. The form itself is built in ``app.forms``; this module holds
+the routes and what each page needs from the database.
 """
 
 from __future__ import annotations
@@ -9,26 +10,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app import crud
 from app.charts import confusion_matrix_figure, curves_figure, report_rows
 from app.deps import SessionDep
+from app.forms import (
+    form_context,
+    preset_sections,
+    spec_from_form,
+    spec_groups,
+    study_preset,
+    values_from_spec,
+)
 from app.launcher import launch
 from app.models import Experiment, Status
+from app.presets import PRESETS
 from app.schemas import (
     EpochMetricPublic,
     EvaluationPublic,
@@ -36,7 +48,7 @@ from app.schemas import (
     FieldError,
     SpecError,
 )
-from app.zoo import MODELS, ModelInfo
+from app.zoo import MODELS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -44,10 +56,9 @@ router = APIRouter(include_in_schema=False)
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
-HP_PREFIX = "hp."
-PRIMARY_GROUPS = ("Training", "Model")
-OTHER_GROUP = "Other settings"
-FAMILY_TITLES = {"from_scratch": "From scratch", "transfer": "Transfer learning"}
+FINE_TUNE = "fine_tune"
+BOUNDARY_COLOR = "#667085"
+LEARNING_RATE_COLOR = "#7c3aed"
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -82,6 +93,25 @@ def format_number(value: float | int | None, digits: int = 3) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
 
 
+def format_compact(value: int | None) -> str:
+    """Parameter counts in a list column: 550.6k, 23.6M (the exact count is in its title)."""
+    if value is None:
+        return "—"
+    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return str(value)
+
+
+def format_mean_last(pair: tuple[float, float] | None, digits: int, unit: str = "") -> str:
+    """The mean over epochs and the last epoch's value: the first epoch pays for tracing,
+    so the last one says what the run does now. Mirrored in experiment.js."""
+    if pair is None:
+        return "—"
+    mean, last = (f"{value:,.{digits}f}{unit}" for value in pair)
+    return f"{mean} mean · {last} last"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True
@@ -91,6 +121,8 @@ def _environment() -> jinja2.Environment:
         duration=format_duration,
         percent=format_percent,
         number=format_number,
+        compact=format_compact,
+        mean_last=format_mean_last,
     )
     env.globals.update(plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS)
     return env
@@ -173,251 +205,7 @@ def experiments_page(
     return templates.TemplateResponse(request, "experiments.html", context)
 
 
-# --- the launch form, generated from each model's hyperparameter JSON schema -------------------
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One hyperparameter input; ``nullable`` fields submit an empty input as null."""
-
-    key: str
-    label: str
-    help: str
-    kind: Literal["number", "select", "text"]
-    default: str
-    nullable: bool
-    group: str
-    attributes: dict[str, str] = field(default_factory=dict)
-    options: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def input_name(self) -> str:
-        return HP_PREFIX + self.key
-
-    @property
-    def error_path(self) -> str:
-        return f"hyperparameters.{self.key}"
-
-
-@dataclass(frozen=True)
-class FieldGroup:
-    title: str
-    fields: tuple[FormField, ...]
-
-
-@dataclass(frozen=True)
-class HyperparameterForm:
-    """The inputs of one hyperparameter class; the models that share the class share it."""
-
-    key: str
-    models: tuple[str, ...]
-    groups: tuple[FieldGroup, ...]
-
-    @property
-    def fields(self) -> tuple[FormField, ...]:
-        return tuple(f for group in self.groups for f in group.fields)
-
-
-def _to_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _number_attributes(schema: dict[str, Any]) -> dict[str, str]:
-    attributes = {"step": "1" if schema.get("type") == "integer" else "any"}
-    for bound, names in (("min", ("minimum", "exclusiveMinimum")), ("max", ("maximum",))):
-        value = next((schema[name] for name in names if name in schema), None)
-        if value is not None:
-            attributes[bound] = _to_text(value)
-    return attributes
-
-
-def _options(schema: dict[str, Any], nullable: bool) -> tuple[tuple[str, str], ...]:
-    if schema.get("type") == "boolean":
-        choices: list[tuple[str, str]] = [("true", "Yes"), ("false", "No")]
-    else:
-        choices = [(_to_text(value), _to_text(value)) for value in schema.get("enum", [])]
-    return ((("", "—"),) if nullable else ()) + tuple(choices)
-
-
-def form_field(key: str, prop: dict[str, Any]) -> FormField:
-    """One JSON-schema property -> one input; ``anyOf [X, null]`` is an optional X."""
-    variants: list[dict[str, Any]] = prop.get("anyOf", [prop])
-    nullable = any(variant.get("type") == "null" for variant in variants)
-    schema: dict[str, Any] = next((v for v in variants if v.get("type") != "null"), {})
-    is_number = schema.get("type") in ("integer", "number")
-    is_choice = schema.get("type") == "boolean" or "enum" in schema
-    kind: Literal["number", "select", "text"] = (
-        "number" if is_number else "select" if is_choice else "text"
-    )
-    return FormField(
-        key=key,
-        label=prop.get("title", key.replace("_", " ").capitalize()),
-        help=prop.get("description", ""),
-        kind=kind,
-        default=_to_text(prop.get("default")),
-        nullable=nullable,
-        group=prop.get("group", OTHER_GROUP),
-        attributes=_number_attributes(schema) if is_number else {},
-        options=_options(schema, nullable) if is_choice else (),
-    )
-
-
-def _grouped(fields: list[FormField]) -> tuple[FieldGroup, ...]:
-    """Fields by their schema ``group``: the primary groups first, the rest as declared."""
-    declared = list(dict.fromkeys(f.group for f in fields))
-    rank = {title: PRIMARY_GROUPS.index(title) for title in PRIMARY_GROUPS}
-    titles = sorted(declared, key=lambda title: rank.get(title, len(rank)))
-    return tuple(FieldGroup(t, tuple(f for f in fields if f.group == t)) for t in titles)
-
-
-@lru_cache
-def hyperparameter_forms() -> tuple[HyperparameterForm, ...]:
-    """One form per hyperparameter class, so nine transfer models do not repeat 35 inputs."""
-    models_by_class: dict[type[BaseModel], list[str]] = {}
-    for info in MODELS.values():
-        models_by_class.setdefault(info.hyperparameters, []).append(info.name)
-    forms = []
-    for hyperparameters, names in models_by_class.items():
-        properties = hyperparameters.model_json_schema().get("properties", {})
-        fields = [form_field(key, prop) for key, prop in properties.items()]
-        forms.append(HyperparameterForm(names[0], tuple(names), _grouped(fields)))
-    return tuple(forms)
-
-
-def form_for(model: str) -> HyperparameterForm | None:
-    return next((form for form in hyperparameter_forms() if model in form.models), None)
-
-
-def _fields_of(model: str) -> tuple[FormField, ...]:
-    form = form_for(model)
-    return form.fields if form else ()
-
-
-def model_choices() -> list[tuple[str, list[ModelInfo]]]:
-    """The model select's option groups, by family."""
-    families: dict[str, list[ModelInfo]] = {}
-    for info in MODELS.values():
-        families.setdefault(info.family, []).append(info)
-    return [
-        (FAMILY_TITLES.get(family, family.replace("_", " ").capitalize()), infos)
-        for family, infos in families.items()
-    ]
-
-
-def open_groups(
-    form: HyperparameterForm, values: dict[str, str], error_paths: set[str]
-) -> set[str]:
-    """Primary groups are open; another opens when it holds an error or a changed value."""
-    opened = set(PRIMARY_GROUPS)
-    for group in form.groups:
-        for f in group.fields:
-            changed = values.get(f.input_name, f.default).strip() != f.default
-            if changed or f.error_path in error_paths:
-                opened.add(group.title)
-    return opened
-
-
-def _split_tags(text: str) -> list[str]:
-    return [tag.strip() for tag in text.split(",") if tag.strip()]
-
-
-def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
-    """Form strings -> a spec dict. An empty input is left out so the default applies, except
-    for a nullable field, where empty means null ("all images"). Numbers stay strings:
-    pydantic's lax mode coerces them and names the field when it cannot."""
-    model = values.get("model", "")
-    nullable = {f.key for f in _fields_of(model) if f.nullable}
-    hyperparameters: dict[str, Any] = {}
-    for name, raw in values.items():
-        if not name.startswith(HP_PREFIX):
-            continue
-        key, value = name.removeprefix(HP_PREFIX), raw.strip()
-        if value:
-            hyperparameters[key] = value
-        elif key in nullable:
-            hyperparameters[key] = None
-    return {
-        "name": values.get("name", ""),
-        "model": model,
-        "tags": _split_tags(values.get("tags", "")),
-        "hyperparameters": hyperparameters,
-    }
-
-
-@dataclass(frozen=True)
-class SpecGroup:
-    """One group of a stored spec's hyperparameters, for the experiment page."""
-
-    title: str
-    rows: tuple[tuple[str, str, bool], ...]  # key, shown value, changed from the default
-    open: bool
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def spec_groups(model: str, hyperparameters: dict[str, Any]) -> list[SpecGroup]:
-    """Grouped like the form; groups with a value changed from its default start open."""
-    form = form_for(model)
-    fields = form.fields if form else ()
-    values = {HP_PREFIX + key: _to_text(value) for key, value in hyperparameters.items()}
-    opened = open_groups(form, values, set()) if form else set()
-    groups = []
-    for group in form.groups if form else ():
-        rows = tuple(
-            (f.key, _shown(hyperparameters[f.key]), values[f.input_name] != f.default)
-            for f in group.fields
-            if f.key in hyperparameters
-        )
-        groups.append(SpecGroup(group.title, rows, group.title in opened))
-    known = {f.key for f in fields}
-    others = tuple((k, _shown(v), False) for k, v in hyperparameters.items() if k not in known)
-    if others:  # a spec stored before its model's class changed: still show all of it
-        groups.append(SpecGroup(OTHER_GROUP, others, True))
-    return groups
-
-
-def values_from_spec(spec: dict[str, Any]) -> dict[str, str]:
-    """A stored spec -> form values, for cloning an experiment."""
-    values = {
-        "name": f"{spec.get('name', '')} (copy)",
-        "model": str(spec.get("model", "")),
-        "tags": ", ".join(spec.get("tags", [])),
-    }
-    for key, value in spec.get("hyperparameters", {}).items():
-        values[HP_PREFIX + key] = _to_text(value)
-    return values
-
-
-def _error_target(error_field: str, paths: list[str]) -> str | None:
-    """The input an error belongs to: ``tags.0`` belongs to ``tags``."""
-    matches = [p for p in paths if error_field == p or error_field.startswith(p + ".")]
-    return max(matches, key=len, default=None)
-
-
-def group_errors(
-    errors: list[FieldError], model: str
-) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
-    """Errors by the input they are shown next to, and those that belong to no input."""
-    paths = ["name", "model", "tags", *(f.error_path for f in _fields_of(model))]
-    attached: dict[str, list[FieldError]] = {}
-    unattached: list[FieldError] = []
-    for error in errors:
-        target = _error_target(error.field, paths)
-        if target is None:
-            unattached.append(error)
-        else:
-            attached.setdefault(target, []).append(error)
-    return attached, unattached
+# --- the launch form and its presets ----------------------------------------------------------
 
 
 def _render_form(
@@ -425,23 +213,13 @@ def _render_form(
     values: dict[str, str],
     errors: list[FieldError] | None = None,
     status_code: int = 200,
+    prefilled_from: str = "",
 ) -> Response:
-    model = values.get("model", "")
-    if model not in MODELS:
-        model = next(iter(MODELS))
-    chosen_form = form_for(model)
-    attached, unattached = group_errors(errors or [], model)
+    """The presets collapse once the form holds a chosen spec, so the form is in view."""
     context = {
-        "model_choices": model_choices(),
-        "forms": hyperparameter_forms(),
-        "chosen": model,
-        "chosen_form": chosen_form.key if chosen_form else "",
-        "primary_groups": PRIMARY_GROUPS,
-        "open_groups": open_groups(chosen_form, values, set(attached)) if chosen_form else set(),
-        "values": values,
-        "errors": errors or [],
-        "attached": attached,
-        "unattached": unattached,
+        **form_context(values, errors or []),
+        "preset_sections": preset_sections(),
+        "prefilled_from": prefilled_from,
     }
     return templates.TemplateResponse(request, "new.html", context, status_code=status_code)
 
@@ -451,14 +229,23 @@ def new_experiment_page(
     request: Request,
     session: SessionDep,
     source_id: Annotated[int | None, Query(alias="from")] = None,
+    preset_name: Annotated[str | None, Query(alias="preset")] = None,
 ) -> Response:
-    """``?from=ID`` prefills the form with that experiment's spec (clone and tweak)."""
+    """``?from=ID`` prefills the form with that experiment's spec (clone and tweak),
+    ``?preset=NAME`` with a preset's (customise before launching)."""
+    if preset_name is not None:
+        preset = PRESETS.get(preset_name)
+        if preset is None:
+            return _not_found(request, f"There is no preset {preset_name!r}.")
+        values = values_from_spec(preset.spec.model_dump(mode="json"))
+        return _render_form(request, values, prefilled_from=f"the preset {preset.title}")
     if source_id is None:
         return _render_form(request, {})
     source = crud.get_experiment(session=session, experiment_id=source_id)
     if source is None:
         return _not_found(request, f"There is no experiment {source_id} to copy.")
-    return _render_form(request, values_from_spec(source.spec))
+    values = values_from_spec(source.spec, name_suffix=" (copy)")
+    return _render_form(request, values, prefilled_from=f"experiment #{source_id}")
 
 
 async def _form_values(request: Request) -> dict[str, str]:
@@ -479,17 +266,33 @@ def launch_experiment(
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 
+@router.post("/presets/{name}/launch")
+def launch_preset(request: Request, session: SessionDep, name: str) -> Response:
+    """One click from a preset card. Presets are validated when they are defined, so only a
+    check against the database could refuse one; then the form shows why, prefilled."""
+    preset = PRESETS.get(name)
+    if preset is None:
+        return _not_found(request, f"There is no preset {name!r}.")
+    spec = preset.spec.model_dump(mode="json")
+    try:
+        experiment = launch(session, spec)
+    except SpecError as exc:
+        return _render_form(request, values_from_spec(spec), exc.errors, status_code=422)
+    return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
+
+
 # --- one experiment ----------------------------------------------------------------------------
 
 
 def evaluation_context(evaluation: EvaluationPublic | None) -> dict[str, Any]:
+    """An imported report may come without its confusion matrix: then the table stands alone."""
     if evaluation is None:
         return {"evaluation": None}
+    matrix = evaluation.confusion_matrix
+    figure = None if matrix is None else confusion_matrix_figure(evaluation.classes, matrix)
     return {
         "evaluation": evaluation,
-        "confusion_figure": confusion_matrix_figure(
-            evaluation.classes, evaluation.confusion_matrix
-        ),
+        "confusion_figure": figure,
         "report_rows": report_rows(evaluation.report, evaluation.classes),
     }
 
@@ -500,18 +303,102 @@ def _evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
     return EvaluationPublic.model_validate(experiment.evaluation)
 
 
+# --- phases, learning rate and speed, from the epoch rows ------------------------------------
+
+
+def fine_tune_start(epochs: Sequence[EpochMetricPublic]) -> int | None:
+    """The first fine-tuning epoch that follows an epoch of another phase, if any."""
+    for previous, row in pairwise(epochs):
+        if row.phase == FINE_TUNE and previous.phase != FINE_TUNE:
+            return row.epoch
+    return None
+
+
+def boundary_marks(start_epoch: int) -> dict[str, dict[str, Any]]:
+    """A dashed line between the last frozen-base epoch and the first fine-tuning one, and
+    its label. The live page copies these when fine-tuning starts while it watches."""
+    x = start_epoch - 0.5
+    line = {"color": BOUNDARY_COLOR, "width": 1.5, "dash": "dash"}
+    return {
+        "shape": {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x,
+                  "y0": 0, "y1": 1, "line": line, "name": FINE_TUNE},
+        "annotation": {"text": "fine-tuning", "xref": "x", "yref": "paper", "x": x, "y": 1,
+                       "xanchor": "left", "yanchor": "top", "xshift": 3, "showarrow": False,
+                       "bgcolor": "rgba(255,255,255,0.85)", "borderpad": 2,
+                       "font": {"color": BOUNDARY_COLOR, "size": 11}},
+    }  # fmt: skip
+
+
+def with_boundary(figure: dict[str, Any], start_epoch: int | None) -> dict[str, Any]:
+    if start_epoch is not None:
+        marks = boundary_marks(start_epoch)
+        layout = figure["layout"]
+        layout["shapes"] = [*layout.get("shapes", []), marks["shape"]]
+        layout["annotations"] = [*layout.get("annotations", []), marks["annotation"]]
+    return figure
+
+
+def learning_rate_figure(
+    epochs: Sequence[EpochMetricPublic], total_epochs: int | None
+) -> dict[str, Any]:
+    """The loss chart's frame (epoch axis, waiting note) with one trace on a log axis: a
+    plateau cut or a fine-tuning phase shows as a step down, drawn between the two epochs."""
+    figure = curves_figure(epochs, "loss", total_epochs=total_epochs)
+    layout = figure["layout"]
+    layout["title"]["text"] = "Learning rate"
+    layout["showlegend"] = False
+    layout["yaxis"].update(title={"text": "Learning rate"}, type="log", exponentformat="power")
+    if not epochs:
+        layout["yaxis"]["range"] = [-5, -1]  # log10: 1e-5 to 1e-1 while waiting
+    trace = {
+        **figure["data"][0],
+        "name": "learning rate",
+        "y": [row.learning_rate for row in epochs],
+        "line": {"color": LEARNING_RATE_COLOR, "width": 2, "shape": "hvh"},
+        "hovertemplate": "%{y:.2e}<extra></extra>",
+    }
+    figure["data"] = [trace]
+    return figure
+
+
+def mean_and_last(values: Sequence[float | None]) -> tuple[float, float] | None:
+    known = [value for value in values if value is not None]
+    return (statistics.fmean(known), known[-1]) if known else None
+
+
+def _figures(epochs: Sequence[EpochMetricPublic], total: int | None) -> dict[str, Any]:
+    start = fine_tune_start(epochs)
+    return {
+        "accuracy_figure": with_boundary(
+            curves_figure(epochs, "accuracy", total_epochs=total), start
+        ),
+        "loss_figure": with_boundary(curves_figure(epochs, "loss", total_epochs=total), start),
+        "learning_rate_figure": with_boundary(learning_rate_figure(epochs, total), start),
+    }
+
+
 def _page_data(
-    experiment: ExperimentPublic, last_epoch: int, has_evaluation: bool
+    experiment: ExperimentPublic, epochs: Sequence[EpochMetricPublic], has_evaluation: bool
 ) -> dict[str, Any]:
     """What the page script needs to pick the live stream up where the page left off."""
+    last_epoch = epochs[-1].epoch if epochs else 0
     return {
         "id": experiment.id,
         "finished": Status(experiment.status).finished,
         "lastEpoch": last_epoch,
+        "lastPhase": epochs[-1].phase if epochs else None,
+        "seconds": [row.seconds for row in epochs],
+        "imagesPerSecond": [row.images_per_second for row in epochs],
+        "boundaryMarks": boundary_marks(0),
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
         "evaluationUrl": f"/experiments/{experiment.id}/evaluation",
     }
+
+
+def _epochs(session: Session, experiment_id: int) -> list[EpochMetricPublic]:
+    rows = crud.list_epochs(session=session, experiment_id=experiment_id)
+    return [EpochMetricPublic.model_validate(row) for row in rows]
 
 
 @router.get("/experiments/{experiment_id}")
@@ -520,18 +407,16 @@ def experiment_page(request: Request, session: SessionDep, experiment_id: int) -
     if experiment is None:
         return _not_found(request, f"Experiment {experiment_id} does not exist.")
     public = ExperimentPublic.model_validate(experiment)
-    epochs = [
-        EpochMetricPublic.model_validate(row)
-        for row in crud.list_epochs(session=session, experiment_id=experiment_id)
-    ]
+    epochs = _epochs(session, experiment_id)
     evaluation = _evaluation_of(experiment)
-    total = public.total_epochs or None
     context = {
         "experiment": public,
         "spec_groups": spec_groups(public.model, public.spec.get("hyperparameters", {})),
-        "accuracy_figure": curves_figure(epochs, "accuracy", total_epochs=total),
-        "loss_figure": curves_figure(epochs, "loss", total_epochs=total),
-        "page_data": _page_data(public, epochs[-1].epoch if epochs else 0, evaluation is not None),
+        "study": study_preset(public.tags),
+        "seconds_per_epoch": mean_and_last([row.seconds for row in epochs]),
+        "images_per_second": mean_and_last([row.images_per_second for row in epochs]),
+        "page_data": _page_data(public, epochs, evaluation is not None),
+        **_figures(epochs, public.total_epochs or None),
         **evaluation_context(evaluation),
     }
     return templates.TemplateResponse(request, "experiment.html", context)

@@ -11,7 +11,14 @@
   const DASH = "\u2014";
   const FINISHED = ["succeeded", "failed", "cancelled"];
   const page = JSON.parse(document.getElementById("experiment-data").textContent);
-  const state = { lastEpoch: page.lastEpoch, hasEvaluation: page.hasEvaluation };
+  const CURVE_CHARTS = ["accuracy-chart", "loss-chart", "learning-rate-chart"];
+  const state = {
+    lastEpoch: page.lastEpoch,
+    lastPhase: page.lastPhase,
+    seconds: page.seconds,
+    imagesPerSecond: page.imagesPerSecond,
+    hasEvaluation: page.hasEvaluation,
+  };
 
   function drawCharts(root) {
     root.querySelectorAll('script[type="application/json"][data-chart]').forEach((script) => {
@@ -55,6 +62,28 @@
     test_accuracy: orDash((value) => `${(value * 100).toFixed(2)}%`),
     macro_f1: orDash((value) => value.toFixed(3)),
   };
+
+  // format_mean_last in app/routes/pages.py: the mean over epochs and the last epoch's value.
+  function formatMeanLast(values, digits, unit) {
+    const known = values.filter((value) => value !== null && value !== undefined);
+    if (!known.length) return DASH;
+    const mean = known.reduce((sum, value) => sum + value, 0) / known.length;
+    const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    const format = (value) => value.toLocaleString("en-US", options) + unit;
+    return `${format(mean)} mean \u00b7 ${format(known[known.length - 1])} last`;
+  }
+
+  function updateSpeed(row) {
+    state.seconds.push(row.seconds);
+    state.imagesPerSecond.push(row.images_per_second);
+    const cells = {
+      seconds_per_epoch: formatMeanLast(state.seconds, 1, " s"),
+      images_per_second: formatMeanLast(state.imagesPerSecond, 0, ""),
+    };
+    Object.entries(cells).forEach(([key, text]) => {
+      document.querySelector(`#facts [data-fact="${key}"]`).textContent = text;
+    });
+  }
 
   function updateStatus(status) {
     const badge = document.getElementById("status");
@@ -127,24 +156,44 @@
 
   function onExperiment(experiment) {
     document.getElementById("cancel").hidden = FINISHED.includes(experiment.status);
+    document.getElementById("download").hidden = experiment.status !== "succeeded";
     updateStatus(experiment.status);
     updateFacts(experiment);
     updateProgress(experiment);
     updateLayers(experiment.model_layers);
   }
 
+  // The dashed "fine-tuning" line, drawn where the phase changes while the page watches;
+  // app/routes/pages.py draws it into the figures of a reloaded page.
+  function markFineTuning(epoch) {
+    const x = epoch - 0.5;
+    const { shape, annotation } = page.boundaryMarks;
+    CURVE_CHARTS.forEach((id) => {
+      const layout = document.getElementById(id).layout;
+      Plotly.relayout(id, {
+        shapes: [...(layout.shapes || []), { ...shape, x0: x, x1: x }],
+        annotations: [...(layout.annotations || []), { ...annotation, x }],
+      });
+    });
+  }
+
   function onEpoch(row) {
     if (row.epoch <= state.lastEpoch) return; // already drawn (page render or earlier event)
     if (state.lastEpoch === 0) {
-      // The empty figure had a fixed axis and a "waiting" note (app/charts.py).
+      // The empty figures had a fixed axis and a "waiting" note (app/charts.py).
       const reset = { "yaxis.autorange": true, annotations: [] };
-      Plotly.relayout("accuracy-chart", reset);
-      Plotly.relayout("loss-chart", reset);
+      CURVE_CHARTS.forEach((id) => Plotly.relayout(id, reset));
+    }
+    if (row.phase === "fine_tune" && state.lastPhase && state.lastPhase !== "fine_tune") {
+      markFineTuning(row.epoch);
     }
     state.lastEpoch = row.epoch;
+    state.lastPhase = row.phase;
     const x = [[row.epoch], [row.epoch]];
     Plotly.extendTraces("accuracy-chart", { x, y: [[row.accuracy], [row.val_accuracy]] }, [0, 1]);
     Plotly.extendTraces("loss-chart", { x, y: [[row.loss], [row.val_loss]] }, [0, 1]);
+    Plotly.extendTraces("learning-rate-chart", { x: [[row.epoch]], y: [[row.learning_rate]] }, [0]);
+    updateSpeed(row);
   }
 
   async function onEvaluation() {

@@ -1,7 +1,9 @@
-"""A person in a browser: launch from the form, watch it train live, read the evaluation.
+"""A person in a browser: launch from the form or a preset, watch it train live, read the
+evaluation.
 
 Real everything: `cifarlab up` (embedded Redis, one Celery worker, uvicorn on SQLite) and
-Debian's Chromium driven by Playwright.
+Debian's Chromium driven by Playwright. The two-phase test writes epochs into the stack's
+database itself, as a worker would, so it needs no transfer model trained on the CPU.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
+from app import crud
+from app.models import Experiment
+from app.presets import PRESETS
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +77,7 @@ def fill_launch_form(page: Page, name: str, values: dict[str, str]) -> None:
     page.fill("#name", name)
     for key, value in values.items():
         hyperparameter(page, key).fill(value)
-    page.get_by_role("button", name="Launch").click()
+    page.locator("#launch-form").get_by_role("button", name="Launch").click()
 
 
 def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> None:
@@ -114,6 +121,12 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     rows = page.locator("#report tbody tr").evaluate_all("rows => rows.map(r => r.dataset.row)")
     assert rows == [*classes, "accuracy", "macro avg", "weighted avg"]
     expect(page.locator("[data-fact=test_accuracy]")).to_contain_text("%")
+    expect(page.locator("[data-fact=seconds_per_epoch]")).to_contain_text(" s last")
+    expect(page.locator("[data-fact=images_per_second]")).to_contain_text(" last")
+    download = page.locator("#download")
+    expect(download).to_be_visible()
+    response = httpx.get(f"{stack.base_url}{download.get_attribute('href')}")
+    assert response.status_code == 200 and len(response.content) > 10_000
 
 
 def test_invalid_epochs_shows_the_field_error_and_launches_nothing(
@@ -128,3 +141,85 @@ def test_invalid_epochs_shows_the_field_error_and_launches_nothing(
     assert page.url.endswith("/experiments/new")
     expect(hyperparameter(page, "epochs")).to_have_value("0")
     assert experiment_count(stack) == before
+
+
+def test_customise_a_preset_then_launch_it(stack: Stack, page: Page) -> None:
+    preset = PRESETS["quick-custom-cnn"]
+    page.goto(f"{stack.base_url}/experiments/new")
+    card = page.locator(f"[data-preset='{preset.name}']")
+    expect(card).to_contain_text(preset.description)
+    expect(page.locator("[data-preset='study-efficientnetb2']")).to_contain_text("study: 0.90")
+    card.get_by_role("link", name="Customise").click()
+    page.wait_for_url(f"**/experiments/new?preset={preset.name}")
+    expect(page.locator("#name")).to_have_value(preset.title)
+    expect(page.locator("#model")).to_have_value("custom_cnn")
+    expect(hyperparameter(page, "train_size")).to_have_value("5000")
+    before = experiment_count(stack)
+    fill_launch_form(page, "customised preset", {"epochs": "0"})  # refused: nothing queued
+    expect(page.locator(".field-error[data-field='hyperparameters.epochs']")).to_be_visible()
+    assert experiment_count(stack) == before
+
+
+def write_epoch(session: Session, experiment: Experiment, epoch: int, phase: str) -> None:
+    values = {
+        "phase": phase, "accuracy": 0.4 + epoch / 10, "val_accuracy": 0.35 + epoch / 10,
+        "loss": 2.0 / epoch, "val_loss": 2.2 / epoch, "seconds": 10.0 + epoch,
+        "learning_rate": 1e-3 if phase == "train" else 1e-4, "images_per_second": 100.0 * epoch,
+    }  # fmt: skip
+    crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+    session.commit()
+
+
+def fine_tune_lines(page: Page) -> list[list[float]]:
+    return page.evaluate(
+        "['accuracy-chart', 'loss-chart', 'learning-rate-chart'].map((id) =>"
+        " (document.getElementById(id).layout.shapes || []).map((s) => s.x0))"
+    )
+
+
+def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
+    """Epochs written while the page watches: the dashed line comes with the first
+    fine-tuning epoch, and the download link once the run has succeeded."""
+    engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
+    with Session(engine) as session:
+        spec = PRESETS["quick-transfer-two-phase"].spec  # created, never enqueued
+        experiment = crud.create_experiment(session=session, spec=spec)
+        crud.claim_experiment(
+            session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
+        )
+        session.commit()
+        write_epoch(session, experiment, 1, "train")
+        page.goto(f"{stack.base_url}/experiments/{experiment.id}")
+        expect(page.locator("#live")).to_be_visible()
+        expect(page.locator("#download")).to_be_hidden()
+        assert fine_tune_lines(page) == [[], [], []]
+
+        write_epoch(session, experiment, 2, "fine_tune")
+        page.wait_for_function("document.getElementById('loss-chart').data[0].x.length === 2")
+        assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
+        labels = page.locator("#accuracy-chart").get_by_text("fine-tuning")
+        expect(labels).to_have_count(1)
+        expect(page.locator("[data-fact=seconds_per_epoch]")).to_have_text(
+            "11.5 s mean · 12.0 s last"
+        )
+
+        crud.save_evaluation(
+            session=session,
+            experiment_id=experiment.id,
+            classes=["cat", "dog"],
+            confusion_matrix=[[3, 1], [0, 4]],
+            report=_report(),
+        )
+        session.commit()
+    engine.dispose()
+    expect(page.locator("#status")).to_have_text("succeeded")
+    expect(page.locator("#download")).to_be_visible()
+    expect(page.locator("#report")).to_be_visible()
+    assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
+
+
+def _report() -> dict[str, object]:
+    row = {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 4.0}
+    average = {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 8.0}
+    return {"cat": row, "dog": row, "accuracy": 0.875, "macro avg": average,
+            "weighted avg": average}  # fmt: skip

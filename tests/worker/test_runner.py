@@ -50,8 +50,15 @@ def test_run_streams_epochs_and_stores_evaluation_and_model(
     evaluation = stored.evaluation
     assert sum(map(sum, evaluation.confusion_matrix)) == 100 == evaluation.test_size
     assert [evaluation.report[name]["support"] for name in evaluation.classes] == [10.0] * 10
-    model = keras.models.load_model(runner.model_path(settings_with_data, experiment.id))
+    model = keras.models.load_model(settings_with_data.model_path(experiment.id))
     assert model.count_params() == stored.parameters
+    assert len(evaluation.predictions) == len(evaluation.labels) == 100
+    assert sorted(evaluation.labels) == sorted(list(range(10)) * 10)
+    correct = sum(p == t for p, t in zip(evaluation.predictions, evaluation.labels, strict=True))
+    assert correct / 100 == pytest.approx(evaluation.accuracy)
+    assert all(0.1 <= c <= 1.0 for c in evaluation.confidences)
+    images = np.load(settings_with_data.test_images_path(evaluation.test_set_fingerprint))
+    assert images.shape == (100, 32, 32, 3) and images.dtype == np.uint8
 
 
 def test_split_and_subsets_are_stratified_and_disjoint(settings_with_data) -> None:
@@ -79,7 +86,7 @@ def test_cancel_request_stops_training_and_keeps_nothing_half_done(
     )
     assert outcome.cancelled
     assert crud.list_epochs(session=session, experiment_id=experiment.id) == []
-    assert not runner.model_path(settings_with_data, experiment.id).exists()
+    assert not settings_with_data.model_path(experiment.id).exists()
 
 
 def test_evaluation_matches_sklearn_table() -> None:
@@ -105,7 +112,7 @@ def test_resume_from_checkpoint_continues_the_epoch_count(
     spec = parse_spec(experiment.spec)
     interrupted = build_model(spec, settings_with_data)
     interrupted.compile(optimizer="adam", loss="categorical_crossentropy")
-    checkpoint = Checkpoint(runner.experiment_dir(settings_with_data, experiment.id))
+    checkpoint = Checkpoint(settings_with_data.experiment_dir(experiment.id))
     checkpoint.save(interrupted, ResumePoint(epochs_done=2, phase="train"))
     runner.run_experiment(experiment_id=experiment.id, spec=spec, settings=settings_with_data)
     session.expire_all()

@@ -1,0 +1,400 @@
+"""Pure functions: a run's epoch curves -> findings in plain language.
+
+The original study read its loss and accuracy curves by eye ("the model overfits from epoch N",
+"more epochs would help"); this module applies the same reading to every run, so each
+experiment page can say it and the compare page can sort by it.
+
+The rules, each a small function below (thresholds are the module constants):
+
+- **overfitting** (warning): validation loss reached its minimum at epoch N with at least
+  ``MIN_EPOCHS_AFTER_BEST`` epochs after it, training loss kept falling after N (by more than
+  ``TRAIN_LOSS_FALL``, relative), and the curves moved apart: the final validation loss is
+  ``VAL_LOSS_RISE`` above its minimum, or the accuracy gap widened by ``GAP_WIDENING`` since N,
+  or the final gap exceeds ``LARGE_GAP``.
+- **underfitting** (warning): final training accuracy below ``LOW_ACCURACY`` and either train
+  and validation accuracy are close (gap below ``SMALL_GAP``, or no validation) or the
+  training loss is still above ``HIGH_LOSS``.
+- **unstable** (warning): validation loss rose by more than ``JUMP_RATIO`` from one epoch to
+  the next more than once (the jump into a new phase does not count).
+- **diverged** (warning): a loss became NaN or infinite.
+- **still_improving** (info): validation loss was lowest at the last epoch and every planned
+  epoch ran: more epochs would likely help.
+- **early_stopped** (info): fewer epochs ran than were planned.
+- **lr_reduced** (info): the learning rate dropped (a plateau cut, a schedule, fine-tuning).
+- **no_validation** (info): no validation loss, so over- and underfitting cannot be judged.
+- **healthy** (info): validation data exist and none of the warnings apply.
+
+For a run still in progress pass ``in_progress=True``: "still improving" and "stopped early"
+describe finished runs only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Literal
+
+Severity = Literal["info", "warning"]
+
+MIN_EPOCHS_AFTER_BEST = 2
+TRAIN_LOSS_FALL = 0.01  # relative fall of training loss after the best epoch
+VAL_LOSS_RISE = 0.05  # relative rise of the final validation loss over its minimum
+GAP_WIDENING = 0.03  # accuracy points (as a fraction) the gap grew after the best epoch
+LARGE_GAP = 0.10  # train accuracy - validation accuracy, as a fraction
+SMALL_GAP = 0.05
+LOW_ACCURACY = 0.60  # CIFAR-10 training accuracy below this is underfitting
+HIGH_LOSS = 1.0  # cross-entropy; chance level for 10 classes is ln 10 = 2.30
+JUMP_RATIO = 0.50  # an epoch-to-epoch validation loss rise of more than half
+MIN_JUMPS = 2
+FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+WARNING_ORDER = ("diverged", "overfitting", "unstable", "underfitting")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about a run's curves, worded for a person deciding what to try next."""
+
+    kind: str
+    severity: Severity
+    epoch: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Everything the curves say about a run; ``best_val_accuracy`` is the validation
+    accuracy at ``best_epoch``, the weights early stopping with restore_best_weights keeps."""
+
+    generalization_gap: list[tuple[int, float]]
+    best_epoch: int | None
+    best_val_accuracy: float | None
+    lr_reductions: list[int]
+    phase_boundary: int | None
+    findings: list[Finding]
+    verdict: str
+
+
+@dataclass(frozen=True)
+class _Epoch:
+    """One row, checked and converted; non-finite numbers become ``None`` here and are
+    reported once, as divergence, instead of poisoning every comparison."""
+
+    epoch: int
+    phase: str | None
+    loss: float | None
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+
+
+def _field(row: Any, key: str) -> Any:
+    """Rows may be dicts (JSON, tests) or objects (ORM rows, Pydantic models)."""
+    if isinstance(row, Mapping):
+        return row.get(key)
+    return getattr(row, key, None)
+
+
+def _number(value: Any, key: str, epoch: int) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}") from None
+
+
+def _epoch_number(row: Any, index: int) -> int:
+    value = _field(row, "epoch")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"row {index}: epoch must be a whole number from 1 up (epochs are 1-based), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _rows(epochs: Sequence[Any]) -> tuple[list[_Epoch], bool]:
+    """Checked rows in epoch order, and whether any number was NaN or infinite."""
+    rows: list[_Epoch] = []
+    non_finite = False
+    for index, row in enumerate(epochs):
+        epoch = _epoch_number(row, index)
+        numbers = {key: _number(_field(row, key), key, epoch) for key in FIELDS}
+        non_finite |= any(v is not None and not math.isfinite(v) for v in numbers.values())
+        finite = {k: v if v is not None and math.isfinite(v) else None for k, v in numbers.items()}
+        phase = _field(row, "phase")
+        rows.append(_Epoch(epoch, None if phase is None else str(phase), **finite))
+    rows.sort(key=lambda r: r.epoch)
+    for previous, row in pairwise(rows):
+        if previous.epoch == row.epoch:
+            raise ValueError(f"epoch {row.epoch} appears twice; each epoch needs exactly one row")
+    return rows, non_finite
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+def _gap(row: _Epoch) -> float | None:
+    if row.accuracy is None or row.val_accuracy is None:
+        return None
+    return row.accuracy - row.val_accuracy
+
+
+def _generalization_gap(rows: Sequence[_Epoch]) -> list[tuple[int, float]]:
+    return [(row.epoch, gap) for row in rows if (gap := _gap(row)) is not None]
+
+
+def _best_row(rows: Sequence[_Epoch]) -> _Epoch | None:
+    """Lowest validation loss; ``min`` keeps the first of equal values, so ties go earliest."""
+    with_val = [row for row in rows if row.val_loss is not None]
+    return min(with_val, key=lambda row: row.val_loss or 0.0) if with_val else None
+
+
+def _lr_reductions(rows: Sequence[_Epoch]) -> list[int]:
+    """A relative tolerance keeps float32 round-trips of one value from reading as a cut."""
+    return [
+        row.epoch
+        for previous, row in pairwise(rows)
+        if previous.learning_rate is not None
+        and row.learning_rate is not None
+        and row.learning_rate < previous.learning_rate * (1 - 1e-6)
+    ]
+
+
+def _phase_boundary(rows: Sequence[_Epoch]) -> int | None:
+    first = rows[0].phase
+    return next((row.epoch for row in rows if row.phase != first), None)
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _overfitting(rows: Sequence[_Epoch], best: _Epoch | None) -> Finding | None:
+    if best is None or best.val_loss is None or best.loss is None:
+        return None
+    later = [row for row in rows if row.epoch > best.epoch and row.val_loss is not None]
+    if len(later) < MIN_EPOCHS_AFTER_BEST:
+        return None
+    last = rows[-1]
+    if last.loss is None or last.loss >= best.loss * (1 - TRAIN_LOSS_FALL):
+        return None
+    final_val_loss = later[-1].val_loss or best.val_loss
+    best_gap, final_gap = _gap(best), _gap(last)
+    apart = final_val_loss > best.val_loss * (1 + VAL_LOSS_RISE) or (
+        best_gap is not None
+        and final_gap is not None
+        and (final_gap - best_gap > GAP_WIDENING or final_gap > LARGE_GAP)
+    )
+    if not apart:
+        return None
+    n = best.epoch
+    return Finding(
+        "overfitting",
+        "warning",
+        n,
+        f"Validation loss stopped improving at epoch {n} while training loss kept falling: "
+        f"the model is overfitting from epoch {n}. More data augmentation, dropout or weight "
+        f"decay, or early stopping at epoch {n} would help.",
+    )
+
+
+def _underfitting(last: _Epoch) -> Finding | None:
+    if last.accuracy is None or last.accuracy >= LOW_ACCURACY:
+        return None
+    gap = _gap(last)
+    close = gap is None or gap < SMALL_GAP
+    loss_high = last.loss is not None and last.loss > HIGH_LOSS
+    if not (close or loss_high):
+        return None
+    return Finding(
+        "underfitting",
+        "warning",
+        last.epoch,
+        f"Training accuracy ended at {last.accuracy:.1%}, "
+        + ("about the same as validation" if gap is not None and close else "still low")
+        + ": the model is underfitting. Train longer, raise the learning rate, use a larger "
+        "model or start from pretrained weights.",
+    )
+
+
+def _unstable(rows: Sequence[_Epoch], boundary: int | None) -> Finding | None:
+    with_val = [row for row in rows if row.val_loss is not None]
+    jumps = [
+        row.epoch
+        for previous, row in pairwise(with_val)
+        if row.epoch != boundary
+        and (previous.val_loss or 0.0) > 0
+        and (row.val_loss or 0.0) > (previous.val_loss or 0.0) * (1 + JUMP_RATIO)
+    ]
+    if len(jumps) < MIN_JUMPS:
+        return None
+    listed = ", ".join(str(epoch) for epoch in jumps)
+    return Finding(
+        "unstable",
+        "warning",
+        jumps[0],
+        f"Validation loss jumped by more than half at epochs {listed}: training is unstable. "
+        "A lower learning rate or a larger batch size would help.",
+    )
+
+
+def _diverged(non_finite: bool) -> Finding | None:
+    if not non_finite:
+        return None
+    return Finding(
+        "diverged",
+        "warning",
+        None,
+        "A loss or metric became NaN or infinite: training diverged. Lower the learning rate, "
+        "and check the inputs are scaled as the model expects.",
+    )
+
+
+def _still_improving(
+    rows: Sequence[_Epoch], best: _Epoch | None, planned: int | None
+) -> Finding | None:
+    with_val = [row for row in rows if row.val_loss is not None]
+    if best is None or len(with_val) < 2 or best.epoch != with_val[-1].epoch:
+        return None
+    if planned is not None and rows[-1].epoch < planned:
+        return None
+    return Finding(
+        "still_improving",
+        "info",
+        best.epoch,
+        f"Validation loss was still falling at the last epoch ({best.epoch}): "
+        "more epochs would likely help.",
+    )
+
+
+def _early_stopped(rows: Sequence[_Epoch], planned: int | None) -> Finding | None:
+    last = rows[-1].epoch
+    if planned is None or last >= planned:
+        return None
+    return Finding(
+        "early_stopped",
+        "info",
+        last,
+        f"Training stopped after epoch {last} of the {planned} planned: it ended early.",
+    )
+
+
+def _lr_reduced(reductions: Sequence[int]) -> Finding | None:
+    if not reductions:
+        return None
+    if len(reductions) > 3:
+        where = f"at {len(reductions)} epochs, from epoch {reductions[0]} (a schedule)"
+    else:
+        where = "at epoch" + ("s " if len(reductions) > 1 else " ")
+        where += ", ".join(str(epoch) for epoch in reductions)
+    return Finding(
+        "lr_reduced",
+        "info",
+        reductions[0],
+        f"The learning rate was lowered {where}; a drop in the loss right after a cut shows "
+        "the smaller steps helped.",
+    )
+
+
+def _no_validation(best: _Epoch | None) -> Finding | None:
+    if best is not None:
+        return None
+    return Finding(
+        "no_validation",
+        "info",
+        None,
+        "There is no validation loss, so overfitting and underfitting cannot be judged; "
+        "set a validation split to see them.",
+    )
+
+
+def _healthy(last: _Epoch) -> Finding:
+    gap = _gap(last)
+    side = "above" if gap is not None and gap >= 0 else "below"
+    gap_text = (
+        "" if gap is None else f", train accuracy {abs(gap) * 100:.1f} points {side} validation"
+    )
+    return Finding(
+        "healthy", "info", None, f"Training and validation curves look healthy{gap_text}."
+    )
+
+
+# --- summary -------------------------------------------------------------------------------
+
+HEADLINES = {
+    "diverged": "Training diverged (a loss became NaN or infinite).",
+    "overfitting": "The model overfits from epoch {epoch}: validation loss stopped improving "
+    "while training loss kept falling.",
+    "unstable": "Training is unstable: validation loss jumped more than once.",
+    "underfitting": "The model underfits: training accuracy stayed low.",
+    "healthy": "Training looks healthy.",
+    "no_validation": "Without validation metrics the curves cannot be judged.",
+}
+
+
+def _verdict(findings: Sequence[Finding], best: _Epoch | None) -> str:
+    kinds = {finding.kind: finding for finding in findings}
+    order = (*WARNING_ORDER, "healthy", "no_validation")
+    top = next(kinds[kind] for kind in order if kind in kinds)
+    first = HEADLINES[top.kind].format(epoch=top.epoch)
+    if "still_improving" in kinds and top.kind != "overfitting":
+        return f"{first} Validation loss was still falling at the end: more epochs would help."
+    if best is None:
+        return first
+    accuracy = "" if best.val_accuracy is None else f", validation accuracy {best.val_accuracy:.1%}"
+    return f"{first} Best epoch: {best.epoch} (validation loss {best.val_loss:.3f}{accuracy})."
+
+
+def _findings(
+    rows: Sequence[_Epoch],
+    best: _Epoch | None,
+    non_finite: bool,
+    planned: int | None,
+    in_progress: bool,
+) -> list[Finding]:
+    """Warnings first, worst first; then the informational notes. Underfitting is not claimed
+    beside overfitting: the two readings contradict each other."""
+    overfitting = _overfitting(rows, best)
+    candidates = [
+        _diverged(non_finite),
+        overfitting,
+        _unstable(rows, _phase_boundary(rows)),
+        None if overfitting else _underfitting(rows[-1]),
+    ]
+    if best is not None and not any(candidates):
+        candidates.append(_healthy(rows[-1]))
+    if not in_progress:
+        candidates += [_still_improving(rows, best, planned), _early_stopped(rows, planned)]
+    candidates += [_lr_reduced(_lr_reductions(rows)), _no_validation(best)]
+    return [finding for finding in candidates if finding is not None]
+
+
+def diagnose(
+    epochs: Sequence[Any], *, planned_epochs: int | None = None, in_progress: bool = False
+) -> Diagnosis:
+    """Read a run's epoch rows (mappings or objects with ``epoch``, ``phase``, ``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``; numbers may be ``None``)
+    and apply the rules in the module docstring. ``planned_epochs`` is the run's total over all
+    phases; ``in_progress`` silences the rules that only make sense once a run has ended."""
+    if planned_epochs is not None and planned_epochs < 1:
+        raise ValueError(f"planned_epochs must be at least 1 or None, got {planned_epochs}")
+    rows, non_finite = _rows(epochs)
+    if not rows:
+        return Diagnosis([], None, None, [], None, [], "No epochs yet.")
+    best = _best_row(rows)
+    findings = _findings(rows, best, non_finite, planned_epochs, in_progress)
+    verdict = _verdict(findings, best)
+    return Diagnosis(
+        generalization_gap=_generalization_gap(rows),
+        best_epoch=None if best is None else best.epoch,
+        best_val_accuracy=None if best is None else best.val_accuracy,
+        lr_reductions=_lr_reductions(rows),
+        phase_boundary=_phase_boundary(rows),
+        findings=findings,
+        verdict=f"So far: {verdict[0].lower()}{verdict[1:]}" if in_progress else verdict,
+    )

@@ -1,0 +1,276 @@
+"""Import a result someone already has: scikit-learn's ``classification_report`` text.
+
+The original study published its results only as these text tables (no predictions, no
+model files), so pasting one is how an old result joins the compare page. The parse returns
+exactly what ``classification_report(..., output_dict=True)`` would have returned, with every
+number as written in the text, so imported and trained results are stored the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+HEADER = ("precision", "recall", "f1-score", "support")
+SUMMARY_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
+REQUIRED_SUMMARIES = ("macro avg", "weighted avg")
+_NUMBER = r"(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan))"
+_ROW = re.compile(
+    rf"^(?P<name>\S.*?)\s+(?P<precision>{_NUMBER})\s+(?P<recall>{_NUMBER})"
+    rf"\s+(?P<f1>{_NUMBER})\s+(?P<support>{_NUMBER})$"
+)
+_ACCURACY = re.compile(rf"^accuracy\s+(?P<value>{_NUMBER})\s+(?P<support>{_NUMBER})$")
+_OUTPUT_PROMPT = re.compile(r"^Out\[\d*\]:\s*")
+_EXAMPLE_ROW = "'    airplane      0.86      0.80      0.83      1000'"
+
+
+@dataclass(frozen=True)
+class ImportedReport:
+    """A parsed report: ``report`` has sklearn's ``output_dict`` shape, supports as floats."""
+
+    classes: list[str]
+    report: dict[str, Any]
+    accuracy: float
+    test_size: int
+    confusion_matrix: list[list[int]] | None
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int  # 1-based, as an editor shows it, for error messages
+    text: str
+
+
+def _unquote(text: str) -> str:
+    """A report pasted from a notebook cell that showed the string instead of printing it
+    arrives as a Python literal with ``\\n`` escapes; decode that, leave anything else be."""
+    stripped = _OUTPUT_PROMPT.sub("", text.strip())
+    if len(stripped) < 2 or stripped[0] not in "'\"" or stripped[-1] != stripped[0]:
+        return text
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _lines(text: str) -> list[_Line]:
+    """Non-blank lines, stripped, with Windows/old-Mac endings, tabs and the non-breaking
+    spaces of copied HTML output all read as plain whitespace."""
+    normalized = _unquote(text).replace("\r\n", "\n").replace("\r", "\n")
+    normalized = normalized.replace("\t", " ").replace("\xa0", " ")
+    return [
+        _Line(number, line.strip())
+        for number, line in enumerate(normalized.split("\n"), start=1)
+        if line.strip()
+    ]
+
+
+def _score(text: str, column: str, line: _Line) -> float:
+    value = float(text)
+    if not math.isnan(value) and not 0 <= value <= 1:
+        raise ValueError(
+            f"line {line.number}: {column} {text} is outside 0-1; the columns may be "
+            f"misaligned: {line.text!r}"
+        )
+    return value
+
+
+def _support(text: str, line: _Line) -> float:
+    value = float(text)
+    if math.isnan(value) or value < 0 or not value.is_integer():
+        raise ValueError(
+            f"line {line.number}: support must be a whole number of test images, got {text}: "
+            f"{line.text!r}"
+        )
+    return value
+
+
+def _row_values(match: re.Match[str], line: _Line) -> dict[str, float]:
+    return {
+        "precision": _score(match["precision"], "precision", line),
+        "recall": _score(match["recall"], "recall", line),
+        "f1-score": _score(match["f1"], "f1-score", line),
+        "support": _support(match["support"], line),
+    }
+
+
+def _body(lines: list[_Line]) -> list[_Line]:
+    """The lines after the header. Lines before it (a title, a notebook's ``Out[3]:``) are
+    skipped, since people paste what surrounds the table; no header at all is an error."""
+    if not lines:
+        raise ValueError(
+            "the report is empty: paste the text classification_report prints, starting with "
+            "its header 'precision recall f1-score support'"
+        )
+    for index, line in enumerate(lines):
+        if tuple(line.text.lower().split()) == HEADER:
+            return lines[index + 1 :]
+    first = lines[0]
+    raise ValueError(
+        f"line {first.number}: expected the header 'precision recall f1-score support' "
+        f"first, got: {first.text!r}"
+    )
+
+
+@dataclass
+class _Parsed:
+    """What the body lines gave so far; ``report`` fills in text order, sklearn's dict order."""
+
+    report: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    accuracy_support: float | None = None
+
+    def add(self, key: str, value: Any, line: _Line) -> None:
+        if key in self.report:
+            raise ValueError(f"line {line.number}: {key!r} appears twice in the report")
+        self.report[key] = value
+
+
+def _add_row(parsed: _Parsed, line: _Line) -> None:
+    accuracy = _ACCURACY.match(line.text)
+    if accuracy:
+        parsed.add("accuracy", _score(accuracy["value"], "accuracy", line), line)
+        parsed.accuracy_support = _support(accuracy["support"], line)
+        return
+    row = _ROW.match(line.text)
+    if row is None:
+        raise ValueError(
+            f"line {line.number}: expected a class row like {_EXAMPLE_ROW} (name, precision, "
+            f"recall, f1-score, support), an 'accuracy <value> <support>' row or an average "
+            f"row, got: {line.text!r}"
+        )
+    name = row["name"]
+    summary = " ".join(name.split())
+    if summary in SUMMARY_ROWS:
+        parsed.add(summary, _row_values(row, line), line)
+        return
+    parsed.add(name, _row_values(row, line), line)
+    parsed.classes.append(name)
+
+
+def _check_complete(parsed: _Parsed) -> None:
+    if not parsed.classes:
+        raise ValueError(
+            f"no class rows found: expected one line per class, like {_EXAMPLE_ROW}, "
+            "between the header and the accuracy row"
+        )
+    if "accuracy" not in parsed.report and "micro avg" not in parsed.report:
+        raise ValueError("expected an 'accuracy <value> <support>' row after the class rows")
+    for key in REQUIRED_SUMMARIES:
+        if key not in parsed.report:
+            raise ValueError(f"expected a {key!r} row after the accuracy row")
+
+
+def _check_supports(parsed: _Parsed) -> None:
+    """sklearn's summary supports are the sum of the class supports; a mismatch means a row
+    was lost in copying, and the import would silently describe a different test set."""
+    report = parsed.report
+    total = sum(report[name]["support"] for name in parsed.classes)
+    given = {key: report[key]["support"] for key in SUMMARY_ROWS if key in report}
+    if parsed.accuracy_support is not None:
+        given["accuracy"] = parsed.accuracy_support
+    for key, support in given.items():
+        if support != total:
+            raise ValueError(
+                f"the class rows' supports add up to {total:.0f} but the {key!r} row says "
+                f"{support:.0f}: is a class row missing or extra?"
+            )
+
+
+def _parse_report(text: str) -> _Parsed:
+    parsed = _Parsed()
+    for line in _body(_lines(text)):
+        _add_row(parsed, line)
+    _check_complete(parsed)
+    _check_supports(parsed)
+    return parsed
+
+
+def parse_classification_report(
+    text: str, confusion_matrix_text: str | None = None
+) -> ImportedReport:
+    """Parse scikit-learn's ``classification_report`` text (any ``digits``, class names with
+    spaces or digits, optional micro/samples averages) and, optionally, a confusion matrix
+    pasted beside it (numpy's print, a nested list, or plain rows; blank means none).
+
+    Without an accuracy row (sklearn prints "micro avg" instead when ``labels`` is a subset),
+    ``accuracy`` is the micro-averaged f1-score and ``test_size`` the micro average's support.
+    """
+    parsed = _parse_report(text)
+    report, classes = parsed.report, parsed.classes
+    if parsed.accuracy_support is not None:
+        accuracy, test_size = report["accuracy"], parsed.accuracy_support
+    else:
+        accuracy, test_size = report["micro avg"]["f1-score"], report["micro avg"]["support"]
+    matrix = None
+    if confusion_matrix_text is not None and confusion_matrix_text.strip():
+        supports = [report[name]["support"] for name in classes]
+        matrix = parse_confusion_matrix(confusion_matrix_text, classes, supports)
+    return ImportedReport(classes, report, accuracy, int(test_size), matrix)
+
+
+# --- confusion matrix ----------------------------------------------------------------------
+
+_BRACKETED_ROW = re.compile(r"\[([^\[\]]*)\]")
+_WRAPPER = re.compile(r"array\s*\(|dtype\s*=\s*\w+|[\[\](),\s]")
+
+
+def _matrix_rows(text: str) -> list[str]:
+    """Rows as text. With brackets, each innermost ``[...]`` is a row, so numpy's wrapping of
+    a long row onto two lines does not split it; without, each non-blank line is a row."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    if "..." in normalized or "…" in normalized:
+        raise ValueError(
+            "confusion matrix: numpy shortened it with '...'; paste matrix.tolist() or print it "
+            "after np.set_printoptions(threshold=sys.maxsize)"
+        )
+    if "[" not in normalized:
+        return [line for line in normalized.split("\n") if line.strip()]
+    leftover = _WRAPPER.sub("", _BRACKETED_ROW.sub("", normalized))
+    if leftover:
+        raise ValueError(
+            f"confusion matrix: unexpected text {leftover[:40]!r} outside the [ ] rows"
+        )
+    return [row for row in _BRACKETED_ROW.findall(normalized) if row.strip()]
+
+
+def _matrix_cell(token: str, row: int) -> int:
+    try:
+        value = float(token)
+    except ValueError:
+        raise ValueError(
+            f"confusion matrix row {row}: {token!r} is not a count of images"
+        ) from None
+    if not value.is_integer() or value < 0:
+        raise ValueError(f"confusion matrix row {row}: {token!r} is not a count of images")
+    return int(value)
+
+
+def parse_confusion_matrix(
+    text: str, classes: list[str], supports: list[float] | None = None
+) -> list[list[int]]:
+    """Rows of counts (true class per row, as sklearn's ``confusion_matrix``), separated by
+    whitespace or commas. Square with one row per class; with ``supports``, each row must sum
+    to its class's support, which catches a transposed or mismatched paste."""
+    rows = [
+        [_matrix_cell(token, index) for token in re.split(r"[\s,;]+", row.strip()) if token]
+        for index, row in enumerate(_matrix_rows(text), start=1)
+    ]
+    size = len(classes)
+    if len(rows) != size or any(len(row) != size for row in rows):
+        widths = "/".join(sorted({str(len(row)) for row in rows}))
+        shape = f"{len(rows)} rows of {widths}" if rows else "no rows"
+        raise ValueError(
+            f"confusion matrix: expected {size} rows of {size} counts (one per class), got {shape}"
+        )
+    for name, row, support in zip(classes, rows, supports or [], strict=False):
+        if sum(row) != support:
+            raise ValueError(
+                f"confusion matrix: the row for {name!r} sums to {sum(row)} but the report's "
+                f"support for it is {support:.0f}; rows must be the true classes, in order"
+            )
+    return rows

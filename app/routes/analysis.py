@@ -1,0 +1,170 @@
+"""Comparing experiments, importing published reports, and the misclassified gallery."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, undefer
+
+from app import crud
+from app.comparison import build_comparison
+from app.config import get_settings
+from app.deps import SessionDep
+from app.models import Evaluation, Experiment
+from app.report_import import parse_classification_report
+from app.schemas import ExperimentPublic, FieldError, ReportImport, SpecError
+
+router = APIRouter(prefix="/api", tags=["analysis"])
+MAX_COMPARED = 12
+
+
+def parse_ids(ids: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given."""
+    try:
+        parsed = [int(part) for part in ids.split(",") if part.strip()]
+    except ValueError:
+        raise HTTPException(
+            422, detail=f"ids: write experiment ids as 1,2,3 (got {ids!r})"
+        ) from None
+    unique = list(dict.fromkeys(parsed))
+    if not 2 <= len(unique) <= MAX_COMPARED:
+        raise HTTPException(
+            422,
+            detail=f"ids: compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})",
+        )
+    return unique
+
+
+def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
+    rows = session.scalars(
+        select(Experiment)
+        .where(Experiment.id.in_(ids))
+        .options(
+            selectinload(Experiment.evaluation).options(
+                undefer(Evaluation.labels), undefer(Evaluation.predictions)
+            )
+        )
+    ).all()
+    found = {row.id: row for row in rows}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise HTTPException(404, detail=f"no experiment with id {', '.join(missing)}")
+    return [found[i] for i in ids]
+
+
+def comparison(session: Session, ids: list[int], baseline: int | None) -> dict[str, Any]:
+    experiments = load_for_comparison(session, ids)
+    epochs = {i: crud.list_epochs(session=session, experiment_id=i) for i in ids}
+    return build_comparison(experiments, epochs, baseline)
+
+
+@router.get("/compare")
+def compare(
+    session: SessionDep,
+    ids: Annotated[str, Query(description="Experiment ids, comma-separated: 1,2,3")],
+    baseline: Annotated[int | None, Query(description="Deltas and tests are against it")] = None,
+) -> dict[str, Any]:
+    """What the compare page shows: summaries, per-class table with best and deltas,
+    differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
+    and confusion matrices."""
+    return comparison(session, parse_ids(ids), baseline)
+
+
+@router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)
+def import_report(session: SessionDep, body: ReportImport) -> Experiment:
+    """Import a result from elsewhere: a scikit-learn classification_report as text."""
+    try:
+        imported = parse_classification_report(body.report_text, body.confusion_matrix_text)
+    except ValueError as exc:
+        field = "confusion_matrix_text" if "matrix" in str(exc).lower() else "report_text"
+        raise SpecError([FieldError(field=field, message=str(exc))]) from None
+    experiment = crud.import_experiment(
+        session=session, name=body.name, tags=list(body.tags), notes=body.notes, imported=imported
+    )
+    session.commit()
+    return experiment
+
+
+def _evaluation_with_predictions(session: Session, experiment_id: int) -> Evaluation:
+    evaluation = session.scalar(
+        select(Evaluation)
+        .where(Evaluation.experiment_id == experiment_id)
+        .options(undefer(Evaluation.predictions), undefer(Evaluation.labels),
+                 undefer(Evaluation.confidences))
+    )  # fmt: skip
+    if evaluation is None or evaluation.predictions is None:
+        raise HTTPException(
+            404, detail=f"experiment {experiment_id} has no per-image test predictions"
+        )
+    return evaluation
+
+
+@router.get("/experiments/{experiment_id}/gallery")
+def gallery(
+    session: SessionDep,
+    experiment_id: int,
+    true_class: Annotated[int, Query(ge=0, description="Row of the confusion matrix")],
+    predicted_class: Annotated[int, Query(ge=0, description="Column of the matrix")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Test images of one confusion-matrix cell, the most confident predictions first."""
+    evaluation = _evaluation_with_predictions(session, experiment_id)
+    classes = evaluation.classes
+    if true_class >= len(classes) or predicted_class >= len(classes):
+        raise HTTPException(422, detail=f"classes are numbered 0..{len(classes) - 1}")
+    labels = np.asarray(evaluation.labels)
+    predictions = np.asarray(evaluation.predictions)
+    confidences = np.asarray(evaluation.confidences)
+    positions = np.flatnonzero((labels == true_class) & (predictions == predicted_class))
+    positions = positions[np.argsort(-confidences[positions], kind="stable")]
+    return {
+        "true_class": classes[true_class],
+        "predicted_class": classes[predicted_class],
+        "total": len(positions),
+        "items": [
+            {
+                "position": int(i),
+                "confidence": float(confidences[i]),
+                "image_url": f"/api/experiments/{experiment_id}/test-images/{i}.png",
+            }
+            for i in positions[:limit]
+        ],
+    }
+
+
+@lru_cache(maxsize=4)
+def _test_images(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+@router.get(
+    "/experiments/{experiment_id}/test-images/{position}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def test_image(session: SessionDep, experiment_id: int, position: int) -> Response:
+    """One test image as the experiment saw it, by its position in the evaluation."""
+    evaluation = session.get(Evaluation, experiment_id)
+    if evaluation is None or evaluation.test_set_fingerprint is None:
+        raise HTTPException(404, detail=f"experiment {experiment_id} has no stored test images")
+    path = get_settings().test_images_path(evaluation.test_set_fingerprint)
+    if not path.is_file():
+        raise HTTPException(404, detail="the test images of this experiment were removed")
+    images = _test_images(path)
+    if not 0 <= position < len(images):
+        raise HTTPException(404, detail=f"position must lie in 0..{len(images) - 1}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(images[position])).save(buffer, format="PNG")
+    return Response(
+        buffer.getvalue(),
+        media_type="image/png",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

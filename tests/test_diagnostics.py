@@ -1,0 +1,218 @@
+"""Curve diagnosis on curves with known answers: each rule fires where it should, not elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.diagnostics import Diagnosis, diagnose
+from app.schemas import EpochMetricPublic
+
+
+def _rows(
+    loss: list[float | None],
+    val_loss: list[float | None],
+    accuracy: list[float | None] | None = None,
+    val_accuracy: list[float | None] | None = None,
+    learning_rate: list[float | None] | None = None,
+    phase: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    n = len(loss)
+    return [
+        {
+            "epoch": i + 1,
+            "phase": (phase or ["train"] * n)[i],
+            "loss": loss[i],
+            "accuracy": (accuracy or [None] * n)[i],
+            "val_loss": val_loss[i],
+            "val_accuracy": (val_accuracy or [None] * n)[i],
+            "learning_rate": (learning_rate or [1e-3] * n)[i],
+        }
+        for i in range(n)
+    ]
+
+
+# Validation loss bottoms out at epoch 4 of 10 and climbs; training loss keeps falling.
+OVERFITTING = _rows(
+    loss=[1.8, 1.4, 1.1, 0.9, 0.7, 0.55, 0.42, 0.32, 0.25, 0.2],
+    val_loss=[1.7, 1.4, 1.2, 1.1, 1.15, 1.2, 1.3, 1.4, 1.5, 1.6],
+    accuracy=[0.35, 0.5, 0.6, 0.68, 0.75, 0.81, 0.86, 0.9, 0.93, 0.95],
+    val_accuracy=[0.38, 0.5, 0.58, 0.62, 0.63, 0.63, 0.64, 0.63, 0.64, 0.64],
+)
+# Both losses fall together; train and validation accuracy stay within a few points.
+HEALTHY = _rows(
+    loss=[1.6, 1.2, 0.95, 0.8, 0.7, 0.62, 0.57, 0.53],
+    val_loss=[1.5, 1.15, 0.95, 0.82, 0.74, 0.68, 0.64, 0.62],
+    accuracy=[0.42, 0.57, 0.66, 0.72, 0.76, 0.78, 0.8, 0.815],
+    val_accuracy=[0.45, 0.58, 0.66, 0.71, 0.74, 0.76, 0.78, 0.79],
+)
+# Stuck near chance: both accuracies low and equal, losses barely moving.
+UNDERFITTING = _rows(
+    loss=[2.2, 2.05, 1.95, 1.9, 1.87, 1.85],
+    val_loss=[2.15, 2.0, 1.93, 1.89, 1.86, 1.84],
+    accuracy=[0.18, 0.25, 0.29, 0.31, 0.32, 0.33],
+    val_accuracy=[0.2, 0.26, 0.3, 0.31, 0.32, 0.33],
+)
+
+
+def _kinds(diagnosis: Diagnosis) -> set[str]:
+    return {finding.kind for finding in diagnosis.findings}
+
+
+def _finding(diagnosis: Diagnosis, kind: str) -> Any:
+    return next(finding for finding in diagnosis.findings if finding.kind == kind)
+
+
+def test_overfitting_is_flagged_at_the_validation_minimum() -> None:
+    diagnosis = diagnose(OVERFITTING, planned_epochs=10)
+    finding = _finding(diagnosis, "overfitting")
+    assert (finding.severity, finding.epoch) == ("warning", 4)
+    assert "epoch 4" in finding.message and "overfitting" in finding.message
+    assert "healthy" not in _kinds(diagnosis) and "underfitting" not in _kinds(diagnosis)
+    assert diagnosis.best_epoch == 4
+    assert diagnosis.best_val_accuracy == 0.62
+    assert "overfits from epoch 4" in diagnosis.verdict
+
+
+def test_generalization_gap_is_train_minus_validation_accuracy() -> None:
+    gap = diagnose(OVERFITTING).generalization_gap
+    assert [epoch for epoch, _ in gap] == list(range(1, 11))
+    assert gap[0][1] == pytest.approx(-0.03)
+    assert gap[-1][1] == pytest.approx(0.31)
+
+
+def test_healthy_curves_are_not_called_overfitting() -> None:
+    diagnosis = diagnose(HEALTHY, planned_epochs=8)
+    kinds = _kinds(diagnosis)
+    assert "overfitting" not in kinds and "underfitting" not in kinds
+    assert "healthy" in kinds
+    assert "still_improving" in kinds  # its best epoch is its last, and all 8 ran
+    assert diagnosis.best_epoch == 8
+    assert "more epochs" in diagnosis.verdict
+
+
+def test_underfitting_is_flagged() -> None:
+    diagnosis = diagnose(UNDERFITTING, planned_epochs=6)
+    finding = _finding(diagnosis, "underfitting")
+    assert finding.severity == "warning"
+    assert "33.0%" in finding.message
+    assert "overfitting" not in _kinds(diagnosis) and "healthy" not in _kinds(diagnosis)
+
+
+def test_learning_rate_cuts_and_phase_boundary_are_found() -> None:
+    rows = _rows(
+        loss=[1.5, 1.2, 1.0, 0.9, 0.85, 0.7, 0.6],
+        val_loss=[1.4, 1.1, 1.0, 0.95, 0.93, 0.85, 0.8],
+        learning_rate=[1e-3, 1e-3, 1e-3, 2e-4, 2e-4, 1e-4, 1e-4],
+        phase=["train"] * 5 + ["fine_tune"] * 2,
+    )
+    diagnosis = diagnose(rows)
+    assert diagnosis.lr_reductions == [4, 6]
+    assert diagnosis.phase_boundary == 6
+    assert _finding(diagnosis, "lr_reduced").epoch == 4
+
+
+def test_float32_learning_rates_do_not_read_as_cuts() -> None:
+    rows = _rows(loss=[1.0, 0.9], val_loss=[1.0, 0.9], learning_rate=[0.001, 0.0009999999])
+    assert diagnose(rows).lr_reductions == []
+
+
+def test_single_phase_has_no_boundary() -> None:
+    assert diagnose(HEALTHY).phase_boundary is None
+
+
+def test_best_epoch_ties_go_to_the_earliest() -> None:
+    rows = _rows(
+        loss=[1.0, 0.9, 0.8, 0.7],
+        val_loss=[1.0, 0.8, 0.9, 0.8],
+        val_accuracy=[0.5, 0.7, 0.65, 0.72],
+    )
+    diagnosis = diagnose(rows)
+    assert (diagnosis.best_epoch, diagnosis.best_val_accuracy) == (2, 0.7)
+
+
+def test_early_stop_is_detected_and_not_called_still_improving() -> None:
+    diagnosis = diagnose(OVERFITTING[:7], planned_epochs=20)
+    finding = _finding(diagnosis, "early_stopped")
+    assert (finding.severity, finding.epoch) == ("info", 7)
+    assert "7 of the 20" in finding.message
+    assert "still_improving" not in _kinds(diagnosis)
+
+
+def test_a_run_in_progress_is_not_early_stopped_or_finished() -> None:
+    diagnosis = diagnose(HEALTHY[:4], planned_epochs=8, in_progress=True)
+    assert not {"early_stopped", "still_improving"} & _kinds(diagnosis)
+    assert diagnosis.verdict.startswith("So far: training looks healthy.")
+
+
+def test_unstable_validation_loss_is_flagged() -> None:
+    rows = _rows(
+        loss=[1.5, 1.3, 1.2, 1.1, 1.0, 0.95, 0.9],
+        val_loss=[1.4, 1.2, 2.0, 1.1, 1.05, 1.9, 1.0],
+    )
+    finding = _finding(diagnose(rows), "unstable")
+    assert finding.epoch == 3
+    assert "3, 6" in finding.message
+
+
+def test_a_jump_into_fine_tuning_is_not_instability() -> None:
+    rows = _rows(
+        loss=[1.5, 1.3, 1.2, 1.1, 1.0, 0.95],
+        val_loss=[1.4, 1.2, 2.0, 1.1, 1.7, 1.0],
+        phase=["train"] * 4 + ["fine_tune"] * 2,
+    )
+    assert "unstable" not in _kinds(diagnose(rows))
+
+
+def test_empty_input() -> None:
+    diagnosis = diagnose([])
+    assert diagnosis == Diagnosis([], None, None, [], None, [], "No epochs yet.")
+
+
+def test_missing_validation_never_crashes() -> None:
+    rows = _rows(loss=[2.0, 1.5, None], val_loss=[None, None, None], accuracy=[0.3, 0.5, None])
+    diagnosis = diagnose(rows, planned_epochs=3)
+    assert diagnosis.best_epoch is None and diagnosis.best_val_accuracy is None
+    assert diagnosis.generalization_gap == []
+    assert "no_validation" in _kinds(diagnosis)
+    assert "healthy" not in _kinds(diagnosis)
+
+
+def test_nan_loss_is_reported_as_divergence() -> None:
+    rows = _rows(loss=[2.0, float("nan"), float("nan")], val_loss=[2.1, float("inf"), None])
+    diagnosis = diagnose(rows)
+    assert _finding(diagnosis, "diverged").severity == "warning"
+    assert diagnosis.best_epoch == 1
+    assert diagnosis.verdict.startswith("Training diverged")
+
+
+def test_objects_with_attributes_work_like_mappings() -> None:
+    models = [
+        EpochMetricPublic.model_validate({**row, "seconds": 1.0, "images_per_second": 5.0})
+        for row in OVERFITTING
+    ]
+    assert diagnose(models, planned_epochs=10) == diagnose(OVERFITTING, planned_epochs=10)
+
+
+def test_rows_out_of_order_are_sorted() -> None:
+    assert diagnose(list(reversed(HEALTHY))) == diagnose(HEALTHY)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"epoch": 0, "loss": 1.0}], "1-based"),
+        ([{"loss": 1.0}], "epoch must be"),
+        ([{"epoch": 1, "loss": "lots"}], "loss must be a number"),
+        ([{"epoch": 1}, {"epoch": 1}], "appears twice"),
+    ],
+)
+def test_bad_rows_raise_helpful_errors(rows: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        diagnose(rows)
+
+
+def test_planned_epochs_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="planned_epochs"):
+        diagnose(HEALTHY, planned_epochs=0)
