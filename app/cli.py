@@ -43,11 +43,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def worker_argv(concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+def worker_argv(
+    concurrency: int = 1, loglevel: str = "INFO", hostname: str = "cifarlab@%h"
+) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         "--concurrency", str(concurrency), "--loglevel", loglevel,
-        "--queues", get_settings().queue, "--hostname", "cifarlab@%h",
+        "--queues", get_settings().queue, "--hostname", hostname,
     ]  # fmt: skip
 
 
@@ -106,13 +108,40 @@ def web(
     os.execv(sys.executable, web_argv(host, port))
 
 
+def parse_gpus(gpus: str) -> list[str]:
+    """`0,1,3` -> ["0", "1", "3"]: one worker per listed GPU."""
+    found = [part.strip() for part in gpus.split(",") if part.strip()]
+    if not found or not all(part.isdigit() for part in found) or len(set(found)) != len(found):
+        raise ValueError(f"--gpus {gpus!r}: list distinct GPU numbers, e.g. --gpus 0,1")
+    return found
+
+
 @cli.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Experiments trained at once.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Experiments trained at once (CPU).")] = 1,
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="One worker process per GPU, e.g. 0,1 (each sees only its GPU)."),
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="Worker name, unique per machine; %h is the host name.")
+    ] = "cifarlab@%h",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """Run only a training worker (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
-    os.execv(sys.executable, worker_argv(concurrency, loglevel))
+    """Run training workers (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    if gpus is None:
+        os.execv(sys.executable, worker_argv(concurrency, loglevel, hostname=name))
+    try:
+        devices = parse_gpus(gpus)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    supervisor = Supervisor()
+    for device in devices:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+        prefix, _, host = name.partition("@")
+        argv = worker_argv(1, loglevel, hostname=f"{prefix}-gpu{device}@{host or '%h'}")
+        supervisor.start(f"worker gpu {device}", argv, env)
+    raise typer.Exit(code=supervisor.wait())
 
 
 @cli.command()
@@ -316,6 +345,41 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
                 for k in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
             ),
         )
+    console.print(table)
+
+
+@cli.command()
+def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
+    """Cancel an experiment: a queued one never starts, a running one stops at its next batch."""
+    try:
+        experiment = _client(api_url).cancel(experiment_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"experiment {experiment_id}: {experiment['status']}")
+
+
+@cli.command()
+def retry(experiment_id: int, api_url: ApiUrl = None) -> None:
+    """Run a failed or cancelled experiment again, resuming from its last epoch checkpoint."""
+    try:
+        experiment = _client(api_url).retry(experiment_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"experiment {experiment_id}: {experiment['status']}")
+
+
+@cli.command()
+def workers(api_url: ApiUrl = None) -> None:
+    """List the workers online, their device and what each is running."""
+    try:
+        rows = _client(api_url).workers()
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("worker", "device", "running")
+    for row in rows:
+        running = row["running"]
+        label = f"{running['id']}: {running['name']}" if running else "idle"
+        table.add_row(row["name"], row["device"], label)
     console.print(table)
 
 

@@ -44,3 +44,12 @@ class ApiClient:
     def experiments(self, **filters: Any) -> dict[str, Any]:
         params = {key: value for key, value in filters.items() if value is not None}
         return self._request("GET", "/api/experiments", params=params)  # type: ignore[no-any-return]
+
+    def cancel(self, experiment_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/experiments/{experiment_id}/cancel")  # type: ignore[no-any-return]
+
+    def retry(self, experiment_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/experiments/{experiment_id}/retry")  # type: ignore[no-any-return]
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/workers")  # type: ignore[no-any-return]

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600,
         description="Longer than the longest run, or Redis redelivers a running task.",
     )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often a running experiment says it is alive."
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=90.0, gt=0, description="Silence after which a running experiment's worker is lost."
+    )
+    max_attempts: int = Field(
+        default=2, ge=1, description="Runs of one experiment before a lost worker marks it failed."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

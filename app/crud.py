@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.models import EpochMetric, Evaluation, Experiment, Status, Worker, utcnow
 from app.report_import import ImportedReport
 from app.schemas import ExperimentSpec
 
@@ -110,7 +111,12 @@ def list_epochs(
 
 
 def claim_experiment(
-    *, session: Session, experiment_id: int, worker_host: str, device: str
+    *,
+    session: Session,
+    experiment_id: int,
+    worker_host: str,
+    device: str,
+    worker_name: str | None = None,
 ) -> bool:
     """Move queued -> running in one statement, so a redelivered task cannot start it twice."""
     now = utcnow()
@@ -119,19 +125,123 @@ def claim_experiment(
         .where(Experiment.id == experiment_id, Experiment.status == Status.queued)
         .values(
             status=Status.running,
-            started_at=now,
+            started_at=func.coalesce(Experiment.started_at, now),
+            finished_at=None,
             heartbeat_at=now,
+            worker_name=worker_name,
             worker_host=worker_host,
             device=device,
+            attempts=Experiment.attempts + 1,
+            error=None,
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def beat(*, session: Session, experiment_id: int) -> None:
+    """The running experiment's worker is alive (written from a thread beside training)."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        .values(heartbeat_at=utcnow())
+    )
+
+
+def lost_experiments(*, session: Session, silent_since: datetime) -> Sequence[Experiment]:
+    return session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.heartbeat_at < silent_since
+        )
+    ).all()
+
+
+def requeue(
+    *,
+    session: Session,
+    experiment_id: int,
+    from_status: Status,
+    silent_since: datetime | None = None,
+) -> bool:
+    """Back to queued, only if it is still in ``from_status`` (and still silent): of several
+    web processes reaping at once, exactly one wins."""
+    condition = [Experiment.id == experiment_id, Experiment.status == from_status]
+    if silent_since is not None:
+        condition.append(Experiment.heartbeat_at < silent_since)
+    result = session.execute(
+        update(Experiment)
+        .where(*condition)
+        .values(status=Status.queued, finished_at=None, error=None, epoch_progress=0.0)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_lost(
+    *, session: Session, experiment_id: int, silent_since: datetime, message: str
+) -> bool:
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == Status.running,
+            Experiment.heartbeat_at < silent_since,
+        )
+        .values(status=Status.failed, finished_at=utcnow(), error=message)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def queue_position(*, session: Session, experiment: Experiment) -> int | None:
+    """1 for the next experiment to start; None when it is not waiting."""
+    if experiment.status != Status.queued:
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Experiment)
+        .where(Experiment.status == Status.queued, Experiment.id < experiment.id)
+    )
+    return int(ahead or 0) + 1
+
+
+def see_worker(*, session: Session, name: str, hostname: str, pid: int, device: str) -> None:
+    """Upsert the worker's row; its last_seen_at is what makes it count as online."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Worker).values(
+        name=name, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"hostname": hostname, "pid": pid, "device": device, "last_seen_at": now},
+    )
+    session.execute(statement)
+
+
+def forget_worker(*, session: Session, name: str) -> None:
+    session.execute(delete(Worker).where(Worker.name == name))
+
+
+def online_workers(*, session: Session, seen_since: datetime) -> Sequence[Worker]:
+    return session.scalars(
+        select(Worker).where(Worker.last_seen_at >= seen_since).order_by(Worker.name)
+    ).all()
+
+
+def running_on(*, session: Session, worker_names: Sequence[str]) -> dict[str, Experiment]:
+    rows = session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.worker_name.in_(worker_names)
+        )
+    ).all()
+    return {row.worker_name or "": row for row in rows}
+
+
 def record_epoch(
     *, session: Session, experiment_id: int, epoch: int, values: dict[str, Any]
-) -> None:
-    """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one."""
+) -> bool:
+    """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one.
+
+    Returns whether a cancel has been requested, so the caller can stop."""
     row: dict[str, Any] = {"experiment_id": experiment_id, "epoch": epoch}
     row.update({key: values.get(key) for key in EPOCH_FIELDS if key in values})
     dialect = session.get_bind().dialect.name
@@ -147,6 +257,8 @@ def record_epoch(
         .where(Experiment.id == experiment_id)
         .values(current_epoch=epoch, epoch_progress=1.0, heartbeat_at=utcnow())
     )
+    status = session.scalar(select(Experiment.status).where(Experiment.id == experiment_id))
+    return status == Status.cancelled
 
 
 def record_progress(
@@ -206,7 +318,8 @@ def save_evaluation(
     session.merge(evaluation)
     session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id)
+        # A cancel that arrived during evaluation stands; the evaluation is kept all the same.
+        .where(Experiment.id == experiment_id, Experiment.status != Status.cancelled)
         .values(
             status=Status.succeeded,
             finished_at=utcnow(),

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from app.config import get_settings
+from app.reaper import Reaper
 from app.routes import analysis, api, events, pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """The web process watches for experiments whose worker died (see app/reaper.py)."""
+    reaper = Reaper(get_settings())
+    reaper.start()
+    yield
+    reaper.stop()
 
 
 def create_app() -> FastAPI:
@@ -19,6 +32,7 @@ def create_app() -> FastAPI:
         title="cifarlab",
         description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     api.install_error_handlers(app)
     app.include_router(api.router)

@@ -47,6 +47,8 @@ class Experiment(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     worker_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    worker_name: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     device: Mapped[str | None] = mapped_column(String(255), default=None)
     current_epoch: Mapped[int] = mapped_column(Integer, default=0)
     epoch_progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -114,3 +116,16 @@ class Evaluation(Base):
     confidences: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
 
     experiment: Mapped[Experiment] = relationship(back_populates="evaluation")
+
+
+class Worker(Base):
+    """A Celery worker process that says it is alive; what the workers page lists."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -101,6 +101,7 @@ class ExperimentPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_seconds: float | None
+    worker_name: str | None
     worker_host: str | None
     device: str | None
     current_epoch: int
@@ -111,6 +112,8 @@ class ExperimentPublic(BaseModel):
     model_layers: list[dict[str, Any]] | None
     test_accuracy: float | None
     macro_f1: float | None
+    attempts: int
+    queue_position: int | None = None
 
 
 class ExperimentUpdate(BaseModel):
@@ -174,6 +177,16 @@ class ModelPublic(BaseModel):
     family: str
     description: str
     hyperparameters_schema: dict[str, Any]
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    hostname: str
+    pid: int
+    device: str
+    started_at: datetime
+    last_seen_at: datetime
+    running: ExperimentPublic | None
 
 
 class HealthPublic(BaseModel):

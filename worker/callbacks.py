@@ -46,7 +46,6 @@ class ExperimentRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
         self._epoch_started = time.perf_counter()
-        self._last_progress = self._epoch_started
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
@@ -62,9 +61,12 @@ class ExperimentRecorder(keras.callbacks.Callback):
                 epoch_progress=min((batch + 1) / self.steps_per_epoch, 1.0),
             )
         if cancel:
-            logger.info("experiment %s: cancel requested, stopping", self.experiment_id)
-            self.cancelled = True
-            self.model.stop_training = True
+            self._stop()
+
+    def _stop(self) -> None:
+        logger.info("experiment %s: cancel requested, stopping", self.experiment_id)
+        self.cancelled = True
+        self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.cancelled:
@@ -85,12 +87,14 @@ class ExperimentRecorder(keras.callbacks.Callback):
         }
         numbers = {k: None if v is None else float(v) for k, v in values.items()}
         with session_scope() as session:
-            crud.record_epoch(
+            cancel = crud.record_epoch(
                 session=session,
                 experiment_id=self.experiment_id,
                 epoch=epoch + 1,
                 values={**numbers, "phase": self.phase},
             )
+        if cancel:  # epochs shorter than the progress interval still see a cancel
+            self._stop()
 
     def _learning_rate(self, logs: dict[str, Any]) -> float | None:
         if "learning_rate" in logs:

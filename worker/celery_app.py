@@ -7,5 +7,5 @@ from celery import Celery
 from app.config import get_settings
 from app.queue import celery_config
 
-app = Celery("cifarlab", include=["worker.tasks"])
+app = Celery("cifarlab", include=["worker.tasks", "worker.presence"])
 app.conf.update(celery_config(get_settings()))

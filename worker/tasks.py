@@ -7,7 +7,10 @@ that forks (a forked TensorFlow runtime deadlocks).
 from __future__ import annotations
 
 import logging
-import traceback
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from app import crud
 from app.config import get_settings
@@ -20,14 +23,39 @@ from worker.celery_app import app
 logger = logging.getLogger(__name__)
 
 
-@app.task(name=TRAIN_TASK)
-def train(experiment_id: int) -> str:
+@contextmanager
+def heartbeat(experiment_id: int, interval_seconds: float) -> Iterator[None]:
+    """Beats from a thread while the block runs: data loading, graph tracing and evaluation
+    write no epochs, yet the experiment must not look lost."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                with session_scope() as session:
+                    crud.beat(session=session, experiment_id=experiment_id)
+            except Exception:
+                logger.exception("heartbeat of experiment %s failed", experiment_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{experiment_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@app.task(name=TRAIN_TASK, bind=True)
+def train(self: Any, experiment_id: int) -> str:
     from worker import runner  # imports TensorFlow: only here, in the child
 
+    settings = get_settings()
     with session_scope() as session:
         claimed = crud.claim_experiment(
             session=session,
             experiment_id=experiment_id,
+            worker_name=self.request.hostname or "in-process",
             worker_host=runner.worker_host(),
             device=runner.describe_device(),
         )
@@ -37,9 +65,10 @@ def train(experiment_id: int) -> str:
         logger.info("experiment %s is not queued any more; skipping", experiment_id)
         return "skipped"
     try:
-        outcome = runner.run_experiment(
-            experiment_id=experiment_id, spec=parse_spec(spec_data), settings=get_settings()
-        )
+        with heartbeat(experiment_id, settings.heartbeat_interval_seconds):
+            outcome = runner.run_experiment(
+                experiment_id=experiment_id, spec=parse_spec(spec_data), settings=settings
+            )
     except Exception as exc:
         logger.exception("experiment %s failed", experiment_id)
         _finish(experiment_id, Status.failed, _describe(exc))
@@ -58,9 +87,15 @@ def _finish(experiment_id: int, status: Status, error: str | None) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    """Errors written for users (missing data, weights) show alone; others with their trace."""
+    """Errors written for users (missing data, weights, bad warm start) show alone."""
     from worker.data import DatasetNotFoundError
+    from worker.weights import WeightsNotFoundError
 
-    if isinstance(exc, DatasetNotFoundError | ValueError):
+    if isinstance(exc, DatasetNotFoundError | WeightsNotFoundError | ValueError):
         return str(exc)
-    return "".join(traceback.format_exception_only(exc)).strip()
+    if isinstance(exc, MemoryError) or "OOM" in str(exc) or "out of memory" in str(exc).lower():
+        return (
+            f"Out of memory: {type(exc).__name__}: {exc}. Try a smaller batch_size or "
+            "image_size, or a smaller model."
+        )
+    return f"{type(exc).__name__}: {exc}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import shutil
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, status
@@ -17,9 +18,9 @@ from app import crud
 from app.config import get_settings
 from app.deps import SessionDep
 from app.launcher import launch
-from app.models import Experiment, Status
+from app.models import Experiment, Status, utcnow
 from app.presets import PRESETS, Preset
-from app.queue import online_workers
+from app.queue import enqueue_training, online_workers
 from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
@@ -29,6 +30,7 @@ from app.schemas import (
     MetricsPublic,
     ModelPublic,
     SpecError,
+    WorkerPublic,
 )
 from app.zoo import MODELS
 
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["api"])
 SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
 DEFAULT_SORT = SortKey("created_at")
+WORKER_ONLINE_SECONDS = 60
 
 SPEC_EXAMPLE = {
     "name": "cnn baseline",
@@ -105,8 +108,11 @@ def list_experiments(
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
-def get_experiment(session: SessionDep, experiment_id: int) -> Experiment:
-    return _experiment_or_404(session, experiment_id)
+def get_experiment(session: SessionDep, experiment_id: int) -> ExperimentPublic:
+    experiment = _experiment_or_404(session, experiment_id)
+    public = ExperimentPublic.model_validate(experiment)
+    public.queue_position = crud.queue_position(session=session, experiment=experiment)
+    return public
 
 
 @router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)
@@ -125,6 +131,41 @@ def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
             f"(status: {experiment.status})",
         )
     return experiment.evaluation
+
+
+@router.post("/experiments/{experiment_id}/retry", response_model=ExperimentPublic)
+def retry_experiment(session: SessionDep, experiment_id: int) -> Experiment:
+    """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
+    experiment = _experiment_or_404(session, experiment_id)
+    status = Status(experiment.status)
+    if status not in (Status.failed, Status.cancelled) or not crud.requeue(
+        session=session, experiment_id=experiment_id, from_status=status
+    ):
+        raise HTTPException(
+            status_code=409,
+            detail=f"experiment {experiment_id} is {experiment.status}; only failed or cancelled "
+            "experiments can be retried",
+        )
+    session.commit()
+    enqueue_training(experiment_id)
+    session.refresh(experiment)
+    return experiment
+
+
+@router.get("/workers", response_model=list[WorkerPublic])
+def list_workers(session: SessionDep) -> list[dict[str, Any]]:
+    """Workers seen in the last minute, their device, and what each is running."""
+    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
+    workers = crud.online_workers(session=session, seen_since=seen_since)
+    running = crud.running_on(session=session, worker_names=[w.name for w in workers])
+    return [
+        {
+            "name": w.name, "hostname": w.hostname, "pid": w.pid, "device": w.device,
+            "started_at": w.started_at, "last_seen_at": w.last_seen_at,
+            "running": running.get(w.name),
+        }
+        for w in workers
+    ]  # fmt: skip
 
 
 @router.patch("/experiments/{experiment_id}", response_model=ExperimentPublic)

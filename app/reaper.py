@@ -1,0 +1,82 @@
+"""Finds experiments whose worker went silent, and resumes or fails them.
+
+A worker that is SIGKILLed, loses its machine or runs out of memory stops writing heartbeats.
+After ``heartbeat_timeout_seconds`` of silence the experiment goes back to the queue, where
+another worker resumes it from its last epoch checkpoint; after ``max_attempts`` runs it is
+marked failed instead, with a retry that resumes. The web process runs this loop; several
+web processes may, since each change is a conditional UPDATE that only one of them wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from app import crud
+from app.config import Settings
+from app.db import session_scope
+from app.models import Status, utcnow
+from app.queue import enqueue_training
+
+logger = logging.getLogger(__name__)
+
+
+def reap_lost(settings: Settings) -> dict[int, str]:
+    """One pass: {experiment id: "requeued" | "failed"} for what it changed."""
+    silent_since = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
+    changed: dict[int, str] = {}
+    with session_scope() as session:
+        lost = [(e.id, e.attempts, e.worker_host) for e in crud.lost_experiments(
+            session=session, silent_since=silent_since)]  # fmt: skip
+    for experiment_id, attempts, host in lost:
+        if attempts < settings.max_attempts:
+            with session_scope() as session:
+                won = crud.requeue(
+                    session=session, experiment_id=experiment_id, from_status=Status.running,
+                    silent_since=silent_since,
+                )  # fmt: skip
+            if won:
+                enqueue_training(experiment_id)
+                changed[experiment_id] = "requeued"
+                logger.warning("experiment %s: worker %s lost; requeued", experiment_id, host)
+            continue
+        with session_scope() as session:
+            message = (
+                f"Worker lost: {host} stopped sending heartbeats for over "
+                f"{settings.heartbeat_timeout_seconds:.0f} s (attempt {attempts} of "
+                f"{settings.max_attempts}). Epochs recorded so far are kept; Retry resumes "
+                "from the last epoch checkpoint."
+            )
+            won = crud.fail_lost(
+                session=session, experiment_id=experiment_id, silent_since=silent_since,
+                message=message,
+            )  # fmt: skip
+        if won:
+            changed[experiment_id] = "failed"
+            logger.warning("experiment %s: worker %s lost; marked failed", experiment_id, host)
+    return changed
+
+
+class Reaper:
+    """Runs ``reap_lost`` every half timeout in a daemon thread until stopped."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cifarlab-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        interval = max(self.settings.heartbeat_timeout_seconds / 2, 0.5)
+        while not self._stop.wait(interval):
+            try:
+                reap_lost(self.settings)
+            except Exception:  # a broker or database hiccup must not end the loop
+                logger.exception("reaping lost experiments failed; trying again")
