@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from app import config, db, queue
 from app.embedded_redis import free_port, start_redis
 from app.migrate import upgrade
 from tests.factories import write_official_cifar10
+from tests.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
 
 
 def _clear_caches() -> None:
@@ -29,12 +31,44 @@ def _clear_caches() -> None:
     queue.get_celery.cache_clear()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_databases`` run once on SQLite and once on PostgreSQL."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings pointed at an empty data directory (SQLite inside it), migrated to head."""
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI needs PostgreSQL's server binaries (Debian: postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed (Debian: postgresql)")
+    server, process = start_postgres(bin_dir)
+    yield server
+    stop_postgres(server, process)
+
+
+@pytest.fixture
+def data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """Settings pointed at an empty data directory and a fresh database (SQLite inside the
+    directory, or a new PostgreSQL database for ``both_databases`` tests), migrated to head."""
     directory = tmp_path / "data"
     monkeypatch.setenv("CIFARLAB_DATA_DIR", str(directory))
     monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
+    if backend == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        name = f"t{uuid.uuid4().hex[:16]}"
+        monkeypatch.setenv("CIFARLAB_DATABASE_URL", server.create_database(name))
     _clear_caches()
     upgrade()
     yield directory

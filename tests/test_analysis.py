@@ -16,6 +16,8 @@ from app.main import create_app
 from app.report_import import parse_classification_report
 from tests.factories import make_evaluated, make_experiment
 
+pytestmark = pytest.mark.both_databases
+
 SEED_REPORTS = Path(__file__).resolve().parents[1].parent / "shared" / "seed-reports"
 
 

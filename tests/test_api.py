@@ -15,6 +15,8 @@ from app.main import create_app
 from app.models import Status
 from tests.factories import make_experiment, spec_data
 
+pytestmark = pytest.mark.both_databases
+
 QUEUE = "cifarlab"
 
 

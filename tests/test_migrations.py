@@ -22,3 +22,13 @@ def test_upgrade_head_then_downgrade_base_on_empty_sqlite(tmp_path: Path) -> Non
     downgrade(url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
+
+
+def test_upgrade_and_downgrade_on_postgresql(postgres_server) -> None:
+    url = postgres_server.create_database("migrations")
+    upgrade(url)
+    engine = create_engine(url)
+    assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    downgrade(url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()

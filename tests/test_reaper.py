@@ -17,6 +17,8 @@ from app.models import Experiment, Status, utcnow
 from app.reaper import reap_lost
 from tests.factories import make_experiment
 
+pytestmark = pytest.mark.both_databases
+
 
 def running(session: Session, *, silent_seconds: float, attempts: int) -> int:
     experiment = make_experiment(session)

@@ -1,0 +1,73 @@
+"""Several writers (worker processes) and readers (web threads) at once: nothing lost, no
+"database is locked"."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.main import create_app
+from tests.factories import make_experiment
+
+pytestmark = pytest.mark.both_databases
+EPOCHS = 40
+WRITERS = 4
+
+
+def write_epochs(environment: dict[str, str], experiment_id: int) -> None:
+    """A worker process: one transaction per epoch, plus progress writes between them."""
+    os.environ.update(environment)
+    from app.db import session_scope
+
+    for epoch in range(1, EPOCHS + 1):
+        with session_scope() as session:
+            crud.record_progress(
+                session=session, experiment_id=experiment_id, epoch=epoch, epoch_progress=0.5
+            )
+        with session_scope() as session:
+            crud.record_epoch(
+                session=session, experiment_id=experiment_id, epoch=epoch,
+                values={"loss": 1.0 / epoch, "accuracy": epoch / EPOCHS},
+            )  # fmt: skip
+
+
+def test_writers_and_readers_at_once(session: Session, data_dir: Path) -> None:
+    ids = [make_experiment(session).id for _ in range(WRITERS)]
+    environment = {k: v for k, v in os.environ.items() if k.startswith("CIFARLAB_")}
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=write_epochs, args=(environment, i)) for i in ids]
+    client = TestClient(create_app())
+    errors: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            for response in (
+                client.get("/api/experiments"),
+                *(client.get(f"/api/experiments/{i}/metrics") for i in ids),
+            ):
+                if response.status_code != 200:
+                    errors.append(response.text)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for process in writers:
+        process.start()
+    for thread in readers:
+        thread.start()
+    for process in writers:
+        process.join(timeout=120)
+    done.set()
+    for thread in readers:
+        thread.join()
+    assert [process.exitcode for process in writers] == [0] * WRITERS
+    assert errors == []
+    for experiment_id in ids:
+        epochs = client.get(f"/api/experiments/{experiment_id}/metrics").json()["epochs"]
+        assert [row["epoch"] for row in epochs] == list(range(1, EPOCHS + 1))
