@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +38,8 @@ ApiUrl = Annotated[
 
 
 def _client(api_url: str | None) -> ApiClient:
-    return ApiClient(api_url or get_settings().api_url)
+    settings = get_settings()
+    return ApiClient(api_url or settings.api_url, token=settings.api_token)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -60,6 +64,31 @@ def web_argv(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_exposure(host: str) -> None:
+    """Open access (no accounts) only on loopback, unless auth is disabled on purpose."""
+    from app import accounts
+    from app.db import session_scope
+
+    settings = get_settings()
+    if is_loopback(host) or settings.auth == "disabled":
+        return
+    with session_scope() as session:
+        if accounts.any_users(session=session):
+            return
+    raise ValueError(
+        f"cifarlab would listen on {host} with no accounts, so anyone who reaches it could "
+        "launch and delete experiments. Create an admin first: `cifarlab user create NAME "
+        "--admin`; or set CIFARLAB_AUTH=disabled to run open on purpose."
+    )
+
+
 @cli.command()
 def up(
     host: Annotated[str, typer.Option(help="Address the web server listens on.")] = "127.0.0.1",
@@ -82,10 +111,14 @@ def up(
 
     from app.migrate import upgrade
 
+    upgrade()
+    try:
+        check_exposure(host)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     supervisor = Supervisor()
     supervisor.adopt("redis", start_redis(settings.data_dir, redis_port))
     try:
-        upgrade()
         env = dict(os.environ)
         supervisor.start("worker", worker_argv(), env)
         supervisor.start("web", web_argv(host, port), env)
@@ -105,6 +138,10 @@ def web(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run only the web server (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    try:
+        check_exposure(host)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     os.execv(sys.executable, web_argv(host, port))
 
 
@@ -381,6 +418,135 @@ def workers(api_url: ApiUrl = None) -> None:
         label = f"{running['id']}: {running['name']}" if running else "idle"
         table.add_row(row["name"], row["device"], label)
     console.print(table)
+
+
+bench_cli = typer.Typer(help="Benchmarks; each prints a table, then one JSON line.")
+cli.add_typer(bench_cli, name="bench")
+
+
+def _scratch_database() -> None:
+    """Benchmarks record into a throwaway database, never the user's experiment list."""
+    from app.migrate import upgrade
+
+    scratch = Path(tempfile.mkdtemp(prefix="cifarlab-bench-"))
+    os.environ["CIFARLAB_DATABASE_URL"] = f"sqlite:///{scratch / 'bench.db'}"
+    get_settings.cache_clear()
+    upgrade()
+
+
+def _print_figures(title: str, rows: Sequence[tuple[str, ...]], header: tuple[str, ...],
+                   figures: dict[str, Any]) -> None:  # fmt: skip
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    print(json.dumps(figures))  # the last line: one JSON object for scripts
+
+
+@bench_cli.command("train")
+def bench_train(
+    train_size: Annotated[
+        int, typer.Option(help="Training images (80% fit, 20% validate).")
+    ] = 10_000,
+    epochs: Annotated[int, typer.Option(help="Epochs per run; the first is not timed.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    rounds: Annotated[int, typer.Option(help="Alternating rounds of all variants.")] = 2,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="plain, cifarlab, cifarlab-norecord, cifarlab-xla, "
+            "cifarlab-bf16, cifarlab-bf16-xla"
+        ),
+    ] = "plain,cifarlab,cifarlab-norecord,cifarlab-xla,cifarlab-bf16",
+    seed: Annotated[int, typer.Option(help="Data subset and weights.")] = 0,
+) -> None:
+    """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN)."""
+    _scratch_database()
+    from worker.bench import train_benchmark
+
+    try:
+        figures = train_benchmark(
+            train_size=train_size, epochs=epochs, batch_size=batch_size, rounds=rounds,
+            variants=[v.strip() for v in variants.split(",") if v.strip()], seed=seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    speedups = figures.get("speedup_vs_plain", {})
+    rows = [
+        (f["label"], f"{f['images_per_second']:.0f}", f"{speedups.get(name, 1.0):.2f}x",
+         f"{f['val_accuracy']:.3f}", " ".join(map(str, f["per_round"])))
+        for name, f in figures["variants"].items()
+    ]  # fmt: skip
+    header = ("variant", "images/s", "vs plain", "val acc", "per round")
+    _print_figures("training throughput", rows, header, figures)
+
+
+@bench_cli.command("memory")
+def bench_memory(
+    model: Annotated[str, typer.Option(help="A transfer model of the zoo.")] = "efficientnet_b2",
+    image_size: Annotated[int, typer.Option(help="Pixels per side after resizing.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    steps: Annotated[int, typer.Option(help="Training steps to run.")] = 10,
+) -> None:
+    """Peak memory of a transfer model training on the full training set at a large size."""
+    _scratch_database()
+    from worker.bench import memory_benchmark
+
+    figures = memory_benchmark(model=model, image_size=image_size, batch_size=batch_size,
+                               steps=steps)  # fmt: skip
+    rows = [(key, str(value)) for key, value in figures.items()]
+    _print_figures("peak memory", rows, ("figure", "value"), figures)
+
+
+user_cli = typer.Typer(help="Accounts (run on the server: it writes the database directly).")
+token_cli = typer.Typer(help="API tokens for the CLI and scripts.")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+
+
+@user_cli.command("create")
+def user_create(
+    username: str,
+    admin: Annotated[bool, typer.Option(help="May change everyone's experiments.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Default: asked for, hidden [env: CIFARLAB_PASSWORD].", envvar="CIFARLAB_PASSWORD"
+        ),
+    ] = None,
+) -> None:
+    """Create an account; once one exists, cifarlab asks everyone to sign in."""
+    from app import accounts
+    from app.db import session_scope
+    from app.migrate import upgrade
+
+    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    upgrade()
+    try:
+        with session_scope() as session:
+            accounts.create_user(session=session, username=username, password=secret,
+                                 is_admin=admin)  # fmt: skip
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"created {'admin ' if admin else ''}user {username}")
+
+
+@token_cli.command("create")
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token for USERNAME and print it (shown once; keep it secret)."""
+    from app import accounts
+    from app.db import session_scope
+
+    with session_scope() as session:
+        user = accounts.get_user(session=session, username=username)
+        if user is None:
+            raise _fail(f"no user {username!r}; create one with `cifarlab user create`")
+        token = accounts.create_token(session=session, user=user, name=name)
+    console.print(token, highlight=False, soft_wrap=True)
+    console.print("use it as CIFARLAB_API_TOKEN=... or Authorization: Bearer ...", style="dim")
 
 
 def main() -> None:

@@ -12,9 +12,12 @@ class ApiError(RuntimeError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, token: str | None = None, timeout_seconds: float = 30.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds, headers=headers)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

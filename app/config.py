@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,10 +33,20 @@ class Settings(BaseSettings):
         default=None, description="Pre-trained weight files for machines without internet."
     )
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI client talks.")
+    api_token: str | None = Field(default=None, description="The CLI client's API token.")
     queue: str = Field(default="cifarlab", description="Celery queue that training tasks use.")
     visibility_timeout_seconds: int = Field(
         default=7 * 24 * 3600,
         description="Longer than the longest run, or Redis redelivers a running task.",
+    )
+    auth: Literal["auto", "disabled"] = Field(
+        default="auto",
+        description="auto: sign-in is required once any account exists; disabled: never.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs session cookies; default: a random key kept in the data directory. "
+        "Set the same value on every web process.",
     )
     heartbeat_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often a running experiment says it is alive."
@@ -66,6 +79,21 @@ class Settings(BaseSettings):
         if not fingerprint.isalnum():
             raise ValueError(f"not a test-set fingerprint: {fingerprint!r}")
         return self.artifacts_dir / "test-sets" / f"{fingerprint}.npy"
+
+    def session_secret(self) -> str:
+        """The configured key, or one made once and kept (0600) in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                return path.read_text().strip()
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     @property
     def dataset_cache_dir(self) -> Path:

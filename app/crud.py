@@ -11,7 +11,7 @@ from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import EpochMetric, Evaluation, Experiment, Status, Worker, utcnow
+from app.models import EpochMetric, Evaluation, Experiment, Status, User, Worker, utcnow
 from app.report_import import ImportedReport
 from app.schemas import ExperimentSpec
 
@@ -38,8 +38,11 @@ EPOCH_FIELDS = (
 )
 
 
-def create_experiment(*, session: Session, spec: ExperimentSpec) -> Experiment:
+def create_experiment(
+    *, session: Session, spec: ExperimentSpec, owner_id: int | None = None
+) -> Experiment:
     experiment = Experiment(
+        owner_id=owner_id,
         name=spec.name,
         model=spec.model,
         tags=list(spec.tags),
@@ -75,6 +78,7 @@ def list_experiments(
     model: str | None = None,
     tag: str | None = None,
     q: str | None = None,
+    owner: str | None = None,
     sort: str = "created_at",
     descending: bool = True,
     limit: int = 50,
@@ -88,6 +92,8 @@ def list_experiments(
     if tag:
         # Tags are a JSON list; matching its quoted text works on SQLite and PostgreSQL alike.
         query = query.where(cast(Experiment.tags, String).contains(f'"{tag}"'))
+    if owner:
+        query = query.where(Experiment.owner.has(User.username == owner))
     if q:
         pattern = f"%{q}%"
         query = query.where(Experiment.name.ilike(pattern) | Experiment.notes.ilike(pattern))
@@ -331,10 +337,17 @@ def save_evaluation(
 
 
 def import_experiment(
-    *, session: Session, name: str, tags: list[str], notes: str, imported: ImportedReport
+    *,
+    session: Session,
+    name: str,
+    tags: list[str],
+    notes: str,
+    imported: ImportedReport,
+    owner_id: int | None = None,
 ) -> Experiment:
     """An experiment from a pasted report: it lists and compares like any other, no curves."""
     experiment = Experiment(
+        owner_id=owner_id,
         name=name,
         model="imported",
         tags=tags,

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from app.presets import PRESETS, Preset
-from app.schemas import FieldError
+from app.report_import import ImportedReport, parse_classification_report
+from app.schemas import FieldError, ReportImport, SpecError
 from app.zoo import MODELS, ModelInfo
 
 HP_PREFIX = "hp."
@@ -181,7 +182,7 @@ def open_groups(
 # --- form values <-> specs ----------------------------------------------------------------------
 
 
-def _split_tags(text: str) -> list[str]:
+def split_tags(text: str) -> list[str]:
     return [tag.strip() for tag in text.split(",") if tag.strip()]
 
 
@@ -203,7 +204,7 @@ def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
     return {
         "name": values.get("name", ""),
         "model": model,
-        "tags": _split_tags(values.get("tags", "")),
+        "tags": split_tags(values.get("tags", "")),
         "hyperparameters": hyperparameters,
     }
 
@@ -230,11 +231,9 @@ def _error_target(error_field: str, paths: list[str]) -> str | None:
     return max(matches, key=len, default=None)
 
 
-def group_errors(
-    errors: list[FieldError], model: str
+def _attach(
+    errors: list[FieldError], paths: list[str]
 ) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
-    """Errors by the input they are shown next to, and those that belong to no input."""
-    paths = ["name", "model", "tags", *(f.error_path for f in _fields_of(model))]
     attached: dict[str, list[FieldError]] = {}
     unattached: list[FieldError] = []
     for error in errors:
@@ -244,6 +243,13 @@ def group_errors(
         else:
             attached.setdefault(target, []).append(error)
     return attached, unattached
+
+
+def group_errors(
+    errors: list[FieldError], model: str
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """Errors by the input they are shown next to, and those that belong to no input."""
+    return _attach(errors, ["name", "model", "tags", *(f.error_path for f in _fields_of(model))])
 
 
 def form_context(values: dict[str, str], errors: list[FieldError]) -> dict[str, Any]:
@@ -302,7 +308,8 @@ class SpecGroup:
     open: bool
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A stored setting as a person reads it: yes/no, a dash for null."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -318,13 +325,64 @@ def spec_groups(model: str, hyperparameters: dict[str, Any]) -> list[SpecGroup]:
     groups = []
     for group in form.groups if form else ():
         rows = tuple(
-            (f.key, _shown(hyperparameters[f.key]), values[f.input_name] != f.default)
+            (f.key, shown_value(hyperparameters[f.key]), values[f.input_name] != f.default)
             for f in group.fields
             if f.key in hyperparameters
         )
         groups.append(SpecGroup(group.title, rows, group.title in opened))
     known = {f.key for f in _fields_of(model)}
-    others = tuple((k, _shown(v), False) for k, v in hyperparameters.items() if k not in known)
+    others = tuple((k, shown_value(v), False) for k, v in hyperparameters.items() if k not in known)
     if others:  # a spec stored before its model's class changed: still show all of it
         groups.append(SpecGroup(OTHER_GROUP, others, True))
     return groups
+
+
+# --- importing a classification report ----------------------------------------------------------
+
+IMPORT_FIELDS = ("name", "report_text", "confusion_matrix_text", "tags", "notes")
+
+
+def import_errors(
+    errors: list[FieldError],
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """The import form's errors by its inputs (``tags.0`` belongs to ``tags``)."""
+    return _attach(errors, list(IMPORT_FIELDS))
+
+
+def _parse_report(
+    report_text: str, matrix_text: str | None
+) -> tuple[ImportedReport | None, list[FieldError]]:
+    """The report first, alone, so an error names the textarea it comes from; then the
+    matrix against the report's classes and supports."""
+    try:
+        imported = parse_classification_report(report_text)
+    except ValueError as exc:
+        return None, [FieldError(field="report_text", message=str(exc))]
+    if not (matrix_text or "").strip():
+        return imported, []
+    try:
+        return parse_classification_report(report_text, matrix_text), []
+    except ValueError as exc:
+        return None, [FieldError(field="confusion_matrix_text", message=str(exc))]
+
+
+def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, ImportedReport]:
+    """The import form's strings -> the API's ``ReportImport`` and the parsed report; raises
+    ``SpecError`` naming each field to fix (all of them at once), as the API names them."""
+    data = {key: values.get(key, "") for key in IMPORT_FIELDS}
+    matrix_text = data["confusion_matrix_text"] or None
+    body: ReportImport | None = None
+    errors: list[FieldError] = []
+    try:
+        body = ReportImport.model_validate(
+            {**data, "tags": split_tags(data["tags"]), "confusion_matrix_text": matrix_text}
+        )
+    except ValidationError as exc:
+        errors = SpecError.from_validation_error(exc).errors
+    imported: ImportedReport | None = None
+    if not any(error.field == "report_text" for error in errors):
+        imported, report_errors = _parse_report(data["report_text"], matrix_text)
+        errors += report_errors
+    if body is None or imported is None:
+        raise SpecError(errors)
+    return body, imported

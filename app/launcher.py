@@ -32,7 +32,7 @@ def check_references(session: Session, spec: ExperimentSpec) -> None:
         raise SpecError([FieldError(field=field, message=message)])
 
 
-def launch(session: Session, spec_data: Any) -> Experiment:
+def launch(session: Session, spec_data: Any, *, owner_id: int | None = None) -> Experiment:
     """Validate, store as queued, commit, then enqueue: a queued id always has its row.
 
     Raises ``SpecError`` before anything is stored. If the broker cannot be reached the
@@ -40,7 +40,7 @@ def launch(session: Session, spec_data: Any) -> Experiment:
     """
     spec = parse_spec(spec_data)
     check_references(session, spec)
-    experiment = crud.create_experiment(session=session, spec=spec)
+    experiment = crud.create_experiment(session=session, spec=spec, owner_id=owner_id)
     session.commit()
     try:
         enqueue_training(experiment.id)

@@ -94,6 +94,7 @@ class ExperimentPublic(BaseModel):
     model: str
     tags: list[str]
     notes: str
+    owner_name: str | None
     status: str
     spec: dict[str, Any]
     error: str | None

@@ -5,7 +5,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.charts import confusion_matrix_figure, curves_figure, report_rows
+import pytest
+
+from app.charts import (
+    boundary_marks,
+    class_rows,
+    comparison_confusion_figures,
+    comparison_curves_figure,
+    comparison_gap_figure,
+    confusion_matrix_figure,
+    curves_figure,
+    difference_figure,
+    fine_tune_start,
+    gap_figure,
+    learning_rate_figure,
+    per_class_f1_figure,
+    plot_text,
+    report_rows,
+    row_normalized,
+    with_boundary,
+    with_export_name,
+)
 from app.schemas import EpochMetricPublic
 
 EPOCHS: list[dict[str, Any]] = [
@@ -95,3 +115,222 @@ def test_report_rows_follow_sklearn_text_order() -> None:
 def test_report_rows_without_classes_keep_the_report_order() -> None:
     labels = [row["label"] for row in report_rows(_report())]
     assert labels == ["dog", "cat", "accuracy", "macro avg", "weighted avg"]
+
+
+# --- phases and learning rate ------------------------------------------------------------------
+
+
+def _phases(phases: list[str], rates: list[float] | None = None) -> list[EpochMetricPublic]:
+    rates = rates or [1e-3] * len(phases)
+    return [
+        _metric({"epoch": n, "phase": phase, "learning_rate": rate, "loss": 1.0, "accuracy": 0.5,
+                 "val_loss": 1.1, "val_accuracy": 0.4})
+        for n, (phase, rate) in enumerate(zip(phases, rates, strict=True), start=1)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phases", "start"),
+    [
+        (["train", "train", "fine_tune", "fine_tune"], 3),
+        (["train", "train"], None),
+        (["fine_tune", "fine_tune"], None),  # fine-tuning from the first epoch: no boundary
+        ([], None),
+    ],
+)
+def test_fine_tune_start_is_the_first_fine_tuning_epoch_after_another_phase(
+    phases: list[str], start: int | None
+) -> None:
+    assert fine_tune_start(_phases(phases)) == start
+
+
+def test_boundary_sits_between_the_two_phases_on_every_chart() -> None:
+    marks = boundary_marks(4)
+    assert marks["shape"]["x0"] == marks["shape"]["x1"] == 3.5
+    assert (marks["shape"]["yref"], marks["shape"]["line"]["dash"]) == ("paper", "dash")
+    assert (marks["annotation"]["x"], marks["annotation"]["text"]) == (3.5, "fine-tuning")
+    figure = with_boundary(curves_figure([], "loss"), 4)
+    assert [shape["x0"] for shape in figure["layout"]["shapes"]] == [3.5]
+    labels = [a["text"] for a in figure["layout"]["annotations"]]
+    assert labels[-1] == "fine-tuning" and len(labels) == 2  # after the waiting note
+    assert "shapes" not in with_boundary(curves_figure([], "loss"), None)["layout"]
+
+
+def test_learning_rate_figure_is_one_stepped_trace_on_a_log_axis() -> None:
+    figure = learning_rate_figure(_phases(["train"] * 3, [1e-3, 1e-3, 1e-4]), total_epochs=5)
+    (trace,) = figure["data"]
+    assert (trace["x"], trace["y"]) == ([1, 2, 3], [1e-3, 1e-3, 1e-4])
+    assert trace["line"]["shape"] == "hvh"
+    layout = figure["layout"]
+    assert (layout["yaxis"]["type"], layout["title"]["text"]) == ("log", "Learning rate")
+    assert layout["xaxis"]["range"] == [0.75, 5.25]
+    assert learning_rate_figure([], None)["layout"]["yaxis"]["range"] == [-5, -1]
+
+
+# --- diagnostics and export --------------------------------------------------------------------
+
+
+def test_gap_figure_plots_the_gap_and_marks_the_best_epoch() -> None:
+    figure = gap_figure([[1, -0.05], [2, 0.02], [3, 0.12]], best_epoch=2, total_epochs=4)
+    (trace,) = figure["data"]
+    assert (trace["x"], trace["y"]) == ([1, 2, 3], [-0.05, 0.02, 0.12])
+    layout = figure["layout"]
+    assert layout["yaxis"]["zeroline"] is True and layout["yaxis"]["tickformat"] == "~%"
+    assert [(s["x0"], s["line"]["dash"]) for s in layout["shapes"]] == [(2, "dot")]
+    assert [a["text"] for a in layout["annotations"]] == ["best epoch"]
+    empty = gap_figure([], None)
+    assert empty["data"][0]["x"] == [] and "shapes" not in empty["layout"]
+    json.dumps(figure)
+
+
+def test_user_text_is_escaped_for_plotly_and_charts_are_named_for_export() -> None:
+    assert plot_text("<b>cnn</b> & co") == "&lt;b&gt;cnn&lt;/b&gt; &amp; co"
+    figure = with_export_name({"data": [], "layout": {}}, "cifarlab-compare-1-2-accuracy")
+    options = figure["config"]["toImageButtonOptions"]
+    assert (options["filename"], options["format"]) == ("cifarlab-compare-1-2-accuracy", "png")
+
+
+# --- confusion matrices ------------------------------------------------------------------------
+
+
+def test_rows_normalise_to_shares_of_the_true_class() -> None:
+    assert row_normalized([[3, 1], [0, 0], [2, 2]]) == [[0.75, 0.25], [0.0, 0.0], [0.5, 0.5]]
+
+
+def test_a_normalised_matrix_keeps_counts_for_hover_and_shows_shares() -> None:
+    figure = confusion_matrix_figure(["<i>cat</i>", "dog"], [[3, 1], [0, 2]], normalized=True)
+    (heatmap,) = figure["data"]
+    assert heatmap["z"] == [[0.75, 0.25], [0.0, 1.0]]
+    assert heatmap["customdata"] == [[3, 1], [0, 2]]
+    assert heatmap["text"] == [["0.75", "0.25"], ["", "1.00"]]  # zero shares left blank
+    assert (heatmap["zmin"], heatmap["zmax"]) == (0, 1)
+    assert heatmap["x"] == ["&lt;i&gt;cat&lt;/i&gt;", "dog"]
+    counts = confusion_matrix_figure(["cat", "dog"], [[3, 1], [1, 1]], zmax=40)["data"][0]
+    assert (counts["z"], counts["zmax"]) == ([[3, 1], [1, 1]], 40)
+
+
+def test_difference_is_a_minus_b_on_a_scale_centred_on_zero() -> None:
+    first, second = [[8, 2], [1, 9]], [[5, 5], [3, 7]]
+    figure = difference_figure(["cat", "dog"], first, second, names=("A<1>", "B"), normalized=False)
+    (heatmap,) = figure["data"]
+    assert heatmap["z"] == [[3, -3], [-2, 2]]
+    assert (heatmap["zmin"], heatmap["zmid"], heatmap["zmax"]) == (-3, 0, 3)
+    assert heatmap["text"] == [["+3", "-3"], ["-2", "+2"]]
+    assert figure["layout"]["title"]["text"] == "A − B: A&lt;1&gt; − B"
+    shares = difference_figure(["cat", "dog"], first, second, names=("A", "B"), normalized=True)
+    cells = [value for row in shares["data"][0]["z"] for value in row]
+    assert cells == pytest.approx([0.3, -0.3, -0.2, 0.2])
+    same = difference_figure(["cat", "dog"], first, first, names=("A", "B"), normalized=False)
+    assert same["data"][0]["text"] == [["", ""], ["", ""]]  # no difference: blank
+    assert same["data"][0]["zmax"] == 1  # never a zero-width scale
+
+
+# --- the compare page's figures ----------------------------------------------------------------
+
+
+def _comparison() -> dict[str, Any]:
+    """What build_comparison returns for a two-phase run (id 1) and an imported report (2)."""
+    curves = [
+        {"epoch": n, "phase": "train" if n < 3 else "fine_tune", "loss": 2.0 / n,
+         "accuracy": 0.2 * n, "val_loss": [2.1, 1.2, 0.9, 1.0][n - 1],
+         "val_accuracy": [0.3, 0.5, 0.6, 0.55][n - 1], "learning_rate": 1e-3}
+        for n in range(1, 5)
+    ]  # fmt: skip
+    report = {"f1-score": 0.5, "precision": 0.5, "recall": 0.5, "support": 10.0}
+    return {
+        "baseline_id": 1,
+        "experiments": [
+            {"id": 1, "name": "<b>run</b>", "color": "#636efa", "status": "succeeded"},
+            {"id": 2, "name": "study", "color": "#ef553b", "status": "imported"},
+        ],
+        "curves": {1: curves, 2: []},
+        "diagnostics": {
+            1: {
+                "best_epoch": 3,
+                "lr_reductions": [3],
+                "early_stop_epoch": 4,
+                "phase_boundary": 3,
+                "generalization_gap": [[1, -0.1], [2, -0.1]],
+            },
+            2: {
+                "best_epoch": None,
+                "lr_reductions": [],
+                "early_stop_epoch": None,
+                "phase_boundary": None,
+                "generalization_gap": [],
+            },
+        },  # fmt: skip
+        "per_class": [
+            {"row": "cat", "values": {1: report, 2: {**report, "f1-score": 0.9}}},
+            {"row": "dog", "values": {2: report}},
+            {"row": "accuracy", "values": {1: {"f1-score": 0.7}, 2: {"f1-score": 0.8}}},
+            {"row": "macro avg", "values": {1: report, 2: report}},
+        ],
+        "confusion_matrices": {
+            1: {"classes": ["cat", "dog"], "matrix": [[8, 2], [1, 9]]},
+            2: {"classes": ["cat", "dog"], "matrix": [[800, 200], [100, 900]]},
+        },
+    }
+
+
+def _traces(figure: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [trace for trace in figure["data"] if trace["meta"]["kind"] == kind]
+
+
+def test_compared_curves_keep_each_experiments_colour_and_mark_its_events() -> None:
+    figure = comparison_curves_figure(_comparison(), "accuracy")
+    (train,) = _traces(figure, "train")
+    (validation,) = _traces(figure, "validation")
+    assert train["y"] == [0.2, 0.4, 0.6000000000000001, 0.8]
+    assert validation["y"] == [0.3, 0.5, 0.6, 0.55]
+    assert train["line"]["color"] == validation["line"]["color"] == "#636efa"
+    assert (train["line"]["dash"], validation["line"]["dash"]) == ("dot", "solid")
+    assert train["name"] == "&lt;b&gt;run&lt;/b&gt;" and train["meta"]["experiment"] == 1
+    (marks,) = _traces(figure, "mark")
+    assert list(zip(marks["x"], marks["marker"]["symbol"], strict=True)) == [
+        (3, "star"), (4, "x"), (3, "triangle-down"),
+    ]  # fmt: skip
+    assert marks["y"] == [0.6, 0.55, 0.6]  # on the validation curve
+    (phase,) = _traces(figure, "phase")
+    assert (phase["x"], phase["yaxis"]) == ([2.5, 2.5], "y2")
+    assert figure["layout"]["xaxis"]["dtick"] == 1
+    loss = comparison_curves_figure(_comparison(), "loss")
+    assert _traces(loss, "validation")[0]["y"] == [2.1, 1.2, 0.9, 1.0]
+    assert "tickformat" not in loss["layout"]["yaxis"]
+    json.dumps(figure)
+
+
+def test_without_any_curves_the_charts_say_they_are_waiting() -> None:
+    comparison = _comparison()
+    comparison["curves"] = {1: [], 2: []}
+    figure = comparison_curves_figure(comparison, "loss")
+    assert figure["data"] == []
+    assert figure["layout"]["annotations"][0]["text"].startswith("Waiting")
+
+
+def test_compared_gap_has_one_line_per_experiment_with_epochs() -> None:
+    figure = comparison_gap_figure(_comparison())
+    (line,) = figure["data"]
+    assert (line["x"], line["y"], line["line"]["color"]) == ([1, 2], [-0.1, -0.1], "#636efa")
+
+
+def test_f1_bars_group_the_classes_one_colour_per_experiment() -> None:
+    assert [row["row"] for row in class_rows(_comparison()["per_class"])] == ["cat", "dog"]
+    figure = per_class_f1_figure(_comparison())
+    first, second = figure["data"]
+    assert first["x"] == second["x"] == ["cat", "dog"]
+    assert (first["y"], second["y"]) == ([0.5, None], [0.9, 0.5])
+    assert (first["marker"]["color"], second["marker"]["color"]) == ("#636efa", "#ef553b")
+    assert figure["layout"]["barmode"] == "group"
+
+
+def test_compared_matrices_share_one_colour_scale() -> None:
+    figures = comparison_confusion_figures(_comparison())
+    assert set(figures) == {1, 2}
+    counts = [figures[i]["counts"]["data"][0] for i in (1, 2)]
+    assert [heatmap["zmax"] for heatmap in counts] == [900, 900]
+    shares = [figures[i]["normalized"]["data"][0] for i in (1, 2)]
+    assert [heatmap["zmax"] for heatmap in shares] == [1, 1]
+    assert shares[1]["z"][0] == [0.8, 0.2]
+    title = figures[1]["counts"]["layout"]["title"]
+    assert (title["text"], title["font"]["color"]) == ("&lt;b&gt;run&lt;/b&gt;", "#636efa")

@@ -15,15 +15,18 @@ from app.forms import (
     group_errors,
     grouped,
     hyperparameter_forms,
+    import_errors,
     open_groups,
     preset_sections,
+    report_import_from_form,
+    shown_value,
     spec_from_form,
     spec_groups,
     study_preset,
     values_from_spec,
 )
 from app.presets import PRESETS
-from app.schemas import FieldError, parse_spec
+from app.schemas import FieldError, SpecError, parse_spec
 from app.zoo import MODELS
 
 
@@ -208,3 +211,62 @@ def test_spec_groups_flag_changed_values_and_keep_unknown_keys() -> None:
     assert ("train_size", "—", False) in training.rows
     assert not groups["Loss"].open
     assert groups[OTHER_GROUP].rows == (("old", "1", False),)
+
+
+# --- importing a report --------------------------------------------------------------------------
+
+REPORT = """              precision    recall  f1-score   support
+
+         cat       0.80      0.40      0.53        10
+         dog       0.60      0.90      0.72        10
+
+    accuracy                           0.65        20
+   macro avg       0.70      0.65      0.63        20
+weighted avg       0.70      0.65      0.63        20
+"""
+
+
+def _import_errors(values: dict[str, str]) -> dict[str, str]:
+    with pytest.raises(SpecError) as caught:
+        report_import_from_form(values)
+    return {error.field: error.message for error in caught.value.errors}
+
+
+def test_an_import_form_becomes_the_apis_body_and_the_parsed_report() -> None:
+    values = {"name": " study cnn ", "report_text": REPORT, "tags": "study, published ,",
+              "confusion_matrix_text": "[[4 6]\n [1 9]]", "notes": "from the paper"}  # fmt: skip
+    body, imported = report_import_from_form(values)
+    assert (body.name, body.tags, body.notes) == (
+        "study cnn",
+        ["study", "published"],
+        "from the paper",
+    )
+    assert imported.classes == ["cat", "dog"]
+    assert (imported.accuracy, imported.test_size) == (0.65, 20)
+    assert imported.confusion_matrix == [[4, 6], [1, 9]]
+    _, without_matrix = report_import_from_form({"name": "x", "report_text": REPORT})
+    assert without_matrix.confusion_matrix is None
+
+
+def test_import_errors_name_every_field_to_fix() -> None:
+    errors = _import_errors({"name": "", "report_text": "hello", "tags": "ok, " + "x" * 41})
+    assert set(errors) == {"name", "report_text", "tags.1"}
+    assert "header" in errors["report_text"]
+    assert set(_import_errors({"name": "x", "report_text": ""})) == {"report_text"}
+    assert set(_import_errors({"name": "x", "report_text": "   "})) == {"report_text"}
+
+
+def test_a_matrix_that_does_not_fit_the_report_is_its_own_fields_error() -> None:
+    errors = _import_errors({"name": "x", "report_text": REPORT, "confusion_matrix_text": "1 2 3"})
+    assert list(errors) == ["confusion_matrix_text"]
+    assert "2 rows of 2" in errors["confusion_matrix_text"]
+    attached, unattached = import_errors(
+        [FieldError(field="tags.1", message="too long"), FieldError(field="spec", message="?")]
+    )
+    assert list(attached) == ["tags"] and [e.field for e in unattached] == ["spec"]
+
+
+def test_stored_values_read_as_a_person_reads_them() -> None:
+    assert [shown_value(v) for v in (None, True, False, 0.001, "adam")] == [
+        "—", "yes", "no", "0.001", "adam",
+    ]  # fmt: skip

@@ -18,10 +18,11 @@ from app import crud, db, launcher
 from app.main import create_app
 from app.models import Experiment, Status
 from app.presets import PRESETS
+from app.report_import import parse_classification_report
 from app.routes import events, pages
 from app.schemas import EvaluationPublic, FieldError, SpecError
 from app.zoo import MODELS
-from tests.factories import make_experiment
+from tests.factories import make_evaluated, make_experiment
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 XSS = "<script>alert(1)</script>"
@@ -618,6 +619,115 @@ def test_an_evaluation_without_a_matrix_shows_the_report_alone() -> None:
     assert 'id="report"' in html and "confusion-matrix" not in html
 
 
+VAL_LOSS = [1.0, 0.8, 0.7, 0.75, 0.9, 1.1]
+OVERFIT = [
+    {"loss": 1.0 - 0.1 * e, "accuracy": 0.5 + 0.05 * e, "val_loss": VAL_LOSS[e],
+     "val_accuracy": 0.6, "learning_rate": 1e-3}
+    for e in range(6)
+]  # fmt: skip
+LABELS = [i % 10 for i in range(100)]
+
+
+def test_experiment_page_reads_its_curves_in_words(client: TestClient, session: Session) -> None:
+    experiment = make_evaluated(session, LABELS, LABELS, epochs=OVERFIT)
+    html = client.get(f"/experiments/{experiment.id}").text
+    section = by_id(html, "diagnosis")
+    assert section.tag == "section"
+    verdict = next(e for e in elements(html) if "data-verdict" in e.attrs).text
+    assert verdict.startswith("The model overfits from epoch 3")
+    findings = [e.attrs["data-finding"] for e in elements(html) if "data-finding" in e.attrs]
+    assert findings[0] == "overfitting"
+    best = next(e for e in elements(html) if "data-best-epoch" in e.attrs)
+    assert best.attrs["data-best-epoch"] == "3"
+    gap = _figures(html)["gap-chart"]
+    assert gap["data"][0]["x"] == [1, 2, 3, 4, 5, 6]
+    assert gap["data"][0]["y"][0] == pytest.approx(-0.1)
+    names = {chart: figure["config"]["toImageButtonOptions"]["filename"]
+             for chart, figure in _figures(html).items()}  # fmt: skip
+    assert names["gap-chart"] == f"cifarlab-experiment-{experiment.id}-gap"
+    assert names["confusion-matrix"] == f"cifarlab-experiment-{experiment.id}-confusion-matrix"
+    assert json.loads(_script(html, 'id="experiment-data"'))["diagnosticsUrl"].endswith(
+        f"/experiments/{experiment.id}/diagnostics"
+    )
+
+
+def test_a_running_experiments_diagnosis_is_provisional_and_refreshable(
+    client: TestClient, session: Session
+) -> None:
+    experiment = two_phase_experiment(session, ["train", "train"])
+    fragment = client.get(f"/experiments/{experiment.id}/diagnostics")
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    verdict = next(e for e in elements(fragment.text) if "data-verdict" in e.attrs).text
+    assert verdict.startswith("So far: ")
+    assert _figures(fragment.text)["gap-chart"]["data"][0]["x"] == [1, 2]
+    waiting = client.get(f"/experiments/{make_experiment(session).id}/diagnostics").text
+    assert "No epochs yet." in waiting
+    assert client.get("/experiments/999/diagnostics").status_code == 404
+
+
+def test_matrix_cells_open_the_gallery_only_with_per_image_results(
+    client: TestClient, session: Session
+) -> None:
+    with_images = make_evaluated(session, LABELS, LABELS)
+    matrix = by_id(client.get(f"/experiments/{with_images.id}").text, "confusion-matrix")
+    assert (matrix.attrs["data-gallery"], matrix.attrs["data-gallery-name"]) == (
+        str(with_images.id), "tiny cnn",
+    )  # fmt: skip
+    html = client.get(f"/experiments/{with_images.id}").text
+    assert by_id(html, "gallery").tag == "dialog"
+    assert '<script src="/static/gallery.js"' in html
+    without = finished_experiment(session)  # evaluated without per-image predictions
+    matrix = by_id(client.get(f"/experiments/{without.id}").text, "confusion-matrix")
+    assert "data-gallery" not in matrix.attrs
+
+
+STUDY_REPORT = """              precision    recall  f1-score   support
+
+         cat       0.80      0.40      0.53        10
+         dog       0.60      0.90      0.72        10
+
+    accuracy                           0.65        20
+   macro avg       0.70      0.65      0.63        20
+weighted avg       0.70      0.65      0.63        20
+"""
+
+
+def imported_experiment(session: Session, matrix: str | None = None) -> Experiment:
+    experiment = crud.import_experiment(
+        session=session, name="study cnn", tags=["study"], notes="From the paper.",
+        imported=parse_classification_report(STUDY_REPORT, matrix),
+    )  # fmt: skip
+    session.commit()
+    return experiment
+
+
+def test_an_imported_report_shows_the_report_not_a_run(
+    client: TestClient, session: Session
+) -> None:
+    experiment = imported_experiment(session, "[[4 6]\n [1 9]]")
+    html = client.get(f"/experiments/{experiment.id}").text
+    assert by_id(html, "imported-report").tag == "section"
+    assert by_id(html, "status").text == "imported"
+    for absent in ("progress", "accuracy-chart", "loss-chart", "cancel", "relaunch", "download",
+                   "diagnostics"):  # fmt: skip
+        assert f'id="{absent}"' not in html, absent
+    rows = [e.attrs["data-row"] for e in elements(html) if "data-row" in e.attrs]
+    assert rows == ["cat", "dog", "accuracy", "macro avg", "weighted avg"]
+    assert _figures(html)["confusion-matrix"]["data"][0]["z"] == [[4, 6], [1, 9]]
+    assert "data-gallery" not in by_id(html, "confusion-matrix").attrs
+    facts = {e.attrs["data-fact"]: e.text for e in elements(html) if "data-fact" in e.attrs}
+    assert (facts["test_size"], facts["test_accuracy"], facts["macro_f1"]) == (
+        "20",
+        "65.00%",
+        "0.630",
+    )
+    notes = next(e for e in elements(html) if e.attrs.get("data-notes-for") == str(experiment.id))
+    assert notes.text == "From the paper."
+    assert f'data-annotate="{experiment.id}"' in html
+    bare = client.get(f"/experiments/{imported_experiment(session).id}").text
+    assert 'id="report"' in bare and 'id="confusion-matrix"' not in bare
+
+
 def test_stream_of_unknown_experiment_is_json_404(client: TestClient) -> None:
     response = client.get("/experiments/999/events")
     assert response.status_code == 404
@@ -643,9 +753,71 @@ def test_list_shows_filters_and_paginates(client: TestClient, session: Session) 
     assert cells["parameters"].text == "550.6k"
     assert cells["parameters"].attrs["title"] == "550,570 parameters"
     assert cells["duration"].text.endswith("s")
-    headers = [e.text for e in elements(filtered) if e.tag == "th"]
-    assert {"Epochs", "Macro F1", "Parameters", "Duration"} <= set(headers)
+    headers = [e.text for e in elements(filtered) if e.tag in ("th", "a") and e.text]
+    assert {"Epochs", "Macro F1", "Parameters", "Training time", "Test accuracy"} <= set(headers)
     assert client.get("/?q=nomatch").text.count('class="row-link"') == 0
+
+
+def _names(html: str) -> list[str]:
+    return [e.text for e in elements(html) if "row-link" in e.attrs.get("class", "")]
+
+
+def _sort_links(html: str) -> dict[str, str]:
+    return {e.attrs["data-sort"]: e.attrs["href"] for e in elements(html) if "data-sort" in e.attrs}
+
+
+def test_list_sorts_by_a_column_and_a_second_click_flips_it(
+    client: TestClient, session: Session
+) -> None:
+    for name in ("beta", "alpha", "gamma"):
+        finished_experiment(session, name=name)
+    links = _sort_links(client.get("/").text)
+    assert links["name"] == "/?sort=name&order=asc"  # names start A-Z
+    assert links["test_accuracy"] == "/?sort=test_accuracy&order=desc"  # numbers: best first
+    ascending = client.get(links["name"]).text
+    assert _names(ascending) == ["alpha", "beta", "gamma"]
+    assert by_id(ascending, "experiments").tag == "table"
+    flipped = _sort_links(ascending)["name"]
+    assert flipped == "/?sort=name&order=desc"
+    assert _names(client.get(flipped).text) == ["gamma", "beta", "alpha"]
+    assert _sort_links(client.get("/?sort=created_at&order=asc").text)["created_at"] == "/"
+    assert _names(client.get("/?sort=nonsense").text) == ["gamma", "alpha", "beta"]  # newest
+
+
+def test_list_filters_by_tag_and_finds_text_in_notes(client: TestClient, session: Session) -> None:
+    tagged = finished_experiment(session, name="tagged")
+    crud.update_experiment(
+        session=session,
+        experiment=tagged,
+        changes={"tags": ["baseline", "small"], "notes": "augmentation helps"},
+    )
+    session.commit()
+    finished_experiment(session, name="other")
+    assert _names(client.get("/?tag=baseline").text) == ["tagged"]
+    assert _names(client.get("/?q=augmentation").text) == ["tagged"]
+    html = client.get("/").text
+    tags = [e for e in elements(html) if e.tag == "a" and "tag" in e.attrs.get("class", "")]
+    assert {(tag.text, tag.attrs["href"]) for tag in tags} >= {("baseline", "/?tag=baseline")}
+    notes = [e for e in elements(html) if e.attrs.get("data-notes-for") == str(tagged.id)]
+    assert notes[0].text == "augmentation helps" and "hidden" not in notes[0].attrs
+
+
+def test_list_rows_are_selectable_for_compare_and_editable_in_place(
+    client: TestClient, session: Session
+) -> None:
+    first, second = finished_experiment(session), finished_experiment(session)
+    html = client.get("/").text
+    assert by_id(html, "compare-form").attrs["action"] == "/compare"
+    boxes = [e.attrs for e in elements(html) if "select-row" in e.attrs.get("class", "")]
+    assert {(box["name"], box["value"], box["form"]) for box in boxes} == {
+        ("ids", str(first.id), "compare-form"), ("ids", str(second.id), "compare-form"),
+    }  # fmt: skip
+    form = next(e for e in elements(html) if e.attrs.get("data-annotate") == str(first.id))
+    assert form.attrs["data-url"] == f"/api/experiments/{first.id}"
+    assert "hidden" in by_id(html, f"annotate-{first.id}").attrs
+    assert inputs(html)["tags"]["value"] == "test"
+    assert by_id(html, "import-link").attrs["href"] == "/experiments/import"
+    assert '<script src="/static/annotate.js"' in html and '<script src="/static/list.js"' in html
 
 
 def test_plotly_is_served_locally_with_caching(client: TestClient) -> None:
@@ -662,6 +834,10 @@ def test_plotly_is_served_locally_with_caching(client: TestClient) -> None:
 
 def test_user_text_is_escaped_everywhere(client: TestClient, session: Session) -> None:
     experiment = finished_experiment(session, name=XSS)
+    crud.update_experiment(
+        session=session, experiment=experiment, changes={"tags": [XSS], "notes": XSS}
+    )
+    session.commit()
     for url in ("/", f"/experiments/{experiment.id}", f"/experiments/new?from={experiment.id}"):
         html = client.get(url).text
         assert XSS not in html, url

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from app import crud
+from app.auth import ActorDep, viewer
 from app.comparison import build_comparison
 from app.config import get_settings
 from app.deps import SessionDep
@@ -22,7 +23,7 @@ from app.models import Evaluation, Experiment
 from app.report_import import parse_classification_report
 from app.schemas import ExperimentPublic, FieldError, ReportImport, SpecError
 
-router = APIRouter(prefix="/api", tags=["analysis"])
+router = APIRouter(prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)])
 MAX_COMPARED = 12
 
 
@@ -79,7 +80,7 @@ def compare(
 
 
 @router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)
-def import_report(session: SessionDep, body: ReportImport) -> Experiment:
+def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) -> Experiment:
     """Import a result from elsewhere: a scikit-learn classification_report as text."""
     try:
         imported = parse_classification_report(body.report_text, body.confusion_matrix_text)
@@ -87,8 +88,9 @@ def import_report(session: SessionDep, body: ReportImport) -> Experiment:
         field = "confusion_matrix_text" if "matrix" in str(exc).lower() else "report_text"
         raise SpecError([FieldError(field=field, message=str(exc))]) from None
     experiment = crud.import_experiment(
-        session=session, name=body.name, tags=list(body.tags), notes=body.notes, imported=imported
-    )
+        session=session, name=body.name, tags=list(body.tags), notes=body.notes,
+        imported=imported, owner_id=principal.user_id,
+    )  # fmt: skip
     session.commit()
     return experiment
 

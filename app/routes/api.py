@@ -8,13 +8,14 @@ import shutil
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import crud
+from app.auth import ActorDep, ViewerDep, ensure_can_modify, viewer
 from app.config import get_settings
 from app.deps import SessionDep
 from app.launcher import launch
@@ -35,7 +36,8 @@ from app.schemas import (
 from app.zoo import MODELS
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(viewer)])
+public_router = APIRouter(prefix="/api", tags=["api"])
 SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
 DEFAULT_SORT = SortKey("created_at")
 WORKER_ONLINE_SECONDS = 60
@@ -81,19 +83,22 @@ def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
 @router.post("/experiments", status_code=201, response_model=ExperimentPublic)
 def create_experiment(
     session: SessionDep,
+    principal: ActorDep,
     spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
 ) -> Experiment:
     """Launch an experiment. The body is an experiment spec; see GET /api/models for each
     model's hyperparameters, their defaults and bounds."""
-    return launch(session, spec)
+    return launch(session, spec, owner_id=principal.user_id)
 
 
 @router.get("/experiments", response_model=ExperimentsPublic)
 def list_experiments(
     session: SessionDep,
+    principal: ViewerDep,
     status: Status | None = None,
     model: str | None = None,
     tag: str | None = None,
+    owner: Annotated[str | None, Query(description="A username, or `me`")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in name or notes")] = None,
     sort: Annotated[SortKey, Query(description="Column to sort by")] = DEFAULT_SORT,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
@@ -103,6 +108,7 @@ def list_experiments(
     items, total = crud.list_experiments(
         session=session, status=status, model=model, tag=tag, q=q, sort=sort,
         descending=order == "desc", limit=limit, offset=offset,
+        owner=principal.user.username if owner == "me" and principal.user else owner,
     )  # fmt: skip
     return {"items": items, "total": total}
 
@@ -134,9 +140,10 @@ def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
 
 
 @router.post("/experiments/{experiment_id}/retry", response_model=ExperimentPublic)
-def retry_experiment(session: SessionDep, experiment_id: int) -> Experiment:
+def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Experiment:
     """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
     experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
     status = Status(experiment.status)
     if status not in (Status.failed, Status.cancelled) or not crud.requeue(
         session=session, experiment_id=experiment_id, from_status=status
@@ -170,10 +177,11 @@ def list_workers(session: SessionDep) -> list[dict[str, Any]]:
 
 @router.patch("/experiments/{experiment_id}", response_model=ExperimentPublic)
 def update_experiment(
-    session: SessionDep, experiment_id: int, changes: ExperimentUpdate
+    session: SessionDep, principal: ActorDep, experiment_id: int, changes: ExperimentUpdate
 ) -> Experiment:
     """Rename, retag or annotate an experiment."""
     experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
     crud.update_experiment(
         session=session, experiment=experiment, changes=changes.model_dump(exclude_unset=True)
     )
@@ -182,17 +190,19 @@ def update_experiment(
 
 
 @router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
-def cancel_experiment(session: SessionDep, experiment_id: int) -> Experiment:
+def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Experiment:
     experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
     crud.request_cancel(session=session, experiment=experiment)
     session.commit()
     return experiment
 
 
 @router.delete("/experiments/{experiment_id}", status_code=204)
-def delete_experiment(session: SessionDep, experiment_id: int) -> Response:
+def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Response:
     """Delete a finished experiment with its metrics, evaluation and files."""
     experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
     if not Status(experiment.status).finished:
         raise HTTPException(
             status_code=409,
@@ -244,15 +254,15 @@ def list_presets() -> list[Preset]:
 
 
 @router.post("/presets/{name}/launch", status_code=201, response_model=ExperimentPublic)
-def launch_preset(session: SessionDep, name: str) -> Experiment:
+def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
     preset = PRESETS.get(name)
     if preset is None:
         known = ", ".join(PRESETS)
         raise HTTPException(status_code=404, detail=f"no preset {name!r}; choose one of: {known}")
-    return launch(session, preset.spec.model_dump(mode="json"))
+    return launch(session, preset.spec.model_dump(mode="json"), owner_id=principal.user_id)
 
 
-@router.get("/health", response_model=HealthPublic)
+@public_router.get("/health", response_model=HealthPublic)
 def health(session: SessionDep) -> dict[str, Any]:
     """Database, broker and workers: what must be up for a launch to train."""
     try:

@@ -1,46 +1,66 @@
-"""HTML pages: the experiments list, the launch form with its presets, and the live
-experiment page.
+"""HTML pages: the experiments list, the launch and import forms, the live experiment page
+and the compare page with its CSV export.
 
-Pages read the database only. The form itself is built in ``app.forms``; this module holds
-the routes and what each page needs from the database.
+Pages read the database only. The forms are built in ``app.forms``, figures in
+``app.charts`` and the compare page's parts in ``compare_pages``; this module holds the
+routes, in one router so that fixed paths (``/experiments/new``, ``/experiments/import``)
+come before ``/experiments/{id}``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
-from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import jinja2
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app import crud
-from app.charts import confusion_matrix_figure, curves_figure, report_rows
+from app.auth import csrf_token
+from app.charts import (
+    boundary_marks,
+    confusion_matrix_figure,
+    curves_figure,
+    fine_tune_start,
+    gap_figure,
+    learning_rate_figure,
+    report_rows,
+    with_boundary,
+    with_export_name,
+)
+from app.comparison import diagnostics
 from app.deps import SessionDep
 from app.forms import (
     form_context,
+    import_errors,
     preset_sections,
+    report_import_from_form,
     spec_from_form,
     spec_groups,
     study_preset,
     values_from_spec,
 )
 from app.launcher import launch
-from app.models import Experiment, Status
+from app.models import EpochMetric, Experiment, Status
 from app.presets import PRESETS
+from app.routes import compare_pages
 from app.schemas import (
     EpochMetricPublic,
     EvaluationPublic,
@@ -50,15 +70,11 @@ from app.schemas import (
 )
 from app.zoo import MODELS
 
-logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
-FINE_TUNE = "fine_tune"
-BOUNDARY_COLOR = "#667085"
-LEARNING_RATE_COLOR = "#7c3aed"
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -112,6 +128,21 @@ def format_mean_last(pair: tuple[float, float] | None, digits: int, unit: str = 
     return f"{mean} mean · {last} last"
 
 
+def format_signed(value: float | None, digits: int = 3) -> str:
+    """A difference with its sign (a true minus sign), so +0.012 and −0.020 read as deltas."""
+    if value is None:
+        return ""
+    text = f"{abs(value):.{digits}f}"
+    if float(text) == 0:
+        return f"±{text}"
+    return f"+{text}" if value > 0 else f"−{text}"
+
+
+def format_p_value(value: float) -> str:
+    """Two significant figures, and a floor: a p-value of 1e-40 says no more than < 0.0001."""
+    return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True
@@ -123,16 +154,27 @@ def _environment() -> jinja2.Environment:
         number=format_number,
         compact=format_compact,
         mean_last=format_mean_last,
+        model_title=compare_pages.model_title,
+        signed=format_signed,
+        p_value=format_p_value,
     )
-    env.globals.update(plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS)
+    env.globals.update(
+        plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token
+    )
     return env
 
 
 templates = Jinja2Templates(env=_environment())
 
 
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    title = "Not found" if status_code == 404 else "Cannot show this"
+    context = {"status_code": status_code, "title": title, "message": message}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
+
+
 def _not_found(request: Request, message: str) -> Response:
-    return templates.TemplateResponse(request, "404.html", {"message": message}, status_code=404)
+    return _error_page(request, 404, message)
 
 
 # --- plotly.js, from the installed plotly package ----------------------------------------------
@@ -165,12 +207,34 @@ def plotly_js(if_none_match: Annotated[str | None, Header()] = None) -> Response
 
 # --- the experiments list ----------------------------------------------------------------------
 
+# Each sortable column and the order its first click gives: names A-Z, numbers highest first.
+FIRST_ORDER = {
+    "name": "asc", "model": "asc", "status": "asc", "current_epoch": "desc",
+    "test_accuracy": "desc", "macro_f1": "desc", "parameters": "desc", "created_at": "desc",
+}  # fmt: skip
+DEFAULT_SORT = ("created_at", "desc")
 
-def _page_url(filters: dict[str, str], page: int) -> str:
+
+def _list_url(filters: dict[str, str], page: int = 1) -> str:
+    """Only what differs from the defaults goes in the URL, so the plain list stays ``/``."""
     query = {key: value for key, value in filters.items() if value}
+    if (query.get("sort", DEFAULT_SORT[0]), query.get("order", DEFAULT_SORT[1])) == DEFAULT_SORT:
+        query.pop("sort", None)
+        query.pop("order", None)
     if page > 1:
         query["page"] = str(page)
     return "/?" + urlencode(query) if query else "/"
+
+
+def _sort_links(filters: dict[str, str]) -> dict[str, str]:
+    """A column's header link: the same column again flips its order, another starts at its
+    own first order; either way back to page 1."""
+    links = {}
+    for column, first in FIRST_ORDER.items():
+        flipped = "asc" if filters["order"] == "desc" else "desc"
+        order = flipped if filters["sort"] == column else first
+        links[column] = _list_url({**filters, "sort": column, "order": order})
+    return links
 
 
 @router.get("/")
@@ -179,27 +243,31 @@ def experiments_page(
     session: SessionDep,
     status: str = "",
     model: str = "",
+    tag: str = "",
     q: str = "",
+    sort: str = DEFAULT_SORT[0],
+    order: str = DEFAULT_SORT[1],
     page: int = 1,
 ) -> Response:
     page = max(page, 1)
+    sort = sort if sort in FIRST_ORDER else DEFAULT_SORT[0]
+    order = "asc" if order == "asc" else "desc"
     items, total = crud.list_experiments(
-        session=session,
-        status=status or None,
-        model=model or None,
-        q=q.strip() or None,
-        limit=PAGE_SIZE,
+        session=session, status=status or None, model=model or None, tag=tag.strip() or None,
+        q=q.strip() or None, sort=sort, descending=order == "desc", limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
-    )
-    filters = {"status": status, "model": model, "q": q}
+    )  # fmt: skip
+    filters = {"status": status, "model": model, "tag": tag, "q": q, "sort": sort, "order": order}
     pages = max(1, math.ceil(total / PAGE_SIZE))
     context = {
         "experiments": items,
         "total": total,
         "filters": filters,
+        "filtered": any((status, model, tag.strip(), q.strip())),
+        "sort_links": _sort_links(filters),
         "page": page,
-        "previous_url": _page_url(filters, page - 1) if page > 1 else None,
-        "next_url": _page_url(filters, page + 1) if page < pages else None,
+        "previous_url": _list_url(filters, page - 1) if page > 1 else None,
+        "next_url": _list_url(filters, page + 1) if page < pages else None,
         "pages": pages,
     }
     return templates.TemplateResponse(request, "experiments.html", context)
@@ -281,19 +349,67 @@ def launch_preset(request: Request, session: SessionDep, name: str) -> Response:
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 
+# --- importing a published report --------------------------------------------------------------
+
+
+def _render_import(
+    request: Request,
+    values: dict[str, str],
+    errors: list[FieldError] | None = None,
+    status_code: int = 200,
+) -> Response:
+    attached, unattached = import_errors(errors or [])
+    context = {
+        "values": values, "errors": errors or [], "attached": attached, "unattached": unattached,
+    }  # fmt: skip
+    return templates.TemplateResponse(request, "import.html", context, status_code=status_code)
+
+
+@router.get("/experiments/import")
+def import_page(request: Request) -> Response:
+    return _render_import(request, {})
+
+
+@router.post("/experiments/import")
+def import_report(
+    request: Request,
+    session: SessionDep,
+    values: Annotated[dict[str, str], Depends(_form_values)],
+) -> Response:
+    """The same checks as POST /api/experiments/import; errors go next to their field."""
+    try:
+        body, imported = report_import_from_form(values)
+    except SpecError as exc:
+        return _render_import(request, values, exc.errors, status_code=422)
+    experiment = crud.import_experiment(
+        session=session, name=body.name, tags=list(body.tags), notes=body.notes, imported=imported
+    )
+    session.commit()
+    return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
+
+
 # --- one experiment ----------------------------------------------------------------------------
 
 
-def evaluation_context(evaluation: EvaluationPublic | None) -> dict[str, Any]:
-    """An imported report may come without its confusion matrix: then the table stands alone."""
+def evaluation_context(
+    evaluation: EvaluationPublic | None, experiment: Experiment | None = None
+) -> dict[str, Any]:
+    """An imported report may come without its confusion matrix: then the table stands alone.
+    With per-image predictions, the matrix's cells open the misclassified gallery."""
     if evaluation is None:
         return {"evaluation": None}
     matrix = evaluation.confusion_matrix
     figure = None if matrix is None else confusion_matrix_figure(evaluation.classes, matrix)
+    if figure is not None and experiment is not None:
+        with_export_name(figure, f"cifarlab-experiment-{experiment.id}-confusion-matrix")
+    gallery = None
+    if experiment is not None and compare_pages.has_gallery(experiment):
+        gallery = {"id": experiment.id, "name": experiment.name}
     return {
         "evaluation": evaluation,
         "confusion_figure": figure,
         "report_rows": report_rows(evaluation.report, evaluation.classes),
+        "gallery": gallery,
     }
 
 
@@ -303,77 +419,39 @@ def _evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
     return EvaluationPublic.model_validate(experiment.evaluation)
 
 
-# --- phases, learning rate and speed, from the epoch rows ------------------------------------
-
-
-def fine_tune_start(epochs: Sequence[EpochMetricPublic]) -> int | None:
-    """The first fine-tuning epoch that follows an epoch of another phase, if any."""
-    for previous, row in pairwise(epochs):
-        if row.phase == FINE_TUNE and previous.phase != FINE_TUNE:
-            return row.epoch
-    return None
-
-
-def boundary_marks(start_epoch: int) -> dict[str, dict[str, Any]]:
-    """A dashed line between the last frozen-base epoch and the first fine-tuning one, and
-    its label. The live page copies these when fine-tuning starts while it watches."""
-    x = start_epoch - 0.5
-    line = {"color": BOUNDARY_COLOR, "width": 1.5, "dash": "dash"}
-    return {
-        "shape": {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x,
-                  "y0": 0, "y1": 1, "line": line, "name": FINE_TUNE},
-        "annotation": {"text": "fine-tuning", "xref": "x", "yref": "paper", "x": x, "y": 1,
-                       "xanchor": "left", "yanchor": "top", "xshift": 3, "showarrow": False,
-                       "bgcolor": "rgba(255,255,255,0.85)", "borderpad": 2,
-                       "font": {"color": BOUNDARY_COLOR, "size": 11}},
-    }  # fmt: skip
-
-
-def with_boundary(figure: dict[str, Any], start_epoch: int | None) -> dict[str, Any]:
-    if start_epoch is not None:
-        marks = boundary_marks(start_epoch)
-        layout = figure["layout"]
-        layout["shapes"] = [*layout.get("shapes", []), marks["shape"]]
-        layout["annotations"] = [*layout.get("annotations", []), marks["annotation"]]
-    return figure
-
-
-def learning_rate_figure(
-    epochs: Sequence[EpochMetricPublic], total_epochs: int | None
-) -> dict[str, Any]:
-    """The loss chart's frame (epoch axis, waiting note) with one trace on a log axis: a
-    plateau cut or a fine-tuning phase shows as a step down, drawn between the two epochs."""
-    figure = curves_figure(epochs, "loss", total_epochs=total_epochs)
-    layout = figure["layout"]
-    layout["title"]["text"] = "Learning rate"
-    layout["showlegend"] = False
-    layout["yaxis"].update(title={"text": "Learning rate"}, type="log", exponentformat="power")
-    if not epochs:
-        layout["yaxis"]["range"] = [-5, -1]  # log10: 1e-5 to 1e-1 while waiting
-    trace = {
-        **figure["data"][0],
-        "name": "learning rate",
-        "y": [row.learning_rate for row in epochs],
-        "line": {"color": LEARNING_RATE_COLOR, "width": 2, "shape": "hvh"},
-        "hovertemplate": "%{y:.2e}<extra></extra>",
-    }
-    figure["data"] = [trace]
-    return figure
-
-
 def mean_and_last(values: Sequence[float | None]) -> tuple[float, float] | None:
     known = [value for value in values if value is not None]
     return (statistics.fmean(known), known[-1]) if known else None
 
 
-def _figures(epochs: Sequence[EpochMetricPublic], total: int | None) -> dict[str, Any]:
+def _figures(
+    experiment_id: int, epochs: Sequence[EpochMetricPublic], total: int | None
+) -> dict[str, Any]:
     start = fine_tune_start(epochs)
+    figures = {
+        "accuracy": curves_figure(epochs, "accuracy", total_epochs=total),
+        "loss": curves_figure(epochs, "loss", total_epochs=total),
+        "learning_rate": learning_rate_figure(epochs, total),
+    }
     return {
-        "accuracy_figure": with_boundary(
-            curves_figure(epochs, "accuracy", total_epochs=total), start
-        ),
-        "loss_figure": with_boundary(curves_figure(epochs, "loss", total_epochs=total), start),
-        "learning_rate_figure": with_boundary(learning_rate_figure(epochs, total), start),
+        f"{name}_figure": with_export_name(
+            with_boundary(figure, start), f"cifarlab-experiment-{experiment_id}-{name}"
+        )
+        for name, figure in figures.items()
+    }
+
+
+def diagnostics_context(experiment: Experiment, rows: Sequence[EpochMetric]) -> dict[str, Any]:
+    """The curves read in words (``app.diagnostics``) beside the generalization gap chart."""
+    diagnosis = diagnostics(experiment, rows)
+    figure = gap_figure(
+        diagnosis["generalization_gap"],
+        diagnosis["best_epoch"],
+        total_epochs=experiment.total_epochs or None,
+    )
+    return {
+        "diagnosis": diagnosis,
+        "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),
     }
 
 
@@ -393,12 +471,17 @@ def _page_data(
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
         "evaluationUrl": f"/experiments/{experiment.id}/evaluation",
+        "diagnosticsUrl": f"/experiments/{experiment.id}/diagnostics",
     }
 
 
-def _epochs(session: Session, experiment_id: int) -> list[EpochMetricPublic]:
-    rows = crud.list_epochs(session=session, experiment_id=experiment_id)
-    return [EpochMetricPublic.model_validate(row) for row in rows]
+def _imported_page(request: Request, experiment: Experiment) -> Response:
+    """A pasted report has no run behind it: no progress, curves or model, just the report."""
+    context = {
+        "experiment": ExperimentPublic.model_validate(experiment),
+        **evaluation_context(_evaluation_of(experiment), experiment),
+    }
+    return templates.TemplateResponse(request, "imported.html", context)
 
 
 @router.get("/experiments/{experiment_id}")
@@ -406,8 +489,11 @@ def experiment_page(request: Request, session: SessionDep, experiment_id: int) -
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     if experiment is None:
         return _not_found(request, f"Experiment {experiment_id} does not exist.")
+    if experiment.status == Status.imported:
+        return _imported_page(request, experiment)
     public = ExperimentPublic.model_validate(experiment)
-    epochs = _epochs(session, experiment_id)
+    rows = crud.list_epochs(session=session, experiment_id=experiment_id)
+    epochs = [EpochMetricPublic.model_validate(row) for row in rows]
     evaluation = _evaluation_of(experiment)
     context = {
         "experiment": public,
@@ -416,8 +502,9 @@ def experiment_page(request: Request, session: SessionDep, experiment_id: int) -
         "seconds_per_epoch": mean_and_last([row.seconds for row in epochs]),
         "images_per_second": mean_and_last([row.images_per_second for row in epochs]),
         "page_data": _page_data(public, epochs, evaluation is not None),
-        **_figures(epochs, public.total_epochs or None),
-        **evaluation_context(evaluation),
+        **_figures(experiment_id, epochs, public.total_epochs or None),
+        **diagnostics_context(experiment, rows),
+        **evaluation_context(evaluation, experiment),
     }
     return templates.TemplateResponse(request, "experiment.html", context)
 
@@ -430,4 +517,85 @@ def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) 
     evaluation = None if experiment is None else _evaluation_of(experiment)
     if evaluation is None:
         return HTMLResponse('<p class="muted">No evaluation yet.</p>', status_code=404)
-    return templates.TemplateResponse(request, "_evaluation.html", evaluation_context(evaluation))
+    context = evaluation_context(evaluation, experiment)
+    return templates.TemplateResponse(request, "_evaluation.html", context)
+
+
+@router.get("/experiments/{experiment_id}/diagnostics")
+def diagnostics_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
+    """The diagnostics section alone: the live page swaps it in after each epoch and at the
+    end, when "so far" becomes the final verdict."""
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    if experiment is None:
+        return HTMLResponse('<p class="muted">No such experiment.</p>', status_code=404)
+    rows = crud.list_epochs(session=session, experiment_id=experiment_id)
+    context = diagnostics_context(experiment, rows)
+    return templates.TemplateResponse(request, "_diagnostics.html", context)
+
+
+# --- comparing experiments ---------------------------------------------------------------------
+
+IdsQuery = Annotated[
+    list[str] | None, Query(description="Experiment ids: ids=1,2,3 or ids=1&ids=2&ids=3")
+]
+
+
+def _sections(context: dict[str, Any]) -> dict[str, str]:
+    """Each live section's HTML, rendered by the template the page itself includes."""
+    return {
+        name: templates.get_template(f"compare/{name}.html").render(context)
+        for name in compare_pages.SECTIONS
+    }
+
+
+@router.get("/compare")
+def compare_page(
+    request: Request, session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
+) -> Response:
+    try:
+        experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+    except HTTPException as exc:
+        return _error_page(request, exc.status_code, str(exc.detail))
+    context = compare_pages.compare_context(experiments, comparison)
+    context["page_data"] = compare_pages.page_data(context, comparison)
+    return templates.TemplateResponse(request, "compare.html", context)
+
+
+@router.get("/compare/live")
+def compare_live(
+    session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
+) -> dict[str, Any]:
+    """What the compare page polls while an experiment is queued or running: its figures
+    and the HTML of each section that changes as runs progress."""
+    experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+    context = compare_pages.compare_context(experiments, comparison)
+    return {**compare_pages.live_data(context, comparison), "sections": _sections(context)}
+
+
+@router.get("/compare/difference")
+def compare_difference(
+    session: SessionDep,
+    a: Annotated[int, Query(description="Experiment A")],
+    b: Annotated[int, Query(description="Experiment B")],
+    normalized: bool = False,
+) -> JSONResponse:
+    """Confusion matrix A - B, for the two experiments the page's selects name."""
+    try:
+        return JSONResponse(compare_pages.difference(session, a, b, normalized=normalized))
+    except ValueError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+@router.get("/compare.csv")
+def compare_csv(session: SessionDep, ids: IdsQuery = None, baseline: int | None = None) -> Response:
+    """The compare page's tables as one flat CSV (see ``compare_pages.csv_rows``)."""
+    experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+    stem = "-".join(str(e.id) for e in experiments)
+    return Response(
+        compare_pages.csv_text(comparison),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="cifarlab-compare-{stem}.csv"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -1,13 +1,9 @@
-// Live experiment page: draws the server-rendered figures, then follows the SSE stream.
-// Formatting mirrors the Jinja filters in app/routes/pages.py so live and reloaded pages match.
+// Live experiment page: charts.js has drawn the server-rendered figures; this follows the
+// SSE stream. Formatting mirrors the Jinja filters in app/routes/pages.py so live and
+// reloaded pages match.
 "use strict";
 
-(function () {
-  const PLOT_CONFIG = {
-    displaylogo: false,
-    responsive: true,
-    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
-  };
+(function (cifarlab) {
   const DASH = "\u2014";
   const FINISHED = ["succeeded", "failed", "cancelled"];
   const page = JSON.parse(document.getElementById("experiment-data").textContent);
@@ -19,15 +15,6 @@
     imagesPerSecond: page.imagesPerSecond,
     hasEvaluation: page.hasEvaluation,
   };
-
-  function drawCharts(root) {
-    root.querySelectorAll('script[type="application/json"][data-chart]').forEach((script) => {
-      const target = document.getElementById(script.dataset.chart);
-      if (!target) return;
-      const figure = JSON.parse(script.textContent);
-      Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG);
-    });
-  }
 
   function formatDatetime(iso) {
     if (!iso) return DASH;
@@ -194,6 +181,7 @@
     Plotly.extendTraces("loss-chart", { x, y: [[row.loss], [row.val_loss]] }, [0, 1]);
     Plotly.extendTraces("learning-rate-chart", { x: [[row.epoch]], y: [[row.learning_rate]] }, [0]);
     updateSpeed(row);
+    refreshDiagnostics();
   }
 
   async function onEvaluation() {
@@ -204,9 +192,26 @@
       state.hasEvaluation = false;
       return;
     }
-    const container = document.getElementById("evaluation");
-    container.innerHTML = await response.text();
-    drawCharts(container);
+    cifarlab.replaceSection(document.getElementById("evaluation"), await response.text());
+  }
+
+  // The diagnostics fragment (gap chart, findings, verdict) after each epoch and at the end,
+  // when "so far" becomes the final verdict. One request at a time; the latest state wins.
+  async function refreshDiagnostics() {
+    if (state.diagnosing) {
+      state.diagnoseAgain = true;
+      return;
+    }
+    state.diagnosing = true;
+    const response = await fetch(page.diagnosticsUrl, { headers: { Accept: "text/html" } });
+    if (response.ok) {
+      cifarlab.replaceSection(document.getElementById("diagnostics"), await response.text());
+    }
+    state.diagnosing = false;
+    if (state.diagnoseAgain) {
+      state.diagnoseAgain = false;
+      refreshDiagnostics();
+    }
   }
 
   function setLive(on) {
@@ -224,12 +229,12 @@
     handle("end", () => {
       source.close();
       setLive(false);
+      refreshDiagnostics();
     });
     // The browser reconnects by itself (sending Last-Event-ID); only a closed source is final.
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));
   }
 
-  drawCharts(document);
   setupCancel();
   if (!page.finished) follow();
-})();
+})(window.cifarlab);

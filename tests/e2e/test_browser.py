@@ -121,6 +121,11 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     rows = page.locator("#report tbody tr").evaluate_all("rows => rows.map(r => r.dataset.row)")
     assert rows == [*classes, "accuracy", "macro avg", "weighted avg"]
     expect(page.locator("[data-fact=test_accuracy]")).to_contain_text("%")
+    # The diagnosis was re-read when the run ended: the final verdict, over both epochs.
+    expect(page.locator("#diagnosis [data-verdict]")).not_to_have_text(
+        re.compile(r"^(So far|No epochs)")
+    )
+    page.wait_for_function("document.getElementById('gap-chart').data[0].x.length === 2")
     expect(page.locator("[data-fact=seconds_per_epoch]")).to_contain_text(" s last")
     expect(page.locator("[data-fact=images_per_second]")).to_contain_text(" last")
     download = page.locator("#download")

@@ -1,0 +1,1067 @@
+"""`cifarlab bench web`: the dashboard under load, on SQLite and on PostgreSQL.
+
+``fill`` writes a realistic database quickly (bulk inserts): experiments of a few models with
+specs validated by ``parse_spec``, per-epoch curves, evaluations with a confusion matrix, a
+scikit-learn-shaped report and per-image predictions. ``run`` serves the real app with uvicorn
+on loopback, sends concurrent readers at each endpoint while a separate process records epochs
+as a worker does, then checks that no epoch row was lost and that nothing met "database is
+locked". ``report`` prints the figures, the last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Column, Engine, MetaData, Table, Text, func, insert, select
+from sqlalchemy.orm import Session
+
+from app.db import make_engine
+from app.embedded_redis import free_port, start_redis
+from app.migrate import upgrade
+from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.schemas import ExperimentSpec, parse_spec
+
+logger = logging.getLogger(__name__)
+
+DATABASES = ("sqlite", "postgresql")
+CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+TEST_IMAGES = 10_000
+TRAIN_IMAGES = 40_000  # CIFAR-10's 50,000 less the default 20 % validation split
+# How much harder (negative) or easier each class is than the model's mean accuracy, and the
+# class each one is most often mistaken for: cats for dogs, trucks for cars, ships for planes.
+CLASS_OFFSETS = np.array([0.02, 0.05, -0.06, -0.12, -0.03, -0.07, 0.03, 0.02, 0.04, 0.04])
+MISTAKEN_FOR = np.array([8, 9, 4, 5, 7, 3, 2, 4, 0, 1])
+FINGERPRINT = "cifarlabbench0000000000000000000"  # one test set: every pair can be tested
+RUNNING_PLANNED_EPOCHS = 500  # running experiments are long, so the writer never runs out
+COMPARED = 8
+EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image lists are 30,000 values each
+DEFAULT_WORKER = "cifarlab@gpu-{}"
+PER_IMAGE = ("labels", "predictions", "confidences")
+EPOCH_METRICS = EpochMetric.metadata.tables[EpochMetric.__tablename__]
+# The evaluations table with its per-image columns as text, so ``fill`` can hand them over
+# already serialized (see ``json_numbers``); every other column keeps the model's type.
+EVALUATIONS = Table(
+    "evaluations",
+    MetaData(),
+    *(
+        Column(column.name, Text if column.name in PER_IMAGE else column.type)
+        for column in Evaluation.__table__.columns
+    ),
+)
+
+
+# --- the experiments ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model as the bench launches it: a base spec, what varies, and how it trains."""
+
+    model: str
+    label: str
+    hyperparameters: dict[str, Any]
+    varied: dict[str, tuple[Any, ...]]
+    parameters: int
+    seconds_per_epoch: float
+    val_accuracy: float  # typical final validation accuracy
+    layers: tuple[str, ...]  # top-level layer types, as the worker records them
+    fine_tune: bool = False
+
+
+_TRANSFER_LAYERS = (
+    "InputLayer", "Resizing", "Functional", "GlobalAveragePooling2D", "Dense", "Dropout",
+    "Dense", "Dense",
+)  # fmt: skip
+FAMILIES = (
+    Family(
+        "custom_cnn", "cnn", {},
+        {"learning_rate": (1e-3, 5e-4, 2e-3), "batch_size": (64, 128, 256),
+         "dropout_rate": (0.25, 0.3, 0.5), "batch_norm": (False, True)},
+        550_570, 95.0, 0.80,
+        ("InputLayer", "Rescaling", *("Conv2D", "Activation", "Conv2D", "Activation",
+         "MaxPooling2D", "Dropout") * 3, "Flatten", "Dense", "Dropout", "Dense"),
+    ),
+    Family(
+        "residual_cnn", "resnet", {},
+        {"learning_rate": (1e-3, 2e-3), "width": (16, 32, 64), "label_smoothing": (0.0, 0.1)},
+        1_198_538, 210.0, 0.90,
+        ("InputLayer", "Rescaling", *("Conv2D", "BatchNormalization", "Activation", "Add") * 6,
+         "GlobalAveragePooling2D", "Dropout", "Dense"),
+    ),
+    Family(
+        "efficientnet_b2", "effnet-b2", {"image_size": 128},
+        {"learning_rate": (1e-3, 3e-4), "head_dropout_rate": (0.2, 0.3), "batch_size": (64, 128)},
+        8_181_035, 420.0, 0.92, _TRANSFER_LAYERS, fine_tune=True,
+    ),
+    Family(
+        "mobilenet_v2", "mobilenet", {"image_size": 96},
+        {"learning_rate": (1e-3, 5e-4), "batch_size": (64, 128)},
+        2_627_658, 150.0, 0.86, _TRANSFER_LAYERS,
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What ``fill`` wrote; ``compare_ids`` are the succeeded experiments with per-image
+    predictions, which the compare benchmark draws from."""
+
+    experiment_ids: list[int]
+    running_ids: list[int]
+    compare_ids: list[int]
+    epoch_rows: int
+    evaluations: int
+    seconds: float
+
+
+@dataclass
+class _Planned:
+    row: dict[str, Any]
+    curves: dict[str, list[Any]]
+    predictions: npt.NDArray[np.int64] | None = None
+    confidences: npt.NDArray[np.float64] | None = None
+    matrix: list[list[int]] | None = None
+    report: dict[str, Any] | None = None
+
+
+def test_labels(seed: int = 0) -> npt.NDArray[np.int64]:
+    """The shared test set: 1,000 images of each class, in a seeded order."""
+    return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(CLASSES)), 1000))
+
+
+def _statuses(count: int, running: int, rng: np.random.Generator) -> list[Status]:
+    """Mostly succeeded, some failed or cancelled; the newest are running, then queued."""
+    queued = count // 100
+    older = count - queued - running
+    draws = rng.random(older)
+    finished = [
+        Status.failed if d < 0.05 else Status.cancelled if d < 0.08 else Status.succeeded
+        for d in draws
+    ]
+    return finished + [Status.running] * running + [Status.queued] * queued
+
+
+def _spec(index: int, family: Family, planned: int, rng: np.random.Generator) -> ExperimentSpec:
+    hyperparameters = dict(family.hyperparameters)
+    for key, options in family.varied.items():
+        hyperparameters[key] = options[int(rng.integers(len(options)))]
+    hyperparameters["seed"] = index % 5
+    if family.fine_tune and planned >= 2:
+        first = max(1, planned // 5)
+        hyperparameters |= {"epochs": first, "fine_tune": True, "fine_tune_epochs": planned - first}
+    else:
+        hyperparameters["epochs"] = planned
+    name = (
+        f"{family.label} lr={hyperparameters['learning_rate']:g} "
+        f"bs={hyperparameters.get('batch_size', 128)} #{index + 1}"
+    )
+    tags = ["bench", family.label, *(["baseline"] if index % 10 == 0 else [])]
+    return parse_spec(
+        {"name": name, "model": family.model, "tags": tags, "hyperparameters": hyperparameters}
+    )
+
+
+def _layers(family: Family) -> list[dict[str, Any]]:
+    weighted = [kind for kind in family.layers if kind in ("Conv2D", "Dense", "Functional")]
+    share = family.parameters // max(1, len(weighted))
+    counts: dict[str, int] = {}
+    layers = []
+    for kind in family.layers:
+        counts[kind] = counts.get(kind, 0) + 1
+        layers.append({
+            "name": f"{kind.lower()}_{counts[kind]}", "type": kind,
+            "parameters": share if kind in weighted else 0, "trainable": kind != "Functional",
+        })  # fmt: skip
+    return layers
+
+
+def _curves(
+    rng: np.random.Generator, family: Family, count: int, planned: int, spec: ExperimentSpec
+) -> dict[str, list[Any]]:
+    """Per-epoch metrics shaped like real training: fast rise, plateau, validation loss that
+    turns up once the model overfits, learning-rate halvings on plateaus."""
+    t = np.arange(1, count + 1, dtype=float)
+    pace = max(planned, 2) / rng.uniform(4.0, 8.0)
+    top = float(np.clip(family.val_accuracy + rng.normal(0, 0.02), 0.5, 0.97))
+    train_top = min(0.995, top + rng.uniform(0.04, 0.1))
+    accuracy = train_top - (train_top - 0.3) * np.exp(-t / pace) + rng.normal(0, 0.004, count)
+    val_accuracy = top - (top - 0.35) * np.exp(-t / pace) + rng.normal(0, 0.006, count)
+    accuracy, val_accuracy = np.clip(accuracy, 0.05, 0.999), np.clip(val_accuracy, 0.05, 0.999)
+    turn = pace * rng.uniform(2.0, 3.5)
+    overfit = np.maximum(0.0, t - turn)
+    loss = -np.log(accuracy) * 1.1 + np.abs(rng.normal(0, 0.01, count))
+    val_loss = -np.log(val_accuracy) * 1.2 + 0.012 * overfit + np.abs(rng.normal(0, 0.01, count))
+    hp = spec.hyperparameters
+    learning_rate = hp.learning_rate * 0.5 ** (overfit // max(2.0, pace / 2))
+    boundary = hp.epochs if getattr(hp, "fine_tune", False) else count
+    learning_rate[boundary:] = getattr(hp, "fine_tune_learning_rate", hp.learning_rate)
+    seconds = family.seconds_per_epoch * rng.uniform(0.9, 1.1, count)
+    seconds[:1] *= 1.6  # the first epoch pays for tracing
+    return {
+        "epoch": [int(e) for e in t],
+        "phase": ["train" if e <= boundary else "fine_tune" for e in t],
+        "loss": loss.tolist(),
+        "accuracy": accuracy.tolist(),
+        "val_loss": val_loss.tolist(),
+        "val_accuracy": val_accuracy.tolist(),
+        "learning_rate": learning_rate.tolist(),
+        "seconds": seconds.tolist(),
+        "images_per_second": (TRAIN_IMAGES / seconds).tolist(),
+    }
+
+
+def classification_report(matrix: npt.NDArray[np.int64]) -> dict[str, Any]:
+    """scikit-learn's ``classification_report(output_dict=True)``, from a confusion matrix."""
+    hits = np.diag(matrix).astype(float)
+    support, predicted = matrix.sum(axis=1).astype(float), matrix.sum(axis=0).astype(float)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+    columns = {"precision": precision, "recall": recall, "f1-score": f1}
+    report: dict[str, Any] = {
+        name: {**{key: float(values[i]) for key, values in columns.items()},
+               "support": float(support[i])}
+        for i, name in enumerate(CLASSES)
+    }  # fmt: skip
+    report["accuracy"] = float(hits.sum() / support.sum())
+    for average, weights in (("macro avg", None), ("weighted avg", support)):
+        report[average] = {
+            **{key: float(np.average(values, weights=weights)) for key, values in columns.items()},
+            "support": float(support.sum()),
+        }
+    return report
+
+
+def _evaluate(
+    rng: np.random.Generator, labels: npt.NDArray[np.int64], accuracy: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Per-image predictions and confidences for a model of about this accuracy: confident
+    when right, less so when wrong."""
+    per_class = np.clip(accuracy + CLASS_OFFSETS + rng.normal(0, 0.015, len(CLASSES)), 0.2, 0.995)
+    correct = rng.random(len(labels)) < per_class[labels]
+    anywhere = (labels + rng.integers(1, len(CLASSES), len(labels))) % len(CLASSES)
+    wrong = np.where(rng.random(len(labels)) < 0.45, MISTAKEN_FOR[labels], anywhere)
+    predictions = np.where(correct, labels, wrong)
+    spread = rng.random(len(labels))
+    confidences = np.where(correct, 1 - 0.6 * spread**3, 0.2 + 0.6 * spread).round(4)
+    return predictions, confidences
+
+
+def json_numbers(values: npt.NDArray[Any], decimals: int = 0) -> str:
+    """A JSON list of numbers in 0..9 (``decimals=0``) or fractions in [0, 1] written with
+    ``decimals`` places: formatted as fixed-width bytes by numpy, since ``json.dumps`` of
+    30,000 numbers per evaluation was most of the fill time."""
+    scaled = np.rint(np.asarray(values, dtype=float) * 10**decimals).astype(np.int64)
+    if scaled.min(initial=0) < 0 or scaled.max(initial=0) > (10**decimals if decimals else 9):
+        raise ValueError("json_numbers writes digits 0..9 or fractions in [0, 1] only")
+    digits = [scaled // 10**decimals]
+    digits += [scaled // 10 ** (decimals - 1 - place) % 10 for place in range(decimals)]
+    width = len(digits) + (1 if decimals else 0) + 2
+    chars = np.empty((len(scaled), width), dtype=np.uint8)
+    chars[:, 0] = ord("0") + digits[0]
+    if decimals:
+        chars[:, 1] = ord(".")
+        for place, column in enumerate(digits[1:], start=2):
+            chars[:, place] = ord("0") + column
+    chars[:, -2:] = (ord(","), ord(" "))
+    return "[" + chars.tobytes().decode("ascii")[:-2] + "]"
+
+
+def _plan(
+    index: int,
+    count: int,
+    status: Status,
+    epochs: int,
+    labels: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> _Planned:
+    family = FAMILIES[int(rng.integers(len(FAMILIES)))]
+    planned = RUNNING_PLANNED_EPOCHS if status == Status.running else epochs
+    spec = _spec(index, family, planned, rng)
+    done = {
+        Status.succeeded: epochs,
+        Status.running: epochs // 2,
+        Status.queued: 0,
+    }.get(status, int(rng.integers(1, max(2, epochs))))
+    now = utcnow()
+    created = now - timedelta(minutes=40 * (count - index))
+    started = None if status == Status.queued else created + timedelta(minutes=3)
+    curves = _curves(rng, family, done, planned, spec)
+    finished = None
+    if status in (Status.succeeded, Status.failed, Status.cancelled) and started is not None:
+        finished = started + timedelta(seconds=sum(curves["seconds"]) + 30)
+    row = {
+        "name": spec.name, "model": spec.model, "tags": list(spec.tags),
+        "spec": spec.model_dump(mode="json"), "status": status.value,
+        "error": "ResourceExhaustedError: OOM when allocating tensor" if status == Status.failed
+        else None,
+        "notes": "", "created_at": created, "started_at": started, "finished_at": finished,
+        "heartbeat_at": now if status == Status.running else finished,
+        "worker_host": None if started is None else f"gpu-{index % 4}",
+        "worker_name": None if started is None else DEFAULT_WORKER.format(index % 4),
+        "attempts": 0 if started is None else 1,
+        "device": None if started is None else "GPU 0: NVIDIA A100-SXM4-40GB",
+        "current_epoch": done, "epoch_progress": 1.0 if done else 0.0,
+        "total_epochs": spec.hyperparameters.planned_epochs,
+        "parameters": None if started is None else family.parameters,
+        "trainable_parameters": None if started is None else family.parameters,
+        "model_layers": None if started is None else _layers(family),
+        "test_accuracy": None, "macro_f1": None, "owner_id": None,
+    }  # fmt: skip
+    planned_row = _Planned(row=row, curves=curves)
+    if status == Status.succeeded:
+        target = max(curves["val_accuracy"]) - abs(float(rng.normal(0, 0.01)))
+        predictions, confidences = _evaluate(rng, labels, target)
+        matrix = np.bincount(
+            labels * len(CLASSES) + predictions, minlength=len(CLASSES) ** 2
+        ).reshape(len(CLASSES), len(CLASSES))
+        report = classification_report(matrix)
+        row["test_accuracy"] = report["accuracy"]
+        row["macro_f1"] = report["macro avg"]["f1-score"]
+        planned_row.predictions, planned_row.confidences = predictions, confidences
+        planned_row.matrix, planned_row.report = matrix.tolist(), report
+    return planned_row
+
+
+def fill(
+    session: Session,
+    experiments: int = 1000,
+    epochs: int = 50,
+    seed: int = 0,
+    *,
+    running: int | None = None,
+    per_image: int | None = None,
+) -> Filled:
+    """Insert ``experiments`` experiments (succeeded ones with ``epochs`` epochs each and an
+    evaluation; per-image results for the newest ``per_image`` of them, all by default) with
+    bulk INSERTs. The caller commits."""
+    if experiments < 2 or epochs < 1:
+        raise ValueError("fill needs at least 2 experiments of at least 1 epoch")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    running = min(4, max(1, experiments // 20)) if running is None else running
+    labels = test_labels(seed)
+    statuses = _statuses(experiments, running, rng)
+    plans = [_plan(i, experiments, s, epochs, labels, rng) for i, s in enumerate(statuses)]
+    ids = list(
+        session.scalars(
+            insert(Experiment).returning(Experiment.id, sort_by_parameter_order=True),
+            [plan.row for plan in plans],
+        )
+    )
+    epoch_rows = [
+        {"experiment_id": experiment_id, **dict(zip(plan.curves, values, strict=True))}
+        for experiment_id, plan in zip(ids, plans, strict=True)
+        for values in zip(*plan.curves.values(), strict=True)
+    ]
+    if epoch_rows:
+        session.execute(insert(EPOCH_METRICS), epoch_rows)
+    evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.report is not None]
+    keep = len(evaluated) if per_image is None else min(per_image, len(evaluated))
+    detailed = {i for i, _ in evaluated[len(evaluated) - keep :]}
+    shared_labels = json_numbers(labels)
+    for start in range(0, len(evaluated), EVALUATION_BATCH):
+        rows = [
+            _evaluation_row(i, plan, shared_labels if i in detailed else None)
+            for i, plan in evaluated[start : start + EVALUATION_BATCH]
+        ]
+        session.execute(insert(EVALUATIONS), rows)
+    session.flush()
+    filled = Filled(
+        experiment_ids=ids,
+        running_ids=[i for i, s in zip(ids, statuses, strict=True) if s == Status.running],
+        compare_ids=[i for i, _ in evaluated if i in detailed],
+        epoch_rows=len(epoch_rows),
+        evaluations=len(evaluated),
+        seconds=time.perf_counter() - started,
+    )
+    logger.info(
+        "filled %s experiments, %s epochs, %s evaluations in %.1f s",
+        experiments, filled.epoch_rows, filled.evaluations, filled.seconds,
+    )  # fmt: skip
+    return filled
+
+
+def _evaluation_row(experiment_id: int, plan: _Planned, labels: str | None) -> dict[str, Any]:
+    """A row for ``EVALUATIONS``: ``labels`` is the shared test set's, already serialized, or
+    None for an evaluation stored without per-image results."""
+    assert plan.report is not None and plan.predictions is not None
+    assert plan.confidences is not None
+    return {
+        "experiment_id": experiment_id,
+        "accuracy": plan.report["accuracy"],
+        "classes": list(CLASSES),
+        "confusion_matrix": plan.matrix,
+        "report": plan.report,
+        "test_size": TEST_IMAGES,
+        "created_at": plan.row["finished_at"],
+        "test_set_fingerprint": FINGERPRINT if labels is not None else None,
+        "labels": labels,
+        "predictions": json_numbers(plan.predictions) if labels is not None else None,
+        "confidences": json_numbers(plan.confidences, 4) if labels is not None else None,
+    }
+
+
+def count_rows(session: Session) -> dict[str, int]:
+    return {
+        "experiments": session.scalar(select(func.count()).select_from(Experiment)) or 0,
+        "epoch_metrics": session.scalar(select(func.count()).select_from(EpochMetric)) or 0,
+        "evaluations": session.scalar(select(func.count()).select_from(Evaluation)) or 0,
+        "with_per_image": session.scalar(
+            select(func.count()).select_from(Evaluation).where(
+                Evaluation.test_set_fingerprint.is_not(None)
+            )
+        ) or 0,
+    }  # fmt: skip
+
+
+# --- a worker recording epochs while people read -----------------------------------------------
+
+
+def epoch_values(experiment_id: int, epoch: int) -> dict[str, Any]:
+    """Plausible numbers for an epoch the writer records."""
+    accuracy = 0.9 - 0.6 * math.exp(-epoch / 20)
+    return {
+        "phase": "train", "loss": -math.log(accuracy), "accuracy": accuracy,
+        "val_loss": -math.log(accuracy - 0.05) + 0.001 * epoch, "val_accuracy": accuracy - 0.05,
+        "learning_rate": 1e-3, "seconds": 95.0 + experiment_id % 7, "images_per_second": 420.0,
+    }  # fmt: skip
+
+
+def record_epochs(
+    database_url: str,
+    last_epochs: dict[int, int],
+    interval_seconds: float,
+    events: tuple[Any, Any],
+    results: Any,
+) -> None:
+    """A worker process: in each round, for each running experiment, a progress write and then
+    the next epoch's row, each in its own transaction, as the training callback does. Sets
+    ``events[0]`` after the first round, stops once ``events[1]`` is set, then puts
+    {"last_epochs", "written", "errors"} on ``results``."""
+    ready, stop = events
+    os.environ["CIFARLAB_DATABASE_URL"] = database_url
+    from app import crud
+    from app.db import session_scope
+
+    last = dict(last_epochs)
+    errors: list[str] = []
+    written = 0
+    while not stop.is_set():
+        for experiment_id in last:
+            epoch = last[experiment_id] + 1
+            try:
+                with session_scope() as session:
+                    crud.record_progress(
+                        session=session, experiment_id=experiment_id, epoch=epoch,
+                        epoch_progress=0.5,
+                    )  # fmt: skip
+                with session_scope() as session:
+                    crud.record_epoch(
+                        session=session, experiment_id=experiment_id, epoch=epoch,
+                        values=epoch_values(experiment_id, epoch),
+                    )  # fmt: skip
+            except Exception as exc:  # counted and reported: the bench's verdict needs them all
+                errors.append(f"experiment {experiment_id} epoch {epoch}: {exc!r}"[:500])
+                continue
+            last[experiment_id] = epoch
+            written += 1
+        ready.set()
+        stop.wait(interval_seconds)
+    results.put({"last_epochs": last, "written": written, "errors": errors})
+
+
+@dataclass
+class WriterRun:
+    start_epochs: dict[int, int]
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def writer(database_url: str, start_epochs: dict[int, int], interval_seconds: float
+           ) -> Iterator[WriterRun]:  # fmt: skip
+    """``record_epochs`` in a spawned process (like a Celery pool process, nothing inherited)
+    for the duration of the block, which starts once the writer has written its first round."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    process = context.Process(
+        target=record_epochs,
+        args=(database_url, start_epochs, interval_seconds, (ready, stop), results),
+        name="cifarlab-bench-writer",
+    )
+    process.start()
+    run = WriterRun(start_epochs=dict(start_epochs))
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.wait(0.2) and process.is_alive() and time.monotonic() < deadline:
+            pass
+        yield run
+    finally:
+        stop.set()
+        run.outcome = _writer_outcome(process, results) or {
+            "last_epochs": start_epochs, "written": 0,
+            "errors": [f"the writer process ended ({process.exitcode}) without reporting"],
+        }  # fmt: skip
+        process.join(timeout=30)
+
+
+def _writer_outcome(process: Any, results: Any) -> dict[str, Any] | None:
+    while True:
+        try:
+            return dict(results.get(timeout=0.5))
+        except queue.Empty:
+            if not process.is_alive():
+                return None
+
+
+def last_epochs(session: Session, experiment_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(EpochMetric.experiment_id, func.max(EpochMetric.epoch))
+        .where(EpochMetric.experiment_id.in_(experiment_ids))
+        .group_by(EpochMetric.experiment_id)
+    ).all()
+    found = {int(experiment_id): int(epoch) for experiment_id, epoch in rows}
+    return {i: found.get(i, 0) for i in experiment_ids}
+
+
+def check_epochs(session: Session, run: WriterRun) -> dict[str, Any]:
+    """Every epoch the writer committed is there, once, numbered without gaps from 1."""
+    expected = {int(i): int(e) for i, e in run.outcome["last_epochs"].items()}
+    rows = session.execute(
+        select(EpochMetric.experiment_id, EpochMetric.epoch).where(
+            EpochMetric.experiment_id.in_(expected)
+        )
+    ).all()
+    present: dict[int, list[int]] = {i: [] for i in expected}
+    for experiment_id, epoch in rows:
+        present[int(experiment_id)].append(int(epoch))
+    lost = sum(len(set(range(1, last + 1)) - set(present[i])) for i, last in expected.items())
+    unexpected = sum(
+        len([e for e in present[i] if e > last]) + len(present[i]) - len(set(present[i]))
+        for i, last in expected.items()
+    )
+    errors = list(run.outcome["errors"])
+    return {
+        "experiments": len(expected),
+        "epochs_written": int(run.outcome["written"]),
+        "lost_rows": lost,
+        "unexpected_rows": unexpected,
+        "errors": len(errors),
+        "database_locked": sum("database is locked" in e for e in errors),
+        "error_samples": errors[:3],
+    }
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+
+def server_environment(data_dir: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
+    environment.update(
+        CIFARLAB_DATA_DIR=str(data_dir),
+        CIFARLAB_DATABASE_URL=database_url,
+        CIFARLAB_REDIS_URL=redis_url,
+        # The bench's running experiments have no real worker: keep the reaper off them.
+        CIFARLAB_HEARTBEAT_TIMEOUT_SECONDS=str(7 * 24 * 3600),
+    )
+    return environment
+
+
+@contextmanager
+def serve(
+    environment: dict[str, str], workers: int, log_path: Path, timeout_seconds: float = 90
+) -> Iterator[str]:
+    """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it; yields its
+    base URL once /api/health answers."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, process, timeout_seconds)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/api/health", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"uvicorn did not answer /api/health within {timeout_seconds:.0f} s")
+
+
+# --- the readers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    goal_p95_ms: float
+    path: Callable[[random.Random], str]
+
+
+def endpoints(experiment_ids: Sequence[int], compare_ids: Sequence[int]) -> tuple[Endpoint, ...]:
+    """What people open most: the list, an experiment, its metrics, a comparison of eight."""
+    ids, pool = list(experiment_ids), list(compare_ids)
+    if len(pool) < 2:
+        raise ValueError("the compare benchmark needs two or more evaluated experiments")
+
+    def compared(prefix: str) -> Callable[[random.Random], str]:
+        def path(rng: random.Random) -> str:
+            chosen = rng.sample(pool, min(COMPARED, len(pool)))
+            return f"{prefix}?ids=" + ",".join(str(i) for i in chosen)
+
+        return path
+
+    return (
+        Endpoint("list_page", 100, lambda rng: "/"),
+        Endpoint("list_api", 100, lambda rng: "/api/experiments"),
+        Endpoint("experiment_page", 100, lambda rng: f"/experiments/{rng.choice(ids)}"),
+        Endpoint("metrics_api", 100, lambda rng: f"/api/experiments/{rng.choice(ids)}/metrics"),
+        Endpoint("compare_page", 300, compared("/compare")),
+        Endpoint("compare_api", 300, compared("/api/compare")),
+    )
+
+
+@dataclass
+class _Outcome:
+    latencies: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Connection:
+    """One reader's keep-alive HTTP/1.1 connection, and its session cookie as a browser would
+    send it back. Deliberately minimal: httpx spends about 2 ms of CPU per request, which on a
+    two-core machine is taken from the server under test; this spends about 0.2 ms."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.cookie = ""
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        cookie = f"Cookie: {self.cookie}\r\n" if self.cookie else ""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}\r\n".encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers = dict(line.split(":", 1) for line in head[1:] if ":" in line)
+        headers = {key.lower(): value.strip() for key, value in headers.items()}
+        if "set-cookie" in headers:
+            self.cookie = headers["set-cookie"].split(";", 1)[0]
+        if "content-length" in headers:
+            return status, await self.reader.readexactly(int(headers["content-length"]))
+        chunks = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            chunks.append((await self.reader.readexactly(size + 2))[:-2])
+        await self.reader.readexactly(2)
+        return status, b"".join(chunks)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _drive(port: int, paths: list[str], clients: int) -> _Outcome:
+    """``clients`` readers, each on its own connection, each sending its next request as soon
+    as the last one has been answered."""
+    outcome = _Outcome()
+    pending = list(reversed(paths))
+
+    async def reader() -> None:
+        connection = await Connection.open(port)
+        try:
+            while pending:
+                path = pending.pop()
+                started = time.perf_counter()
+                try:
+                    status, body = await connection.get(path)
+                except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+                    outcome.latencies.append(time.perf_counter() - started)
+                    outcome.errors.append(f"GET {path}: {exc!r}"[:300])
+                    connection.close()
+                    connection = await Connection.open(port)
+                    continue
+                outcome.latencies.append(time.perf_counter() - started)
+                outcome.sizes.append(len(body))
+                if status != 200:
+                    text = body[:200].decode("utf-8", "replace")
+                    outcome.errors.append(f"GET {path}: {status} {text}")
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(reader() for _ in range(clients)))
+    return outcome
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest rank: the smallest value that ``fraction`` of the values do not exceed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def _load(
+    port: int, endpoint: Endpoint, clients: int, requests: int, rng: random.Random
+) -> dict[str, Any]:
+    warmup = [endpoint.path(rng) for _ in range(clients)]
+    paths = [endpoint.path(rng) for _ in range(requests)]
+    await _drive(port, warmup, clients)
+    started = time.perf_counter()
+    outcome = await _drive(port, paths, clients)
+    wall = time.perf_counter() - started
+    latencies = outcome.latencies
+    return {
+        "requests": len(latencies),
+        "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
+        "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
+        "max_ms": round(1000 * max(latencies), 1),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "kb": round(sum(outcome.sizes) / max(1, len(outcome.sizes)) / 1024, 1),
+        "errors": len(outcome.errors),
+        "error_samples": outcome.errors[:3],
+        "goal_p95_ms": endpoint.goal_p95_ms,
+    }
+
+
+def measure(
+    base_url: str, chosen: Sequence[Endpoint], clients: int, requests: int, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Each endpoint in turn: a warm-up round, then ``requests`` requests from ``clients``
+    concurrent readers."""
+    rng = random.Random(seed)
+    figures = {}
+    for endpoint in chosen:
+        port = int(base_url.rsplit(":", 1)[1])
+        figures[endpoint.name] = asyncio.run(_load(port, endpoint, clients, requests, rng))
+        logger.info("%s: %s", endpoint.name, figures[endpoint.name])
+    return figures
+
+
+def check_static(base_url: str, experiment_id: int) -> dict[str, Any]:
+    """plotly.js comes once, cacheable and revalidated by ETag, never inlined into a page."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        page = client.get(f"/experiments/{experiment_id}").text
+        script = client.get("/static/vendor/plotly.min.js")
+        etag = script.headers.get("etag")
+        again = client.get("/static/vendor/plotly.min.js", headers={"If-None-Match": etag or ""})
+    return {
+        "plotly_js_kb": round(len(script.content) / 1024),
+        "cache_control": script.headers.get("cache-control"),
+        "etag": etag,
+        "revalidated_304": again.status_code == 304,
+        "referenced_by_page": "/static/vendor/plotly.min.js" in page,
+        "inlined_in_page": len(script.content) > 0 and script.text[:2000] in page,
+    }
+
+
+# --- one database, one server --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    experiments: int = 1000
+    epochs: int = 50
+    clients: int = 20
+    requests: int = 200
+    databases: tuple[str, ...] = DATABASES
+    workers: tuple[int, ...] = (1,)
+    data_dir: Path | None = None
+    seed: int = 0
+    writer_interval_seconds: float = 0.5
+
+
+class Skipped(Exception):
+    """This database cannot be benchmarked here; the message says why."""
+
+
+def _server_log_problems(log_path: Path, offset: int) -> dict[str, int]:
+    text = log_path.read_bytes()[offset:].decode("utf-8", "replace")
+    return {
+        "tracebacks": text.count("Traceback (most recent call last)"),
+        "database_locked": text.count("database is locked"),
+    }
+
+
+def bench_server(
+    database_url: str,
+    data_dir: Path,
+    engine: Engine,
+    filled: Filled,
+    workers: int,
+    options: Options,
+    redis_url: str,
+) -> dict[str, Any]:
+    """Serve with ``workers`` processes; read every endpoint while a worker records epochs."""
+    log_path = data_dir / "uvicorn.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with Session(engine) as session:
+        start = last_epochs(session, filled.running_ids)
+    chosen = endpoints(filled.experiment_ids, filled.compare_ids)
+    environment = server_environment(data_dir, database_url, redis_url)
+    with serve(environment, workers, log_path) as base_url:
+        static = check_static(base_url, filled.experiment_ids[0])
+        with writer(database_url, start, options.writer_interval_seconds) as run:
+            figures = measure(base_url, chosen, options.clients, options.requests, options.seed)
+    with Session(engine) as session:
+        recording = check_epochs(session, run)
+    return {
+        "workers": workers,
+        "endpoints": figures,
+        "recording": recording,
+        "server_log": _server_log_problems(log_path, offset),
+        "static": static,
+    }
+
+
+@contextmanager
+def _sqlite(directory: Path) -> Iterator[str]:
+    database = directory / "cifarlab.db"
+    for stale in (database, database.with_name("cifarlab.db-wal"),
+                  database.with_name("cifarlab.db-shm")):  # fmt: skip
+        stale.unlink(missing_ok=True)
+    yield f"sqlite:///{database}"
+
+
+def _postgres_helpers() -> ModuleType:
+    """``tests/postgres.py``, which starts a throwaway server from the installed binaries;
+    loaded from the source checkout when ``tests`` is not importable."""
+    try:
+        return importlib.import_module("tests.postgres")
+    except ImportError:
+        path = Path(__file__).resolve().parents[2] / "tests" / "postgres.py"
+        spec = importlib.util.spec_from_file_location("cifarlab_bench_postgres", path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise Skipped(f"{path} not found: run from a source checkout") from None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while defining
+        spec.loader.exec_module(module)
+        return module
+
+
+@contextmanager
+def _postgres() -> Iterator[str]:
+    try:
+        helpers = _postgres_helpers()
+    except ImportError as exc:  # psycopg missing: the [postgres] extra is not installed
+        raise Skipped(f"cannot start PostgreSQL: {exc}") from None
+    bin_dir = helpers.find_bin_dir()
+    if bin_dir is None:
+        raise Skipped("PostgreSQL server binaries not installed (Debian: postgresql)")
+    try:
+        server, process = helpers.start_postgres(bin_dir)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        raise Skipped(f"PostgreSQL from {bin_dir} did not start: {exc}") from None
+    try:
+        yield server.create_database("cifarlab_bench")
+    finally:
+        helpers.stop_postgres(server, process)
+
+
+def bench_database(database: str, options: Options, root: Path, redis_url: str) -> dict[str, Any]:
+    """Fill a fresh database, then measure it served by each worker count in turn."""
+    directory = root / f"bench-web-{database}"
+    directory.mkdir(parents=True, exist_ok=True)
+    opened = _sqlite(directory) if database == "sqlite" else _postgres()
+    try:
+        with opened as database_url:
+            upgrade(database_url)
+            engine = make_engine(database_url)
+            try:
+                with Session(engine) as session:
+                    filled = fill(session, options.experiments, options.epochs, options.seed)
+                    session.commit()
+                    rows = count_rows(session)
+                runs = [
+                    bench_server(database_url, directory, engine, filled, workers, options,
+                                 redis_url)
+                    for workers in options.workers
+                ]  # fmt: skip
+            finally:
+                engine.dispose()
+    except Skipped as exc:
+        logger.warning("%s skipped: %s", database, exc)
+        return {"status": "skipped", "reason": str(exc)}
+    return {
+        "status": "measured",
+        "fill_seconds": round(filled.seconds, 2),
+        "rows": rows,
+        "compare_pool": len(filled.compare_ids),
+        "running_experiments": len(filled.running_ids),
+        "runs": runs,
+    }
+
+
+# --- all of it -------------------------------------------------------------------------------
+
+
+def goals(results: dict[str, Any]) -> dict[str, Any]:
+    """Each endpoint's p95 against its goal, for every database and worker count measured;
+    ``correct`` says that no request failed, no epoch was lost and nothing was locked."""
+    checked, correct = [], True
+    for database in DATABASES:
+        entry = results.get(database, {})
+        for run in entry.get("runs", []):
+            for name, figures in run["endpoints"].items():
+                checked.append({
+                    "database": database, "workers": run["workers"], "endpoint": name,
+                    "p95_ms": figures["p95_ms"], "goal_p95_ms": figures["goal_p95_ms"],
+                    "met": figures["p95_ms"] < figures["goal_p95_ms"],
+                })  # fmt: skip
+                correct &= figures["errors"] == 0
+            recording = run["recording"]
+            correct &= recording["lost_rows"] == 0 and recording["unexpected_rows"] == 0
+            correct &= recording["errors"] == 0
+            correct &= run["server_log"]["tracebacks"] == 0
+            correct &= run["server_log"]["database_locked"] == 0
+    missed = [f"{c['database']}/{c['workers']}w/{c['endpoint']}" for c in checked if not c["met"]]
+    return {
+        "met": bool(checked) and not missed,
+        "correct": correct,
+        "missed": missed,
+        "checked": checked,
+    }
+
+
+def run(options: Options) -> dict[str, Any]:
+    """The whole benchmark; returns every figure (``report`` prints them)."""
+    root = options.data_dir or Path(tempfile.mkdtemp(prefix="cifarlab-bench-web-"))
+    root.mkdir(parents=True, exist_ok=True)
+    redis_port = free_port()
+    redis = start_redis(root, redis_port)
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {}
+    try:
+        for database in options.databases:
+            results[database] = bench_database(
+                database, options, root, f"redis://127.0.0.1:{redis_port}/0"
+            )
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+        if options.data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    for database in DATABASES:
+        results.setdefault(database, {"status": "skipped", "reason": "not requested"})
+    return {
+        "benchmark": "web",
+        "experiments": options.experiments,
+        "epochs": options.epochs,
+        "clients": options.clients,
+        "requests_per_endpoint": options.requests,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        },
+        **results,
+        "goals": goals(results),
+    }
+
+
+def _table(run: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  {run['workers']} worker(s)      p50 ms   p95 ms   max ms    req/s  errors      KB  "
+        "goal p95"
+    ]
+    for name, f in run["endpoints"].items():
+        mark = "ok" if f["p95_ms"] < f["goal_p95_ms"] else "MISSED"
+        lines.append(
+            f"  {name:<16}{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['max_ms']:>8.1f} "
+            f"{f['requests_per_s']:>8.1f} {f['errors']:>7} {f['kb']:>7.1f}  "
+            f"<{f['goal_p95_ms']:.0f} {mark}"
+        )
+    r, log, static = run["recording"], run["server_log"], run["static"]
+    lines.append(
+        f"  recording: {r['epochs_written']} epochs into {r['experiments']} running experiments, "
+        f"{r['lost_rows']} lost, {r['errors']} errors ({r['database_locked']} locked); server "
+        f"log: {log['tracebacks']} tracebacks, {log['database_locked']} locked"
+    )
+    lines.append(
+        f"  plotly.js: {static['plotly_js_kb']} KB, Cache-Control {static['cache_control']!r}, "
+        f"ETag {'yes' if static['etag'] else 'no'}, 304 on revalidation "
+        f"{'yes' if static['revalidated_304'] else 'no'}, inlined in pages "
+        f"{'yes' if static['inlined_in_page'] else 'no'}"
+    )
+    return lines
+
+
+def report(figures: dict[str, Any]) -> None:
+    """The table for people, then the figures as one JSON line for scripts."""
+    machine = figures["machine"]
+    lines = [
+        f"cifarlab bench web: {figures['experiments']:,} experiments x {figures['epochs']} "
+        f"epochs, {figures['clients']} clients, {figures['requests_per_endpoint']} requests "
+        "per endpoint",
+        f"{machine['cpus']} CPUs; load average before {machine['load_average_before']}, after "
+        f"{machine['load_average_after']}",
+    ]
+    for database in DATABASES:
+        entry = figures[database]
+        if entry["status"] != "measured":
+            lines.append(f"{database}: skipped ({entry['reason']})")
+            continue
+        rows = entry["rows"]
+        lines.append(
+            f"{database}: filled in {entry['fill_seconds']:.1f} s ({rows['experiments']:,} "
+            f"experiments, {rows['epoch_metrics']:,} epochs, {rows['evaluations']:,} "
+            f"evaluations, {rows['with_per_image']:,} with per-image results)"
+        )
+        for run in entry["runs"]:
+            lines += _table(run)
+    verdict = figures["goals"]
+    lines.append(
+        f"goals {'met' if verdict['met'] else 'missed: ' + ', '.join(verdict['missed'])}; "
+        f"correctness {'ok' if verdict['correct'] else 'FAILED'}"
+    )
+    print("\n".join(lines))
+    print(json.dumps(figures, default=str))

@@ -1,0 +1,64 @@
+"""Sign in and out in the browser: a session cookie holds the user's id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app import accounts
+from app.auth import CSRF_FIELD, csrf_matches
+from app.deps import SessionDep
+from app.routes.pages import templates
+from app.security import new_csrf_token
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths on this site: a login link must not bounce the user elsewhere."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+def _login_page(request: Request, error: str | None, next_url: str, status: int = 200) -> Response:
+    context = {"error": error, "next": next_url}
+    return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
+
+@router.get("/login")
+def login_form(
+    request: Request, next_url: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
+    return _login_page(request, None, _safe_next(next_url))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    next_url: Annotated[str, Form(alias="next")] = "/",
+) -> Response:
+    next_url = _safe_next(next_url)
+    if not csrf_matches(request, csrf):
+        return _login_page(request, "The form expired; please sign in again.", next_url, 403)
+    user = accounts.authenticate(session=session, username=username, password=password)
+    if user is None:
+        return _login_page(request, "Wrong username or password.", next_url, 401)
+    request.session.clear()  # a new session on sign-in: no fixation
+    request.session["user_id"] = user.id
+    request.session[CSRF_FIELD] = new_csrf_token()
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> Response:
+    if not csrf_matches(request, csrf):
+        return Response("missing or wrong CSRF token", status_code=403)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)

@@ -1,0 +1,104 @@
+// Tags and notes edited in place: PATCH /api/experiments/{id}, then every element that
+// shows them ([data-tags-for], [data-notes-for]) is redrawn as text, never as HTML.
+"use strict";
+
+(function () {
+  // A signed-in browser proves the request comes from our page (app/auth.py).
+  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const splitTags = (text) => text.split(",").map((tag) => tag.trim()).filter(Boolean);
+
+  function tagLink(tag) {
+    const link = document.createElement("a");
+    link.className = "tag";
+    link.href = `/?tag=${encodeURIComponent(tag)}`;
+    link.title = `Experiments tagged ${tag}`;
+    link.textContent = tag;
+    return link;
+  }
+
+  function showSaved(id, experiment) {
+    document.querySelectorAll(`[data-tags-for="${id}"]`).forEach((element) => {
+      element.replaceChildren(...experiment.tags.map(tagLink));
+    });
+    document.querySelectorAll(`[data-notes-for="${id}"]`).forEach((element) => {
+      const empty = element.dataset.empty || "";
+      element.textContent = experiment.notes || empty;
+      if (element.hasAttribute("title")) element.title = experiment.notes;
+      element.hidden = !experiment.notes && !empty;
+    });
+  }
+
+  function setOpen(id, open) {
+    const panel = document.getElementById(`annotate-${id}`);
+    panel.hidden = !open;
+    document.querySelectorAll(`[data-annotate-open="${id}"]`).forEach((button) => {
+      button.setAttribute("aria-expanded", String(open));
+    });
+    if (open) panel.querySelector("[name=tags]").focus();
+  }
+
+  // API errors name their field ("tags.0", "notes"); each goes next to its input.
+  function showErrors(form, errors) {
+    form.querySelectorAll(".field-error").forEach((line) => {
+      line.textContent = "";
+      line.hidden = true;
+    });
+    errors.forEach((error) => {
+      const field = (error.field || "").split(".")[0];
+      const line =
+        form.querySelector(`.field-error[data-field="${field}"]`) ||
+        form.querySelector('.field-error[data-field=""]');
+      line.textContent = [line.textContent, error.message].filter(Boolean).join(" ");
+      line.hidden = false;
+    });
+  }
+
+  function keepAsDefaults(form, experiment) {
+    form.elements.tags.value = form.elements.tags.defaultValue = experiment.tags.join(", ");
+    form.elements.notes.value = form.elements.notes.defaultValue = experiment.notes;
+  }
+
+  async function save(form) {
+    const body = { tags: splitTags(form.elements.tags.value), notes: form.elements.notes.value };
+    const button = form.querySelector("[type=submit]");
+    button.disabled = true;
+    try {
+      const response = await fetch(form.dataset.url, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
+        body: JSON.stringify(body),
+      });
+      const result = await response.json();
+      if (!response.ok) {
+        showErrors(form, result.errors || [{ field: "", message: result.detail }]);
+        return;
+      }
+      showErrors(form, []);
+      keepAsDefaults(form, result);
+      showSaved(form.dataset.annotate, result);
+      setOpen(form.dataset.annotate, false);
+    } catch (error) {
+      showErrors(form, [{ field: "", message: `Not saved: ${error.message}` }]);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.querySelectorAll("[data-annotate-open]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const id = button.dataset.annotateOpen;
+      setOpen(id, document.getElementById(`annotate-${id}`).hidden);
+    });
+  });
+  document.querySelectorAll("form[data-annotate]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      save(form);
+    });
+    form.querySelector("[data-annotate-cancel]").addEventListener("click", () => {
+      form.reset(); // back to what was last saved
+      showErrors(form, []);
+      setOpen(form.dataset.annotate, false);
+    });
+  });
+})();

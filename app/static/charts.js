@@ -1,0 +1,47 @@
+// Shared chart drawing: every page's Plotly config, and the server-rendered figures a page
+// embeds as <script type="application/json" data-chart="ELEMENT-ID">, drawn on load.
+"use strict";
+
+window.cifarlab = window.cifarlab || {};
+
+(function (cifarlab) {
+  // The modebar stays: its camera button saves the chart as PNG (figure.config names it).
+  const PLOT_CONFIG = {
+    displaylogo: false,
+    responsive: true,
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
+  };
+
+  function plotConfig(figure) {
+    return { ...PLOT_CONFIG, ...(figure.config || {}) };
+  }
+
+  // Plotly.react updates a chart in place (keeping zoom), or draws it the first time.
+  function draw(target, figure) {
+    const fresh = !target.data;
+    const drawn = Plotly.react(target, figure.data, figure.layout, plotConfig(figure));
+    if (fresh && target.dataset.gallery && cifarlab.attachGallery) {
+      drawn.then(() => cifarlab.attachGallery(target));
+    }
+  }
+
+  function drawCharts(root) {
+    root.querySelectorAll('script[type="application/json"][data-chart]').forEach((script) => {
+      const target = document.getElementById(script.dataset.chart);
+      if (target) draw(target, JSON.parse(script.textContent));
+    });
+  }
+
+  // Swap a section for the server's fresh rendering of it (escaped by Jinja, so no user text
+  // is ever parsed here unescaped), releasing the old charts first, then draw its figures.
+  function replaceSection(container, html) {
+    container.querySelectorAll(".js-plotly-plot").forEach((chart) => Plotly.purge(chart));
+    container.innerHTML = html;
+    drawCharts(container);
+  }
+
+  cifarlab.draw = draw;
+  cifarlab.drawCharts = drawCharts;
+  cifarlab.replaceSection = replaceSection;
+  drawCharts(document);
+})(window.cifarlab);

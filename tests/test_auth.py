@@ -1,0 +1,147 @@
+"""Accounts, tokens, sessions, ownership, CSRF and exposure, through the real app."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import accounts
+from app.cli import check_exposure
+from app.main import create_app
+from tests.factories import spec_data
+
+pytestmark = pytest.mark.both_databases
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def team(session: Session, broker: redis.Redis) -> dict[str, str]:
+    """alice and bob (users) and root (admin), each with an API token."""
+    tokens = {}
+    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+        user = accounts.create_user(session=session, username=name, password=PASSWORD,
+                                    is_admin=admin)  # fmt: skip
+        tokens[name] = accounts.create_token(session=session, user=user, name="test")
+    session.commit()
+    return tokens
+
+
+def as_user(token: str) -> TestClient:
+    return TestClient(create_app(), headers={"Authorization": f"Bearer {token}"})
+
+
+def test_without_accounts_cifarlab_runs_open(session: Session, broker: redis.Redis) -> None:
+    client = TestClient(create_app())
+    created = client.post("/api/experiments", json=spec_data())
+    assert created.status_code == 201 and created.json()["owner_name"] is None
+    assert client.post(f"/api/experiments/{created.json()['id']}/cancel").status_code == 200
+
+
+def test_once_accounts_exist_everything_needs_sign_in(team: dict[str, str]) -> None:
+    anonymous = TestClient(create_app())
+    for method, path in (("get", "/api/experiments"), ("get", "/api/compare?ids=1,2"),
+                         ("post", "/api/experiments"), ("get", "/api/workers")):  # fmt: skip
+        response = getattr(anonymous, method)(path)
+        assert response.status_code == 401, path
+        assert "sign in" in response.json()["detail"]
+    assert anonymous.get("/api/health").status_code == 200
+    forged = as_user("cl_not-a-real-token")
+    assert forged.get("/api/experiments").status_code == 401
+
+
+def test_owner_or_admin_only_may_change_an_experiment(team: dict[str, str]) -> None:
+    alice, bob, root = (as_user(team[name]) for name in ("alice", "bob", "root"))
+    created = alice.post("/api/experiments", json=spec_data())
+    experiment_id = created.json()["id"]
+    assert created.json()["owner_name"] == "alice"
+    assert bob.get(f"/api/experiments/{experiment_id}").status_code == 200  # all may read
+    for method, suffix, body in (("post", "/cancel", None), ("patch", "", {"notes": "x"}),
+                                 ("delete", "", None), ("post", "/retry", None)):  # fmt: skip
+        response = bob.request(method, f"/api/experiments/{experiment_id}{suffix}", json=body)
+        assert response.status_code == 403, suffix
+        assert "only the owner" in response.json()["detail"]
+    assert root.patch(f"/api/experiments/{experiment_id}", json={"notes": "ok"}).status_code == 200
+    assert alice.post(f"/api/experiments/{experiment_id}/cancel").status_code == 200
+    mine = bob.get("/api/experiments", params={"owner": "me"}).json()
+    assert mine["total"] == 0
+    assert alice.get("/api/experiments", params={"owner": "me"}).json()["total"] == 1
+
+
+def login(client: TestClient, username: str, password: str) -> int:
+    page = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token, "next": "/"},
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+def test_browser_session_needs_csrf_for_api_writes(team: dict[str, str]) -> None:
+    client = TestClient(create_app())
+    assert login(client, "alice", "wrong password") == 401
+    assert login(client, "alice", PASSWORD) == 303
+    assert client.get("/api/experiments").status_code == 200  # the cookie signs in
+    refused = client.post("/api/experiments", json=spec_data())
+    assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["detail"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    accepted = client.post("/api/experiments", json=spec_data(), headers={"X-CSRF-Token": token})
+    assert accepted.status_code == 201 and accepted.json()["owner_name"] == "alice"
+
+
+def test_login_form_without_csrf_token_is_refused(team: dict[str, str]) -> None:
+    client = TestClient(create_app())
+    response = client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 403
+    assert client.get("/api/experiments").status_code == 401
+
+
+def test_cross_site_writes_are_refused_even_when_open(session: Session, broker) -> None:
+    client = TestClient(create_app())
+    response = client.post(
+        "/api/experiments", json=spec_data(), headers={"Origin": "https://evil.example"}
+    )
+    assert response.status_code == 403 and "cross-site" in response.json()["detail"]
+    assert client.get("/api/experiments").json()["total"] == 0
+    same = client.post(
+        "/api/experiments", json=spec_data(), headers={"Origin": "http://testserver"}
+    )
+    assert same.status_code == 201
+
+
+def test_passwords_are_hashed_and_tokens_kept_only_as_hashes(
+    session: Session, team: dict[str, str]
+) -> None:
+    from app.models import ApiToken
+
+    alice = accounts.get_user(session=session, username="alice")
+    assert alice.password_hash.startswith("$argon2") and PASSWORD not in alice.password_hash
+    stored = [row.token_hash for row in session.query(ApiToken)]
+    assert team["alice"] not in stored and len(stored[0]) == 64
+    with pytest.raises(ValueError, match="at least 8"):
+        accounts.create_user(session=session, username="carol", password="short", is_admin=False)
+    with pytest.raises(ValueError, match="taken"):
+        accounts.create_user(session=session, username="alice", password=PASSWORD, is_admin=False)
+
+
+def test_listening_beyond_loopback_needs_accounts(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.config import get_settings
+
+    check_exposure("127.0.0.1")
+    with pytest.raises(ValueError, match="cifarlab user create"):
+        check_exposure("0.0.0.0")
+    monkeypatch.setenv("CIFARLAB_AUTH", "disabled")
+    get_settings.cache_clear()
+    check_exposure("0.0.0.0")
+    monkeypatch.delenv("CIFARLAB_AUTH")
+    get_settings.cache_clear()
+    accounts.create_user(session=session, username="admin", password=PASSWORD, is_admin=True)
+    session.commit()
+    check_exposure("0.0.0.0")

@@ -1,0 +1,110 @@
+"""`cifarlab bench web` at a tiny size: what fill writes, and the figures a whole run reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, undefer
+
+from app.bench import web
+from app.models import EpochMetric, Evaluation, Experiment, Status
+
+ENDPOINTS = {
+    "list_page", "list_api", "experiment_page", "metrics_api", "compare_page", "compare_api",
+}  # fmt: skip
+
+
+def test_fill_writes_what_was_asked(session: Session) -> None:
+    filled = web.fill(session, experiments=20, epochs=5, seed=1)
+    session.commit()
+
+    experiments = session.scalars(select(Experiment)).all()
+    assert len(experiments) == len(filled.experiment_ids) == 20
+    assert web.count_rows(session)["epoch_metrics"] == filled.epoch_rows
+    succeeded = [e for e in experiments if e.status == Status.succeeded]
+    assert len(succeeded) == filled.evaluations >= 15
+    assert {e.id for e in experiments if e.status == Status.running} == set(filled.running_ids)
+    for experiment in succeeded:
+        epochs = [row.epoch for row in experiment.epochs]
+        assert epochs == [1, 2, 3, 4, 5]
+        assert experiment.total_epochs == 5
+        assert experiment.test_accuracy == experiment.evaluation.accuracy  # type: ignore[union-attr]
+
+
+def test_evaluations_are_consistent_and_sklearn_shaped(session: Session) -> None:
+    filled = web.fill(session, experiments=20, epochs=5, seed=2)
+    session.commit()
+    evaluation = session.scalars(
+        select(Evaluation)
+        .where(Evaluation.experiment_id == filled.compare_ids[0])
+        .options(undefer(Evaluation.labels), undefer(Evaluation.predictions),
+                 undefer(Evaluation.confidences))
+    ).one()  # fmt: skip
+
+    assert list(evaluation.report) == [*web.CLASSES, "accuracy", "macro avg", "weighted avg"]
+    assert set(evaluation.report["cat"]) == {"precision", "recall", "f1-score", "support"}
+    labels, predictions = np.array(evaluation.labels), np.array(evaluation.predictions)
+    assert len(labels) == len(predictions) == len(evaluation.confidences or []) == 10_000
+    matrix = np.array(evaluation.confusion_matrix)
+    assert matrix.shape == (10, 10) and matrix.sum() == 10_000
+    assert matrix[3, 5] == np.count_nonzero((labels == 3) & (predictions == 5))
+    assert evaluation.accuracy == pytest.approx(np.mean(labels == predictions))
+    assert evaluation.test_set_fingerprint == web.FINGERPRINT
+
+
+def test_json_numbers_is_json() -> None:
+    fractions = np.array([0.0, 0.5, 0.98766, 1.0])
+    assert json.loads(web.json_numbers(fractions, 4)) == [0.0, 0.5, 0.9877, 1.0]
+    assert json.loads(web.json_numbers(np.array([0, 9, 3]))) == [0, 9, 3]
+    with pytest.raises(ValueError, match="digits 0..9"):
+        web.json_numbers(np.array([10]))
+
+
+def test_tiny_run_reports_every_endpoint_and_loses_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = web.Options(
+        experiments=20, epochs=5, clients=3, requests=5, databases=("sqlite",), data_dir=tmp_path
+    )
+    figures = web.run(options)
+    web.report(figures)
+
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == json.loads(
+        json.dumps(figures, default=str)
+    )
+    sqlite = figures["sqlite"]
+    assert sqlite["status"] == "measured"
+    assert sqlite["rows"]["experiments"] == 20
+    assert figures["postgresql"] == {"status": "skipped", "reason": "not requested"}
+    (server,) = sqlite["runs"]
+    assert set(server["endpoints"]) == ENDPOINTS
+    for name, endpoint in server["endpoints"].items():
+        assert endpoint["errors"] == 0, (name, endpoint["error_samples"])
+        assert endpoint["requests"] == 5
+        assert 0 < endpoint["p50_ms"] <= endpoint["p95_ms"] <= endpoint["max_ms"]
+    recording = server["recording"]
+    assert recording["epochs_written"] >= 1
+    assert recording["lost_rows"] == recording["errors"] == recording["database_locked"] == 0
+    assert server["server_log"] == {"tracebacks": 0, "database_locked": 0}
+    static = server["static"]
+    assert "max-age" in static["cache_control"] and static["etag"]
+    assert static["revalidated_304"] and not static["inlined_in_page"]
+    assert figures["goals"]["correct"] is True
+    assert isinstance(figures["goals"]["met"], bool)
+
+
+def test_epoch_check_counts_lost_rows(session: Session) -> None:
+    filled = web.fill(session, experiments=20, epochs=4, seed=3)
+    session.commit()
+    running = filled.running_ids[0]
+    last = session.scalar(
+        select(EpochMetric.epoch).where(EpochMetric.experiment_id == running).order_by(
+            EpochMetric.epoch.desc()).limit(1)
+    )  # fmt: skip
+    claimed = web.WriterRun(start_epochs={running: last or 0})
+    claimed.outcome = {"last_epochs": {running: (last or 0) + 2}, "written": 2, "errors": []}
+    assert web.check_epochs(session, claimed)["lost_rows"] == 2

@@ -1,0 +1,369 @@
+"""The compare page, its live updates, A - B matrices and CSV export, and the import page,
+against a real SQLite database through the web app (no broker, no browser)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import classification_report
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.main import create_app
+from app.models import Experiment, Status
+from app.report_import import parse_classification_report
+from app.routes import compare_pages
+from tests.factories import CLASSES, make_evaluated, make_experiment
+from tests.test_pages import XSS, by_id, elements, field_errors, inputs
+
+LABELS = [i % 10 for i in range(400)]
+OVERFIT = [
+    {"loss": 1.0 - 0.1 * e, "accuracy": 0.5 + 0.05 * e, "learning_rate": 1e-3,
+     "val_loss": [1.0, 0.8, 0.7, 0.75, 0.9, 1.1][e], "val_accuracy": 0.6}
+    for e in range(6)
+]  # fmt: skip
+ROWS = [*CLASSES, "accuracy", "macro avg", "weighted avg"]
+
+
+@pytest.fixture
+def client(data_dir: object) -> TestClient:
+    return TestClient(create_app())
+
+
+def wrong_every(step: int, labels: list[int] = LABELS) -> list[int]:
+    return [(label + 1) % 10 if i % step == 0 else label for i, label in enumerate(labels)]
+
+
+def three(session: Session) -> list[Experiment]:
+    """Accuracy 75 %, 90 % (another learning rate) and 100 % (another seed and test set)."""
+    return [
+        make_evaluated(session, wrong_every(4), LABELS, epochs=OVERFIT),
+        make_evaluated(session, wrong_every(10), LABELS, epochs=OVERFIT[:3], learning_rate=0.01),
+        make_evaluated(session, LABELS[:200], LABELS[:200], fingerprint="other", seed=3),
+    ]
+
+
+def rename(session: Session, experiment: Experiment, name: str) -> None:
+    crud.update_experiment(session=session, experiment=experiment, changes={"name": name})
+    session.commit()
+
+
+def ids_of(experiments: list[Experiment]) -> str:
+    return ",".join(str(e.id) for e in experiments)
+
+
+def page_data(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="compare-data">(.*?)</script>', html)
+    assert match
+    return json.loads(match.group(1))  # type: ignore[no-any-return]
+
+
+def cells(html: str, row: str) -> dict[tuple[str, str], str]:
+    """The per-class table's cells in one row by (metric, experiment id): their words, and
+    "[best]" where the cell is highlighted."""
+    table = html[html.index('id="per-class"') :]
+    body = table[table.index(f'data-row="{row}"') :]
+    pattern = r'<td class="([^"]*)" data-metric="([^"]+)" data-experiment="(\d+)">(.*?)</td>'
+    found = {}
+    for css, metric, experiment_id, text in re.findall(pattern, body[: body.index("</tr>")]):
+        words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+        found[(metric, experiment_id)] = words + (" [best]" if "best" in css.split() else "")
+    return found
+
+
+def summary_rows(html: str) -> list[str]:
+    table = html[html.index('id="summary"') : html.index("</table>", html.index('id="summary"'))]
+    return re.findall(r'<tr data-experiment="(\d+)">', table)
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+
+def test_compare_page_shows_three_experiments_in_one_colour_each(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
+    assert summary_rows(html) == [str(a.id), str(b.id), str(c.id)]
+    data = page_data(html)
+    assert set(data["figures"]) == {"accuracy-chart", "loss-chart", "gap-chart", "f1-chart"}
+    assert set(data["matrices"]) == {f"matrix-{e.id}" for e in (a, b, c)}
+    assert data["active"] is False and data["matrixMode"] == "normalized"  # 400 vs 200 images
+    colours = {trace["meta"]["experiment"]: trace["marker"]["color"]
+               for trace in data["figures"]["f1-chart"]["data"]}  # fmt: skip
+    curves = {trace["meta"]["experiment"]: trace["line"]["color"]
+              for trace in data["figures"]["accuracy-chart"]["data"]
+              if trace["meta"]["kind"] in ("train", "validation")}  # fmt: skip
+    assert len(set(colours.values())) == 3 and curves == {a.id: colours[a.id], b.id: colours[b.id]}
+    for experiment in (a, b, c):
+        title = data["matrices"][f"matrix-{experiment.id}"]["counts"]["layout"]["title"]
+        assert title["font"]["color"] == colours[experiment.id]
+        assert f"--experiment-color: {colours[experiment.id]}" in html
+    assert {by_id(html, f"matrix-{e.id}").attrs["data-gallery"] for e in (a, b, c)} == {
+        str(a.id), str(b.id), str(c.id),
+    }  # fmt: skip
+    assert by_id(html, "gallery").tag == "dialog"
+
+
+def test_the_merged_report_marks_the_best_and_the_deltas_from_the_baseline(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
+    rows = [e.attrs["data-row"] for e in elements(html) if "data-row" in e.attrs]
+    assert rows == ROWS
+    accuracy = cells(html, "accuracy")
+    assert accuracy[("f1-score", str(a.id))] == "0.750"  # the baseline: no delta
+    assert accuracy[("f1-score", str(b.id))] == "0.900 +0.150"
+    assert accuracy[("f1-score", str(c.id))] == "1.000 +0.250 [best]"
+    assert accuracy[("precision", str(a.id))] == ""  # blank, as sklearn prints it
+    macro = cells(html, "macro avg")
+    assert {metric for metric, _ in macro} == {"precision", "recall", "f1-score"}
+    assert macro[("recall", str(c.id))].endswith("[best]")
+    assert "metric-view-all" in by_id(html, "per-class-view").attrs["class"]
+
+
+def test_summary_significance_warnings_diagnostics_and_hyperparameters(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
+    warnings = by_id(html, "warnings")
+    assert "Different test-set sizes" in html[html.index('id="warnings"') :]
+    assert warnings.attrs["role"] == "status"
+    columns = {(e.attrs["data-column"]): e.text for e in elements(html) if "data-column" in e.attrs}
+    assert columns["test_size"] == "200"  # the last row read: c
+    pairs = [e.attrs["data-pair"] for e in elements(html) if "data-pair" in e.attrs]
+    assert pairs == [f"{a.id}-{b.id}", f"{a.id}-{c.id}"]
+    p_values = [e.text for e in elements(html) if "data-p-value" in e.attrs]
+    assert p_values == ["< 0.0001"]  # a vs b; c was scored on other images
+    ci = next(e.text for e in elements(html) if "data-ci" in e.attrs)
+    assert re.fullmatch(r"\+\d+\.\d to \+\d+\.\d points", ci)
+    assert "not scored on the same test images" in html
+    verdicts = [e.text for e in elements(html) if "data-verdict" in e.attrs]
+    assert verdicts[0].startswith("The model overfits from epoch 3")
+    hyperparameters = {e.attrs["data-key"]: e.attrs["class"] for e in elements(html)
+                       if e.tag == "tr" and "data-key" in e.attrs}  # fmt: skip
+    assert {k for k, css in hyperparameters.items() if css == "differs"} == {
+        "learning_rate",
+        "seed",
+    }
+    assert hyperparameters["batch_size"] == "same"
+    assert "show-all" not in by_id(html, "hyperparameters").attrs["class"]
+
+
+def test_exports_and_the_baseline_picker(client: TestClient, session: Session) -> None:
+    a, b, c = three(session)
+    ids = ids_of([a, b, c])
+    html = client.get(f"/compare?ids={a.id}&ids={b.id}&ids={c.id}&baseline={b.id}").text
+    assert (
+        by_id(html, "export-json").attrs["href"]
+        == f"/api/compare?ids={a.id}%2C{b.id}%2C{c.id}&baseline={b.id}"
+    )
+    assert by_id(html, "export-csv").attrs["href"].startswith("/compare.csv?ids=")
+    selected = [
+        e.attrs["value"] for e in elements(html) if e.tag == "option" and "selected" in e.attrs
+    ]
+    assert selected[0] == str(b.id)
+    assert inputs(html)["ids"]["value"] == ids
+    accuracy = cells(html, "accuracy")
+    assert accuracy[("f1-score", str(a.id))] == "0.750 −0.150"
+    names = {figure["config"]["toImageButtonOptions"]["filename"]
+             for figure in page_data(html)["figures"].values()}  # fmt: skip
+    stem = f"cifarlab-compare-{ids.replace(',', '-')}"
+    assert names == {f"{stem}-{chart}" for chart in ("accuracy", "loss", "gap", "f1")}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [("", 422, "compare 2 to 12"), ("?ids=1", 422, "compare 2 to 12"),
+     ("?ids=1,x", 422, "write experiment ids"), ("?ids=1,999", 404, "999")],
+)  # fmt: skip
+def test_bad_ids_get_a_page_that_says_why(
+    client: TestClient, session: Session, query: str, status: int, message: str
+) -> None:
+    make_evaluated(session, LABELS, LABELS)
+    response = client.get(f"/compare{query}")
+    assert response.status_code == status
+    assert "text/html" in response.headers["content-type"] and message in response.text
+
+
+# --- live, and A - B ----------------------------------------------------------------------------
+
+
+def test_live_data_while_an_experiment_trains(client: TestClient, session: Session) -> None:
+    a, b, _ = three(session)
+    running = make_experiment(session)  # queued: no epochs, no evaluation yet
+    ids = ids_of([a, b, running])
+    html = client.get(f"/compare?ids={ids}").text
+    assert page_data(html)["active"] is True
+    assert (
+        page_data(html)["liveUrl"] == f"/compare/live?ids={ids.replace(',', '%2C')}&baseline={a.id}"
+    )
+    live = client.get(page_data(html)["liveUrl"]).json()
+    assert live["active"] is True
+    assert set(live["sections"]) == set(compare_pages.SECTIONS)
+    assert 'id="summary"' in live["sections"]["summary"]
+    assert "Still training" in live["sections"]["warnings"]
+    assert live["figures"] == page_data(html)["figures"]
+    assert f'id="matrix-{running.id}"' not in live["sections"]["matrices"]
+    assert "No curves yet for: tiny cnn." in live["sections"]["curves_note"]
+    finished = client.get(f"/compare/live?ids={ids_of([a, b])}").json()
+    assert finished["active"] is False
+
+
+def test_difference_of_two_matrices(client: TestClient, session: Session) -> None:
+    a, b, _ = three(session)
+    figure = client.get(f"/compare/difference?a={a.id}&b={b.id}").json()
+    (heatmap,) = figure["data"]
+    # class 0's 40 images sit at multiples of 10: a (wrong on every 4th image) calls half of
+    # them class 1, b (wrong on every 10th) all of them
+    assert heatmap["z"][0][:2] == [20, -20]
+    assert (
+        figure["config"]["toImageButtonOptions"]["filename"] == f"cifarlab-difference-{a.id}-{b.id}"
+    )
+    shares = client.get(f"/compare/difference?a={a.id}&b={b.id}&normalized=true").json()
+    assert shares["data"][0]["z"][0][:2] == pytest.approx([0.5, -0.5])
+    assert client.get(f"/compare/difference?a={a.id}&b={a.id}").status_code == 422
+    imported = import_report(session, with_matrix=False)
+    refused = client.get(f"/compare/difference?a={a.id}&b={imported.id}")
+    assert refused.status_code == 422 and "confusion matrix" in refused.json()["detail"]
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_holds_every_report_row_of_every_experiment(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    response = client.get(f"/compare.csv?ids={ids_of([a, b, c])}")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="cifarlab-compare-{a.id}-{b.id}-{c.id}.csv"'
+    )
+    lines = read_csv(response.text)
+    assert list(lines[0]) == list(compare_pages.CSV_HEADER)
+    assert len(lines) == 3 * len(ROWS)
+    assert [line["row"] for line in lines[: len(ROWS)]] == ROWS
+    accuracy = {line["experiment_id"]: line for line in lines if line["row"] == "accuracy"}
+    assert accuracy[str(b.id)]["f1-score"] == "0.9"
+    assert float(accuracy[str(b.id)]["delta_f1-score"]) == pytest.approx(0.15)
+    assert accuracy[str(a.id)]["baseline"] == "yes" and accuracy[str(a.id)]["delta_f1-score"] == ""
+    assert accuracy[str(a.id)]["precision"] == ""
+    assert accuracy[str(c.id)]["test_size"] == "200" and accuracy[str(c.id)]["epochs"] == "0"
+    cat = next(
+        line for line in lines if line["row"] == "class0" and line["experiment_id"] == str(b.id)
+    )
+    assert (cat["support"], cat["model"], cat["status"]) == ("40.0", "custom_cnn", "succeeded")
+
+
+def test_user_text_is_escaped_on_the_compare_page_and_safe_in_csv(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    rename(session, a, XSS)
+    rename(session, b, '=HYPERLINK("http://x")')
+    ids = ids_of([a, b, c])
+    html = client.get(f"/compare?ids={ids}").text
+    assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    names = {trace["name"] for trace in page_data(html)["figures"]["f1-chart"]["data"]}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in names  # Plotly shows it as text
+    live = client.get(f"/compare/live?ids={ids}").json()
+    assert all(XSS not in section for section in live["sections"].values())
+    response = client.get(f"/compare.csv?ids={ids}")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    names = {line["experiment_id"]: line["experiment"] for line in read_csv(response.text)}
+    assert names[str(a.id)] == XSS  # data, exactly as typed
+    assert names[str(b.id)] == '\'=HYPERLINK("http://x")'  # never a spreadsheet formula
+    assert compare_pages.csv_cell("-1 point") == "'-1 point"
+    assert compare_pages.csv_cell(-0.5) == "-0.5"  # numbers stay numbers
+
+
+# --- importing a report ---------------------------------------------------------------------------
+
+
+def report_text(predictions: list[int]) -> str:
+    return classification_report(LABELS, predictions, target_names=CLASSES, zero_division=0)
+
+
+def matrix_text() -> str:
+    from sklearn.metrics import confusion_matrix
+
+    return str(confusion_matrix(LABELS, wrong_every(5)))
+
+
+def import_report(session: Session, *, with_matrix: bool) -> Experiment:
+    imported = parse_classification_report(
+        report_text(wrong_every(5)), matrix_text() if with_matrix else None
+    )
+    experiment = crud.import_experiment(
+        session=session, name="study", tags=["study"], notes="", imported=imported
+    )
+    session.commit()
+    return experiment
+
+
+def test_import_page_creates_an_imported_experiment(client: TestClient, session: Session) -> None:
+    form = client.get("/experiments/import").text
+    assert {"name", "report_text", "confusion_matrix_text", "tags", "notes"} <= {
+        e.attrs.get("name") for e in elements(form) if e.tag in ("input", "textarea")
+    }
+    values = {"name": "study: custom CNN", "report_text": report_text(wrong_every(5)),
+              "confusion_matrix_text": matrix_text(), "tags": "study, paper",
+              "notes": "Table 3 of the paper."}  # fmt: skip
+    response = client.post("/experiments/import", data=values, follow_redirects=False)
+    assert response.status_code == 303
+    experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
+    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    assert experiment is not None and experiment.status == Status.imported
+    assert (experiment.tags, experiment.notes) == (["study", "paper"], "Table 3 of the paper.")
+    assert experiment.test_accuracy == 0.8
+    assert experiment.evaluation is not None and experiment.evaluation.confusion_matrix
+    page = client.get(response.headers["location"]).text
+    assert by_id(page, "imported-report").tag == "section"
+
+
+def test_import_errors_are_shown_next_to_their_fields(client: TestClient, session: Session) -> None:
+    values = {"name": "", "report_text": "precision recall\nnot a report", "tags": ""}
+    response = client.post("/experiments/import", data=values)
+    assert response.status_code == 422
+    errors = field_errors(response.text)
+    assert set(errors) == {"name", "report_text"}
+    assert "header" in errors["report_text"]
+    assert by_id(response.text, "report_text").text == "precision recall\nnot a report"
+    bad_matrix = {"name": "x", "report_text": report_text(LABELS), "confusion_matrix_text": "1 2"}
+    response = client.post("/experiments/import", data=bad_matrix)
+    assert list(field_errors(response.text)) == ["confusion_matrix_text"]
+    assert crud.list_experiments(session=session)[1] == 0
+
+
+def test_an_imported_report_compares_beside_trained_runs(
+    client: TestClient, session: Session
+) -> None:
+    a, b, _ = three(session)
+    imported = import_report(session, with_matrix=False)
+    html = client.get(f"/compare?ids={ids_of([a, b, imported])}").text
+    assert "Imported reports (study)" in html
+    assert f'id="matrix-{imported.id}"' not in html  # pasted without its matrix
+    row = next(e for e in elements(html) if e.tag == "tr" and e.attrs.get("data-key") == "seed")
+    assert row.attrs["class"] == "same"  # the imported report has no settings to differ
+    accuracy = cells(html, "accuracy")
+    assert accuracy[("f1-score", str(imported.id))] == "0.800 +0.050"
+    imported_card = next(
+        e for e in elements(html) if "diagnosis" in e.attrs.get("class", "")
+        and e.attrs.get("data-experiment") == str(imported.id)
+    )  # fmt: skip
+    assert imported_card.tag == "article"
+    assert "Imported report: no training curves to read." in html
