@@ -119,11 +119,17 @@ def _flat_hyperparameters(experiment: Experiment) -> dict[str, Any]:
 
 
 def hyperparameters(experiments: Sequence[Experiment]) -> dict[str, Any]:
-    """All values, and the keys whose values differ (shown by default)."""
+    """All values, and the keys whose values differ (shown by default) among trained runs:
+    an imported report has no settings, which is not a difference."""
     flat = {e.id: _flat_hyperparameters(e) for e in experiments}
     keys = sorted({key for values in flat.values() for key in values})
     table = {key: {i: values.get(key) for i, values in flat.items()} for key in keys}
-    differing = [key for key, by_id in table.items() if len({repr(v) for v in by_id.values()}) > 1]
+    trained = {e.id for e in experiments if e.status != Status.imported}
+    differing = [
+        key
+        for key, by_id in table.items()
+        if len({repr(v) for i, v in by_id.items() if i in trained}) > 1
+    ]
     return {"all": table, "differing": differing}
 
 
@@ -183,10 +189,7 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
         other_correct = _correct(other)
         same = other.evaluation is not None and other.evaluation.test_set_fingerprint == base_print
         if base_correct is None or other_correct is None or not same or base_print is None:
-            pair["text"] = (
-                f"{other.name} and {baseline.name} were not scored on the same test images with "
-                "per-image predictions kept, so no paired test can be run."
-            )
+            pair["text"] = _no_pairing(baseline, other)
             results.append(pair)
             continue
         test = mcnemar(base_correct, other_correct)
@@ -205,6 +208,19 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
         }  # fmt: skip
         results.append(pair)
     return results
+
+
+def _no_pairing(baseline: Experiment, other: Experiment) -> str:
+    unevaluated = [e.name for e in (baseline, other) if e.evaluation is None]
+    if unevaluated:
+        verb = "have" if len(unevaluated) > 1 else "has"
+        return (
+            f"{' and '.join(unevaluated)} {verb} no evaluation yet, so no paired test can be run."
+        )
+    return (
+        f"{other.name} and {baseline.name} were not scored on the same test images with "
+        "per-image predictions kept, so no paired test can be run."
+    )
 
 
 def diagnostics(experiment: Experiment, epochs: Sequence[EpochMetric]) -> dict[str, Any]:

@@ -169,3 +169,23 @@ def test_list_sorts_by_accuracy_with_unfinished_last(client: TestClient, session
         page = client.get("/api/experiments", params={"sort": "test_accuracy", "order": order})
         assert [item["id"] for item in page.json()["items"]] == expected
     assert client.get("/api/experiments", params={"sort": "colour"}).status_code == 422
+
+
+def test_imported_reports_add_no_hyperparameter_differences(
+    client: TestClient, session: Session
+) -> None:
+    trained = make_evaluated(session, LABELS, LABELS)
+    other = make_evaluated(session, LABELS, LABELS)
+    queued = make_experiment(session)
+    text = (SEED_REPORTS / "custom-cnn.txt").read_text() if SEED_REPORTS.is_dir() else None
+    if text is None:
+        pytest.skip("the study's seed reports are not here")
+    imported = client.post(
+        "/api/experiments/import", json={"name": "study", "report_text": text}
+    ).json()
+    ids = f"{trained.id},{other.id},{imported['id']},{queued.id}"
+    data = client.get("/api/compare", params={"ids": ids}).json()
+    assert data["hyperparameters"]["differing"] == []
+    assert data["hyperparameters"]["all"]["epochs"][str(imported["id"])] is None
+    texts = [pair["text"] for pair in data["significance"]]
+    assert "tiny cnn has no evaluation yet" in texts[-1]
