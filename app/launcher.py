@@ -35,13 +35,19 @@ def check_references(session: Session, spec: ExperimentSpec) -> None:
 def launch(session: Session, spec_data: Any, *, owner_id: int | None = None) -> Experiment:
     """Validate, store as queued, commit, then enqueue: a queued id always has its row.
 
-    Raises ``SpecError`` before anything is stored. If the broker cannot be reached the
-    experiment is kept, marked failed with what to do, rather than left queued forever.
+    Raises ``SpecError`` before anything is stored.
     """
     spec = parse_spec(spec_data)
     check_references(session, spec)
     experiment = crud.create_experiment(session=session, spec=spec, owner_id=owner_id)
     session.commit()
+    enqueue_or_fail(session, experiment)
+    return experiment
+
+
+def enqueue_or_fail(session: Session, experiment: Experiment) -> None:
+    """Send a committed, queued experiment to the workers. If the broker cannot be reached
+    it is marked failed with what to do, rather than left queued forever."""
     try:
         enqueue_training(experiment.id)
     except Exception as exc:
@@ -52,8 +58,7 @@ def launch(session: Session, spec_data: Any, *, owner_id: int | None = None) -> 
             experiment_id=experiment.id,
             status=Status.failed,
             error=f"Could not reach the broker at {broker}: {exc}.\n"
-            "Start Redis (`cifarlab up` starts one) and launch again.",
+            "Start Redis (`cifarlab up` starts one), then retry.",
         )
         session.commit()
-        session.refresh(experiment)
-    return experiment
+    session.refresh(experiment)

@@ -20,7 +20,7 @@ from app.models import Experiment, Status
 from app.report_import import parse_classification_report
 from app.routes import compare_pages
 from tests.factories import CLASSES, make_evaluated, make_experiment
-from tests.test_pages import XSS, by_id, elements, field_errors, inputs
+from tests.test_pages import XSS, by_id, elements, field_errors, inputs, post_form
 
 LABELS = [i % 10 for i in range(400)]
 OVERFIT = [
@@ -323,7 +323,7 @@ def test_import_page_creates_an_imported_experiment(client: TestClient, session:
     values = {"name": "study: custom CNN", "report_text": report_text(wrong_every(5)),
               "confusion_matrix_text": matrix_text(), "tags": "study, paper",
               "notes": "Table 3 of the paper."}  # fmt: skip
-    response = client.post("/experiments/import", data=values, follow_redirects=False)
+    response = post_form(client, "/experiments/import", values, follow_redirects=False)
     assert response.status_code == 303
     experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
@@ -337,14 +337,14 @@ def test_import_page_creates_an_imported_experiment(client: TestClient, session:
 
 def test_import_errors_are_shown_next_to_their_fields(client: TestClient, session: Session) -> None:
     values = {"name": "", "report_text": "precision recall\nnot a report", "tags": ""}
-    response = client.post("/experiments/import", data=values)
+    response = post_form(client, "/experiments/import", values)
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert set(errors) == {"name", "report_text"}
     assert "header" in errors["report_text"]
     assert by_id(response.text, "report_text").text == "precision recall\nnot a report"
     bad_matrix = {"name": "x", "report_text": report_text(LABELS), "confusion_matrix_text": "1 2"}
-    response = client.post("/experiments/import", data=bad_matrix)
+    response = post_form(client, "/experiments/import", bad_matrix)
     assert list(field_errors(response.text)) == ["confusion_matrix_text"]
     assert crud.list_experiments(session=session)[1] == 0
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -113,6 +114,25 @@ def client(data_dir: object) -> TestClient:
     return TestClient(create_app())
 
 
+def csrf_token(client: TestClient) -> str:
+    """The session's CSRF token, as every page embeds it for its forms and scripts."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/workers").text)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def post_form(
+    client: TestClient,
+    url: str,
+    data: dict[str, str] | None = None,
+    *,
+    follow_redirects: bool = True,
+) -> httpx.Response:
+    """A form post as a page sends it: with the session's CSRF token."""
+    data = {**(data or {}), "csrf_token": csrf_token(client)}
+    return client.post(url, data=data, follow_redirects=follow_redirects)
+
+
 def form(**overrides: str) -> dict[str, str]:
     values = {
         "name": "form run",
@@ -184,7 +204,7 @@ def test_form_inputs_are_generated_from_the_hyperparameter_schema(client: TestCl
     assert response.status_code == 200
     fields = inputs(response.text)
     schema = MODELS["custom_cnn"].hyperparameters.model_json_schema()["properties"]
-    assert {"name", "model", "tags"} | {f"hp.{key}" for key in schema} == set(fields)
+    assert {"csrf_token", "name", "model", "tags"} | {f"hp.{key}" for key in schema} == set(fields)
     epochs = fields["hp.epochs"]
     assert (epochs["type"], epochs["value"], epochs["min"], epochs["max"], epochs["step"]) == (
         "number",
@@ -231,7 +251,7 @@ def test_choice_fields_render_as_selects(client: TestClient) -> None:
 def test_valid_post_creates_queued_experiment_and_enqueues_after_commit(
     client: TestClient, enqueued: Enqueued, session: Session
 ) -> None:
-    response = client.post("/experiments/new", data=form(), follow_redirects=False)
+    response = post_form(client, "/experiments/new", form(), follow_redirects=False)
     assert response.status_code == 303
     experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
     assert enqueued.ids == [experiment_id]
@@ -250,7 +270,7 @@ def test_valid_post_creates_queued_experiment_and_enqueues_after_commit(
 def test_invalid_post_shows_field_error_and_launches_nothing(
     client: TestClient, enqueued: Enqueued, session: Session, epochs: str
 ) -> None:
-    response = client.post("/experiments/new", data=form(**{"hp.epochs": epochs}))
+    response = post_form(client, "/experiments/new", form(**{"hp.epochs": epochs}))
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert list(errors) == ["hyperparameters.epochs"]
@@ -265,7 +285,7 @@ def test_invalid_post_shows_field_error_and_launches_nothing(
 
 
 def test_empty_name_is_reported_next_to_the_name(client: TestClient, enqueued: Enqueued) -> None:
-    response = client.post("/experiments/new", data=form(name="  "))
+    response = post_form(client, "/experiments/new", form(name="  "))
     assert response.status_code == 422
     assert list(field_errors(response.text)) == ["name"]
     assert enqueued.ids == []
@@ -278,7 +298,7 @@ def test_broker_down_marks_failed_and_still_redirects(
         raise ConnectionError("connection refused")
 
     monkeypatch.setattr(launcher, "enqueue_training", broker_down)
-    response = client.post("/experiments/new", data=form(), follow_redirects=False)
+    response = post_form(client, "/experiments/new", form(), follow_redirects=False)
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     alert = by_id(page.text, "error")
@@ -323,7 +343,7 @@ def test_preset_launch_is_one_click(
     client: TestClient, enqueued: Enqueued, session: Session
 ) -> None:
     preset = PRESETS["quick-custom-cnn"]
-    response = client.post(f"/presets/{preset.name}/launch", follow_redirects=False)
+    response = post_form(client, f"/presets/{preset.name}/launch", follow_redirects=False)
     assert response.status_code == 303
     experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
     assert enqueued.ids == [experiment_id] and enqueued.committed_status == ["queued"]
@@ -331,18 +351,18 @@ def test_preset_launch_is_one_click(
     assert experiment is not None
     assert experiment.spec == preset.spec.model_dump(mode="json")
     assert experiment.tags == ["quick", "quick-custom-cnn"]
-    assert client.post("/presets/nope/launch").status_code == 404
+    assert post_form(client, "/presets/nope/launch").status_code == 404
     assert enqueued.ids == [experiment_id]
 
 
 def test_refused_preset_launch_shows_the_form_prefilled_with_the_error(
     client: TestClient, enqueued: Enqueued, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(session: Session, spec: object) -> Experiment:
+    def refuse(session: Session, spec: object, **_: object) -> Experiment:
         raise SpecError([FieldError(field="hyperparameters.epochs", message="no workers left")])
 
     monkeypatch.setattr(pages, "launch", refuse)
-    response = client.post("/presets/quick-residual-cnn/launch")
+    response = post_form(client, "/presets/quick-residual-cnn/launch")
     assert response.status_code == 422
     assert field_errors(response.text) == {"hyperparameters.epochs": "no workers left"}
     fields = inputs(response.text)
@@ -837,17 +857,145 @@ def test_user_text_is_escaped_everywhere(client: TestClient, session: Session) -
     crud.update_experiment(
         session=session, experiment=experiment, changes={"tags": [XSS], "notes": XSS}
     )
+    running = named(make_experiment(session), XSS)
+    crud.claim_experiment(
+        session=session, experiment_id=running.id, worker_host=XSS, device=XSS, worker_name=XSS
+    )
+    crud.see_worker(session=session, name=XSS, hostname=XSS, pid=1, device=XSS)
+    queued = named(make_experiment(session), XSS)
     session.commit()
-    for url in ("/", f"/experiments/{experiment.id}", f"/experiments/new?from={experiment.id}"):
+    imported = post_form(client, "/experiments/import", {
+        "name": XSS, "tags": XSS, "notes": XSS, "report_text": STUDY_REPORT,
+    })  # fmt: skip
+    assert imported.status_code == 200 and by_id(imported.text, "imported-report")
+    pages = ["/", f"/experiments/{experiment.id}", f"/experiments/new?from={experiment.id}",
+             f"/experiments/{running.id}", f"/experiments/{queued.id}", "/workers",
+             "/workers/live", f"/compare?ids={experiment.id},{running.id}",
+             f"/login?next=/{XSS}"]  # fmt: skip
+    for html in [imported.text, *(client.get(url).text for url in pages)]:
+        assert XSS not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def named(experiment: Experiment, name: str) -> Experiment:
+    experiment.name = name
+    return experiment
+
+
+# --- runs that stop or die, workers and the queue ----------------------------------------------
+
+
+def _shown(html: str, element_id: str) -> bool:
+    return "hidden" not in by_id(html, element_id).attrs
+
+
+def test_a_queued_experiment_shows_its_place_in_the_queue(
+    client: TestClient, session: Session
+) -> None:
+    first, second = make_experiment(session), make_experiment(session)
+    html = client.get(f"/experiments/{second.id}").text
+    assert _shown(html, "queue-position")
+    assert " ".join(by_id(html, "queue-position").text.split()).startswith("Queued: position")
+    position = next(e for e in elements(html) if "data-queue-position" in e.attrs)
+    assert position.text == "2"
+    assert _shown(html, "cancel") and not _shown(html, "retry") and not _shown(html, "delete")
+    snapshot = events.read_snapshot(first.id, 0)
+    assert snapshot is not None and snapshot.experiment.queue_position == 1  # live, by SSE
+    crud.claim_experiment(session=session, experiment_id=first.id, worker_host="h", device="CPU")
+    session.commit()
+    assert not _shown(client.get(f"/experiments/{first.id}").text, "queue-position")
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [("failed", {"retry", "delete"}), ("cancelled", {"retry", "delete"}),
+     ("succeeded", {"delete", "download"}), ("running", {"cancel"})],
+)  # fmt: skip
+def test_each_state_offers_what_the_api_accepts(
+    client: TestClient, session: Session, status: str, shown: set[str]
+) -> None:
+    experiment = make_experiment(session)
+    experiment.status = status
+    session.commit()
+    html = client.get(f"/experiments/{experiment.id}").text
+    buttons = {"cancel", "retry", "delete", "download"}
+    assert {name for name in buttons if _shown(html, name)} == shown
+    controls = {e.attrs["id"]: e.attrs for e in elements(html) if "data-action-url" in e.attrs}
+    url = f"/api/experiments/{experiment.id}"
+    assert {name: (c["data-method"], c["data-action-url"]) for name, c in controls.items()} == {
+        "cancel": ("POST", f"{url}/cancel"), "retry": ("POST", f"{url}/retry"),
+        "delete": ("DELETE", url),
+    }  # fmt: skip
+    assert controls["delete"]["data-confirm"] and controls["retry"]["data-after"] == "reload"
+    assert '<script src="/static/actions.js"' in html
+
+
+def test_a_lost_worker_failure_says_why_and_counts_its_attempts(
+    client: TestClient, session: Session
+) -> None:
+    experiment = make_experiment(session)
+    assert not _shown(client.get(f"/experiments/{experiment.id}").text, "attempts-row")
+    error = "Worker lost: gpu-1 stopped sending heartbeats. Retry resumes from the last epoch."
+    experiment.attempts = 2
+    session.commit()
+    crud.finish_experiment(
+        session=session, experiment_id=experiment.id, status=Status.failed, error=error
+    )
+    session.commit()
+    html = client.get(f"/experiments/{experiment.id}").text
+    assert _shown(html, "error") and error in html
+    assert _shown(html, "attempts-row")
+    assert next(e for e in elements(html) if e.attrs.get("data-fact") == "attempts").text == "2"
+    assert _shown(html, "retry")
+
+
+def test_an_imported_report_can_be_deleted_not_cancelled(
+    client: TestClient, session: Session
+) -> None:
+    html = client.get(f"/experiments/{imported_experiment(session).id}").text
+    assert _shown(html, "delete") and 'id="cancel"' not in html and 'id="retry"' not in html
+
+
+def test_the_workers_page_lists_workers_what_they_run_and_the_queue(
+    client: TestClient, session: Session
+) -> None:
+    crud.see_worker(session=session, name="celery@gpu-1", hostname="gpu-1", pid=41, device="GPU:0")
+    crud.see_worker(session=session, name="celery@gpu-2", hostname="gpu-2", pid=42, device="GPU:1")
+    busy = named(make_experiment(session), "busy run")
+    crud.claim_experiment(
+        session=session, experiment_id=busy.id, worker_host="gpu-1", device="GPU:0",
+        worker_name="celery@gpu-1",
+    )  # fmt: skip
+    waiting = [named(make_experiment(session), f"waiting {n}") for n in (1, 2)]
+    session.commit()
+    for url in ("/workers", "/workers/live"):
         html = client.get(url).text
-        assert XSS not in html, url
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+        rows = {e.attrs["data-worker"]: e for e in elements(html) if "data-worker" in e.attrs}
+        assert list(rows) == ["celery@gpu-1", "celery@gpu-2"]
+        running = next(e for e in elements(html) if "data-running" in e.attrs)
+        assert (running.attrs["href"], running.text) == (f"/experiments/{busy.id}", "busy run")
+        assert "GPU:1" in html and "idle" in html and " ago" in html
+        queue = [e.attrs["data-experiment"] for e in elements(html)
+                 if e.tag == "tr" and "data-experiment" in e.attrs]  # fmt: skip
+        assert queue == [str(e.id) for e in waiting]
+        positions = [e.text for e in elements(html) if "data-position" in e.attrs]
+        assert positions == ["1", "2"]
+    page = client.get("/workers").text
+    assert "<html" in page and '<script src="/static/workers.js"' in page
+    assert next(e for e in elements(page) if e.attrs.get("href") == "/workers").text == "Workers"
+    assert "<html" not in client.get("/workers/live").text
+
+
+def test_the_workers_page_says_when_nobody_is_there(client: TestClient) -> None:
+    html = client.get("/workers").text
+    assert by_id(html, "no-workers") and by_id(html, "empty-queue")
+    assert "cifarlab worker" in html
 
 
 def test_pages_load_nothing_from_other_hosts(client: TestClient, session: Session) -> None:
     experiment = finished_experiment(session)
     urls = ["/", "/experiments/new", f"/experiments/{experiment.id}", "/experiments/404",
-            "/experiments/new?preset=quick-custom-cnn"]  # fmt: skip
+            "/experiments/new?preset=quick-custom-cnn", "/workers", "/login"]  # fmt: skip
     for url in urls:
         html = client.get(url).text
         assert "http://" not in html and "https://" not in html, url

@@ -18,10 +18,10 @@ from app import crud
 from app.auth import ActorDep, ViewerDep, ensure_can_modify, viewer
 from app.config import get_settings
 from app.deps import SessionDep
-from app.launcher import launch
+from app.launcher import enqueue_or_fail, launch
 from app.models import Experiment, Status, utcnow
 from app.presets import PRESETS, Preset
-from app.queue import enqueue_training, online_workers
+from app.queue import online_workers
 from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
@@ -154,8 +154,7 @@ def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: in
             "experiments can be retried",
         )
     session.commit()
-    enqueue_training(experiment_id)
-    session.refresh(experiment)
+    enqueue_or_fail(session, experiment)
     return experiment
 
 

@@ -10,21 +10,27 @@ from fastapi.responses import RedirectResponse, Response
 from app import accounts
 from app.auth import CSRF_FIELD, csrf_matches
 from app.deps import SessionDep
-from app.routes.pages import templates
+from app.routes.pages import FORGED_FORM, error_page, templates
 from app.security import new_csrf_token
 
 router = APIRouter(include_in_schema=False)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only paths on this site: a login link must not bounce the user elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/"
+    """Only paths on this site: a login link must not bounce the user elsewhere. Browsers read
+    ``/\\host`` as ``//host`` and drop tabs and newlines, so those are refused too."""
+    if not target or not target.startswith("/") or not target.isprintable():
+        return "/"
+    if target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
-def _login_page(request: Request, error: str | None, next_url: str, status: int = 200) -> Response:
-    context = {"error": error, "next": next_url}
+def _login_page(
+    request: Request, error: str | None, next_url: str, status: int = 200, username: str = ""
+) -> Response:
+    """A refused sign-in keeps the username, so only the password is typed again."""
+    context = {"error": error, "next": next_url, "username": username}
     return templates.TemplateResponse(request, "login.html", context, status_code=status)
 
 
@@ -46,10 +52,11 @@ def login(
 ) -> Response:
     next_url = _safe_next(next_url)
     if not csrf_matches(request, csrf):
-        return _login_page(request, "The form expired; please sign in again.", next_url, 403)
+        expired = "The form expired; please sign in again."
+        return _login_page(request, expired, next_url, 403, username)
     user = accounts.authenticate(session=session, username=username, password=password)
     if user is None:
-        return _login_page(request, "Wrong username or password.", next_url, 401)
+        return _login_page(request, "Wrong username or password.", next_url, 401, username)
     request.session.clear()  # a new session on sign-in: no fixation
     request.session["user_id"] = user.id
     request.session[CSRF_FIELD] = new_csrf_token()
@@ -59,6 +66,6 @@ def login(
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> Response:
     if not csrf_matches(request, csrf):
-        return Response("missing or wrong CSRF token", status_code=403)
+        return error_page(request, 403, FORGED_FORM)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import crud
+from app.auth import viewer
 from app.db import get_sessionmaker
 from app.models import Status
 from app.schemas import EpochMetricPublic, EvaluationPublic, ExperimentPublic
@@ -57,6 +58,7 @@ def read_snapshot(experiment_id: int, after_epoch: int) -> Snapshot | None:
         if experiment is None:
             return None
         public = ExperimentPublic.model_validate(experiment)
+        public.queue_position = crud.queue_position(session=session, experiment=experiment)
         rows = crud.list_epochs(
             session=session, experiment_id=experiment_id, after_epoch=after_epoch
         )
@@ -127,6 +129,13 @@ async def event_stream(
         snapshot = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
 
 
+def check_viewer(request: Request) -> None:
+    """Signed in, or cifarlab runs open (else 401): checked with a session of its own, so
+    the stream that follows holds no database connection for its whole life."""
+    with get_sessionmaker()() as session:
+        viewer(request, session)
+
+
 def _resume_after(after_epoch: int, last_event_id: str | None) -> int:
     """A reconnecting browser sends the last epoch it got as Last-Event-ID."""
     if last_event_id and last_event_id.strip().isdigit():
@@ -145,8 +154,10 @@ async def experiment_events(
     after_epoch: Annotated[int, Query(ge=0, description="Send only epochs after this one.")] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Live updates as server-sent events: ``experiment`` (state changed), ``epoch`` (one
-    new row, ``id`` = its number), ``evaluation``, then ``end`` once the run has finished."""
+    """Live updates as server-sent events: ``experiment`` (state changed, with its place in
+    the queue while queued), ``epoch`` (one new row, ``id`` = its number), ``evaluation``,
+    then ``end`` once the run has finished. 401 once accounts exist and nobody signed in."""
+    await run_in_threadpool(check_viewer, request)
     state = StreamState(last_epoch=_resume_after(after_epoch, last_event_id))
     first = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
     if first is None:

@@ -1,7 +1,9 @@
-"""HTML pages: the experiments list, the launch and import forms, the live experiment page
-and the compare page with its CSV export.
+"""HTML pages: the experiments list, the launch and import forms, the live experiment page,
+the workers page and the compare page with its CSV export.
 
-Pages read the database only. The forms are built in ``app.forms``, figures in
+Pages read the database only. Once accounts exist, a visitor who is not signed in is sent to
+/login and back (fragments the page scripts fetch answer 401); every form post carries the
+session's CSRF token. The forms are built in ``app.forms``, figures in
 ``app.charts`` and the compare page's parts in ``compare_pages``; this module holds the
 routes, in one router so that fixed paths (``/experiments/new``, ``/experiments/import``)
 come before ``/experiments/{id}``.
@@ -30,10 +32,11 @@ from fastapi.responses import (
     Response,
 )
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app import crud
-from app.auth import csrf_token
+from app.auth import CSRF_FIELD, Principal, csrf_matches, csrf_token, identify, viewer
 from app.charts import (
     boundary_marks,
     confusion_matrix_figure,
@@ -58,9 +61,9 @@ from app.forms import (
     values_from_spec,
 )
 from app.launcher import launch
-from app.models import EpochMetric, Experiment, Status
+from app.models import EpochMetric, Experiment, Status, utcnow
 from app.presets import PRESETS
-from app.routes import compare_pages
+from app.routes import api, compare_pages
 from app.schemas import (
     EpochMetricPublic,
     EvaluationPublic,
@@ -77,7 +80,7 @@ PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
 
 
-# --- formatting -------------------------------------------------------------------------------
+# --- formatting --------------------------------------------------------------------------------
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -87,6 +90,14 @@ def format_datetime(value: datetime | None) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_ago(value: datetime | None) -> str:
+    """How long ago, for "last seen": the workers page refreshes every few seconds."""
+    if value is None:
+        return "—"
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return f"{format_duration(max((utcnow() - aware).total_seconds(), 0.0))} ago"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -143,12 +154,41 @@ def format_p_value(value: float) -> str:
     return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
 
 
+# --- who is looking ----------------------------------------------------------------------------
+
+
+def signed_in(request: Request) -> Principal | None:
+    """The principal ``page_viewer`` found; None on pages that do not ask (the login page)."""
+    return getattr(request.state, "principal", None)
+
+
+def login_url(request: Request) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login?" + urlencode({"next": here})
+
+
+def page_viewer(request: Request, session: SessionDep) -> Principal:
+    """A visitor who must sign in goes to /login and comes back here afterwards; the
+    principal stays on the request so the nav can say who is signed in."""
+    principal = identify(request, session)
+    if principal.auth_required and principal.user is None:
+        raise HTTPException(303, detail="sign in first", headers={"Location": login_url(request)})
+    request.state.principal = principal
+    return principal
+
+
+PageViewerDep = Annotated[Principal, Depends(page_viewer)]
+SIGNED_IN = [Depends(page_viewer)]
+FRAGMENT_VIEWER = [Depends(viewer)]
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True
     )
     env.filters.update(
         datetime=format_datetime,
+        ago=format_ago,
         duration=format_duration,
         percent=format_percent,
         number=format_number,
@@ -159,22 +199,37 @@ def _environment() -> jinja2.Environment:
         p_value=format_p_value,
     )
     env.globals.update(
-        plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token
-    )
+        plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token,
+        csrf_field=CSRF_FIELD, signed_in=signed_in,
+    )  # fmt: skip
     return env
 
 
 templates = Jinja2Templates(env=_environment())
 
 
-def _error_page(request: Request, status_code: int, message: str) -> Response:
-    title = "Not found" if status_code == 404 else "Cannot show this"
+ERROR_TITLES = {403: "Refused", 404: "Not found"}
+FORGED_FORM = (
+    "This form was sent without the security token of your session: it may come from a page "
+    "opened before you signed in again, or from another site. Nothing was changed. Go back, "
+    "reload the page and send it again."
+)
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    title = ERROR_TITLES.get(status_code, "Cannot show this")
     context = {"status_code": status_code, "title": title, "message": message}
     return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
 
 
 def _not_found(request: Request, message: str) -> Response:
-    return _error_page(request, 404, message)
+    return error_page(request, 404, message)
+
+
+def refuse_forgery(request: Request, sent: str | None) -> Response | None:
+    """Another site can make a browser post a form here, cookies and all, but cannot read
+    the token the page was rendered with; without it nothing happens."""
+    return None if csrf_matches(request, sent) else error_page(request, 403, FORGED_FORM)
 
 
 # --- plotly.js, from the installed plotly package ----------------------------------------------
@@ -237,14 +292,23 @@ def _sort_links(filters: dict[str, str]) -> dict[str, str]:
     return links
 
 
+def _owner_filter(owner: str, principal: Principal) -> str | None:
+    """``me`` is whoever is signed in; with nobody signed in it filters nothing."""
+    if owner == "me":
+        return principal.user.username if principal.user else None
+    return owner.strip() or None
+
+
 @router.get("/")
 def experiments_page(
     request: Request,
     session: SessionDep,
+    principal: PageViewerDep,
     status: str = "",
     model: str = "",
     tag: str = "",
     q: str = "",
+    owner: str = "",
     sort: str = DEFAULT_SORT[0],
     order: str = DEFAULT_SORT[1],
     page: int = 1,
@@ -254,26 +318,31 @@ def experiments_page(
     order = "asc" if order == "asc" else "desc"
     items, total = crud.list_experiments(
         session=session, status=status or None, model=model or None, tag=tag.strip() or None,
-        q=q.strip() or None, sort=sort, descending=order == "desc", limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
+        q=q.strip() or None, owner=_owner_filter(owner, principal), sort=sort,
+        descending=order == "desc", limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
     )  # fmt: skip
-    filters = {"status": status, "model": model, "tag": tag, "q": q, "sort": sort, "order": order}
+    filters = {
+        "status": status, "model": model, "tag": tag, "q": q, "owner": owner.strip(),
+        "sort": sort, "order": order,
+    }  # fmt: skip
     pages = max(1, math.ceil(total / PAGE_SIZE))
     context = {
         "experiments": items,
         "total": total,
         "filters": filters,
-        "filtered": any((status, model, tag.strip(), q.strip())),
+        "filtered": any((status, model, tag.strip(), q.strip(), owner.strip())),
         "sort_links": _sort_links(filters),
         "page": page,
         "previous_url": _list_url(filters, page - 1) if page > 1 else None,
         "next_url": _list_url(filters, page + 1) if page < pages else None,
         "pages": pages,
+        "principal": principal,
+        "show_owners": principal.auth_required or principal.user is not None,
     }
     return templates.TemplateResponse(request, "experiments.html", context)
 
 
-# --- the launch form and its presets ----------------------------------------------------------
+# --- the launch form and its presets -----------------------------------------------------------
 
 
 def _render_form(
@@ -292,7 +361,7 @@ def _render_form(
     return templates.TemplateResponse(request, "new.html", context, status_code=status_code)
 
 
-@router.get("/experiments/new")
+@router.get("/experiments/new", dependencies=SIGNED_IN)
 def new_experiment_page(
     request: Request,
     session: SessionDep,
@@ -321,29 +390,40 @@ async def _form_values(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+FormValuesDep = Annotated[dict[str, str], Depends(_form_values)]
+
+
 @router.post("/experiments/new")
 def launch_experiment(
-    request: Request,
-    session: SessionDep,
-    values: Annotated[dict[str, str], Depends(_form_values)],
+    request: Request, session: SessionDep, principal: PageViewerDep, values: FormValuesDep
 ) -> Response:
+    if refused := refuse_forgery(request, values.get(CSRF_FIELD)):
+        return refused
     try:
-        experiment = launch(session, spec_from_form(values))
+        experiment = launch(session, spec_from_form(values), owner_id=principal.user_id)
     except SpecError as exc:
         return _render_form(request, values, exc.errors, status_code=422)
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 
 @router.post("/presets/{name}/launch")
-def launch_preset(request: Request, session: SessionDep, name: str) -> Response:
+def launch_preset(
+    request: Request,
+    session: SessionDep,
+    principal: PageViewerDep,
+    values: FormValuesDep,
+    name: str,
+) -> Response:
     """One click from a preset card. Presets are validated when they are defined, so only a
     check against the database could refuse one; then the form shows why, prefilled."""
+    if refused := refuse_forgery(request, values.get(CSRF_FIELD)):
+        return refused
     preset = PRESETS.get(name)
     if preset is None:
         return _not_found(request, f"There is no preset {name!r}.")
     spec = preset.spec.model_dump(mode="json")
     try:
-        experiment = launch(session, spec)
+        experiment = launch(session, spec, owner_id=principal.user_id)
     except SpecError as exc:
         return _render_form(request, values_from_spec(spec), exc.errors, status_code=422)
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
@@ -365,25 +445,26 @@ def _render_import(
     return templates.TemplateResponse(request, "import.html", context, status_code=status_code)
 
 
-@router.get("/experiments/import")
+@router.get("/experiments/import", dependencies=SIGNED_IN)
 def import_page(request: Request) -> Response:
     return _render_import(request, {})
 
 
 @router.post("/experiments/import")
 def import_report(
-    request: Request,
-    session: SessionDep,
-    values: Annotated[dict[str, str], Depends(_form_values)],
+    request: Request, session: SessionDep, principal: PageViewerDep, values: FormValuesDep
 ) -> Response:
     """The same checks as POST /api/experiments/import; errors go next to their field."""
+    if refused := refuse_forgery(request, values.get(CSRF_FIELD)):
+        return refused
     try:
         body, imported = report_import_from_form(values)
     except SpecError as exc:
         return _render_import(request, values, exc.errors, status_code=422)
     experiment = crud.import_experiment(
-        session=session, name=body.name, tags=list(body.tags), notes=body.notes, imported=imported
-    )
+        session=session, name=body.name, tags=list(body.tags), notes=body.notes,
+        imported=imported, owner_id=principal.user_id,
+    )  # fmt: skip
     session.commit()
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
@@ -475,28 +556,36 @@ def _page_data(
     }
 
 
-def _imported_page(request: Request, experiment: Experiment) -> Response:
+def _imported_page(request: Request, experiment: Experiment, can_modify: bool) -> Response:
     """A pasted report has no run behind it: no progress, curves or model, just the report."""
     context = {
         "experiment": ExperimentPublic.model_validate(experiment),
+        "can_modify": can_modify,
         **evaluation_context(_evaluation_of(experiment), experiment),
     }
     return templates.TemplateResponse(request, "imported.html", context)
 
 
 @router.get("/experiments/{experiment_id}")
-def experiment_page(request: Request, session: SessionDep, experiment_id: int) -> Response:
+def experiment_page(
+    request: Request, session: SessionDep, principal: PageViewerDep, experiment_id: int
+) -> Response:
+    """Cancel, Retry, Delete and the notes editor are drawn for the owner or an admin only
+    (the API refuses anyone else all the same)."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     if experiment is None:
         return _not_found(request, f"Experiment {experiment_id} does not exist.")
+    can_modify = principal.can_modify(experiment)
     if experiment.status == Status.imported:
-        return _imported_page(request, experiment)
+        return _imported_page(request, experiment, can_modify)
     public = ExperimentPublic.model_validate(experiment)
+    public.queue_position = crud.queue_position(session=session, experiment=experiment)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
     epochs = [EpochMetricPublic.model_validate(row) for row in rows]
     evaluation = _evaluation_of(experiment)
     context = {
         "experiment": public,
+        "can_modify": can_modify,
         "spec_groups": spec_groups(public.model, public.spec.get("hyperparameters", {})),
         "study": study_preset(public.tags),
         "seconds_per_epoch": mean_and_last([row.seconds for row in epochs]),
@@ -509,7 +598,7 @@ def experiment_page(request: Request, session: SessionDep, experiment_id: int) -
     return templates.TemplateResponse(request, "experiment.html", context)
 
 
-@router.get("/experiments/{experiment_id}/evaluation")
+@router.get("/experiments/{experiment_id}/evaluation", dependencies=FRAGMENT_VIEWER)
 def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
     """The evaluation section alone: the live page swaps it in when training ends, so the
     table and heatmap have one rendering path."""
@@ -521,7 +610,7 @@ def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) 
     return templates.TemplateResponse(request, "_evaluation.html", context)
 
 
-@router.get("/experiments/{experiment_id}/diagnostics")
+@router.get("/experiments/{experiment_id}/diagnostics", dependencies=FRAGMENT_VIEWER)
 def diagnostics_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
     """The diagnostics section alone: the live page swaps it in after each epoch and at the
     end, when "so far" becomes the final verdict."""
@@ -531,6 +620,34 @@ def diagnostics_panel(request: Request, session: SessionDep, experiment_id: int)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
     context = diagnostics_context(experiment, rows)
     return templates.TemplateResponse(request, "_diagnostics.html", context)
+
+
+# --- workers and the queue ---------------------------------------------------------------------
+
+QUEUE_SHOWN = 50
+WORKERS_POLL_MILLISECONDS = 3000
+
+
+def workers_context(session: Session) -> dict[str, Any]:
+    """The workers GET /api/workers lists (one definition of "online"), and the queue oldest
+    first: the order ``crud.queue_position`` counts in."""
+    queue, queued = crud.list_experiments(
+        session=session, status=Status.queued, sort="created_at", descending=False,
+        limit=QUEUE_SHOWN,
+    )  # fmt: skip
+    return {"workers": api.list_workers(session), "queue": queue, "queued": queued}
+
+
+@router.get("/workers", dependencies=SIGNED_IN)
+def workers_page(request: Request, session: SessionDep) -> Response:
+    context = {**workers_context(session), "poll_milliseconds": WORKERS_POLL_MILLISECONDS}
+    return templates.TemplateResponse(request, "workers.html", context)
+
+
+@router.get("/workers/live", dependencies=FRAGMENT_VIEWER)
+def workers_live(request: Request, session: SessionDep) -> Response:
+    """The page's two tables alone: static/workers.js swaps them in every few seconds."""
+    return templates.TemplateResponse(request, "_workers.html", workers_context(session))
 
 
 # --- comparing experiments ---------------------------------------------------------------------
@@ -548,20 +665,20 @@ def _sections(context: dict[str, Any]) -> dict[str, str]:
     }
 
 
-@router.get("/compare")
+@router.get("/compare", dependencies=SIGNED_IN)
 def compare_page(
     request: Request, session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
 ) -> Response:
     try:
         experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
     except HTTPException as exc:
-        return _error_page(request, exc.status_code, str(exc.detail))
+        return error_page(request, exc.status_code, str(exc.detail))
     context = compare_pages.compare_context(experiments, comparison)
     context["page_data"] = compare_pages.page_data(context, comparison)
     return templates.TemplateResponse(request, "compare.html", context)
 
 
-@router.get("/compare/live")
+@router.get("/compare/live", dependencies=FRAGMENT_VIEWER)
 def compare_live(
     session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
 ) -> dict[str, Any]:
@@ -572,7 +689,7 @@ def compare_live(
     return {**compare_pages.live_data(context, comparison), "sections": _sections(context)}
 
 
-@router.get("/compare/difference")
+@router.get("/compare/difference", dependencies=FRAGMENT_VIEWER)
 def compare_difference(
     session: SessionDep,
     a: Annotated[int, Query(description="Experiment A")],
@@ -586,7 +703,7 @@ def compare_difference(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
-@router.get("/compare.csv")
+@router.get("/compare.csv", dependencies=SIGNED_IN)
 def compare_csv(session: SessionDep, ids: IdsQuery = None, baseline: int | None = None) -> Response:
     """The compare page's tables as one flat CSV (see ``compare_pages.csv_rows``)."""
     experiments, comparison = compare_pages.load_comparison(session, ids, baseline)

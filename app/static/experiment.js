@@ -1,6 +1,7 @@
 // Live experiment page: charts.js has drawn the server-rendered figures; this follows the
 // SSE stream. Formatting mirrors the Jinja filters in app/routes/pages.py so live and
-// reloaded pages match.
+// reloaded pages match. The Cancel, Retry and Delete buttons (actions.js) exist only for the
+// experiment's owner or an admin; this shows each in the states where the API accepts it.
 "use strict";
 
 (function (cifarlab) {
@@ -48,6 +49,7 @@
     trainable_parameters: orDash(formatInteger),
     test_accuracy: orDash((value) => `${(value * 100).toFixed(2)}%`),
     macro_f1: orDash((value) => value.toFixed(3)),
+    attempts: String,
   };
 
   // format_mean_last in app/routes/pages.py: the mean over epochs and the last epoch's value.
@@ -84,9 +86,30 @@
       const cell = document.querySelector(`#facts [data-fact="${key}"]`);
       if (cell) cell.textContent = format(experiment[key]);
     });
+    document.getElementById("attempts-row").hidden = experiment.attempts <= 1;
     const alert = document.getElementById("error");
     alert.hidden = !(experiment.status === "failed" && experiment.error);
     alert.querySelector("[data-fact=error]").textContent = experiment.error || "";
+  }
+
+  function updateQueuePosition(position) {
+    const note = document.getElementById("queue-position");
+    note.hidden = position === null || position === undefined;
+    note.querySelector("[data-queue-position]").textContent = note.hidden ? "" : String(position);
+  }
+
+  function updateActions(status) {
+    const finished = FINISHED.includes(status);
+    const shown = {
+      cancel: !finished,
+      retry: status === "failed" || status === "cancelled",
+      delete: finished,
+      download: status === "succeeded",
+    };
+    Object.entries(shown).forEach(([id, show]) => {
+      const element = document.getElementById(id);
+      if (element) element.hidden = !show;
+    });
   }
 
   function updateProgress(experiment) {
@@ -131,19 +154,9 @@
     box.querySelector("tbody").replaceChildren(...(layers || []).map(layerRow));
   }
 
-  function setupCancel() {
-    const button = document.getElementById("cancel");
-    button.addEventListener("click", async () => {
-      if (!window.confirm("Cancel this run? Epochs already trained are kept.")) return;
-      button.disabled = true;
-      const response = await fetch(button.dataset.url, { method: "POST" });
-      if (!response.ok) button.disabled = false; // the stream reports the new status
-    });
-  }
-
   function onExperiment(experiment) {
-    document.getElementById("cancel").hidden = FINISHED.includes(experiment.status);
-    document.getElementById("download").hidden = experiment.status !== "succeeded";
+    updateActions(experiment.status);
+    updateQueuePosition(experiment.queue_position);
     updateStatus(experiment.status);
     updateFacts(experiment);
     updateProgress(experiment);
@@ -235,6 +248,5 @@
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));
   }
 
-  setupCancel();
   if (!page.finished) follow();
 })(window.cifarlab);

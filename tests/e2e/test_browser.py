@@ -9,12 +9,10 @@ database itself, as a worker would, so it needs no transfer model trained on the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
@@ -25,43 +23,11 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 TRAINING_TIMEOUT_MS = 180_000
 FINISHED_JS = (
     "['succeeded', 'failed', 'cancelled']"
     ".includes(document.getElementById('status')?.dataset.status)"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("needs Debian's chromium: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def experiment_count(stack: Stack) -> int:
@@ -182,11 +148,29 @@ def fine_tune_lines(page: Page) -> list[list[float]]:
     )
 
 
+def cancel_a_queued_run(stack: Stack, page: Page, session: Session) -> None:
+    """A run no worker will take (created, never enqueued) waits in the queue until the page
+    cancels it; then it offers Retry and Delete."""
+    waiting = crud.create_experiment(session=session, spec=PRESETS["quick-custom-cnn"].spec)
+    session.commit()
+    page.goto(f"{stack.base_url}/experiments/{waiting.id}")
+    expect(page.locator("#queue-position")).to_contain_text("Queued: position")
+    page.locator("#cancel").click()  # confirmed: the test accepts every dialog
+    expect(page.locator("#status")).to_have_text("cancelled")
+    expect(page.locator("#queue-position")).to_be_hidden()
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#retry")).to_be_visible()
+    expect(page.locator("#delete")).to_be_visible()
+
+
 def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     """Epochs written while the page watches: the dashed line comes with the first
-    fine-tuning epoch, and the download link once the run has succeeded."""
+    fine-tuning epoch, and the download link once the run has succeeded. On the way, the
+    page's own buttons: Cancel a queued run, and Delete the finished one."""
+    page.on("dialog", lambda dialog: dialog.accept())
     engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
     with Session(engine) as session:
+        cancel_a_queued_run(stack, page, session)
         spec = PRESETS["quick-transfer-two-phase"].spec  # created, never enqueued
         experiment = crud.create_experiment(session=session, spec=spec)
         crud.claim_experiment(
@@ -194,6 +178,7 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
         )
         session.commit()
         write_epoch(session, experiment, 1, "train")
+        url = f"{stack.base_url}/api/experiments/{experiment.id}"
         page.goto(f"{stack.base_url}/experiments/{experiment.id}")
         expect(page.locator("#live")).to_be_visible()
         expect(page.locator("#download")).to_be_hidden()
@@ -221,6 +206,10 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     expect(page.locator("#download")).to_be_visible()
     expect(page.locator("#report")).to_be_visible()
     assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
+    expect(page.locator("#cancel")).to_be_hidden()
+    page.locator("#delete").click()
+    page.wait_for_url(f"{stack.base_url}/")
+    assert httpx.get(url).status_code == 404
 
 
 def _report() -> dict[str, object]:

@@ -15,14 +15,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Stack
-from tests.e2e import test_browser
 from tests.e2e.test_training_flow import wait_until_finished
 from tests.factories import spec_data
 
 pytestmark = pytest.mark.e2e
-# test_browser.py's fixtures: Debian's Chromium, and a page whose JavaScript errors fail the test.
-browser = test_browser.browser
-page = test_browser.page
 
 TAG = "compare-e2e"
 TRAINING_TIMEOUT_MS = 240_000
