@@ -105,6 +105,5 @@ def test_epoch_check_counts_lost_rows(session: Session) -> None:
         select(EpochMetric.epoch).where(EpochMetric.experiment_id == running).order_by(
             EpochMetric.epoch.desc()).limit(1)
     )  # fmt: skip
-    claimed = web.WriterRun(start_epochs={running: last or 0})
-    claimed.outcome = {"last_epochs": {running: (last or 0) + 2}, "written": 2, "errors": []}
+    claimed = web.WriterRun({"last_epochs": {running: (last or 0) + 2}, "written": 2, "errors": []})
     assert web.check_epochs(session, claimed)["lost_rows"] == 2

@@ -37,8 +37,9 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Column, Engine, MetaData, Table, Text, func, insert, select
+from sqlalchemy import Column, Engine, MetaData, Table, func, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from app.db import make_engine
 from app.embedded_redis import free_port, start_redis
@@ -62,16 +63,16 @@ FINGERPRINT = "cifarlabbench0000000000000000000"  # one test set: every pair can
 RUNNING_PLANNED_EPOCHS = 500  # running experiments are long, so the writer never runs out
 COMPARED = 8
 EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image lists are 30,000 values each
-DEFAULT_WORKER = "cifarlab@gpu-{}"
 PER_IMAGE = ("labels", "predictions", "confidences")
 EPOCH_METRICS = EpochMetric.metadata.tables[EpochMetric.__tablename__]
-# The evaluations table with its per-image columns as text, so ``fill`` can hand them over
-# already serialized (see ``json_numbers``); every other column keeps the model's type.
+# The evaluations table with its per-image columns untyped, so ``fill`` can hand them over
+# already serialized (see ``json_numbers``): the text goes to the driver as is, with no cast,
+# and PostgreSQL reads it into its json column. Every other column keeps the model's type.
 EVALUATIONS = Table(
     "evaluations",
     MetaData(),
     *(
-        Column(column.name, Text if column.name in PER_IMAGE else column.type)
+        Column(column.name, NullType() if column.name in PER_IMAGE else column.type)
         for column in Evaluation.__table__.columns
     ),
 )
@@ -141,17 +142,22 @@ class Filled:
     seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Evaluated:
+    predictions: npt.NDArray[np.int64]
+    confidences: npt.NDArray[np.float64]
+    matrix: list[list[int]]
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Planned:
     row: dict[str, Any]
     curves: dict[str, list[Any]]
-    predictions: npt.NDArray[np.int64] | None = None
-    confidences: npt.NDArray[np.float64] | None = None
-    matrix: list[list[int]] | None = None
-    report: dict[str, Any] | None = None
+    evaluation: _Evaluated | None
 
 
-def test_labels(seed: int = 0) -> npt.NDArray[np.int64]:
+def shared_test_labels(seed: int = 0) -> npt.NDArray[np.int64]:
     """The shared test set: 1,000 images of each class, in a seeded order."""
     return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(CLASSES)), 1000))
 
@@ -326,7 +332,7 @@ def _plan(
         "notes": "", "created_at": created, "started_at": started, "finished_at": finished,
         "heartbeat_at": now if status == Status.running else finished,
         "worker_host": None if started is None else f"gpu-{index % 4}",
-        "worker_name": None if started is None else DEFAULT_WORKER.format(index % 4),
+        "worker_name": None if started is None else f"cifarlab@gpu-{index % 4}",
         "attempts": 0 if started is None else 1,
         "device": None if started is None else "GPU 0: NVIDIA A100-SXM4-40GB",
         "current_epoch": done, "epoch_progress": 1.0 if done else 0.0,
@@ -336,19 +342,17 @@ def _plan(
         "model_layers": None if started is None else _layers(family),
         "test_accuracy": None, "macro_f1": None, "owner_id": None,
     }  # fmt: skip
-    planned_row = _Planned(row=row, curves=curves)
-    if status == Status.succeeded:
-        target = max(curves["val_accuracy"]) - abs(float(rng.normal(0, 0.01)))
-        predictions, confidences = _evaluate(rng, labels, target)
-        matrix = np.bincount(
-            labels * len(CLASSES) + predictions, minlength=len(CLASSES) ** 2
-        ).reshape(len(CLASSES), len(CLASSES))
-        report = classification_report(matrix)
-        row["test_accuracy"] = report["accuracy"]
-        row["macro_f1"] = report["macro avg"]["f1-score"]
-        planned_row.predictions, planned_row.confidences = predictions, confidences
-        planned_row.matrix, planned_row.report = matrix.tolist(), report
-    return planned_row
+    if status != Status.succeeded:
+        return _Planned(row=row, curves=curves, evaluation=None)
+    target = max(curves["val_accuracy"]) - abs(float(rng.normal(0, 0.01)))
+    predictions, confidences = _evaluate(rng, labels, target)
+    cells = labels * len(CLASSES) + predictions  # row: true class, column: predicted
+    matrix = np.bincount(cells, minlength=len(CLASSES) ** 2).reshape(len(CLASSES), -1)
+    report = classification_report(matrix)
+    row["test_accuracy"] = report["accuracy"]
+    row["macro_f1"] = report["macro avg"]["f1-score"]
+    evaluation = _Evaluated(predictions, confidences, matrix.tolist(), report)
+    return _Planned(row=row, curves=curves, evaluation=evaluation)
 
 
 def fill(
@@ -368,7 +372,7 @@ def fill(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     running = min(4, max(1, experiments // 20)) if running is None else running
-    labels = test_labels(seed)
+    labels = shared_test_labels(seed)
     statuses = _statuses(experiments, running, rng)
     plans = [_plan(i, experiments, s, epochs, labels, rng) for i, s in enumerate(statuses)]
     ids = list(
@@ -384,7 +388,7 @@ def fill(
     ]
     if epoch_rows:
         session.execute(insert(EPOCH_METRICS), epoch_rows)
-    evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.report is not None]
+    evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.evaluation]
     keep = len(evaluated) if per_image is None else min(per_image, len(evaluated))
     detailed = {i for i, _ in evaluated[len(evaluated) - keep :]}
     shared_labels = json_numbers(labels)
@@ -413,20 +417,22 @@ def fill(
 def _evaluation_row(experiment_id: int, plan: _Planned, labels: str | None) -> dict[str, Any]:
     """A row for ``EVALUATIONS``: ``labels`` is the shared test set's, already serialized, or
     None for an evaluation stored without per-image results."""
-    assert plan.report is not None and plan.predictions is not None
-    assert plan.confidences is not None
+    evaluation = plan.evaluation
+    if evaluation is None:
+        raise ValueError(f"experiment {experiment_id} was not planned with an evaluation")
+    per_image = labels is not None
     return {
         "experiment_id": experiment_id,
-        "accuracy": plan.report["accuracy"],
+        "accuracy": evaluation.report["accuracy"],
         "classes": list(CLASSES),
-        "confusion_matrix": plan.matrix,
-        "report": plan.report,
+        "confusion_matrix": evaluation.matrix,
+        "report": evaluation.report,
         "test_size": TEST_IMAGES,
         "created_at": plan.row["finished_at"],
-        "test_set_fingerprint": FINGERPRINT if labels is not None else None,
+        "test_set_fingerprint": FINGERPRINT if per_image else None,
         "labels": labels,
-        "predictions": json_numbers(plan.predictions) if labels is not None else None,
-        "confidences": json_numbers(plan.confidences, 4) if labels is not None else None,
+        "predictions": json_numbers(evaluation.predictions) if per_image else None,
+        "confidences": json_numbers(evaluation.confidences, 4) if per_image else None,
     }
 
 
@@ -501,13 +507,15 @@ def record_epochs(
 
 @dataclass
 class WriterRun:
-    start_epochs: dict[int, int]
+    """What the writer reported once stopped: {"last_epochs", "written", "errors"}."""
+
     outcome: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
-def writer(database_url: str, start_epochs: dict[int, int], interval_seconds: float
-           ) -> Iterator[WriterRun]:  # fmt: skip
+def writer(
+    database_url: str, start_epochs: dict[int, int], interval_seconds: float
+) -> Iterator[WriterRun]:
     """``record_epochs`` in a spawned process (like a Celery pool process, nothing inherited)
     for the duration of the block, which starts once the writer has written its first round."""
     context = multiprocessing.get_context("spawn")
@@ -518,7 +526,7 @@ def writer(database_url: str, start_epochs: dict[int, int], interval_seconds: fl
         name="cifarlab-bench-writer",
     )
     process.start()
-    run = WriterRun(start_epochs=dict(start_epochs))
+    run = WriterRun()
     try:
         deadline = time.monotonic() + 120
         while not ready.wait(0.2) and process.is_alive() and time.monotonic() < deadline:
