@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import json
 import logging
@@ -496,6 +497,52 @@ def bench_memory(
                                steps=steps)  # fmt: skip
     rows = [(key, str(value)) for key, value in figures.items()]
     _print_figures("peak memory", rows, ("figure", "value"), figures)
+
+
+class BenchDatabase(enum.StrEnum):
+    sqlite = "sqlite"
+    postgresql = "postgresql"
+    both = "both"
+
+
+@bench_cli.command("web")
+def bench_web(
+    experiments: Annotated[
+        int, typer.Option(min=2, help="Experiments to fill the database with.")
+    ] = 1000,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of each finished experiment.")] = 50,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent readers.")] = 20,
+    requests: Annotated[int, typer.Option(min=1, help="Requests per endpoint.")] = 200,
+    database: Annotated[
+        BenchDatabase, typer.Option(help="Database to measure.")
+    ] = BenchDatabase.both,
+    workers: Annotated[
+        list[int] | None,
+        typer.Option(help="uvicorn worker processes; repeat to measure each (default: 1)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the databases and server logs here (default: a temporary "
+            "directory, removed)."
+        ),
+    ] = None,
+) -> None:
+    """The dashboard under load: fill a database, serve it on loopback, measure each page and
+    API with concurrent readers while a worker records epochs; exit 1 if anything failed."""
+    from app.bench import web
+
+    databases = web.DATABASES if database is BenchDatabase.both else (database.value,)
+    figures = web.run(
+        web.Options(
+            experiments=experiments, epochs=epochs, clients=clients, requests=requests,
+            databases=databases, workers=tuple(workers or [1]), data_dir=data_dir,
+        )
+    )  # fmt: skip
+    console.print(web.report(figures), highlight=False)
+    print(json.dumps(figures, default=str))  # the last line: one JSON object for scripts
+    if not figures["goals"]["correct"]:
+        raise typer.Exit(code=1)
 
 
 user_cli = typer.Typer(help="Accounts (run on the server: it writes the database directly).")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, cast, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -99,8 +99,11 @@ def list_experiments(
         query = query.where(Experiment.name.ilike(pattern) | Experiment.notes.ilike(pattern))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = SORTABLE[sort]
-    # Experiments without a result yet go last whichever way the column sorts.
-    key = column.desc().nulls_last() if descending else column.asc().nulls_last()
+    key = column.desc() if descending else column.asc()
+    # Experiments without a result yet go last whichever way the column sorts. Columns that
+    # cannot be NULL sort plainly, so PostgreSQL can read them in index order.
+    if inspect(Experiment).columns[sort].nullable:
+        key = key.nulls_last()
     tiebreak = Experiment.id.desc() if descending else Experiment.id.asc()
     rows = session.scalars(query.order_by(key, tiebreak).limit(limit).offset(offset)).all()
     return rows, total
@@ -114,6 +117,21 @@ def list_epochs(
         .where(EpochMetric.experiment_id == experiment_id, EpochMetric.epoch > after_epoch)
         .order_by(EpochMetric.epoch)
     ).all()
+
+
+def list_epochs_of(
+    *, session: Session, experiment_ids: Sequence[int]
+) -> dict[int, list[EpochMetric]]:
+    """Several experiments' epochs in one query (the compare page), each in epoch order."""
+    epochs: dict[int, list[EpochMetric]] = {i: [] for i in experiment_ids}
+    rows = session.scalars(
+        select(EpochMetric)
+        .where(EpochMetric.experiment_id.in_(experiment_ids))
+        .order_by(EpochMetric.experiment_id, EpochMetric.epoch)
+    )
+    for row in rows:
+        epochs[row.experiment_id].append(row)
+    return epochs
 
 
 def claim_experiment(

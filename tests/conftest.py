@@ -18,10 +18,10 @@ import redis
 from sqlalchemy.orm import Session
 
 from app import config, db, queue
+from app.bench.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
 from app.embedded_redis import free_port, start_redis
 from app.migrate import upgrade
 from tests.factories import write_official_cifar10
-from tests.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
 
 
 def _clear_caches() -> None:

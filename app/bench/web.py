@@ -11,9 +11,7 @@ locked". ``report`` prints the figures, the last line one JSON object.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
-import json
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -31,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -603,12 +600,38 @@ def server_environment(data_dir: Path, database_url: str, redis_url: str) -> dic
     return environment
 
 
+@dataclass(frozen=True)
+class Served:
+    port: int
+    pid: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the server and its worker processes; None without Linux's
+        /proc. On a shared machine this says more than latency about the server's own cost."""
+        try:
+            stats = [Path(f"/proc/{self.pid}/stat").read_text()]
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        stat = (entry / "stat").read_text()
+                        if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
+                            stats.append(stat)
+        except OSError:
+            return None
+        ticks = sum(int(f[11]) + int(f[12]) for f in (s.rsplit(")", 1)[1].split() for s in stats))
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def serve(
     environment: dict[str, str], workers: int, log_path: Path, timeout_seconds: float = 90
-) -> Iterator[str]:
-    """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it; yields its
-    base URL once /api/health answers."""
+) -> Iterator[Served]:
+    """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it, once
+    /api/health answers."""
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
@@ -618,10 +641,10 @@ def serve(
         process = subprocess.Popen(
             argv, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    base_url = f"http://127.0.0.1:{port}"
+    served = Served(port=port, pid=process.pid)
     try:
-        _wait_healthy(base_url, process, timeout_seconds)
-        yield base_url
+        _wait_healthy(served.base_url, process, timeout_seconds)
+        yield served
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -758,13 +781,14 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 async def _load(
-    port: int, endpoint: Endpoint, clients: int, requests: int, rng: random.Random
+    server: Served, endpoint: Endpoint, clients: int, requests: int, rng: random.Random
 ) -> dict[str, Any]:
+    """Warm up, then measure; the server's CPU time is read around the measured part only."""
     warmup = [endpoint.path(rng) for _ in range(clients)]
     paths = [endpoint.path(rng) for _ in range(requests)]
-    await _drive(port, warmup, clients)
+    await _drive(server.port, warmup, clients)
     started = time.perf_counter()
-    outcome = await _drive(port, paths, clients)
+    outcome = await _drive(server.port, paths, clients)
     wall = time.perf_counter() - started
     latencies = outcome.latencies
     return {
@@ -781,15 +805,20 @@ async def _load(
 
 
 def measure(
-    base_url: str, chosen: Sequence[Endpoint], clients: int, requests: int, seed: int = 0
+    server: Served, chosen: Sequence[Endpoint], clients: int, requests: int, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
     """Each endpoint in turn: a warm-up round, then ``requests`` requests from ``clients``
-    concurrent readers."""
+    concurrent readers; with the server's CPU time per request and the machine's load."""
     rng = random.Random(seed)
     figures = {}
     for endpoint in chosen:
-        port = int(base_url.rsplit(":", 1)[1])
-        figures[endpoint.name] = asyncio.run(_load(port, endpoint, clients, requests, rng))
+        load = os.getloadavg()[0]
+        before = server.cpu_seconds()
+        figures[endpoint.name] = asyncio.run(_load(server, endpoint, clients, requests, rng))
+        after = server.cpu_seconds()
+        if before is not None and after is not None:
+            figures[endpoint.name]["server_cpu_ms"] = round(1000 * (after - before) / requests, 2)
+        figures[endpoint.name]["load_average"] = round(load, 2)
         logger.info("%s: %s", endpoint.name, figures[endpoint.name])
     return figures
 
@@ -855,10 +884,10 @@ def bench_server(
         start = last_epochs(session, filled.running_ids)
     chosen = endpoints(filled.experiment_ids, filled.compare_ids)
     environment = server_environment(data_dir, database_url, redis_url)
-    with serve(environment, workers, log_path) as base_url:
-        static = check_static(base_url, filled.experiment_ids[0])
+    with serve(environment, workers, log_path) as server:
+        static = check_static(server.base_url, filled.experiment_ids[0])
         with writer(database_url, start, options.writer_interval_seconds) as run:
-            figures = measure(base_url, chosen, options.clients, options.requests, options.seed)
+            figures = measure(server, chosen, options.clients, options.requests, options.seed)
     with Session(engine) as session:
         recording = check_epochs(session, run)
     return {
@@ -879,26 +908,10 @@ def _sqlite(directory: Path) -> Iterator[str]:
     yield f"sqlite:///{database}"
 
 
-def _postgres_helpers() -> ModuleType:
-    """``tests/postgres.py``, which starts a throwaway server from the installed binaries;
-    loaded from the source checkout when ``tests`` is not importable."""
-    try:
-        return importlib.import_module("tests.postgres")
-    except ImportError:
-        path = Path(__file__).resolve().parents[2] / "tests" / "postgres.py"
-        spec = importlib.util.spec_from_file_location("cifarlab_bench_postgres", path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise Skipped(f"{path} not found: run from a source checkout") from None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while defining
-        spec.loader.exec_module(module)
-        return module
-
-
 @contextmanager
 def _postgres() -> Iterator[str]:
     try:
-        helpers = _postgres_helpers()
+        from app.bench import postgres as helpers
     except ImportError as exc:  # psycopg missing: the [postgres] extra is not installed
         raise Skipped(f"cannot start PostgreSQL: {exc}") from None
     bin_dir = helpers.find_bin_dir()
@@ -1019,13 +1032,14 @@ def run(options: Options) -> dict[str, Any]:
 def _table(run: dict[str, Any]) -> list[str]:
     lines = [
         f"  {run['workers']} worker(s)      p50 ms   p95 ms   max ms    req/s  errors      KB  "
-        "goal p95"
+        "cpu ms/req  goal p95"
     ]
     for name, f in run["endpoints"].items():
         mark = "ok" if f["p95_ms"] < f["goal_p95_ms"] else "MISSED"
+        cpu = f"{f['server_cpu_ms']:>10.1f}" if "server_cpu_ms" in f else f"{'-':>10}"
         lines.append(
             f"  {name:<16}{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['max_ms']:>8.1f} "
-            f"{f['requests_per_s']:>8.1f} {f['errors']:>7} {f['kb']:>7.1f}  "
+            f"{f['requests_per_s']:>8.1f} {f['errors']:>7} {f['kb']:>7.1f}  {cpu}  "
             f"<{f['goal_p95_ms']:.0f} {mark}"
         )
     r, log, static = run["recording"], run["server_log"], run["static"]
@@ -1043,8 +1057,8 @@ def _table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def report(figures: dict[str, Any]) -> None:
-    """The table for people, then the figures as one JSON line for scripts."""
+def report(figures: dict[str, Any]) -> str:
+    """The table for people; the CLI prints it, then the figures as one JSON line."""
     machine = figures["machine"]
     lines = [
         f"cifarlab bench web: {figures['experiments']:,} experiments x {figures['epochs']} "
@@ -1071,5 +1085,4 @@ def report(figures: dict[str, Any]) -> None:
         f"goals {'met' if verdict['met'] else 'missed: ' + ', '.join(verdict['missed'])}; "
         f"correctness {'ok' if verdict['correct'] else 'FAILED'}"
     )
-    print("\n".join(lines))
-    print(json.dumps(figures, default=str))
+    return "\n".join(lines)

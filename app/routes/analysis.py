@@ -45,14 +45,11 @@ def parse_ids(ids: str) -> list[int]:
 
 
 def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
+    """With each evaluation's predictions; labels load for the baseline only, when read."""
     rows = session.scalars(
         select(Experiment)
         .where(Experiment.id.in_(ids))
-        .options(
-            selectinload(Experiment.evaluation).options(
-                undefer(Evaluation.labels), undefer(Evaluation.predictions)
-            )
-        )
+        .options(selectinload(Experiment.evaluation).options(undefer(Evaluation.predictions)))
     ).all()
     found = {row.id: row for row in rows}
     missing = [str(i) for i in ids if i not in found]
@@ -63,7 +60,7 @@ def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
 
 def comparison(session: Session, ids: list[int], baseline: int | None) -> dict[str, Any]:
     experiments = load_for_comparison(session, ids)
-    epochs = {i: crud.list_epochs(session=session, experiment_id=i) for i in ids}
+    epochs = crud.list_epochs_of(session=session, experiment_ids=ids)
     return build_comparison(experiments, epochs, baseline)
 
 

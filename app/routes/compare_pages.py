@@ -68,7 +68,7 @@ def load_comparison(
     """``ids`` as the query gave them (``1,2,3`` or repeated); raises HTTPException (422 bad
     ids, 404 unknown ones) just as GET /api/compare does."""
     experiments = load_for_comparison(session, parse_ids(",".join(ids or [])))
-    epochs = {e.id: crud.list_epochs(session=session, experiment_id=e.id) for e in experiments}
+    epochs = crud.list_epochs_of(session=session, experiment_ids=[e.id for e in experiments])
     return experiments, build_comparison(experiments, epochs, baseline)
 
 
