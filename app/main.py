@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.auth import UNSAFE_METHODS, same_origin
 from app.config import get_settings
+from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.routes import analysis, api, auth_pages, events, pages
 
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
         max_age=14 * 24 * 3600,
     )
     app.middleware("http")(refuse_cross_site_writes)
+    app.add_middleware(BodySizeLimit)
     api.install_error_handlers(app)
     app.include_router(api.public_router)
     app.include_router(api.router)

@@ -193,3 +193,40 @@ def test_model_download_404_before_training(client: TestClient, session: Session
     experiment = make_experiment(session)
     response = client.get(f"/api/experiments/{experiment.id}/model")
     assert response.status_code == 404 and "no trained model" in response.json()["detail"]
+
+
+def test_oversized_body_is_a_413_not_a_500(client: TestClient) -> None:
+    from app.limits import MAX_BODY_BYTES
+
+    spec = spec_data()
+    spec["name"] = "x" * (MAX_BODY_BYTES + 10)
+    response = client.post("/api/experiments", json=spec)
+    assert response.status_code == 413 and "send less" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it streams
+        for _ in range(3):
+            yield b" " * (MAX_BODY_BYTES // 2)
+
+    streamed = client.post(
+        "/api/experiments", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert client.get("/api/experiments").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "n" * 201, "model": "custom_cnn"},
+        {"name": "n", "model": "custom_cnn", "tags": ["t" * 41]},
+        {"name": "n", "model": "custom_cnn", "tags": [str(i) for i in range(21)]},
+        {"name": "n", "model": "custom_cnn", "hyperparameters": {"image_size": 601}},
+        {"name": "n", "model": "custom_cnn", "hyperparameters": {"batch_size": 5000}},
+        ["not", "an", "object"],
+        "just a string",
+    ],
+)
+def test_out_of_bounds_input_is_a_422_with_a_message(client: TestClient, body: object) -> None:
+    response = client.post("/api/experiments", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]

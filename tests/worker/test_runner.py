@@ -158,3 +158,26 @@ def test_transfer_runs_two_phases_with_continuing_epochs(
     assert (first, second) == ("train", "fine_tune")
     assert frozen < unfrozen
     assert crud.get_experiment(session=session, experiment_id=experiment.id).status == "succeeded"
+
+
+def test_warm_start_continues_from_another_experiments_model(
+    settings_with_data, session: Session
+) -> None:
+    first = make_experiment(session, epochs=1, train_size=200, test_size=100, **TINY)
+    runner.run_experiment(
+        experiment_id=first.id, spec=parse_spec(first.spec), settings=settings_with_data
+    )
+    trained = keras.models.load_model(settings_with_data.model_path(first.id))
+    follow_up = parse_spec(
+        spec_data(epochs=1, train_size=200, test_size=100, warm_start_experiment_id=first.id,
+                  **TINY)
+    )  # fmt: skip
+    started = runner.initial_model(follow_up, settings_with_data)
+    for mine, theirs in zip(started.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    wrong_size = parse_spec(spec_data(image_size=48, warm_start_experiment_id=first.id, **TINY))
+    with pytest.raises(ValueError, match="image_size"):
+        runner.initial_model(wrong_size, settings_with_data)
+    missing = parse_spec(spec_data(warm_start_experiment_id=999, **TINY))
+    with pytest.raises(ValueError, match="no trained model"):
+        runner.initial_model(missing, settings_with_data)
