@@ -157,8 +157,12 @@ def build_transfer(
     x = inputs
     if spec.scale_to_minus_one_one:
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(x)
-    # training=False keeps BatchNorm in inference mode even after the base is unfrozen.
-    x = base(x, training=False)
+    if weights_path is not None:
+        # training=False keeps pre-trained BatchNorm statistics even after unfreezing.
+        x = base(x, training=False)
+    else:
+        # A random base has no statistics worth keeping: its BatchNorm must learn them.
+        x = base(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(head_units, activation="relu")(x)
     x = layers.Dropout(head_dropout_rate)(x)
@@ -179,13 +183,15 @@ def freeze_base(model: keras.Model) -> None:
         base.trainable = False
 
 
-def unfreeze_base(model: keras.Model, top_layers: int) -> None:
-    """Unfreeze the top ``top_layers`` of the base (0: all); BatchNormalization stays frozen,
-    as keras-io's fine-tuning recipe does, so small batches do not wreck its statistics."""
+def unfreeze_base(model: keras.Model, top_layers: int, keep_batchnorm_frozen: bool = True) -> None:
+    """Unfreeze the top ``top_layers`` of the base (0: all). BatchNormalization of a
+    pre-trained base stays frozen, as keras-io's fine-tuning recipe does, so small batches
+    do not wreck its statistics."""
     base = transfer_base(model)
     if base is None:
         raise ValueError("fine-tuning needs a transfer model with a pre-trained base")
     base.trainable = True
     unfrozen = base.layers[-top_layers:] if top_layers else base.layers
     for layer in base.layers:
-        layer.trainable = layer in unfrozen and not isinstance(layer, layers.BatchNormalization)
+        is_batchnorm = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = layer in unfrozen and not (keep_batchnorm_frozen and is_batchnorm)

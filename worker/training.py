@@ -122,19 +122,25 @@ class Trainer:
             image_size=self.hp.image_size, shuffle=False, seed=self.hp.seed,
         )  # fmt: skip
         self.cancelled = False
+        # Only ImageNet bases are frozen first and keep BatchNorm frozen: a random base's
+        # features and statistics teach the head nothing until they are trained.
+        self.pretrained = (
+            isinstance(self.hp, TransferHyperparameters) and self.hp.weights == "imagenet"
+        )
 
     def run(self, start: ResumePoint, on_phase_start: PhaseListener) -> None:
         hp = self.hp
         phase_one_epochs = start.phase_one_epochs
         epochs_done = start.epochs_done
         if phase_one_epochs is None:
-            freeze_base(self.model)
+            if self.pretrained:
+                freeze_base(self.model)  # a random base's features teach the head nothing
             on_phase_start(self.model, "train")
             epochs_done = self._fit("train", epochs_done, hp.epochs, hp.learning_rate, None)
             phase_one_epochs = epochs_done
         if self.cancelled or not (isinstance(hp, TransferHyperparameters) and hp.fine_tune):
             return
-        unfreeze_base(self.model, hp.fine_tune_layers)
+        unfreeze_base(self.model, hp.fine_tune_layers, keep_batchnorm_frozen=self.pretrained)
         on_phase_start(self.model, "fine_tune")
         self._fit(
             "fine_tune",

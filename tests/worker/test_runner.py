@@ -122,9 +122,26 @@ def test_resume_from_checkpoint_continues_the_epoch_count(
     assert checkpoint.load() is None  # a finished run leaves no resume point behind
 
 
+def offline_imagenet_file(weights_dir: Path) -> None:
+    """A stand-in for Keras's MobileNetV2 ImageNet file, in the same legacy .h5 layout, so
+    the CIFARLAB_WEIGHTS_DIR path is exercised offline (the real file is a download)."""
+    import h5py
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    weights_dir.mkdir()
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    with h5py.File(weights_dir / name, "w") as file:
+        save_weights_to_hdf5_group(file, base)
+
+
 def test_transfer_runs_two_phases_with_continuing_epochs(
-    settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
+    settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    offline_imagenet_file(tmp_path / "weights")
+    monkeypatch.setenv("CIFARLAB_WEIGHTS_DIR", str(tmp_path / "weights"))
+    get_settings.cache_clear()
+    settings_with_data = get_settings()
     experiment = make_experiment(
         session,
         model="mobilenet_v2",
@@ -132,7 +149,7 @@ def test_transfer_runs_two_phases_with_continuing_epochs(
         fine_tune=True,
         fine_tune_epochs=1,
         fine_tune_layers=10,
-        weights="random",
+        weights="imagenet",
         train_size=100,
         test_size=50,
         batch_size=50,
