@@ -69,6 +69,9 @@ APPLICATIONS: dict[str, Application] = {
 }
 
 
+RANDOM_BASE_BATCHNORM_MOMENTUM = 0.9
+
+
 def _classifier(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
@@ -161,7 +164,12 @@ def build_transfer(
         # training=False keeps pre-trained BatchNorm statistics even after unfreezing.
         x = base(x, training=False)
     else:
-        # A random base has no statistics worth keeping: its BatchNorm must learn them.
+        # A random base has no statistics worth keeping: its BatchNorm learns them, with a
+        # momentum that lets the moving averages (Keras's MobileNetV2 uses 0.999) catch up
+        # within an epoch instead of leaving validation at chance for several.
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, RANDOM_BASE_BATCHNORM_MOMENTUM)
         x = base(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(head_units, activation="relu")(x)

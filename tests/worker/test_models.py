@@ -154,3 +154,14 @@ def test_weights_dir_file_is_used_before_any_download(
     (tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5").touch()
     found = weights.resolve_weights("mobilenet_v2", 96, tmp_path)
     assert found.endswith("_1.0_96_no_top.h5")
+
+
+def test_random_bases_learn_batchnorm_statistics_quickly(settings: Settings) -> None:
+    from worker.architectures import RANDOM_BASE_BATCHNORM_MOMENTUM
+
+    base = transfer_base(build_model(spec_for("mobilenet_v2", weights="random"), settings))
+    momenta = {
+        layer.momentum for layer in base.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }  # fmt: skip
+    assert momenta == {RANDOM_BASE_BATCHNORM_MOMENTUM}
