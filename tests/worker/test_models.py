@@ -165,3 +165,14 @@ def test_random_bases_learn_batchnorm_statistics_quickly(settings: Settings) -> 
         if isinstance(layer, keras.layers.BatchNormalization)
     }  # fmt: skip
     assert momenta == {RANDOM_BASE_BATCHNORM_MOMENTUM}
+
+
+def test_from_scratch_batchnorm_catches_up_within_short_runs(settings: Settings) -> None:
+    from worker.architectures import BATCHNORM_MOMENTUM
+
+    model = build_model(spec_for("residual_cnn"), settings)
+    momenta = {
+        layer.momentum for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }  # fmt: skip
+    assert momenta == {BATCHNORM_MOMENTUM} and BATCHNORM_MOMENTUM < 0.99
