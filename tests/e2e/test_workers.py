@@ -18,7 +18,7 @@ from app.embedded_redis import free_port, start_redis
 from tests.factories import spec_data
 
 pytestmark = pytest.mark.e2e
-HEARTBEAT_TIMEOUT_SECONDS = 8
+HEARTBEAT_TIMEOUT_SECONDS = 20  # roomy: a loaded CI machine must not reap live runs
 
 
 @dataclass
