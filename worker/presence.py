@@ -1,7 +1,11 @@
-"""A worker process announces itself (name, host, device) while it is up, for /workers.
+"""A worker announces itself (name, host, device) while it is up, for /workers.
 
-This runs in Celery's main process, which forks the pool, so it must not import
-TensorFlow: the device comes from CUDA_VISIBLE_DEVICES and nvidia-smi instead.
+Celery's main process forks the pool, so it must hold no threads and no database
+connections: a fork taken while another thread holds a lock (the connection pool's, the
+logging module's) leaves the child deadlocked. The announcing loop therefore runs in a
+separate process that the main process starts when ready and stops when shutting down.
+It also must not import TensorFlow: the device comes from CUDA_VISIBLE_DEVICES and
+nvidia-smi instead.
 """
 
 from __future__ import annotations
@@ -9,19 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import threading
+import sys
+import time
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from app import crud
-from app.db import session_scope
-
 logger = logging.getLogger(__name__)
 INTERVAL_SECONDS = 10.0
-_stop = threading.Event()
+_announcer: list[subprocess.Popen[bytes]] = []
 
 
 def describe_device() -> str:
@@ -38,33 +41,50 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def _announce(name: str, device: str) -> None:
-    while True:
+def announce(name: str, worker_pid: int) -> None:
+    """The announcing process: upsert the row every interval while the worker lives."""
+    from app import crud
+    from app.db import session_scope
+
+    device = describe_device()
+    hostname = socket.gethostname()
+    while os.getppid() == worker_pid:
         try:
             with session_scope() as session:
                 crud.see_worker(
-                    session=session, name=name, hostname=socket.gethostname(), pid=os.getpid(),
-                    device=device,
-                )  # fmt: skip
+                    session=session, name=name, hostname=hostname, pid=worker_pid, device=device
+                )
         except Exception:  # the database may be briefly away; say so and keep going
             logger.exception("could not record worker %s as alive", name)
-        if _stop.wait(INTERVAL_SECONDS):
-            return
+        time.sleep(INTERVAL_SECONDS)
+
+
+def forget(name: str) -> None:
+    from app import crud
+    from app.db import session_scope
+
+    with session_scope() as session:
+        crud.forget_worker(session=session, name=name)
 
 
 @worker_ready.connect
 def _on_ready(sender: Any, **_kwargs: Any) -> None:
-    name = sender.hostname
-    threading.Thread(
-        target=_announce, args=(name, describe_device()), name="cifarlab-presence", daemon=True
-    ).start()
+    argv = [sys.executable, "-m", "worker.presence", sender.hostname, str(os.getpid())]
+    _announcer.append(subprocess.Popen(argv))
 
 
 @worker_shutdown.connect
 def _on_shutdown(sender: Any, **_kwargs: Any) -> None:
-    _stop.set()
-    try:
-        with session_scope() as session:
-            crud.forget_worker(session=session, name=sender.hostname)
-    except Exception:
-        logger.exception("could not remove worker %s", sender.hostname)
+    for process in _announcer:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    # A short-lived process again: the main process keeps no connection of its own.
+    subprocess.run([sys.executable, "-m", "worker.presence", "--forget", sender.hostname],
+                   timeout=30, check=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--forget":
+        forget(sys.argv[2])
+    else:
+        announce(sys.argv[1], int(sys.argv[2]))

@@ -106,6 +106,10 @@ def finished(cluster: Cluster, experiment_id: int) -> bool:
 
 
 def test_two_workers_share_four_experiments_once_each(cluster: Cluster) -> None:
+    _wait_for(lambda: len(httpx.get(f"{cluster.base_url}/api/workers").json()) == 2, 60)
+    listed = httpx.get(f"{cluster.base_url}/api/workers").json()
+    assert {w["name"].split("@")[0] for w in listed} == {"w1", "w2"}
+    assert all(w["device"].startswith("CPU") for w in listed)
     ids = [launch(cluster, epochs=2) for _ in range(4)]
     _wait_for(lambda: all(finished(cluster, i) for i in ids), 300)
     results = [experiment(cluster, i) for i in ids]
