@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from app.presets import PRESETS, Preset
-from app.report_import import ImportedReport, parse_classification_report
+from app.report_import import ImportedReport, parse_for_import
 from app.schemas import FieldError, ReportImport, SpecError
 from app.zoo import MODELS, ModelInfo
 
@@ -349,23 +349,6 @@ def import_errors(
     return _attach(errors, list(IMPORT_FIELDS))
 
 
-def _parse_report(
-    report_text: str, matrix_text: str | None
-) -> tuple[ImportedReport | None, list[FieldError]]:
-    """The report first, alone, so an error names the textarea it comes from; then the
-    matrix against the report's classes and supports."""
-    try:
-        imported = parse_classification_report(report_text)
-    except ValueError as exc:
-        return None, [FieldError(field="report_text", message=str(exc))]
-    if not (matrix_text or "").strip():
-        return imported, []
-    try:
-        return parse_classification_report(report_text, matrix_text), []
-    except ValueError as exc:
-        return None, [FieldError(field="confusion_matrix_text", message=str(exc))]
-
-
 def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, ImportedReport]:
     """The import form's strings -> the API's ``ReportImport`` and the parsed report; raises
     ``SpecError`` naming each field to fix (all of them at once), as the API names them."""
@@ -381,7 +364,7 @@ def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, Impor
         errors = SpecError.from_validation_error(exc).errors
     imported: ImportedReport | None = None
     if not any(error.field == "report_text" for error in errors):
-        imported, report_errors = _parse_report(data["report_text"], matrix_text)
+        imported, report_errors = parse_for_import(data["report_text"], matrix_text)
         errors += report_errors
     if body is None or imported is None:
         raise SpecError(errors)

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.schemas import FieldError
+
 HEADER = ("precision", "recall", "f1-score", "support")
 SUMMARY_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
 REQUIRED_SUMMARIES = ("macro avg", "weighted avg")
@@ -274,3 +276,20 @@ def parse_confusion_matrix(
                 f"support for it is {support:.0f}; rows must be the true classes, in order"
             )
     return rows
+
+
+def parse_for_import(
+    report_text: str, matrix_text: str | None
+) -> tuple[ImportedReport | None, list[FieldError]]:
+    """The report first, alone, so an error names the field it comes from; then the matrix
+    against the report's classes and supports. Form and API report errors the same way."""
+    try:
+        imported = parse_classification_report(report_text)
+    except ValueError as exc:
+        return None, [FieldError(field="report_text", message=str(exc))]
+    if not (matrix_text or "").strip():
+        return imported, []
+    try:
+        return parse_classification_report(report_text, matrix_text), []
+    except ValueError as exc:
+        return None, [FieldError(field="confusion_matrix_text", message=str(exc))]

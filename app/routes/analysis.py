@@ -20,8 +20,8 @@ from app.comparison import build_comparison
 from app.config import get_settings
 from app.deps import SessionDep
 from app.models import Evaluation, Experiment
-from app.report_import import parse_classification_report
-from app.schemas import ExperimentPublic, FieldError, ReportImport, SpecError
+from app.report_import import parse_for_import
+from app.schemas import ExperimentPublic, ReportImport, SpecError
 
 router = APIRouter(prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)])
 MAX_COMPARED = 12
@@ -79,11 +79,9 @@ def compare(
 @router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)
 def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) -> Experiment:
     """Import a result from elsewhere: a scikit-learn classification_report as text."""
-    try:
-        imported = parse_classification_report(body.report_text, body.confusion_matrix_text)
-    except ValueError as exc:
-        field = "confusion_matrix_text" if "matrix" in str(exc).lower() else "report_text"
-        raise SpecError([FieldError(field=field, message=str(exc))]) from None
+    imported, errors = parse_for_import(body.report_text, body.confusion_matrix_text)
+    if imported is None:
+        raise SpecError(errors)
     experiment = crud.import_experiment(
         session=session, name=body.name, tags=list(body.tags), notes=body.notes,
         imported=imported, owner_id=principal.user_id,
