@@ -14,7 +14,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import accounts
 from app.config import get_settings
@@ -112,13 +115,32 @@ def ensure_can_modify(principal: Principal, experiment: Experiment) -> None:
         )
 
 
-def same_origin(request: Request) -> bool:
+def same_origin(connection: HTTPConnection) -> bool:
     """Browsers send Origin on every POST: one naming another site is cross-site forgery,
     whatever cookies came along (and even when cifarlab runs open on loopback)."""
-    origin = request.headers.get("origin")
+    origin = connection.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host")
+    return urlsplit(origin).netloc == connection.headers.get("host")
+
+
+class CrossSiteWriteGuard:
+    """Refuses cross-site writes before any route runs. A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware would cost every request, reads included, an extra task and stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            if not same_origin(HTTPConnection(scope)):
+                refusal = JSONResponse(
+                    {"detail": "cross-site request refused: send it from cifarlab's own pages"},
+                    status_code=403,
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 ViewerDep = Annotated[Principal, Depends(viewer)]

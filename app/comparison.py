@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from app.crud import EpochRow
 from app.diagnostics import diagnose
-from app.models import EpochMetric, Experiment, Status
+from app.models import Experiment, Status
 from app.significance import bootstrap_accuracy_difference, describe, mcnemar
 
 # Plotly's default palette: experiment i keeps colour i on every chart of the page.
@@ -27,7 +28,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return fmean(present) if present else None
 
 
-def summary(experiment: Experiment, epochs: Sequence[EpochMetric], color: str) -> dict[str, Any]:
+def summary(experiment: Experiment, epochs: Sequence[EpochRow], color: str) -> dict[str, Any]:
     return {
         "id": experiment.id,
         "name": experiment.name,
@@ -45,7 +46,7 @@ def summary(experiment: Experiment, epochs: Sequence[EpochMetric], color: str) -
     }
 
 
-def downsample(epochs: Sequence[EpochMetric], limit: int = MAX_CURVE_POINTS) -> list[EpochMetric]:
+def downsample(epochs: Sequence[EpochRow], limit: int = MAX_CURVE_POINTS) -> list[EpochRow]:
     """Evenly thinned for charts, always keeping the first, best and last epochs."""
     if len(epochs) <= limit:
         return list(epochs)
@@ -232,7 +233,7 @@ def _no_pairing(baseline: Experiment, other: Experiment) -> str:
     )
 
 
-def diagnostics(experiment: Experiment, epochs: Sequence[EpochMetric]) -> dict[str, Any]:
+def diagnostics(experiment: Experiment, epochs: Sequence[EpochRow]) -> dict[str, Any]:
     diagnosis = diagnose(
         epochs,
         planned_epochs=experiment.total_epochs or None,
@@ -255,14 +256,14 @@ def diagnostics(experiment: Experiment, epochs: Sequence[EpochMetric]) -> dict[s
     }
 
 
-def _curve(row: EpochMetric) -> dict[str, Any]:
+def _curve(row: EpochRow) -> dict[str, Any]:
     keys = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
     return {key: getattr(row, key) for key in keys}
 
 
 def build_comparison(
     experiments: Sequence[Experiment],
-    epochs: Mapping[int, Sequence[EpochMetric]],
+    epochs: Mapping[int, Sequence[EpochRow]],
     baseline_id: int | None = None,
 ) -> dict[str, Any]:
     """Everything the compare page draws; ``experiments`` in the order the user gave them."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.auth import UNSAFE_METHODS, same_origin
+from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
@@ -30,17 +29,6 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     reaper.stop()
 
 
-async def refuse_cross_site_writes(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    if request.method in UNSAFE_METHODS and not same_origin(request):
-        return JSONResponse(
-            {"detail": "cross-site request refused: send it from cifarlab's own pages"},
-            status_code=403,
-        )
-    return await call_next(request)
-
-
 def create_app() -> FastAPI:
     # Swagger UI and ReDoc from the installed package: the docs page works offline.
     app = FastAPIOffline(
@@ -56,7 +44,7 @@ def create_app() -> FastAPI:
         same_site="lax",
         max_age=14 * 24 * 3600,
     )
-    app.middleware("http")(refuse_cross_site_writes)
+    app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
     api.install_error_handlers(app)
     app.include_router(api.public_router)

@@ -86,7 +86,10 @@ class SpecError(ValueError):
         return cls(errors)
 
 
-class ExperimentPublic(BaseModel):
+class ExperimentSummary(BaseModel):
+    """An experiment as lists show it: everything but its layer table, which runs to
+    hundreds of rows for a transfer model and is read on the experiment's own page."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -110,11 +113,14 @@ class ExperimentPublic(BaseModel):
     epoch_progress: float
     parameters: int | None
     trainable_parameters: int | None
-    model_layers: list[dict[str, Any]] | None
     test_accuracy: float | None
     macro_f1: float | None
     attempts: int
     queue_position: int | None = None
+
+
+class ExperimentPublic(ExperimentSummary):
+    model_layers: list[dict[str, Any]] | None
 
 
 class ExperimentUpdate(BaseModel):
@@ -140,7 +146,7 @@ class ReportImport(BaseModel):
 
 
 class ExperimentsPublic(BaseModel):
-    items: list[ExperimentPublic]
+    items: list[ExperimentSummary]
     total: int
 
 
@@ -187,7 +193,7 @@ class WorkerPublic(BaseModel):
     device: str
     started_at: datetime
     last_seen_at: datetime
-    running: ExperimentPublic | None
+    running: ExperimentSummary | None
 
 
 class HealthPublic(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +47,13 @@ def test_evaluations_are_consistent_and_sklearn_shaped(session: Session) -> None
     assert list(evaluation.report) == [*web.CLASSES, "accuracy", "macro avg", "weighted avg"]
     assert set(evaluation.report["cat"]) == {"precision", "recall", "f1-score", "support"}
     labels, predictions = np.array(evaluation.labels), np.array(evaluation.predictions)
-    assert len(labels) == len(predictions) == len(evaluation.confidences or []) == 10_000
+    assert evaluation.confidences is not None
+    assert len(labels) == len(predictions) == len(evaluation.confidences) == 10_000
     matrix = np.array(evaluation.confusion_matrix)
     assert matrix.shape == (10, 10) and matrix.sum() == 10_000
     assert matrix[3, 5] == np.count_nonzero((labels == 3) & (predictions == 5))
     assert evaluation.accuracy == pytest.approx(np.mean(labels == predictions))
     assert evaluation.test_set_fingerprint == web.FINGERPRINT
-
-
-def test_json_numbers_is_json() -> None:
-    fractions = np.array([0.0, 0.5, 0.98766, 1.0])
-    assert json.loads(web.json_numbers(fractions, 4)) == [0.0, 0.5, 0.9877, 1.0]
-    assert json.loads(web.json_numbers(np.array([0, 9, 3]))) == [0, 9, 3]
-    with pytest.raises(ValueError, match="digits 0..9"):
-        web.json_numbers(np.array([10]))
 
 
 def test_tiny_run_reports_every_endpoint_and_loses_nothing(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session, undefer
 
 from app.migrate import downgrade, upgrade
-from app.models import Base
+from app.models import Base, Evaluation
 
 
 def test_upgrade_head_then_downgrade_base_on_empty_sqlite(tmp_path: Path) -> None:
@@ -65,3 +69,51 @@ def test_upgrading_keeps_every_row(tmp_path: Path) -> None:
         foreign_keys = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     assert counts == [1, 2, 1]
     assert foreign_keys == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_server").create_database("packing"))
+    return f"sqlite:///{tmp_path / 'packing.db'}"
+
+
+def test_per_image_results_survive_packing_and_unpacking(database_url: str) -> None:
+    """0008 turns JSON lists into packed bytes and back without changing a value."""
+    labels, predictions, confidences = [3, 8, 0, 9], [3, 1, 0, 9], [0.9712, 0.5, 1.0, 0.25]
+    upgrade(database_url, revision="0007")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO experiments (id, name, model, spec, tags, status, created_at, "
+                "current_epoch, epoch_progress, total_epochs, notes, attempts) VALUES (1, 'old', "
+                "'custom_cnn', '{}', '[]', 'succeeded', '2026-01-01 00:00:00', 1, 1.0, 1, '', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO evaluations (experiment_id, accuracy, classes, report, test_size, "
+                "created_at, labels, predictions, confidences) VALUES (1, 0.75, '[]', '{}', 4, "
+                "'2026-01-01 00:00:00', :labels, :predictions, :confidences)"
+            ),
+            {"labels": json.dumps(labels), "predictions": json.dumps(predictions),
+             "confidences": json.dumps(confidences)},
+        )  # fmt: skip
+    engine.dispose()
+    upgrade(database_url)
+    with Session(create_engine(database_url)) as session:
+        evaluation = session.scalars(select(Evaluation).options(undefer("*"))).one()
+        assert evaluation.labels is not None and evaluation.labels.dtype == np.uint8
+        assert evaluation.labels.tolist() == labels
+        assert evaluation.predictions is not None and evaluation.predictions.tolist() == predictions
+        assert evaluation.confidences is not None
+        assert np.allclose(evaluation.confidences, confidences)
+    downgrade(database_url, revision="0007")
+    with create_engine(database_url).connect() as connection:
+        row = connection.execute(
+            text("SELECT labels, predictions, confidences FROM evaluations")
+        ).one()
+    stored = [json.loads(v) if isinstance(v, str) else v for v in row]
+    assert stored[0] == labels and stored[1] == predictions
+    assert np.allclose(stored[2], confidences)

@@ -34,9 +34,8 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Column, Engine, MetaData, Table, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.types import NullType
 
 from app.db import make_engine
 from app.embedded_redis import free_port, start_redis
@@ -59,20 +58,8 @@ MISTAKEN_FOR = np.array([8, 9, 4, 5, 7, 3, 2, 4, 0, 1])
 FINGERPRINT = "cifarlabbench0000000000000000000"  # one test set: every pair can be tested
 RUNNING_PLANNED_EPOCHS = 500  # running experiments are long, so the writer never runs out
 COMPARED = 8
-EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image lists are 30,000 values each
-PER_IMAGE = ("labels", "predictions", "confidences")
+EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image results are 50 KB each
 EPOCH_METRICS = EpochMetric.metadata.tables[EpochMetric.__tablename__]
-# The evaluations table with its per-image columns untyped, so ``fill`` can hand them over
-# already serialized (see ``json_numbers``): the text goes to the driver as is, with no cast,
-# and PostgreSQL reads it into its json column. Every other column keeps the model's type.
-EVALUATIONS = Table(
-    "evaluations",
-    MetaData(),
-    *(
-        Column(column.name, NullType() if column.name in PER_IMAGE else column.type)
-        for column in Evaluation.__table__.columns
-    ),
-)
 
 
 # --- the experiments ---------------------------------------------------------------------------
@@ -278,26 +265,6 @@ def _evaluate(
     return predictions, confidences
 
 
-def json_numbers(values: npt.NDArray[Any], decimals: int = 0) -> str:
-    """A JSON list of numbers in 0..9 (``decimals=0``) or fractions in [0, 1] written with
-    ``decimals`` places: formatted as fixed-width bytes by numpy, since ``json.dumps`` of
-    30,000 numbers per evaluation was most of the fill time."""
-    scaled = np.rint(np.asarray(values, dtype=float) * 10**decimals).astype(np.int64)
-    if scaled.min(initial=0) < 0 or scaled.max(initial=0) > (10**decimals if decimals else 9):
-        raise ValueError("json_numbers writes digits 0..9 or fractions in [0, 1] only")
-    digits = [scaled // 10**decimals]
-    digits += [scaled // 10 ** (decimals - 1 - place) % 10 for place in range(decimals)]
-    width = len(digits) + (1 if decimals else 0) + 2
-    chars = np.empty((len(scaled), width), dtype=np.uint8)
-    chars[:, 0] = ord("0") + digits[0]
-    if decimals:
-        chars[:, 1] = ord(".")
-        for place, column in enumerate(digits[1:], start=2):
-            chars[:, place] = ord("0") + column
-    chars[:, -2:] = (ord(","), ord(" "))
-    return "[" + chars.tobytes().decode("ascii")[:-2] + "]"
-
-
 def _plan(
     index: int,
     count: int,
@@ -388,13 +355,12 @@ def fill(
     evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.evaluation]
     keep = len(evaluated) if per_image is None else min(per_image, len(evaluated))
     detailed = {i for i, _ in evaluated[len(evaluated) - keep :]}
-    shared_labels = json_numbers(labels)
     for start in range(0, len(evaluated), EVALUATION_BATCH):
         rows = [
-            _evaluation_row(i, plan, shared_labels if i in detailed else None)
+            _evaluation_row(i, plan, labels if i in detailed else None)
             for i, plan in evaluated[start : start + EVALUATION_BATCH]
         ]
-        session.execute(insert(EVALUATIONS), rows)
+        session.execute(insert(Evaluation), rows)
     session.flush()
     filled = Filled(
         experiment_ids=ids,
@@ -411,9 +377,11 @@ def fill(
     return filled
 
 
-def _evaluation_row(experiment_id: int, plan: _Planned, labels: str | None) -> dict[str, Any]:
-    """A row for ``EVALUATIONS``: ``labels`` is the shared test set's, already serialized, or
-    None for an evaluation stored without per-image results."""
+def _evaluation_row(
+    experiment_id: int, plan: _Planned, labels: npt.NDArray[np.int64] | None
+) -> dict[str, Any]:
+    """``labels`` is the shared test set's, or None for an evaluation stored without
+    per-image results."""
     evaluation = plan.evaluation
     if evaluation is None:
         raise ValueError(f"experiment {experiment_id} was not planned with an evaluation")
@@ -428,8 +396,8 @@ def _evaluation_row(experiment_id: int, plan: _Planned, labels: str | None) -> d
         "created_at": plan.row["finished_at"],
         "test_set_fingerprint": FINGERPRINT if per_image else None,
         "labels": labels,
-        "predictions": json_numbers(evaluation.predictions) if per_image else None,
-        "confidences": json_numbers(evaluation.confidences, 4) if per_image else None,
+        "predictions": evaluation.predictions if per_image else None,
+        "confidences": evaluation.confidences if per_image else None,
     }
 
 

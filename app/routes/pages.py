@@ -49,6 +49,7 @@ from app.charts import (
     with_export_name,
 )
 from app.comparison import diagnostics
+from app.crud import EpochRow
 from app.deps import SessionDep
 from app.forms import (
     form_context,
@@ -61,7 +62,7 @@ from app.forms import (
     values_from_spec,
 )
 from app.launcher import launch
-from app.models import EpochMetric, Experiment, Status, utcnow
+from app.models import Experiment, Status, utcnow
 from app.presets import PRESETS
 from app.routes import api, compare_pages
 from app.schemas import (
@@ -522,7 +523,7 @@ def _figures(
     }
 
 
-def diagnostics_context(experiment: Experiment, rows: Sequence[EpochMetric]) -> dict[str, Any]:
+def diagnostics_context(experiment: Experiment, rows: Sequence[EpochRow]) -> dict[str, Any]:
     """The curves read in words (``app.diagnostics``) beside the generalization gap chart."""
     diagnosis = diagnostics(experiment, rows)
     figure = gap_figure(
