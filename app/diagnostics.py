@@ -90,11 +90,12 @@ class _Epoch:
     learning_rate: float | None
 
 
-def _field(row: Any, key: str) -> Any:
-    """Rows may be dicts (JSON, tests) or objects (ORM rows, Pydantic models)."""
+def _values(row: Any) -> Mapping[str, Any]:
+    """Rows may be dicts (JSON, tests) or objects (database rows, Pydantic models); one
+    type check per row, since this runs for every epoch of every compared experiment."""
     if isinstance(row, Mapping):
-        return row.get(key)
-    return getattr(row, key, None)
+        return row
+    return {key: getattr(row, key, None) for key in ("epoch", "phase", *FIELDS)}
 
 
 def _number(value: Any, key: str, epoch: int) -> float | None:
@@ -108,8 +109,7 @@ def _number(value: Any, key: str, epoch: int) -> float | None:
         raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}") from None
 
 
-def _epoch_number(row: Any, index: int) -> int:
-    value = _field(row, "epoch")
+def _epoch_number(value: Any, index: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(
             f"row {index}: epoch must be a whole number from 1 up (epochs are 1-based), "
@@ -123,11 +123,15 @@ def _rows(epochs: Sequence[Any]) -> tuple[list[_Epoch], bool]:
     rows: list[_Epoch] = []
     non_finite = False
     for index, row in enumerate(epochs):
-        epoch = _epoch_number(row, index)
-        numbers = {key: _number(_field(row, key), key, epoch) for key in FIELDS}
-        non_finite |= any(v is not None and not math.isfinite(v) for v in numbers.values())
-        finite = {k: v if v is not None and math.isfinite(v) else None for k, v in numbers.items()}
-        phase = _field(row, "phase")
+        values = _values(row)
+        epoch = _epoch_number(values.get("epoch"), index)
+        finite: dict[str, float | None] = {}
+        for key in FIELDS:
+            number = _number(values.get(key), key, epoch)
+            if number is not None and not math.isfinite(number):
+                non_finite, number = True, None
+            finite[key] = number
+        phase = values.get("phase")
         rows.append(_Epoch(epoch, None if phase is None else str(phase), **finite))
     rows.sort(key=lambda r: r.epoch)
     for previous, row in pairwise(rows):

@@ -19,6 +19,7 @@ from app.auth import ActorDep, viewer
 from app.comparison import build_comparison
 from app.config import get_settings
 from app.deps import SessionDep
+from app.json_text import JsonText
 from app.models import Evaluation, Experiment
 from app.report_import import parse_for_import
 from app.schemas import ExperimentPublic, ReportImport, SpecError
@@ -64,16 +65,16 @@ def comparison(session: Session, ids: list[int], baseline: int | None) -> dict[s
     return build_comparison(experiments, epochs, baseline)
 
 
-@router.get("/compare")
+@router.get("/compare", response_class=JsonText)
 def compare(
     session: SessionDep,
     ids: Annotated[str, Query(description="Experiment ids, comma-separated: 1,2,3")],
     baseline: Annotated[int | None, Query(description="Deltas and tests are against it")] = None,
-) -> dict[str, Any]:
+) -> JsonText:
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
     and confusion matrices."""
-    return comparison(session, parse_ids(ids), baseline)
+    return JsonText(comparison(session, parse_ids(ids), baseline))
 
 
 @router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)

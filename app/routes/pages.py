@@ -35,7 +35,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from app import crud
+from app import crud, json_text
 from app.auth import CSRF_FIELD, Principal, csrf_matches, csrf_token, identify, viewer
 from app.charts import (
     boundary_marks,
@@ -185,7 +185,10 @@ FRAGMENT_VIEWER = [Depends(viewer)]
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        auto_reload=False,
     )
     env.filters.update(
         datetime=format_datetime,
@@ -199,6 +202,7 @@ def _environment() -> jinja2.Environment:
         signed=format_signed,
         p_value=format_p_value,
     )
+    env.policies["json.dumps_function"] = json_text.dumps
     env.globals.update(
         plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token,
         csrf_field=CSRF_FIELD, signed_in=signed_in,
