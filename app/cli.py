@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.bench import chart as charts
 from app.client import ApiClient, ApiError
 from app.config import get_settings
 from app.embedded_redis import free_port, start_redis
@@ -58,10 +59,10 @@ def worker_argv(
     ]  # fmt: skip
 
 
-def web_argv(host: str, port: int) -> list[str]:
+def web_argv(host: str, port: int, processes: int = 1) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-        "--host", host, "--port", str(port),
+        "--host", host, "--port", str(port), "--workers", str(processes),
     ]  # fmt: skip
 
 
@@ -137,13 +138,20 @@ def up(
 def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Web server processes; one per core spare from training serves a busy team.",
+        ),
+    ] = 1,
 ) -> None:
     """Run only the web server (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
     try:
         check_exposure(host)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    os.execv(sys.executable, web_argv(host, port))
+    os.execv(sys.executable, web_argv(host, port, processes))
 
 
 def parse_gpus(gpus: str) -> list[str]:
@@ -446,6 +454,11 @@ def _print_figures(title: str, rows: Sequence[tuple[str, ...]], header: tuple[st
     print(json.dumps(figures))  # the last line: one JSON object for scripts
 
 
+ChartOption = Annotated[
+    Path | None, typer.Option(help="Also draw the figures as an SVG bar chart at this path.")
+]
+
+
 @bench_cli.command("train")
 def bench_train(
     train_size: Annotated[
@@ -462,6 +475,7 @@ def bench_train(
         ),
     ] = "plain,cifarlab,cifarlab-norecord,cifarlab-xla,cifarlab-bf16",
     seed: Annotated[int, typer.Option(help="Data subset and weights.")] = 0,
+    chart: ChartOption = None,
 ) -> None:
     """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN)."""
     _scratch_database()
@@ -487,6 +501,7 @@ def bench_train(
             f"recording (metrics, progress, cancel checks): "
             f"{figures['recording_percent_of_epoch']:.2f}% of epoch time, timed in its hooks"
         )
+    charts.write(charts.train_chart(figures), chart)
     _print_figures("training throughput", rows, header, figures, notes)
 
 
@@ -496,6 +511,7 @@ def bench_memory(
     image_size: Annotated[int, typer.Option(help="Pixels per side after resizing.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
     steps: Annotated[int, typer.Option(help="Training steps to run.")] = 10,
+    chart: ChartOption = None,
 ) -> None:
     """Peak memory of a transfer model training on the full training set at a large size."""
     _scratch_database()
@@ -504,6 +520,7 @@ def bench_memory(
     figures = memory_benchmark(model=model, image_size=image_size, batch_size=batch_size,
                                steps=steps)  # fmt: skip
     rows = [(key, str(value)) for key, value in figures.items()]
+    charts.write(charts.memory_chart(figures), chart)
     _print_figures("peak memory", rows, ("figure", "value"), figures)
 
 
@@ -535,6 +552,7 @@ def bench_web(
             "directory, removed)."
         ),
     ] = None,
+    chart: ChartOption = None,
 ) -> None:
     """The dashboard under load: fill a database, serve it on loopback, measure each page and
     API with concurrent readers while a worker records epochs; exit 1 if anything failed."""
@@ -548,6 +566,7 @@ def bench_web(
         )
     )  # fmt: skip
     console.print(web.report(figures), highlight=False)
+    charts.write(charts.web_chart(figures), chart)
     print(json.dumps(figures, default=str))  # the last line: one JSON object for scripts
     if not figures["goals"]["correct"]:
         raise typer.Exit(code=1)

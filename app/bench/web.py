@@ -21,7 +21,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -600,11 +599,10 @@ def serve(
 ) -> Iterator[Served]:
     """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it, once
     /api/health answers."""
+    from app.cli import web_argv  # the command line `cifarlab web` runs
+
     port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
+    argv = web_argv("127.0.0.1", port, workers)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
