@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CIFAR10_TRAIN_IMAGES = 50_000
 CIFAR10_TEST_IMAGES = 10_000
@@ -114,7 +114,20 @@ class TrainingHyperparameters(BaseModel):
     mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = _field(
         "auto", "Speed", "auto: float16 on GPUs that support it, off on the CPU."
     )
-    xla: bool = _field(False, "Speed", "Compile the training step with XLA.")
+    xla: Literal["auto", "on", "off"] = _field(
+        "auto",
+        "Speed",
+        "Compile the training step with XLA. auto: on with a GPU, off on the CPU (5x slower "
+        "there in `cifarlab bench train`).",
+    )
+
+    @field_validator("xla", mode="before")
+    @classmethod
+    def _xla_from_bool(cls, value: Any) -> Any:
+        """Specs stored before xla had an auto setting say true or false."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
     @property
     def planned_epochs(self) -> int:

@@ -52,3 +52,12 @@ def test_blank_name_and_top_level_extras_refused() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec({"name": "  ", "model": "custom_cnn", "colour": "red"})
     assert {error.field for error in caught.value.errors} == {"name", "colour"}
+
+
+@pytest.mark.parametrize(("stored", "read"), [(True, "on"), (False, "off"), ("auto", "auto")])
+def test_xla_is_auto_by_default_and_old_true_false_specs_still_parse(stored, read) -> None:
+    assert parse_spec(spec_data()).hyperparameters.xla == "auto"
+    assert parse_spec(spec_data(xla=stored)).hyperparameters.xla == read
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_data(xla="sometimes"))
+    assert caught.value.errors[0].field == "hyperparameters.xla"

@@ -79,6 +79,11 @@ def schedule_callbacks(hp: TrainingHyperparameters) -> list[keras.callbacks.Call
     return found
 
 
+JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
+"""xla -> Keras's jit_compile; Keras's "auto" compiles on GPUs and TPUs, never on a CPU-only
+machine."""
+
+
 def precision_policy(hp: TrainingHyperparameters) -> str:
     """auto: float16 on a GPU with tensor cores (compute capability 7.0+), float32 elsewhere."""
     if hp.mixed_precision == "float16":
@@ -163,7 +168,7 @@ class Trainer:
             optimizer=make_optimizer(self.hp, learning_rate),
             loss=make_loss(self.hp),
             metrics=["accuracy"],
-            jit_compile=self.hp.xla,
+            jit_compile=JIT_COMPILE[self.hp.xla],
         )
         recorder = ExperimentRecorder(
             experiment_id=self.experiment_id,

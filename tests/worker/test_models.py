@@ -14,7 +14,7 @@ from app.zoo import MODELS
 from worker import weights
 from worker.architectures import transfer_base, unfreeze_base
 from worker.builders import build_model
-from worker.training import make_loss, make_optimizer
+from worker.training import JIT_COMPILE, make_loss, make_optimizer
 
 TRAIN_STEP_MODELS = [
     "custom_cnn",
@@ -176,3 +176,11 @@ def test_from_scratch_batchnorm_catches_up_within_short_runs(settings: Settings)
         if isinstance(layer, keras.layers.BatchNormalization)
     }  # fmt: skip
     assert momenta == {BATCHNORM_MOMENTUM} and BATCHNORM_MOMENTUM < 0.99
+
+
+@pytest.mark.parametrize(("xla", "compiled"), [("auto", False), ("on", True), ("off", False)])
+def test_xla_auto_leaves_cpu_runs_uncompiled(xla: str, compiled: bool) -> None:
+    """On this CPU-only machine auto means no XLA; with a GPU, Keras turns it on."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE[xla])
+    assert model.jit_compile is compiled
