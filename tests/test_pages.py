@@ -832,10 +832,12 @@ def test_list_rows_are_selectable_for_compare_and_editable_in_place(
     assert {(box["name"], box["value"], box["form"]) for box in boxes} == {
         ("ids", str(first.id), "compare-form"), ("ids", str(second.id), "compare-form"),
     }  # fmt: skip
-    form = next(e for e in elements(html) if e.attrs.get("data-annotate") == str(first.id))
-    assert form.attrs["data-url"] == f"/api/experiments/{first.id}"
-    assert "hidden" in by_id(html, f"annotate-{first.id}").attrs
-    assert inputs(html)["tags"]["value"] == "test"
+    opener = next(e for e in elements(html) if e.attrs.get("data-annotate-open") == str(first.id))
+    assert opener.attrs["aria-controls"] == f"annotate-{first.id}"
+    # One form in a <template>, not one per row: annotate.js copies it under the opened row.
+    assert html.count("<form class=\"annotate-form\"") == 1
+    assert by_id(html, "annotate-template").tag == "template"
+    assert f'id="annotate-{first.id}"' not in html
     assert by_id(html, "import-link").attrs["href"] == "/experiments/import"
     assert '<script src="/static/annotate.js"' in html and '<script src="/static/list.js"' in html
 

@@ -1,5 +1,7 @@
 // Tags and notes edited in place: PATCH /api/experiments/{id}, then every element that
 // shows them ([data-tags-for], [data-notes-for]) is redrawn as text, never as HTML.
+// An experiment's page carries its form; the list carries one form in a <template>, copied
+// under a row, with what the row shows, when that row is first opened.
 "use strict";
 
 (function () {
@@ -28,8 +30,36 @@
     });
   }
 
+  function listPanel(id) {
+    const row = document.querySelector(`tr[data-experiment="${id}"]`);
+    const template = document.getElementById("annotate-template");
+    const form = template.content.firstElementChild.cloneNode(true);
+    form.dataset.annotate = id;
+    form.dataset.url = `/api/experiments/${id}`;
+    form.querySelectorAll("[id]").forEach((element) => (element.id += id));
+    form.querySelectorAll("label[for]").forEach((label) => (label.htmlFor += id));
+    const tags = [...document.querySelectorAll(`[data-tags-for="${id}"] .tag`)];
+    const notes = document.querySelector(`[data-notes-for="${id}"]`);
+    keepAsDefaults(form, { tags: tags.map((tag) => tag.textContent), notes: notes.textContent });
+    const cell = document.createElement("td");
+    cell.colSpan = row.cells.length;
+    cell.append(form);
+    const panel = document.createElement("tr");
+    panel.className = "annotate-row";
+    panel.id = `annotate-${id}`;
+    panel.hidden = true;
+    panel.append(cell);
+    row.after(panel);
+    wire(form);
+    return panel;
+  }
+
+  function panelFor(id) {
+    return document.getElementById(`annotate-${id}`) || listPanel(id);
+  }
+
   function setOpen(id, open) {
-    const panel = document.getElementById(`annotate-${id}`);
+    const panel = panelFor(id);
     panel.hidden = !open;
     document.querySelectorAll(`[data-annotate-open="${id}"]`).forEach((button) => {
       button.setAttribute("aria-expanded", String(open));
@@ -84,13 +114,7 @@
     }
   }
 
-  document.querySelectorAll("[data-annotate-open]").forEach((button) => {
-    button.addEventListener("click", () => {
-      const id = button.dataset.annotateOpen;
-      setOpen(id, document.getElementById(`annotate-${id}`).hidden);
-    });
-  });
-  document.querySelectorAll("form[data-annotate]").forEach((form) => {
+  function wire(form) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       save(form);
@@ -100,5 +124,13 @@
       showErrors(form, []);
       setOpen(form.dataset.annotate, false);
     });
+  }
+
+  document.querySelectorAll("[data-annotate-open]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const id = button.dataset.annotateOpen;
+      setOpen(id, panelFor(id).hidden);
+    });
   });
+  document.querySelectorAll("form[data-annotate]").forEach(wire);
 })();

@@ -217,3 +217,46 @@ def _report() -> dict[str, object]:
     average = {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 8.0}
     return {"cat": row, "dog": row, "accuracy": 0.875, "macro avg": average,
             "weighted avg": average}  # fmt: skip
+
+
+def test_edit_tags_and_notes_from_the_list(stack: Stack, page: Page) -> None:
+    """The list's one form is copied under the row that opens it, filled with what the row
+    shows; a refused tag shows its error there, a saved one redraws the row and persists."""
+    from sklearn.metrics import classification_report
+
+    report = classification_report([0, 1, 1, 0], [0, 1, 0, 0], target_names=["cat", "dog"])
+    imported = []
+    for name in ("list edit a", "list edit b"):
+        response = httpx.post(
+            f"{stack.base_url}/api/experiments/import",
+            json={"name": name, "report_text": report, "tags": ["seed"], "notes": "from a paper"},
+        )
+        assert response.status_code == 201, response.text
+        imported.append(response.json()["id"])
+    first, second = imported
+    page.goto(f"{stack.base_url}/?q=list+edit")
+    page.locator(f"[data-annotate-open='{first}']").click()
+    form = page.locator(f"form[data-annotate='{first}']")
+    expect(form).to_be_visible()
+    expect(form.locator("[name=tags]")).to_have_value("seed")
+    expect(form.locator("[name=notes]")).to_have_value("from a paper")
+    expect(page.locator(f"form[data-annotate='{second}']")).to_have_count(0)
+
+    form.locator("[name=tags]").fill("seed, " + "x" * 60)
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".field-error[data-field='tags']")).to_be_visible()
+
+    form.locator("[name=tags]").fill("seed, baseline")
+    form.locator("[name=notes]").fill("rerun with flips")
+    form.get_by_role("button", name="Save").click()
+    expect(form).to_be_hidden()
+    row_tags = page.locator(f"[data-tags-for='{first}'] .tag")
+    expect(row_tags).to_have_text(["seed", "baseline"])
+    expect(page.locator(f"[data-notes-for='{first}']")).to_have_text("rerun with flips")
+
+    page.reload()
+    expect(page.locator(f"[data-tags-for='{first}'] .tag")).to_have_text(["seed", "baseline"])
+    saved = httpx.get(f"{stack.base_url}/api/experiments/{first}").json()
+    assert (saved["tags"], saved["notes"]) == (["seed", "baseline"], "rerun with flips")
+    untouched = httpx.get(f"{stack.base_url}/api/experiments/{second}").json()
+    assert (untouched["tags"], untouched["notes"]) == (["seed"], "from a paper")
