@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal
 
+from sqlalchemy import Row
+
 Severity = Literal["info", "warning"]
 
 MIN_EPOCHS_AFTER_BEST = 2
@@ -91,8 +93,10 @@ class _Epoch:
 
 
 def _values(row: Any) -> Mapping[str, Any]:
-    """Rows may be dicts (JSON, tests) or objects (database rows, Pydantic models); one
-    type check per row, since this runs for every epoch of every compared experiment."""
+    """Rows may be dicts (JSON, tests), database rows or objects (Pydantic models); this
+    runs for every epoch of every compared experiment, so the common cases go first."""
+    if isinstance(row, Row):
+        return row._mapping
     if isinstance(row, Mapping):
         return row
     return {key: getattr(row, key, None) for key in ("epoch", "phase", *FIELDS)}
