@@ -112,7 +112,10 @@ class TrainingHyperparameters(BaseModel):
 
     # Speed
     mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = _field(
-        "auto", "Speed", "auto: float16 on GPUs that support it, off on the CPU."
+        "auto",
+        "Speed",
+        "auto: float16 on GPUs that support it, bfloat16 on CPUs with native bfloat16 "
+        "(AVX512_BF16 or AMX), off elsewhere.",
     )
     xla: Literal["auto", "on", "off"] = _field(
         "auto",

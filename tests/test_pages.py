@@ -835,7 +835,7 @@ def test_list_rows_are_selectable_for_compare_and_editable_in_place(
     opener = next(e for e in elements(html) if e.attrs.get("data-annotate-open") == str(first.id))
     assert opener.attrs["aria-controls"] == f"annotate-{first.id}"
     # One form in a <template>, not one per row: annotate.js copies it under the opened row.
-    assert html.count("<form class=\"annotate-form\"") == 1
+    assert html.count('<form class="annotate-form"') == 1
     assert by_id(html, "annotate-template").tag == "template"
     assert f'id="annotate-{first.id}"' not in html
     assert by_id(html, "import-link").attrs["href"] == "/experiments/import"

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -25,6 +24,7 @@ from app.schemas import parse_spec
 from worker.architectures import build_custom_cnn
 from worker.callbacks import ExperimentRecorder
 from worker.data import load_cifar10, make_dataset, stratified_indices, stratified_split
+from worker.hardware import cpu_flags
 
 VALIDATION_SPLIT = 0.2
 
@@ -73,13 +73,9 @@ class Run:
 
 
 def cpu_features() -> dict[str, bool]:
-    flags = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags.update(line.split(":", 1)[1].split())
-    return {name: name in flags for name in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}
+    return {
+        name: name in cpu_flags() for name in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    }
 
 
 @contextmanager

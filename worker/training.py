@@ -21,6 +21,7 @@ from worker.augmentation import build_augmenter
 from worker.callbacks import ExperimentRecorder
 from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
 from worker.data import make_dataset
+from worker.hardware import native_bfloat16
 
 PhaseListener = Callable[[keras.Model, str], None]
 """Told when a phase starts, with the model as that phase will train it."""
@@ -85,17 +86,21 @@ machine."""
 
 
 def precision_policy(hp: TrainingHyperparameters) -> str:
-    """auto: float16 on a GPU with tensor cores (compute capability 7.0+), float32 elsewhere."""
+    """auto: float16 on a GPU with tensor cores (compute capability 7.0+); bfloat16 on a
+    CPU-only machine whose processor has native bfloat16; float32 elsewhere."""
     if hp.mixed_precision == "float16":
         return "mixed_float16"
     if hp.mixed_precision == "bfloat16":
         return "mixed_bfloat16"
     if hp.mixed_precision == "off":
         return "float32"
-    for gpu in tf.config.list_physical_devices("GPU"):
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         if capability and capability >= (7, 0):
             return "mixed_float16"
+    if not gpus and native_bfloat16():
+        return "mixed_bfloat16"
     return "float32"
 
 

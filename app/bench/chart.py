@@ -77,7 +77,8 @@ def render(chart: BarChart) -> str:
         y += group_height + GAP * 2
     legend = []
     x = LABEL_WIDTH
-    for index, name in enumerate(series + (["goal"] if goals else [])):
+    keyed = series if len(series) > 1 else []  # one series needs no key: the unit says it
+    for index, name in enumerate(keyed + (["goal"] if goals else [])):
         if name == "goal" and goals:
             legend.append(f'<line x1="{x}" x2="{x}" y1="34" y2="48" class="goal"/>')
         else:
@@ -148,7 +149,7 @@ def memory_chart(figures: Mapping[str, Any]) -> BarChart:
             "peak while training": {"MB": figures["peak_rss_mb"]},
             "peak of the data pipeline": {"MB": figures["rss_after_pipeline_mb"]},
             "uint8 images in memory": {"MB": figures["uint8_images_mb"]},
-            "a resized float32 copy": {
+            "a resized float32 copy (never made)": {
                 "MB": figures["resized_float32_set_would_need_gb"] * gigabyte
             },
         },

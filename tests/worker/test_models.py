@@ -11,10 +11,11 @@ import pytest
 from app.config import Settings
 from app.schemas import parse_spec
 from app.zoo import MODELS
-from worker import weights
+from tests.factories import spec_data
+from worker import hardware, weights
 from worker.architectures import transfer_base, unfreeze_base
 from worker.builders import build_model
-from worker.training import JIT_COMPILE, make_loss, make_optimizer
+from worker.training import JIT_COMPILE, make_loss, make_optimizer, precision_policy
 
 TRAIN_STEP_MODELS = [
     "custom_cnn",
@@ -184,3 +185,23 @@ def test_xla_auto_leaves_cpu_runs_uncompiled(xla: str, compiled: bool) -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE[xla])
     assert model.jit_compile is compiled
+
+
+@pytest.mark.parametrize(
+    ("flags", "auto_policy"),
+    [({"avx512f", "avx512_bf16"}, "mixed_bfloat16"), ({"amx_bf16"}, "mixed_bfloat16"),
+     ({"avx512f"}, "float32"), (set(), "float32")],
+)  # fmt: skip
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], auto_policy: str
+) -> None:
+    """This machine has no GPU, so auto goes by the processor's flags."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    chosen = {
+        setting: precision_policy(parse_spec(spec_data(mixed_precision=setting)).hyperparameters)
+        for setting in ("auto", "off", "bfloat16", "float16")
+    }
+    assert chosen == {
+        "auto": auto_policy, "off": "float32", "bfloat16": "mixed_bfloat16",
+        "float16": "mixed_float16",
+    }  # fmt: skip
