@@ -105,7 +105,9 @@ def record_model(experiment_id: int, model: keras.Model, phase: str) -> None:
 def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settings) -> RunOutcome:
     hp = spec.hyperparameters
     keras.utils.set_random_seed(hp.seed)
-    keras.mixed_precision.set_global_policy(precision_policy(hp))
+    policy = precision_policy(hp)
+    keras.mixed_precision.set_global_policy(policy)
+    logger.info("experiment %s: %s precision on %s", experiment_id, policy, describe_device())
     dataset = load_cifar10(source=settings.cifar10_path, cache_dir=settings.dataset_cache_dir)
     training, test = prepare_data(spec, dataset)
     checkpoint = Checkpoint(settings.experiment_dir(experiment_id))
