@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         description="Signs session cookies; default: a random key kept in the data directory. "
         "Set the same value on every web process.",
     )
+    request_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Requests one web process works on at once; later ones wait their turn. "
+        "Python threads share one interpreter lock, so 20 at once each take longer than "
+        "their turn in line would.",
+    )
     heartbeat_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often a running experiment says it is alive."
     )
