@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import get_sessionmaker
+
+
+class Admission:
+    """One semaphore per event loop: uvicorn runs one loop per process, while a test client
+    may run a loop per calling thread, and asyncio's primitives must not cross loops."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    def here(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._by_loop.get(loop)
+        if semaphore is None:
+            semaphore = self._by_loop[loop] = asyncio.Semaphore(self.limit)
+        return semaphore
 
 
 def install_admission(app: FastAPI) -> None:
@@ -21,12 +39,12 @@ def install_admission(app: FastAPI) -> None:
     waits here, before it opens a session, so a waiting request never holds a database
     connection that an admitted one needs.
     """
-    app.state.admission = anyio.Semaphore(get_settings().request_concurrency)
+    app.state.admission = Admission(get_settings().request_concurrency)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    admission: anyio.Semaphore = request.app.state.admission
-    async with admission:
+    admission: Admission = request.app.state.admission
+    async with admission.here():
         with get_sessionmaker()() as session:
             yield session
 
