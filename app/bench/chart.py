@@ -38,14 +38,34 @@ class BarChart:
         return names
 
 
+def _legend(names: list[str]) -> tuple[list[str], int]:
+    """Keys left to right, wrapping before the right edge; returns them and their bottom."""
+    items: list[str] = []
+    x, y = LABEL_WIDTH, 34
+    right = LABEL_WIDTH + PLOT_WIDTH + RIGHT_MARGIN - 10
+    for index, name in enumerate(names):
+        width = 24 + 7 * len(name)
+        if x + width > right and x > LABEL_WIDTH:
+            x, y = LABEL_WIDTH, y + 18
+        if name == "goal":
+            items.append(f'<line x1="{x + 6}" x2="{x + 6}" y1="{y}" y2="{y + 14}" class="goal"/>')
+        else:
+            color = PALETTE[index % len(PALETTE)]
+            items.append(f'<rect x="{x}" y="{y + 1}" width="12" height="12" fill="{color}"/>')
+        items.append(f'<text x="{x + 16}" y="{y + 12}">{escape(name)}</text>')
+        x += width
+    return items, (y + 14 if names else 24)
+
+
 def render(chart: BarChart) -> str:
     series = chart.series()
     goals = chart.goals or {}
     drawn = [value for bars in chart.values.values() for value in bars.values()]
     largest = max(drawn + list(goals.values()))
     scale = PLOT_WIDTH / (largest * 1.05 or 1)
-    legend_height = 22
-    y = 40 + legend_height
+    keyed = series if len(series) > 1 else []  # one series needs no key: the unit says it
+    legend, legend_bottom = _legend(keyed + (["goal"] if goals else []))
+    y = legend_bottom + 14
     parts: list[str] = []
     for group, bars in chart.values.items():
         group_height = len(series) * (BAR + 2)
@@ -75,19 +95,6 @@ def render(chart: BarChart) -> str:
                 f'class="goal"><title>goal: {goals[group]:,.0f} {escape(chart.unit)}</title></line>'
             )
         y += group_height + GAP * 2
-    legend = []
-    x = LABEL_WIDTH
-    keyed = series if len(series) > 1 else []  # one series needs no key: the unit says it
-    for index, name in enumerate(keyed + (["goal"] if goals else [])):
-        if name == "goal" and goals:
-            legend.append(f'<line x1="{x}" x2="{x}" y1="34" y2="48" class="goal"/>')
-        else:
-            legend.append(
-                f'<rect x="{x}" y="35" width="12" height="12" '
-                f'fill="{PALETTE[index % len(PALETTE)]}"/>'
-            )
-        legend.append(f'<text x="{x + 16}" y="46">{escape(name)}</text>')
-        x += 24 + 7 * len(name)
     width = LABEL_WIDTH + PLOT_WIDTH + RIGHT_MARGIN
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 24:.0f}" '
