@@ -260,3 +260,13 @@ def test_edit_tags_and_notes_from_the_list(stack: Stack, page: Page) -> None:
     assert (saved["tags"], saved["notes"]) == (["seed", "baseline"], "rerun with flips")
     untouched = httpx.get(f"{stack.base_url}/api/experiments/{second}").json()
     assert (untouched["tags"], untouched["notes"]) == (["seed"], "from a paper")
+
+    # The experiment's own page carries its form, filled from the record.
+    page.goto(f"{stack.base_url}/experiments/{second}")
+    page.locator(f"[data-annotate-open='{second}']").click()
+    panel = page.locator(f"form[data-annotate='{second}']")
+    expect(panel.locator("[name=tags]")).to_have_value("seed")
+    panel.locator("[name=notes]").fill("checked against the paper")
+    panel.get_by_role("button", name="Save").click()
+    expect(panel).to_be_hidden()
+    expect(page.locator(f"[data-notes-for='{second}']")).to_have_text("checked against the paper")
