@@ -13,9 +13,13 @@ import pydantic_core
 from fastapi import Response
 
 
+def encode(value: Any) -> bytes:
+    return pydantic_core.to_json(value, inf_nan_mode="null")
+
+
 def dumps(value: Any, **_jinja_options: Any) -> str:
     """Also Jinja's ``tojson`` (it passes its own options, which need not apply here)."""
-    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
+    return encode(value).decode()
 
 
 class JsonText(Response):
@@ -24,4 +28,4 @@ class JsonText(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content, inf_nan_mode="null")
+        return encode(content)
