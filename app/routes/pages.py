@@ -188,7 +188,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         trim_blocks=True,
-        auto_reload=False,
+        auto_reload=False,  # templates ship with the package: no file check per render
     )
     env.filters.update(
         datetime=format_datetime,
