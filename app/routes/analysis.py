@@ -59,10 +59,13 @@ def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
     return [found[i] for i in ids]
 
 
-def comparison(session: Session, ids: list[int], baseline: int | None) -> dict[str, Any]:
+def load_comparison(
+    session: Session, ids: list[int], baseline: int | None
+) -> tuple[list[Experiment], dict[str, Any]]:
+    """The experiments in the order given, and what the compare page and API show of them."""
     experiments = load_for_comparison(session, ids)
     epochs = crud.list_epochs_of(session=session, experiment_ids=ids)
-    return build_comparison(experiments, epochs, baseline)
+    return experiments, build_comparison(experiments, epochs, baseline)
 
 
 @router.get("/compare", response_class=JsonText)
@@ -74,7 +77,7 @@ def compare(
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
     and confusion matrices."""
-    return JsonText(comparison(session, parse_ids(ids), baseline))
+    return JsonText(load_comparison(session, parse_ids(ids), baseline)[1])
 
 
 @router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)

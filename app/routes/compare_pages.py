@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from app import crud
 from app.charts import (
     comparison_confusion_figures,
     comparison_curves_figure,
@@ -25,9 +24,9 @@ from app.charts import (
     per_class_f1_figure,
     with_export_name,
 )
-from app.comparison import build_comparison
 from app.forms import shown_value
 from app.models import Experiment, Status
+from app.routes import analysis
 from app.routes.analysis import load_for_comparison, parse_ids
 from app.zoo import MODELS
 
@@ -67,9 +66,7 @@ def load_comparison(
 ) -> tuple[list[Experiment], dict[str, Any]]:
     """``ids`` as the query gave them (``1,2,3`` or repeated); raises HTTPException (422 bad
     ids, 404 unknown ones) just as GET /api/compare does."""
-    experiments = load_for_comparison(session, parse_ids(",".join(ids or [])))
-    epochs = crud.list_epochs_of(session=session, experiment_ids=[e.id for e in experiments])
-    return experiments, build_comparison(experiments, epochs, baseline)
+    return analysis.load_comparison(session, parse_ids(",".join(ids or [])), baseline)
 
 
 def _columns(experiments: Sequence[Experiment], comparison: Mapping[str, Any]) -> list[dict]:
