@@ -852,6 +852,8 @@ def test_plotly_is_served_locally_with_caching(client: TestClient) -> None:
     again = client.get("/static/vendor/plotly.min.js", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.headers["etag"] == etag and not again.content
+    head = client.head("/static/vendor/plotly.min.js")  # what caches and proxies check with
+    assert head.status_code == 200 and head.headers["etag"] == etag
 
 
 def test_user_text_is_escaped_everywhere(client: TestClient, session: Session) -> None:

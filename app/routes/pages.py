@@ -255,7 +255,7 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-@router.get(PLOTLY_JS_URL)
+@router.api_route(PLOTLY_JS_URL, methods=["GET", "HEAD"])
 def plotly_js(if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """Served, not copied into the repo and never from a CDN: pages work offline."""
     path, etag = _plotly_js()
