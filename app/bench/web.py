@@ -57,7 +57,7 @@ MISTAKEN_FOR = np.array([8, 9, 4, 5, 7, 3, 2, 4, 0, 1])
 FINGERPRINT = "cifarlabbench0000000000000000000"  # one test set: every pair can be tested
 RUNNING_PLANNED_EPOCHS = 500  # running experiments are long, so the writer never runs out
 COMPARED = 8
-EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image results are 50 KB each
+EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image results are 60 KB each
 EPOCH_METRICS = EpochMetric.metadata.tables[EpochMetric.__tablename__]
 
 
