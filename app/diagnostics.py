@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Row
 
@@ -78,10 +78,10 @@ class Diagnosis:
     verdict: str
 
 
-@dataclass(frozen=True)
-class _Epoch:
+class _Epoch(NamedTuple):
     """One row, checked and converted; non-finite numbers become ``None`` here and are
-    reported once, as divergence, instead of poisoning every comparison."""
+    reported once, as divergence, instead of poisoning every comparison. A tuple: a compare
+    page builds hundreds of them."""
 
     epoch: int
     phase: str | None
@@ -103,14 +103,19 @@ def _values(row: Any) -> Mapping[str, Any]:
 
 
 def _number(value: Any, key: str, epoch: int) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}") from None
+    """``None`` for a missing or non-finite value; a float of anything else numeric."""
+    if type(value) is not float:  # the common case first, in one check
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"epoch {epoch}: {key} must be a number or None, got {value!r}")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"epoch {epoch}: {key} must be a number or None, got {value!r}"
+            ) from None
+    return value if math.isfinite(value) else None
 
 
 def _epoch_number(value: Any, index: int) -> int:
@@ -129,14 +134,11 @@ def _rows(epochs: Sequence[Any]) -> tuple[list[_Epoch], bool]:
     for index, row in enumerate(epochs):
         values = _values(row)
         epoch = _epoch_number(values.get("epoch"), index)
-        finite: dict[str, float | None] = {}
-        for key in FIELDS:
-            number = _number(values.get(key), key, epoch)
-            if number is not None and not math.isfinite(number):
-                non_finite, number = True, None
-            finite[key] = number
+        raw = [values.get(key) for key in FIELDS]
+        numbers = [_number(value, key, epoch) for value, key in zip(raw, FIELDS, strict=True)]
+        non_finite = non_finite or numbers.count(None) != raw.count(None)
         phase = values.get("phase")
-        rows.append(_Epoch(epoch, None if phase is None else str(phase), **finite))
+        rows.append(_Epoch(epoch, None if phase is None else str(phase), *numbers))
     rows.sort(key=lambda r: r.epoch)
     for previous, row in pairwise(rows):
         if previous.epoch == row.epoch:
