@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
@@ -28,7 +29,30 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return fmean(present) if present else None
 
 
-def summary(experiment: Experiment, epochs: Sequence[EpochRow], color: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class History:
+    """One experiment's epochs as a comparison reads them. A finished experiment's epochs
+    never change, so the web process keeps its History between requests
+    (``app.history_cache``): nothing that reads one may change it."""
+
+    epochs: int
+    seconds_per_epoch: float | None
+    images_per_second: float | None
+    curve: list[dict[str, Any]]
+    diagnostics: dict[str, Any]
+
+
+def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
+    return History(
+        epochs=len(epochs),
+        seconds_per_epoch=_mean([row.seconds for row in epochs]),
+        images_per_second=_mean([row.images_per_second for row in epochs]),
+        curve=[_curve(row) for row in downsample(epochs)],
+        diagnostics=diagnostics(experiment, epochs),
+    )
+
+
+def summary(experiment: Experiment, history: History, color: str) -> dict[str, Any]:
     return {
         "id": experiment.id,
         "name": experiment.name,
@@ -38,10 +62,10 @@ def summary(experiment: Experiment, epochs: Sequence[EpochRow], color: str) -> d
         "test_accuracy": experiment.test_accuracy,
         "macro_f1": experiment.macro_f1,
         "parameters": experiment.parameters,
-        "epochs": len(epochs),
+        "epochs": history.epochs,
         "training_seconds": experiment.duration_seconds,
-        "seconds_per_epoch": _mean([row.seconds for row in epochs]),
-        "images_per_second": _mean([row.images_per_second for row in epochs]),
+        "seconds_per_epoch": history.seconds_per_epoch,
+        "images_per_second": history.images_per_second,
         "test_size": experiment.evaluation.test_size if experiment.evaluation else None,
     }
 
@@ -263,7 +287,7 @@ def _curve(row: EpochRow) -> dict[str, Any]:
 
 def build_comparison(
     experiments: Sequence[Experiment],
-    epochs: Mapping[int, Sequence[EpochRow]],
+    histories: Mapping[int, History],
     baseline_id: int | None = None,
 ) -> dict[str, Any]:
     """Everything the compare page draws; ``experiments`` in the order the user gave them."""
@@ -273,13 +297,13 @@ def build_comparison(
     colors = {e.id: COLORS[i % len(COLORS)] for i, e in enumerate(experiments)}
     return {
         "baseline_id": baseline_id,
-        "experiments": [summary(e, epochs[e.id], colors[e.id]) for e in experiments],
+        "experiments": [summary(e, histories[e.id], colors[e.id]) for e in experiments],
         "warnings": warnings(experiments),
         "per_class": per_class_table(experiments, baseline_id),
         "hyperparameters": hyperparameters(experiments),
         "significance": significance(experiments, baseline),
-        "diagnostics": {e.id: diagnostics(e, epochs[e.id]) for e in experiments},
-        "curves": {e.id: [_curve(row) for row in downsample(epochs[e.id])] for e in experiments},
+        "diagnostics": {e.id: histories[e.id].diagnostics for e in experiments},
+        "curves": {e.id: histories[e.id].curve for e in experiments},
         "confusion_matrices": {
             e.id: {"classes": e.evaluation.classes, "matrix": e.evaluation.confusion_matrix}
             for e in experiments

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import get_sessionmaker
+from app.history_cache import HistoryCache
 
 
 class Admission:
@@ -50,3 +51,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_histories(request: Request) -> HistoryCache:
+    histories: HistoryCache = request.app.state.histories
+    return histories
+
+
+HistoriesDep = Annotated[HistoryCache, Depends(get_histories)]

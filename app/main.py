@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
 from app.deps import install_admission
+from app.history_cache import HistoryCache
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.routes import analysis, api, auth_pages, events, pages
@@ -47,6 +48,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_admission(app)
+    app.state.histories = HistoryCache()
     app.add_middleware(
         SessionMiddleware,
         secret_key=get_settings().session_secret(),

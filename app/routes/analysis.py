@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from app import crud
 from app.auth import ActorDep, viewer
-from app.comparison import build_comparison
+from app.comparison import build_comparison, history
 from app.config import get_settings
-from app.deps import SessionDep
+from app.deps import HistoriesDep, SessionDep
+from app.history_cache import HistoryCache
 from app.json_text import JsonText
 from app.models import Evaluation, Experiment
 from app.report_import import parse_for_import
@@ -60,24 +61,32 @@ def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
 
 
 def load_comparison(
-    session: Session, ids: list[int], baseline: int | None
+    session: Session, histories: HistoryCache, ids: list[int], baseline: int | None
 ) -> tuple[list[Experiment], dict[str, Any]]:
-    """The experiments in the order given, and what the compare page and API show of them."""
+    """The experiments in the order given, and what the compare page and API show of them.
+    Epochs are read only for experiments whose history is not already kept."""
     experiments = load_for_comparison(session, ids)
-    epochs = crud.list_epochs_of(session=session, experiment_ids=ids)
-    return experiments, build_comparison(experiments, epochs, baseline)
+    kept = {e.id: h for e in experiments if (h := histories.get(e)) is not None}
+    missing = [e for e in experiments if e.id not in kept]
+    if missing:
+        epochs = crud.list_epochs_of(session=session, experiment_ids=[e.id for e in missing])
+        for experiment in missing:
+            kept[experiment.id] = history(experiment, epochs[experiment.id])
+            histories.put(experiment, kept[experiment.id])
+    return experiments, build_comparison(experiments, kept, baseline)
 
 
 @router.get("/compare", response_class=JsonText)
 def compare(
     session: SessionDep,
+    histories: HistoriesDep,
     ids: Annotated[str, Query(description="Experiment ids, comma-separated: 1,2,3")],
     baseline: Annotated[int | None, Query(description="Deltas and tests are against it")] = None,
 ) -> JsonText:
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
     and confusion matrices."""
-    return JsonText(load_comparison(session, parse_ids(ids), baseline)[1])
+    return JsonText(load_comparison(session, histories, parse_ids(ids), baseline)[1])
 
 
 @router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)

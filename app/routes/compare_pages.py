@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
@@ -25,9 +25,11 @@ from app.charts import (
     with_export_name,
 )
 from app.forms import shown_value
+from app.history_cache import HistoryCache
 from app.models import Experiment, Status
 from app.routes import analysis
 from app.routes.analysis import load_for_comparison, parse_ids
+from app.routes.formatting import format_number, format_signed
 from app.zoo import MODELS
 
 SECTIONS = (
@@ -37,6 +39,7 @@ ACTIVE = frozenset({Status.queued, Status.running})
 WIDE = 4  # above this many experiments the per-class table opens on F1 alone
 POLL_MILLISECONDS = 3000
 METRICS = ("precision", "recall", "f1-score")
+SUMMARY_ROWS = ("macro avg", "weighted avg")
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 SUMMARY_FIELDS = (
     "test_accuracy", "macro_f1", "parameters", "epochs", "training_seconds",
@@ -62,11 +65,11 @@ def has_gallery(experiment: Experiment) -> bool:
 
 
 def load_comparison(
-    session: Session, ids: Sequence[str] | None, baseline: int | None
+    session: Session, histories: HistoryCache, ids: Sequence[str] | None, baseline: int | None
 ) -> tuple[list[Experiment], dict[str, Any]]:
     """``ids`` as the query gave them (``1,2,3`` or repeated); raises HTTPException (422 bad
     ids, 404 unknown ones) just as GET /api/compare does."""
-    return analysis.load_comparison(session, parse_ids(",".join(ids or [])), baseline)
+    return analysis.load_comparison(session, histories, parse_ids(",".join(ids or [])), baseline)
 
 
 def _columns(experiments: Sequence[Experiment], comparison: Mapping[str, Any]) -> list[dict]:
@@ -102,6 +105,49 @@ def _significance(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> 
             entry["points"] = {k: interval[k] * 100 for k in ("difference", "low", "high")}
         entries.append(entry)
     return entries
+
+
+class Cell(NamedTuple):
+    """One cell of the merged report, its numbers already text."""
+
+    metric: str
+    experiment_id: int
+    css: str
+    value: str
+    delta: str
+    direction: str
+
+
+def _direction(delta: float) -> str:
+    return "up" if delta > 0 else "down" if delta < 0 else "same"
+
+
+def _report_kind(row: str) -> str:
+    return "accuracy" if row == "accuracy" else "average" if row in SUMMARY_ROWS else "class"
+
+
+def _per_class_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+    """The merged report's rows with their cells formatted here: eight experiments make 312
+    cells, and formatting them in the template took most of the page's render time."""
+    rows = []
+    for row in comparison["per_class"]:
+        cells = []
+        for metric in METRICS:
+            best = row["best"].get(metric, []) if len(row["values"]) > 1 else []
+            for index, column in enumerate(columns):
+                value = row["values"].get(column["id"], {}).get(metric)
+                delta = row["delta"].get(column["id"], {}).get(metric)
+                css = "num" + (" best" if column["id"] in best else "")
+                cells.append(
+                    Cell(
+                        metric, column["id"], css + (" group-start" if index == 0 else ""),
+                        "" if value is None else format_number(value),
+                        "" if delta is None else format_signed(delta),
+                        "" if delta is None else _direction(delta),
+                    )
+                )  # fmt: skip
+        rows.append({"row": row["row"], "kind": _report_kind(row["row"]), "cells": cells})
+    return rows
 
 
 def _hyperparameter_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
@@ -203,7 +249,7 @@ def compare_context(
         "baseline": next(c for c in columns if c["is_baseline"]),
         "warnings": comparison["warnings"],
         "best": {key: _best(columns, key) for key in ("test_accuracy", "macro_f1")},
-        "per_class": comparison["per_class"],
+        "per_class": _per_class_rows(comparison, columns),
         "metrics": METRICS,
         "metric_view": "all" if len(columns) <= WIDE else "f1-score",
         "significance": _significance(comparison, columns),

@@ -15,7 +15,6 @@ import hashlib
 import math
 import statistics
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -50,7 +49,7 @@ from app.charts import (
 )
 from app.comparison import diagnostics
 from app.crud import EpochRow
-from app.deps import SessionDep
+from app.deps import HistoriesDep, SessionDep
 from app.forms import (
     form_context,
     import_errors,
@@ -62,9 +61,20 @@ from app.forms import (
     values_from_spec,
 )
 from app.launcher import launch
-from app.models import Experiment, Status, utcnow
+from app.models import Experiment, Status
 from app.presets import PRESETS
 from app.routes import api, compare_pages
+from app.routes.formatting import (
+    format_ago,
+    format_compact,
+    format_datetime,
+    format_duration,
+    format_mean_last,
+    format_number,
+    format_p_value,
+    format_percent,
+    format_signed,
+)
 from app.schemas import (
     EpochMetricPublic,
     EvaluationPublic,
@@ -79,80 +89,6 @@ router = APIRouter(include_in_schema=False)
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
-
-
-# --- formatting --------------------------------------------------------------------------------
-
-
-def format_datetime(value: datetime | None) -> str:
-    """SQLite hands back naive datetimes; every stored time is UTC, so say so."""
-    if value is None:
-        return "—"
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def format_ago(value: datetime | None) -> str:
-    """How long ago, for "last seen": the workers page refreshes every few seconds."""
-    if value is None:
-        return "—"
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return f"{format_duration(max((utcnow() - aware).total_seconds(), 0.0))} ago"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
-def format_percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.2f}%"
-
-
-def format_number(value: float | int | None, digits: int = 3) -> str:
-    if value is None:
-        return ""
-    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
-
-
-def format_compact(value: int | None) -> str:
-    """Parameter counts in a list column: 550.6k, 23.6M (the exact count is in its title)."""
-    if value is None:
-        return "—"
-    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
-    return str(value)
-
-
-def format_mean_last(pair: tuple[float, float] | None, digits: int, unit: str = "") -> str:
-    """The mean over epochs and the last epoch's value: the first epoch pays for tracing,
-    so the last one says what the run does now. Mirrored in experiment.js."""
-    if pair is None:
-        return "—"
-    mean, last = (f"{value:,.{digits}f}{unit}" for value in pair)
-    return f"{mean} mean · {last} last"
-
-
-def format_signed(value: float | None, digits: int = 3) -> str:
-    """A difference with its sign (a true minus sign), so +0.012 and −0.020 read as deltas."""
-    if value is None:
-        return ""
-    text = f"{abs(value):.{digits}f}"
-    if float(text) == 0:
-        return f"±{text}"
-    return f"+{text}" if value > 0 else f"−{text}"
-
-
-def format_p_value(value: float) -> str:
-    """Two significant figures, and a floor: a p-value of 1e-40 says no more than < 0.0001."""
-    return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
 
 
 # --- who is looking ----------------------------------------------------------------------------
@@ -672,10 +608,14 @@ def _sections(context: dict[str, Any]) -> dict[str, str]:
 
 @router.get("/compare", dependencies=SIGNED_IN)
 def compare_page(
-    request: Request, session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
+    request: Request,
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: int | None = None,
 ) -> Response:
     try:
-        experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+        experiments, comparison = compare_pages.load_comparison(session, histories, ids, baseline)
     except HTTPException as exc:
         return error_page(request, exc.status_code, str(exc.detail))
     context = compare_pages.compare_context(experiments, comparison)
@@ -685,11 +625,11 @@ def compare_page(
 
 @router.get("/compare/live", dependencies=FRAGMENT_VIEWER)
 def compare_live(
-    session: SessionDep, ids: IdsQuery = None, baseline: int | None = None
+    session: SessionDep, histories: HistoriesDep, ids: IdsQuery = None, baseline: int | None = None
 ) -> dict[str, Any]:
     """What the compare page polls while an experiment is queued or running: its figures
     and the HTML of each section that changes as runs progress."""
-    experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+    experiments, comparison = compare_pages.load_comparison(session, histories, ids, baseline)
     context = compare_pages.compare_context(experiments, comparison)
     return {**compare_pages.live_data(context, comparison), "sections": _sections(context)}
 
@@ -709,9 +649,11 @@ def compare_difference(
 
 
 @router.get("/compare.csv", dependencies=SIGNED_IN)
-def compare_csv(session: SessionDep, ids: IdsQuery = None, baseline: int | None = None) -> Response:
+def compare_csv(
+    session: SessionDep, histories: HistoriesDep, ids: IdsQuery = None, baseline: int | None = None
+) -> Response:
     """The compare page's tables as one flat CSV (see ``compare_pages.csv_rows``)."""
-    experiments, comparison = compare_pages.load_comparison(session, ids, baseline)
+    experiments, comparison = compare_pages.load_comparison(session, histories, ids, baseline)
     stem = "-".join(str(e.id) for e in experiments)
     return Response(
         compare_pages.csv_text(comparison),
