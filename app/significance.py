@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -136,8 +137,18 @@ def bootstrap_accuracy_difference(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
     a, b = _paired(correct_a, correct_b)
-    n = a.size
-    counts = np.array([np.count_nonzero(~a & b), np.count_nonzero(a & ~b)])
+    only_b, only_a = int(np.count_nonzero(~a & b)), int(np.count_nonzero(a & ~b))
+    return _bootstrap(only_b, only_a, int(a.size), resamples, confidence, seed)
+
+
+@lru_cache(maxsize=4096)
+def _bootstrap(
+    only_b: int, only_a: int, n: int, resamples: int, confidence: float, seed: int
+) -> BootstrapResult:
+    """The draws depend on nothing but these numbers, so a pair of runs shown again (a
+    reload, another baseline, a live poll) reuses its interval: 0.3 ms each, seven per
+    compare page of eight."""
+    counts = np.array([only_b, only_a])
     kinds = np.append(counts, n - counts.sum())
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n, kinds / n, size=resamples)
@@ -145,7 +156,7 @@ def bootstrap_accuracy_difference(
     tail = (1 - confidence) / 2
     low, high = np.quantile(differences, [tail, 1 - tail])
     return BootstrapResult(
-        difference=float((counts[0] - counts[1]) / n),
+        difference=(only_b - only_a) / n,
         low=float(low),
         high=float(high),
         confidence=confidence,
