@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, undefer
+from sqlalchemy.orm import Session, joinedload, undefer
 
 from app import crud
 from app.auth import ActorDep, viewer
@@ -47,11 +47,12 @@ def parse_ids(ids: str) -> list[int]:
 
 
 def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
-    """With each evaluation's predictions; labels load for the baseline only, when read."""
+    """With each evaluation's predictions, in the same query (one row each: a join costs
+    less than a second query); labels load for the baseline only, when read."""
     rows = session.scalars(
         select(Experiment)
         .where(Experiment.id.in_(ids))
-        .options(selectinload(Experiment.evaluation).options(undefer(Evaluation.predictions)))
+        .options(joinedload(Experiment.evaluation).options(undefer(Evaluation.predictions)))
     ).all()
     found = {row.id: row for row in rows}
     missing = [str(i) for i in ids if i not in found]
