@@ -59,7 +59,7 @@ def worker_argv(
     ]  # fmt: skip
 
 
-def web_argv(host: str, port: int, processes: int = 1) -> list[str]:
+def web_argv(host: str, port: int, processes: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
         "--host", host, "--port", str(port), "--workers", str(processes),
@@ -123,7 +123,7 @@ def up(
     try:
         env = dict(os.environ)
         supervisor.start("worker", worker_argv(), env)
-        supervisor.start("web", web_argv(host, port), env)
+        supervisor.start("web", web_argv(host, port, settings.web_process_count), env)
     except BaseException:
         supervisor.stop()
         raise
@@ -139,19 +139,21 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     processes: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Web server processes; one per core spare from training serves a busy team.",
+            help="Web server processes (default: CIFARLAB_WEB_PROCESSES, else one per core, "
+            "at most 4).",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Run only the web server (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
     try:
         check_exposure(host)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    os.execv(sys.executable, web_argv(host, port, processes))
+    count = processes or get_settings().web_process_count
+    os.execv(sys.executable, web_argv(host, port, count))
 
 
 def parse_gpus(gpus: str) -> list[str]:
@@ -541,9 +543,13 @@ def bench_web(
     database: Annotated[
         BenchDatabase, typer.Option(help="Database to measure.")
     ] = BenchDatabase.both,
-    workers: Annotated[
+    processes: Annotated[
         list[int] | None,
-        typer.Option(help="uvicorn worker processes; repeat to measure each (default: 1)."),
+        typer.Option(
+            min=1,
+            help="Web server processes; repeat to measure each (default: as many as "
+            "`cifarlab web` starts).",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -562,7 +568,8 @@ def bench_web(
     figures = web.run(
         web.Options(
             experiments=experiments, epochs=epochs, clients=clients, requests=requests,
-            databases=databases, workers=tuple(workers or [1]), data_dir=data_dir,
+            databases=databases, data_dir=data_dir,
+            processes=tuple(processes or [get_settings().web_process_count]),
         )
     )  # fmt: skip
     console.print(web.report(figures), highlight=False)

@@ -11,6 +11,16 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_DEFAULT_WEB_PROCESSES = 4
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
 
 class Settings(BaseSettings):
     """Every process (web, worker, CLI) is configured from the same variables."""
@@ -48,6 +58,13 @@ class Settings(BaseSettings):
         description="Signs session cookies; default: a random key kept in the data directory. "
         "Set the same value on every web process.",
     )
+    web_processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Web server processes of `cifarlab up` and `cifarlab web`; default: one "
+        f"per CPU core, at most {MAX_DEFAULT_WEB_PROCESSES}. A process runs Python on one "
+        "core at a time, and pages are mostly Python.",
+    )
     request_concurrency: int = Field(
         default=2,
         ge=1,
@@ -70,6 +87,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'cifarlab.db'}"
+
+    @property
+    def web_process_count(self) -> int:
+        if self.web_processes is not None:
+            return self.web_processes
+        return min(available_cores(), MAX_DEFAULT_WEB_PROCESSES)
 
     @property
     def artifacts_dir(self) -> Path:

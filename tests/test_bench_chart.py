@@ -29,9 +29,12 @@ def test_bars_are_proportional_and_goals_drawn() -> None:
 
 
 def test_web_chart_has_a_bar_per_database_process_count_and_endpoint(tmp_path: Path) -> None:
-    def run(workers: int, p95: float) -> dict:
+    def run(processes: int, p95: float) -> dict:
         endpoint = {"p95_ms": p95, "goal_p95_ms": 100}
-        return {"workers": workers, "endpoints": {"list_page": endpoint, "metrics_api": endpoint}}
+        return {
+            "processes": processes,
+            "endpoints": {"list_page": endpoint, "metrics_api": endpoint},
+        }
 
     figures = {
         "clients": 20, "experiments": 1000,

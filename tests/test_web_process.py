@@ -1,6 +1,7 @@
-"""How one web process serves load: at most CIFARLAB_REQUEST_CONCURRENCY requests at once
-(the rest wait their turn before they open a database session), and start-up objects kept
-out of the garbage collector's full collections."""
+"""How the web server serves load: one process per core by default (up to four), each working
+on at most CIFARLAB_REQUEST_CONCURRENCY requests at once (the rest wait their turn before
+they open a database session), with start-up objects kept out of the garbage collector's
+full collections."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import anyio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from app import config
 from app.deps import get_session, install_admission
@@ -66,3 +68,21 @@ def test_start_up_objects_are_frozen_out_of_collections(data_dir: Path) -> None:
             assert gc.get_freeze_count() > 100_000  # the imported libraries' objects
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("cores", "setting", "expected"), [(1, None, 1), (2, None, 2), (16, None, 4), (16, "8", 8)]
+)
+def test_web_processes_default_to_one_per_core_up_to_four(
+    monkeypatch: pytest.MonkeyPatch, cores: int, setting: str | None, expected: int
+) -> None:
+    monkeypatch.setattr(config, "available_cores", lambda: cores)
+    if setting is not None:
+        monkeypatch.setenv("CIFARLAB_WEB_PROCESSES", setting)
+    assert config.Settings().web_process_count == expected
+
+
+def test_zero_web_processes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIFARLAB_WEB_PROCESSES", "0")
+    with pytest.raises(ValidationError, match="web_processes"):
+        config.Settings()

@@ -123,7 +123,7 @@ def web_chart(figures: Mapping[str, Any]) -> BarChart:
     for database in ("sqlite", "postgresql"):
         result = figures.get(database, {})
         for run in result.get("runs", []):
-            processes = run["workers"]
+            processes = run["processes"]
             series = f"{database}, {processes} process{'es' if processes > 1 else ''}"
             for endpoint, measured in run["endpoints"].items():
                 values.setdefault(endpoint, {})[series] = measured["p95_ms"]

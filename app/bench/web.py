@@ -595,14 +595,14 @@ class Served:
 
 @contextmanager
 def serve(
-    environment: dict[str, str], workers: int, log_path: Path, timeout_seconds: float = 90
+    environment: dict[str, str], processes: int, log_path: Path, timeout_seconds: float = 90
 ) -> Iterator[Served]:
     """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it, once
     /api/health answers."""
     from app.cli import web_argv  # the command line `cifarlab web` runs
 
     port = free_port()
-    argv = web_argv("127.0.0.1", port, workers)
+    argv = web_argv("127.0.0.1", port, processes)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -816,7 +816,7 @@ class Options:
     clients: int = 20
     requests: int = 200
     databases: tuple[str, ...] = DATABASES
-    workers: tuple[int, ...] = (1,)
+    processes: tuple[int, ...] = (1,)
     data_dir: Path | None = None
     seed: int = 0
     writer_interval_seconds: float = 0.5
@@ -839,25 +839,25 @@ def bench_server(
     data_dir: Path,
     engine: Engine,
     filled: Filled,
-    workers: int,
+    processes: int,
     options: Options,
     redis_url: str,
 ) -> dict[str, Any]:
-    """Serve with ``workers`` processes; read every endpoint while a worker records epochs."""
+    """Serve with ``processes`` web processes; read every endpoint while a worker records epochs."""
     log_path = data_dir / "uvicorn.log"
     offset = log_path.stat().st_size if log_path.exists() else 0
     with Session(engine) as session:
         start = last_epochs(session, filled.running_ids)
     chosen = endpoints(filled.experiment_ids, filled.compare_ids)
     environment = server_environment(data_dir, database_url, redis_url)
-    with serve(environment, workers, log_path) as server:
+    with serve(environment, processes, log_path) as server:
         static = check_static(server.base_url, filled.experiment_ids[0])
         with writer(database_url, start, options.writer_interval_seconds) as run:
             figures = measure(server, chosen, options.clients, options.requests, options.seed)
     with Session(engine) as session:
         recording = check_epochs(session, run)
     return {
-        "workers": workers,
+        "processes": processes,
         "endpoints": figures,
         "recording": recording,
         "server_log": _server_log_problems(log_path, offset),
@@ -908,9 +908,9 @@ def bench_database(database: str, options: Options, root: Path, redis_url: str) 
                     session.commit()
                     rows = count_rows(session)
                 runs = [
-                    bench_server(database_url, directory, engine, filled, workers, options,
+                    bench_server(database_url, directory, engine, filled, processes, options,
                                  redis_url)
-                    for workers in options.workers
+                    for processes in options.processes
                 ]  # fmt: skip
             finally:
                 engine.dispose()
@@ -939,7 +939,7 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         for run in entry.get("runs", []):
             for name, figures in run["endpoints"].items():
                 checked.append({
-                    "database": database, "workers": run["workers"], "endpoint": name,
+                    "database": database, "processes": run["processes"], "endpoint": name,
                     "p95_ms": figures["p95_ms"], "goal_p95_ms": figures["goal_p95_ms"],
                     "met": figures["p95_ms"] < figures["goal_p95_ms"],
                 })  # fmt: skip
@@ -949,7 +949,7 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
             correct &= recording["errors"] == 0
             correct &= run["server_log"]["tracebacks"] == 0
             correct &= run["server_log"]["database_locked"] == 0
-    missed = [f"{c['database']}/{c['workers']}w/{c['endpoint']}" for c in checked if not c["met"]]
+    missed = [f"{c['database']}/{c['processes']}p/{c['endpoint']}" for c in checked if not c["met"]]
     return {
         "met": bool(checked) and not missed,
         "correct": correct,
@@ -997,7 +997,7 @@ def run(options: Options) -> dict[str, Any]:
 
 def _table(run: dict[str, Any]) -> list[str]:
     lines = [
-        f"  {run['workers']} worker(s)      p50 ms   p95 ms   max ms    req/s  errors      KB  "
+        f"  {run['processes']} process(es)   p50 ms   p95 ms   max ms    req/s  errors      KB  "
         "cpu ms/req  goal p95"
     ]
     for name, f in run["endpoints"].items():
