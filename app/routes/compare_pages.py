@@ -24,6 +24,7 @@ from app.charts import (
     per_class_f1_figure,
     with_export_name,
 )
+from app.comparison import METRICS, SUMMARY_ROWS
 from app.forms import shown_value
 from app.history_cache import HistoryCache
 from app.models import Experiment, Status
@@ -38,8 +39,6 @@ SECTIONS = (
 ACTIVE = frozenset({Status.queued, Status.running})
 WIDE = 4  # above this many experiments the per-class table opens on F1 alone
 POLL_MILLISECONDS = 3000
-METRICS = ("precision", "recall", "f1-score")
-SUMMARY_ROWS = ("macro avg", "weighted avg")
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 SUMMARY_FIELDS = (
     "test_accuracy", "macro_f1", "parameters", "epochs", "training_seconds",
