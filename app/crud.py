@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import Row, String, cast, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, undefer
 
 from app.models import EpochMetric, Evaluation, Experiment, Status, User, Worker, utcnow
 from app.report_import import ImportedReport
@@ -69,6 +69,16 @@ SORTABLE = {
 
 def get_experiment(*, session: Session, experiment_id: int) -> Experiment | None:
     return session.get(Experiment, experiment_id)
+
+
+def get_experiment_detail(*, session: Session, experiment_id: int) -> Experiment | None:
+    """With its layer table and evaluation in the same query: its page and
+    GET /api/experiments/{id} show both, and each lazy load was another round trip."""
+    return session.get(
+        Experiment,
+        experiment_id,
+        options=[undefer(Experiment.model_layers), joinedload(Experiment.evaluation)],
+    )
 
 
 def list_experiments(

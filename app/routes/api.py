@@ -73,11 +73,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
 
-def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
-    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+def _found(experiment: Experiment | None, experiment_id: int) -> Experiment:
     if experiment is None:
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
     return experiment
+
+
+def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
+    return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
 
 
 @router.post("/experiments", status_code=201, response_model=ExperimentPublic)
@@ -115,7 +118,9 @@ def list_experiments(
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
 def get_experiment(session: SessionDep, experiment_id: int) -> ExperimentPublic:
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = _found(
+        crud.get_experiment_detail(session=session, experiment_id=experiment_id), experiment_id
+    )
     public = ExperimentPublic.model_validate(experiment)
     public.queue_position = crud.queue_position(session=session, experiment=experiment)
     return public

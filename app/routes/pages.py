@@ -513,7 +513,7 @@ def experiment_page(
 ) -> Response:
     """Cancel, Retry, Delete and the notes editor are drawn for the owner or an admin only
     (the API refuses anyone else all the same)."""
-    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+    experiment = crud.get_experiment_detail(session=session, experiment_id=experiment_id)
     if experiment is None:
         return _not_found(request, f"Experiment {experiment_id} does not exist.")
     can_modify = principal.can_modify(experiment)
