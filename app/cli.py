@@ -26,6 +26,7 @@ from app.embedded_redis import free_port, start_redis
 from app.presets import PRESETS
 from app.schemas import SpecError, parse_spec
 from app.supervisor import Supervisor
+from app.web_server import command as web_command
 from app.zoo import MODELS
 
 cli = typer.Typer(
@@ -56,13 +57,6 @@ def worker_argv(
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         "--concurrency", str(concurrency), "--loglevel", loglevel,
         "--queues", get_settings().queue, "--hostname", hostname,
-    ]  # fmt: skip
-
-
-def web_argv(host: str, port: int, processes: int) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-        "--host", host, "--port", str(port), "--workers", str(processes),
     ]  # fmt: skip
 
 
@@ -123,7 +117,7 @@ def up(
     try:
         env = dict(os.environ)
         supervisor.start("worker", worker_argv(), env)
-        supervisor.start("web", web_argv(host, port, settings.web_process_count), env)
+        supervisor.start("web", web_command(host, port, settings.web_process_count), env)
     except BaseException:
         supervisor.stop()
         raise
@@ -153,7 +147,7 @@ def web(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     count = processes or get_settings().web_process_count
-    os.execv(sys.executable, web_argv(host, port, count))
+    os.execv(sys.executable, web_command(host, port, count))
 
 
 def parse_gpus(gpus: str) -> list[str]:

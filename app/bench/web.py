@@ -597,12 +597,11 @@ class Served:
 def serve(
     environment: dict[str, str], processes: int, log_path: Path, timeout_seconds: float = 90
 ) -> Iterator[Served]:
-    """``uvicorn app.main:create_app`` on loopback, as ``cifarlab web`` runs it, once
-    /api/health answers."""
-    from app.cli import web_argv  # the command line `cifarlab web` runs
+    """The web server on loopback, as ``cifarlab web`` runs it, once /api/health answers."""
+    from app.web_server import command  # what `cifarlab web` runs
 
     port = free_port()
-    argv = web_argv("127.0.0.1", port, processes)
+    argv = command("127.0.0.1", port, processes)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,0 +1,95 @@
+"""The web server that `cifarlab web` and `cifarlab up` run: uvicorn, in one process per core.
+
+uvicorn's own ``--workers`` share one listening socket, and a burst of new connections goes to
+whichever process wakes first: in `cifarlab bench web`, one of two processes often took all
+20 readers while the other sat idle, and p95 was no better than with one process. Here each
+process listens on its own socket (``SO_REUSEPORT``) and the kernel spreads new connections
+over them. The port is checked with an ordinary bind first, so a second server started on a
+port in use fails as it would with one process, instead of silently sharing its traffic.
+
+Run as ``python -m app.web_server --host H --port P --processes N``; ``--reuse-port`` is one
+server process of the group (what this module starts N of).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+import uvicorn
+
+from app.supervisor import Supervisor
+
+APP = "app.main:create_app"
+BACKLOG = 2048  # uvicorn's default
+
+
+def command(host: str, port: int, processes: int = 1, *, reuse_port: bool = False) -> list[str]:
+    """The command line of the server (``processes`` of them), or of one process of a group."""
+    line = [sys.executable, "-m", "app.web_server", "--host", host, "--port", str(port)]
+    return line + (["--reuse-port"] if reuse_port else ["--processes", str(processes)])
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(BACKLOG)
+    return sock
+
+
+def _serve_one(sock: socket.socket | None, host: str, port: int) -> None:
+    server = uvicorn.Server(uvicorn.Config(APP, factory=True, host=host, port=port))
+    server.run(sockets=None if sock is None else [sock])
+
+
+def serve(host: str, port: int, processes: int) -> int:
+    if processes == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        if processes > 1:  # not Linux or BSD: uvicorn's shared socket is what there is
+            uvicorn.run(APP, factory=True, host=host, port=port, workers=processes)
+        else:
+            _serve_one(None, host, port)
+        return 0
+    try:
+        listening_socket(host, port, reuse_port=False).close()
+    except OSError as exc:
+        sys.stderr.write(f"cannot listen on {host}:{port}: {exc.strerror}\n")
+        return 1
+    supervisor = Supervisor()
+    try:
+        for number in range(1, processes + 1):
+            child = command(host, port, reuse_port=True)
+            supervisor.start(f"web {number}/{processes}", child, dict(os.environ))
+    except BaseException:
+        supervisor.stop()
+        raise
+    return supervisor.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.web_server", description=__doc__)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--reuse-port", action="store_true")
+    options = parser.parse_args()
+    if options.reuse_port:
+        sock = listening_socket(options.host, options.port, reuse_port=True)
+        _serve_one(sock, options.host, options.port)
+        return 0
+    return serve(options.host, options.port, options.processes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
