@@ -11,83 +11,49 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from app.embedded_redis import free_port
+from app.bench.web import Served, serve
 from app.web_server import command
+from tests.processes import alive, descendants
 
+pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 ESTABLISHED = "01"
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd) if fd.is_symlink() else ""
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    return inodes
+    links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir() if fd.is_symlink())
+    return {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
 
 
-def _accepted(port: int) -> dict[str, int]:
-    """Established connections on ``port``'s server side, by socket inode."""
-    found = {}
+def _accepted(port: int) -> set[str]:
+    """Socket inodes of the established connections on ``port``'s server side."""
+    found = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        local_port = int(fields[1].split(":")[1], 16)
-        if local_port == port and fields[3] == ESTABLISHED:
-            found[fields[9]] = local_port
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == ESTABLISHED:
+            found.add(fields[9])
     return found
 
 
 @pytest.fixture
-def server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    process = subprocess.Popen(command("127.0.0.1", port, 2), start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/experiments", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the web server did not answer within 60 s")
-    yield process, port
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def server(data_dir: Path, redis_server: str, tmp_path: Path) -> Iterator[Served]:
+    """Two processes, started and waited for as `cifarlab bench web` does."""
+    environment = dict(os.environ, CIFARLAB_REDIS_URL=redis_server)
+    with serve(environment, 2, tmp_path / "web.log") as served:
+        yield served
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
-def test_connections_spread_over_the_processes(
-    server: tuple[subprocess.Popen[bytes], int],
-) -> None:
-    process, port = server
-    children = _children(process.pid)
-    assert len(children) == 2
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+def test_connections_spread_over_the_processes(server: Served) -> None:
+    processes = descendants(server.pid)
+    assert len(processes) == 2
+    clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
     try:
         for client in clients:  # answered, so each connection has been accepted
             client.sendall(b"GET /api/experiments HTTP/1.1\r\nHost: x\r\n\r\n")
             assert client.recv(12).startswith(b"HTTP/1.1 200")
-        accepted = _accepted(port)
-        held = [len(_socket_inodes(child) & set(accepted)) for child in children]
+        accepted = _accepted(server.port)
+        held = [len(_socket_inodes(pid) & accepted) for pid in processes]
     finally:
         for client in clients:
             client.close()
@@ -95,20 +61,18 @@ def test_connections_spread_over_the_processes(
     assert sum(held) == 20 and min(held) > 0, held
 
 
-def test_a_second_server_on_the_port_is_refused(
-    server: tuple[subprocess.Popen[bytes], int],
-) -> None:
-    _, port = server
-    second = subprocess.run(command("127.0.0.1", port, 2), capture_output=True, timeout=60)
+def test_a_second_server_on_the_port_is_refused(server: Served) -> None:
+    second = subprocess.run(command("127.0.0.1", server.port, 2), capture_output=True, timeout=60)
     assert second.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr.decode()
+    assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr.decode()
 
 
-def test_stopping_the_server_stops_every_process(
-    server: tuple[subprocess.Popen[bytes], int],
-) -> None:
-    process, _ = server
-    children = _children(process.pid)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    assert not [child for child in children if Path(f"/proc/{child}").exists()]
+def test_stopping_the_server_stops_every_process(server: Served) -> None:
+    processes = descendants(server.pid)
+    os.kill(server.pid, signal.SIGTERM)
+    _, status = os.waitpid(server.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in processes if alive(pid)] == []
