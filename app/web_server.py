@@ -7,14 +7,19 @@ process listens on its own socket (``SO_REUSEPORT``) and the kernel spreads new 
 over them. The port is checked with an ordinary bind first, so a second server started on a
 port in use fails as it would with one process, instead of silently sharing its traffic.
 
-Run as ``python -m app.web_server --host H --port P --processes N``; ``--reuse-port`` is one
-server process of the group (what this module starts N of).
+Each process of a group asks Linux to send it SIGTERM when the process that started it dies,
+even by SIGKILL (a service manager's last resort): a server left behind would keep the port.
+
+Run as ``python -m app.web_server --host H --port P --processes N``; ``--parent PID`` makes it
+one server process of the group that PID started.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import socket
 import sys
 
@@ -26,10 +31,22 @@ APP = "app.main:create_app"
 BACKLOG = 2048  # uvicorn's default
 
 
-def command(host: str, port: int, processes: int = 1, *, reuse_port: bool = False) -> list[str]:
-    """The command line of the server (``processes`` of them), or of one process of a group."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def command(host: str, port: int, processes: int = 1, *, parent: int | None = None) -> list[str]:
+    """The command line of the server (``processes`` of them), or of one process of the group
+    that ``parent`` started."""
     line = [sys.executable, "-m", "app.web_server", "--host", host, "--port", str(port)]
-    return line + (["--reuse-port"] if reuse_port else ["--processes", str(processes)])
+    return line + (["--processes", str(processes)] if parent is None else ["--parent", str(parent)])
+
+
+def _die_with(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the request took effect
+        sys.exit(0)
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -55,8 +72,8 @@ def _serve_one(sock: socket.socket | None, host: str, port: int) -> None:
 
 
 def serve(host: str, port: int, processes: int) -> int:
-    if processes == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        if processes > 1:  # not Linux or BSD: uvicorn's shared socket is what there is
+    if processes == 1 or sys.platform != "linux":
+        if processes > 1:  # only Linux spreads connections over SO_REUSEPORT sockets
             uvicorn.run(APP, factory=True, host=host, port=port, workers=processes)
         else:
             _serve_one(None, host, port)
@@ -69,7 +86,7 @@ def serve(host: str, port: int, processes: int) -> int:
     supervisor = Supervisor()
     try:
         for number in range(1, processes + 1):
-            child = command(host, port, reuse_port=True)
+            child = command(host, port, parent=os.getpid())
             supervisor.start(f"web {number}/{processes}", child, dict(os.environ))
     except BaseException:
         supervisor.stop()
@@ -82,9 +99,10 @@ def main() -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--reuse-port", action="store_true")
+    parser.add_argument("--parent", type=int)
     options = parser.parse_args()
-    if options.reuse_port:
+    if options.parent is not None:
+        _die_with(options.parent)
         sock = listening_socket(options.host, options.port, reuse_port=True)
         _serve_one(sock, options.host, options.port)
         return 0
