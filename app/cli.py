@@ -177,7 +177,7 @@ def worker(
         devices = parse_gpus(gpus)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    supervisor = Supervisor()
+    supervisor = Supervisor(peers=True)
     for device in devices:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
         prefix, _, host = name.partition("@")

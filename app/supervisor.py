@@ -15,11 +15,15 @@ logger = logging.getLogger(__name__)
 
 class Supervisor:
     """Each child gets its own process group, so stopping it also stops what it forked
-    (Celery's pool processes) and a terminal's Ctrl-C reaches only this supervisor."""
+    (Celery's pool processes) and a terminal's Ctrl-C reaches only this supervisor.
 
-    def __init__(self, stop_timeout_seconds: float = 10.0) -> None:
+    ``peers``: the children do the same job (web processes, one worker per GPU) and stop all
+    at once, so stopping takes as long as the slowest, not the sum of them."""
+
+    def __init__(self, stop_timeout_seconds: float = 10.0, *, peers: bool = False) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stop_timeout_seconds = stop_timeout_seconds
+        self.peers = peers
         self._stopping = False
         # Installed before any child starts, so a signal during start-up is not lost.
         signal.signal(signal.SIGINT, self._request_stop)
@@ -53,11 +57,21 @@ class Supervisor:
         return exit_code
 
     def stop(self) -> None:
-        """Stop children in reverse start order: the web first, the broker last."""
-        for name, process in reversed(self.children):
+        """Stop children in reverse start order (the web first, the broker last), or peers
+        all at once."""
+        if self.peers:
+            self._stop_together(list(reversed(self.children)))
+        else:
+            for child in reversed(self.children):
+                self._stop_together([child])
+
+    def _stop_together(self, children: Sequence[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        for _, process in children:
             self._signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_seconds
+        for name, process in children:
             try:
-                process.wait(timeout=self.stop_timeout_seconds)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning(
                     "%s did not stop in %s s; killing it", name, self.stop_timeout_seconds

@@ -29,6 +29,9 @@ from app.supervisor import Supervisor
 
 APP = "app.main:create_app"
 BACKLOG = 2048  # uvicorn's default
+GRACEFUL_SECONDS = 5
+"""How long a stopping server lets requests finish. An open live page's event stream never
+finishes by itself: without a bound, stopping waited for every such page to be closed."""
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -67,14 +70,20 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
 
 
 def _serve_one(sock: socket.socket | None, host: str, port: int) -> None:
-    server = uvicorn.Server(uvicorn.Config(APP, factory=True, host=host, port=port))
+    config = uvicorn.Config(
+        APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=None if sock is None else [sock])
 
 
 def serve(host: str, port: int, processes: int) -> int:
     if processes == 1 or sys.platform != "linux":
         if processes > 1:  # only Linux spreads connections over SO_REUSEPORT sockets
-            uvicorn.run(APP, factory=True, host=host, port=port, workers=processes)
+            uvicorn.run(
+                APP, factory=True, host=host, port=port, workers=processes,
+                timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            )  # fmt: skip
         else:
             _serve_one(None, host, port)
         return 0
@@ -83,7 +92,7 @@ def serve(host: str, port: int, processes: int) -> int:
     except OSError as exc:
         sys.stderr.write(f"cannot listen on {host}:{port}: {exc.strerror}\n")
         return 1
-    supervisor = Supervisor()
+    supervisor = Supervisor(peers=True)
     try:
         for number in range(1, processes + 1):
             child = command(host, port, parent=os.getpid())

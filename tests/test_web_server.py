@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from app.bench.web import Served, serve
-from app.web_server import command
+from app.models import Status
+from app.web_server import GRACEFUL_SECONDS, command
+from tests.factories import make_experiment
 from tests.processes import alive, descendants
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
@@ -81,3 +84,23 @@ def test_stopping_the_server_stops_every_process(
     while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in processes if alive(pid)] == []
+
+
+def test_an_open_live_page_does_not_hold_a_stopping_server(
+    server: Served, session: Session
+) -> None:
+    """A running experiment's event stream never ends by itself."""
+    experiment = make_experiment(session)
+    experiment.status = Status.running
+    session.commit()
+    stream = socket.create_connection(("127.0.0.1", server.port))
+    stream.sendall(f"GET /experiments/{experiment.id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert stream.recv(12).startswith(b"HTTP/1.1 200")
+    try:
+        os.kill(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACEFUL_SECONDS + 3  # the launcher kills at 10 s
+        while os.waitpid(server.pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(server.pid), "the server still waits for the event stream"
+    finally:
+        stream.close()
