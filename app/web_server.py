@@ -52,29 +52,34 @@ def _die_with(parent: int) -> None:
         sys.exit(0)
 
 
-def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    family, _, _, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+def listening_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
+    """One per address ``host`` names, as uvicorn binds them (``localhost`` may be both
+    127.0.0.1 and ::1)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
     try:
-        sock.bind(address)
+        for family, _, _, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio binds it: IPv4 gets its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
     except OSError:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    sock.listen(BACKLOG)
-    return sock
+    return sockets
 
 
-def _serve_one(sock: socket.socket | None, host: str, port: int) -> None:
+def _serve_one(sockets: list[socket.socket] | None, host: str, port: int) -> None:
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=None if sock is None else [sock])
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def serve(host: str, port: int, processes: int) -> int:
@@ -88,7 +93,8 @@ def serve(host: str, port: int, processes: int) -> int:
             _serve_one(None, host, port)
         return 0
     try:
-        listening_socket(host, port, reuse_port=False).close()
+        for sock in listening_sockets(host, port, reuse_port=False):
+            sock.close()
     except OSError as exc:
         sys.stderr.write(f"cannot listen on {host}:{port}: {exc.strerror}\n")
         return 1
@@ -112,8 +118,8 @@ def main() -> int:
     options = parser.parse_args()
     if options.parent is not None:
         _die_with(options.parent)
-        sock = listening_socket(options.host, options.port, reuse_port=True)
-        _serve_one(sock, options.host, options.port)
+        sockets = listening_sockets(options.host, options.port, reuse_port=True)
+        _serve_one(sockets, options.host, options.port)
         return 0
     return serve(options.host, options.port, options.processes)
 
