@@ -46,5 +46,10 @@ def enqueue_training(experiment_id: int) -> None:
 
 
 def online_workers(timeout_seconds: float = 1.0) -> list[str]:
-    replies = get_celery().control.ping(timeout=timeout_seconds) or []
+    """Workers that answer a ping. A broker that cannot be reached fails at once: kombu's
+    own retries took 6 s, longer than a health probe waits for /api/health."""
+    celery = get_celery()
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0)
+        replies = celery.control.ping(timeout=timeout_seconds, connection=connection) or []
     return sorted(name for reply in replies for name in reply)

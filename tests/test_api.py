@@ -10,7 +10,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import crud
+from app import config, crud, queue
+from app.embedded_redis import free_port
 from app.main import create_app
 from app.models import Status
 from tests.factories import make_experiment, spec_data
@@ -146,6 +147,17 @@ def test_models_serve_hyperparameter_schema(client: TestClient) -> None:
 def test_health_reports_broker_up_and_no_workers(client: TestClient) -> None:
     health = client.get("/api/health").json()
     assert health == {"status": "degraded", "database": "ok", "broker": "ok", "workers": []}
+
+
+def test_health_reports_a_broker_nobody_answers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIFARLAB_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    config.get_settings.cache_clear()
+    queue.get_celery.cache_clear()
+    health = client.get("/api/health").json()
+    assert (health["status"], health["database"], health["workers"]) == ("degraded", "ok", [])
+    assert health["broker"].startswith("error:") and "Connection refused" in health["broker"]
 
 
 def test_cancel_queued_experiment_never_starts(client: TestClient, session: Session) -> None:
