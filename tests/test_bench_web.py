@@ -85,6 +85,15 @@ def test_tiny_run_reports_every_endpoint_and_loses_nothing(tmp_path: Path) -> No
     assert isinstance(figures["goals"]["met"], bool)
 
 
+def test_cpu_per_request_and_each_process_s_share_of_it() -> None:
+    server = web.Served(port=1, pid=10)  # the launcher, idle; 11 and 12 serve
+    before, after = {10: 1.0, 11: 2.0, 12: 3.0}, {10: 1.0, 11: 5.0, 12: 4.0}
+    assert web.cpu_figures(server, before, after, requests=100) == {
+        "server_cpu_ms": 40.0, "process_cpu_shares": [0.75, 0.25],
+    }  # fmt: skip
+    assert web.cpu_figures(server, {10: 1.0}, {10: 1.5}, requests=100) == {"server_cpu_ms": 5.0}
+
+
 def test_epoch_check_counts_lost_rows(session: Session) -> None:
     filled = web.fill(session, experiments=20, epochs=4, seed=3)
     session.commit()

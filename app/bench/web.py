@@ -576,21 +576,37 @@ class Served:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cpu_seconds(self) -> float | None:
-        """CPU time used so far by the server and its worker processes; None without Linux's
-        /proc. On a shared machine this says more than latency about the server's own cost."""
+    def cpu_seconds(self) -> dict[int, float] | None:
+        """CPU time used so far by the server and each process it started, by pid; None
+        without Linux's /proc. On a shared machine this says more than latency about the
+        server's own cost."""
         try:
-            stats = [Path(f"/proc/{self.pid}/stat").read_text()]
+            stats = {self.pid: Path(f"/proc/{self.pid}/stat").read_text()}
             for entry in Path("/proc").iterdir():
                 if entry.name.isdigit():
                     with contextlib.suppress(OSError):
                         stat = (entry / "stat").read_text()
                         if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
-                            stats.append(stat)
+                            stats[int(entry.name)] = stat
         except OSError:
             return None
-        ticks = sum(int(f[11]) + int(f[12]) for f in (s.rsplit(")", 1)[1].split() for s in stats))
-        return ticks / os.sysconf("SC_CLK_TCK")
+        fields = {pid: stat.rsplit(")", 1)[1].split() for pid, stat in stats.items()}
+        ticks = os.sysconf("SC_CLK_TCK")
+        return {pid: (int(f[11]) + int(f[12])) / ticks for pid, f in fields.items()}
+
+
+def cpu_figures(
+    server: Served, before: dict[int, float], after: dict[int, float], requests: int
+) -> dict[str, Any]:
+    """CPU per request, and with several processes each one's share of it, busiest first:
+    how evenly the kernel spread the readers' connections."""
+    used = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+    total = sum(used.values())
+    figures: dict[str, Any] = {"server_cpu_ms": round(1000 * total / requests, 2)}
+    workers = [seconds for pid, seconds in used.items() if pid != server.pid]
+    if len(workers) > 1 and total > 0:
+        figures["process_cpu_shares"] = sorted((round(s / total, 2) for s in workers), reverse=True)
+    return figures
 
 
 @contextmanager
@@ -782,7 +798,7 @@ def measure(
         figures[endpoint.name] = asyncio.run(_load(server, endpoint, clients, requests, rng))
         after = server.cpu_seconds()
         if before is not None and after is not None:
-            figures[endpoint.name]["server_cpu_ms"] = round(1000 * (after - before) / requests, 2)
+            figures[endpoint.name] |= cpu_figures(server, before, after, requests)
         figures[endpoint.name]["load_average"] = round(load, 2)
         logger.info("%s: %s", endpoint.name, figures[endpoint.name])
     return figures
