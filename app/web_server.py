@@ -1,8 +1,8 @@
 """The web server that `cifarlab web` and `cifarlab up` run: uvicorn, in one process per core.
 
 uvicorn's own ``--workers`` share one listening socket, and a burst of new connections goes to
-whichever process wakes first: in `cifarlab bench web`, one of two processes often took all
-20 readers while the other sat idle, and p95 was no better than with one process. Here each
+whichever process wakes first: in `cifarlab bench web`, one of two processes several times
+took all 20 readers while the other sat idle, and p95 was no better than with one process. Here each
 process listens on its own socket (``SO_REUSEPORT``) and the kernel spreads new connections
 over them. The port is checked with an ordinary bind first, so a second server started on a
 port in use fails as it would with one process, instead of silently sharing its traffic.
@@ -32,8 +32,6 @@ BACKLOG = 2048  # uvicorn's default
 GRACEFUL_SECONDS = 5
 """How long a stopping server lets requests finish. An open live page's event stream never
 finishes by itself: without a bound, stopping waited for every such page to be closed."""
-
-
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
