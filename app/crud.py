@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
+import numpy as np
 from sqlalchemy import Row, String, cast, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, undefer
@@ -352,9 +353,9 @@ def save_evaluation(
     )
     if per_image is not None:
         evaluation.test_set_fingerprint = per_image.fingerprint
-        evaluation.labels = per_image.labels
-        evaluation.predictions = per_image.predictions
-        evaluation.confidences = per_image.confidences
+        evaluation.labels = np.asarray(per_image.labels)
+        evaluation.predictions = np.asarray(per_image.predictions)
+        evaluation.confidences = np.asarray(per_image.confidences)
     session.merge(evaluation)
     session.execute(
         update(Experiment)

@@ -92,7 +92,7 @@ class _Epoch(NamedTuple):
     learning_rate: float | None
 
 
-def _values(row: Any) -> Mapping[str, Any]:
+def _values(row: Any) -> Mapping[Any, Any]:
     """Rows may be dicts (JSON, tests), database rows or objects (Pydantic models); this
     runs for every epoch of every compared experiment, so the common cases go first."""
     if isinstance(row, Row):
