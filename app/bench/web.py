@@ -909,9 +909,8 @@ def _postgres() -> Iterator[str]:
 
 
 def settle(engine: Engine) -> None:
-    """Write the fill out to disk before measuring: the kernel's writeback of a fresh 130 MB
-    database otherwise ran in the middle of the measured requests, and took seconds of CPU
-    on a two-core machine."""
+    """Write the fill out to disk before measuring, so that the kernel's writeback of a fresh
+    130 MB database cannot overlap the measured requests on a two-core machine."""
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
