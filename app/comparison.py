@@ -12,7 +12,7 @@ import numpy as np
 from app.crud import EpochRow
 from app.diagnostics import diagnose
 from app.models import Experiment, Status
-from app.significance import bootstrap_accuracy_difference, describe, mcnemar
+from app.significance import bootstrap_from_table, describe, mcnemar
 
 # Plotly's default palette: experiment i keeps colour i on every chart of the page.
 COLORS = (
@@ -227,7 +227,7 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
             results.append(pair)
             continue
         test = mcnemar(base_correct, other_correct)
-        interval = bootstrap_accuracy_difference(base_correct, other_correct)
+        interval = bootstrap_from_table(test)
         pair |= {
             "mcnemar": {
                 "p_value": test.p_value, "statistic": test.statistic, "method": test.method,

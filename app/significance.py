@@ -124,7 +124,17 @@ def bootstrap_accuracy_difference(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> BootstrapResult:
-    """Paired bootstrap percentile interval for accuracy B - accuracy A.
+    """Paired bootstrap percentile interval for accuracy B - accuracy A, from per-image
+    right/wrong (see ``bootstrap_from_table``)."""
+    return bootstrap_from_table(
+        mcnemar(correct_a, correct_b), resamples=resamples, confidence=confidence, seed=seed
+    )
+
+
+def bootstrap_from_table(
+    table: McNemarResult, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> BootstrapResult:
+    """The same interval from the paired table McNemar's test already counted.
 
     Resampling n image indices with replacement (the same indices for both models) changes the
     difference only through how many drawn images are "only B right" and "only A right", and
@@ -136,9 +146,9 @@ def bootstrap_accuracy_difference(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
-    a, b = _paired(correct_a, correct_b)
-    only_b, only_a = int(np.count_nonzero(~a & b)), int(np.count_nonzero(a & ~b))
-    return _bootstrap(only_b, only_a, int(a.size), resamples, confidence, seed)
+    return _bootstrap(
+        table.only_b_correct, table.only_a_correct, table.n, resamples, confidence, seed
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -146,8 +156,7 @@ def _bootstrap(
     only_b: int, only_a: int, n: int, resamples: int, confidence: float, seed: int
 ) -> BootstrapResult:
     """The draws depend on nothing but these numbers, so a pair of runs shown again (a
-    reload, another baseline, a live poll) reuses its interval: 0.3 ms each, seven per
-    compare page of eight."""
+    reload, a live poll) reuses its interval: 0.3 ms each, seven per compare page of eight."""
     counts = np.array([only_b, only_a])
     kinds = np.append(counts, n - counts.sum())
     rng = np.random.default_rng(seed)
