@@ -32,15 +32,17 @@ class Admission:
         return semaphore
 
 
-def install_admission(app: FastAPI) -> None:
-    """At most ``request_concurrency`` requests of one process touch the database at once.
+def install(app: FastAPI) -> None:
+    """What the dependencies below read from the app: one of each per web process.
 
-    Measured with 20 concurrent readers (`cifarlab bench web`, SQLite): unlimited, a list page
-    cost 6.4 ms of CPU; four at a time, 4.8 ms; two, 4.1 ms (docs/benchmarks.md). A request
-    waits here, before it opens a session, so a waiting request never holds a database
-    connection that an admitted one needs.
+    Admission: at most ``request_concurrency`` requests of one process touch the database at
+    once. Measured with 20 concurrent readers (`cifarlab bench web`, SQLite): unlimited, a
+    list page cost 6.4 ms of CPU; four at a time, 4.8 ms; two, 4.1 ms (docs/benchmarks.md). A
+    request waits here, before it opens a session, so a waiting request never holds a
+    database connection that an admitted one needs.
     """
     app.state.admission = Admission(get_settings().request_concurrency)
+    app.state.histories = HistoryCache()
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

@@ -12,10 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 
+from app import deps
 from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
-from app.deps import install_admission
-from app.history_cache import HistoryCache
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.routes import analysis, api, auth_pages, events, pages
@@ -47,8 +46,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    install_admission(app)
-    app.state.histories = HistoryCache()
+    deps.install(app)
     app.add_middleware(
         SessionMiddleware,
         secret_key=get_settings().session_secret(),

@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app import config
-from app.deps import get_session, install_admission
+from app.deps import get_session, install
 from app.main import create_app
 
 
 def _admitted_order(holds: list[float]) -> list[str]:
     app = FastAPI()
-    install_admission(app)
+    install(app)
     request = SimpleNamespace(app=app)
     events: list[str] = []
 
