@@ -81,14 +81,14 @@ def _serve_one(sockets: list[socket.socket] | None, host: str, port: int) -> Non
 
 
 def serve(host: str, port: int, processes: int) -> int:
-    if processes == 1 or sys.platform != "linux":
-        if processes > 1:  # only Linux spreads connections over SO_REUSEPORT sockets
-            uvicorn.run(
-                APP, factory=True, host=host, port=port, workers=processes,
-                timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            )  # fmt: skip
-        else:
-            _serve_one(None, host, port)
+    if processes == 1:
+        _serve_one(None, host, port)
+        return 0
+    if sys.platform != "linux":  # only Linux spreads connections over SO_REUSEPORT sockets
+        uvicorn.run(
+            APP, factory=True, host=host, port=port, workers=processes,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        )  # fmt: skip
         return 0
     try:
         for sock in listening_sockets(host, port, reuse_port=False):

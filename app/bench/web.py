@@ -603,9 +603,9 @@ def cpu_figures(
     used = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
     total = sum(used.values())
     figures: dict[str, Any] = {"server_cpu_ms": round(1000 * total / requests, 2)}
-    workers = [seconds for pid, seconds in used.items() if pid != server.pid]
-    if len(workers) > 1 and total > 0:
-        figures["process_cpu_shares"] = sorted((round(s / total, 2) for s in workers), reverse=True)
+    serving = [seconds for pid, seconds in used.items() if pid != server.pid]
+    if len(serving) > 1 and total > 0:
+        figures["process_cpu_shares"] = sorted((round(s / total, 2) for s in serving), reverse=True)
     return figures
 
 
@@ -920,7 +920,7 @@ def settle(engine: Engine) -> None:
 
 
 def bench_database(database: str, options: Options, root: Path, redis_url: str) -> dict[str, Any]:
-    """Fill a fresh database, then measure it served by each worker count in turn."""
+    """Fill a fresh database, then measure it served by each process count in turn."""
     directory = root / f"bench-web-{database}"
     directory.mkdir(parents=True, exist_ok=True)
     opened = _sqlite(directory) if database == "sqlite" else _postgres()
@@ -958,7 +958,7 @@ def bench_database(database: str, options: Options, root: Path, redis_url: str) 
 
 
 def goals(results: dict[str, Any]) -> dict[str, Any]:
-    """Each endpoint's p95 against its goal, for every database and worker count measured;
+    """Each endpoint's p95 against its goal, for every database and process count measured;
     ``correct`` says that no request failed, no epoch was lost and nothing was locked."""
     checked, correct = [], True
     for database in DATABASES:
