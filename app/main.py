@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -17,9 +16,8 @@ from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
+from app.resources import STATIC_DIR
 from app.routes import analysis, api, auth_pages, events, pages
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 @asynccontextmanager

@@ -4,6 +4,9 @@ WORKDIR /srv/cifarlab
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY worker ./worker
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
 RUN pip install --no-cache-dir '.[postgres]'
 EXPOSE 8000
 CMD ["cifarlab", "web", "--host", "0.0.0.0", "--port", "8000"]

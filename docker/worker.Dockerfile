@@ -4,5 +4,8 @@ WORKDIR /srv/cifarlab
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY worker ./worker
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
 RUN pip install --no-cache-dir '.[worker,gpu,postgres]'
 CMD ["cifarlab", "worker", "--concurrency", "1"]

@@ -62,6 +62,7 @@ from app.forms import (
 )
 from app.launcher import launch
 from app.models import Experiment, Status
+from app.resources import TEMPLATES_DIR
 from app.presets import PRESETS
 from app.routes import api, compare_pages
 from app.routes.formatting import (
@@ -86,7 +87,6 @@ from app.zoo import MODELS
 
 router = APIRouter(include_in_schema=False)
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
 

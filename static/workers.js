@@ -1,5 +1,5 @@
 // The workers page: its tables come again from the server every few seconds (rendered and
-// escaped there, app/templates/_workers.html), one request at a time, none while the tab is
+// escaped there, templates/_workers.html), one request at a time, none while the tab is
 // hidden.
 "use strict";
 

@@ -1,0 +1,1 @@
+"""Alembic migrations; installed as app.migrations so the wheel carries them."""

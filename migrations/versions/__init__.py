@@ -1,0 +1,1 @@
+"""Alembic revisions, one file each; installed as app.migrations.versions."""

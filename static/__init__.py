@@ -1,0 +1,1 @@
+"""CSS, scripts and icons served at /static; installed as app.static so the wheel carries them."""

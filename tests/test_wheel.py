@@ -1,0 +1,164 @@
+"""What `pip install .` gives a user: the wheel carries the pages, scripts and migrations, and
+an install of it, outside the source tree, migrates a database and serves every kind of page.
+
+An editable install (what scripts/test makes) reads the source tree and so cannot show a
+file missing from the wheel; this test installs the built wheel into a fresh virtualenv.
+The wheel's own dependencies are borrowed from the test environment through a ``.pth`` line
+(a plain path: it does not run that environment's editable-install hook, so the source tree
+stays out of reach), which keeps the test off the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.embedded_redis import free_port
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Installed:
+    wheel: Path
+    bin_dir: Path
+    site_packages: Path
+
+
+def _site_packages(environment: Path) -> Path:
+    return next(environment.glob("lib/python*/site-packages"))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    build = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(build / "dist"), str(REPOSITORY)],
+        check=True, cwd=build,
+    )  # fmt: skip
+    wheel = next((build / "dist").glob("cifarlab-*.whl"))
+    environment = build / "venv"
+    venv.create(environment, with_pip=False)
+    site_packages = _site_packages(environment)
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site_packages)  # what pip does for a pure-Python wheel
+    borrowed = [path for path in sys.path if path.endswith("-packages")]
+    (site_packages / "borrowed-dependencies.pth").write_text("\n".join(borrowed) + "\n")
+    bin_dir = environment / "bin"
+    script = bin_dir / "cifarlab"
+    script.write_text(f"#!{bin_dir / 'python'}\nfrom app.cli import main\nmain()\n")
+    script.chmod(0o755)
+    return Installed(wheel=wheel, bin_dir=bin_dir, site_packages=site_packages)
+
+
+def test_the_wheel_carries_pages_scripts_and_migrations(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as archive:
+        names = archive.namelist()
+    suffixes = Counter(Path(name).suffix for name in names)
+    assert suffixes[".html"] == len(list((REPOSITORY / "templates").rglob("*.html")))
+    assert suffixes[".js"] == len(list((REPOSITORY / "static").glob("*.js")))
+    assert "app/static/app.css" in names
+    assert "app/migrations/script.py.mako" in names
+    assert "app/migrations/env.py" in names
+    revisions = sorted(p.name for p in (REPOSITORY / "migrations" / "versions").glob("0*.py"))
+    assert revisions and all(f"app/migrations/versions/{name}" in names for name in revisions)
+    assert "app/templates/compare/summary.html" in names
+
+
+def _environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIFARLAB_", "PYTHON"))}
+    env["CIFARLAB_DATA_DIR"] = str(data_dir)
+    env["CIFARLAB_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nobody there
+    return env
+
+
+def test_the_installed_package_is_not_the_source_tree(
+    installed: Installed, tmp_path: Path
+) -> None:
+    code = "import app.resources as r, json; print(json.dumps([str(r.TEMPLATES_DIR), r.__file__]))"
+    out = subprocess.run(
+        [str(installed.bin_dir / "python"), "-c", code],
+        env=_environment(tmp_path), cwd=tmp_path, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    for path in json.loads(out):
+        assert Path(path).is_relative_to(installed.site_packages), path
+
+
+@pytest.fixture
+def served(installed: Installed, tmp_path: Path) -> Iterator[str]:
+    """`cifarlab migrate`, then `cifarlab web`, both from the installed wheel."""
+    env = _environment(tmp_path / "data")
+    cifarlab = str(installed.bin_dir / "cifarlab")
+    migrated = subprocess.run(
+        [cifarlab, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "data" / "cifarlab.db").exists()
+    port = free_port()
+    log = (tmp_path / "web.log").open("wb")
+    process = subprocess.Popen(
+        [cifarlab, "web", "--port", str(port), "--processes", "1"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            try:
+                httpx.get(f"{base_url}/api/experiments", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+REPORT = """              precision    recall  f1-score   support
+
+    airplane       0.90      0.80      0.85       100
+  automobile       0.80      0.90      0.85       100
+
+    accuracy                           0.85       200
+   macro avg       0.85      0.85      0.85       200
+weighted avg       0.85      0.85      0.85       200
+"""
+
+
+def test_the_installed_package_serves_every_kind_of_page(served: str) -> None:
+    with httpx.Client(base_url=served, timeout=30) as client:
+        imported = client.post(
+            "/api/experiments/import", json={"name": "from a wheel", "report_text": REPORT}
+        )
+        assert imported.status_code == 201, imported.text
+        experiment_id = imported.json()["id"]
+        home = client.get("/")
+        assert home.status_code == 200 and "from a wheel" in home.text
+        page = client.get(f"/experiments/{experiment_id}")
+        assert page.status_code == 200 and "from a wheel" in page.text
+        assert client.get("/experiments/new").status_code == 200
+        css = client.get("/static/app.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        script = client.get("/static/experiment.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        plotly = client.get("/static/vendor/plotly.min.js")
+        assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+        docs = client.get("/docs")
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()
