@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 from alembic import command
 from alembic.config import Config
 
 from app.resources import MIGRATIONS_DIR
-
 
 
 def alembic_config(database_url: str | None = None) -> Config:

@@ -85,9 +85,7 @@ def _environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def test_the_installed_package_is_not_the_source_tree(
-    installed: Installed, tmp_path: Path
-) -> None:
+def test_the_installed_package_is_not_the_source_tree(installed: Installed, tmp_path: Path) -> None:
     code = "import app.resources as r, json; print(json.dumps([str(r.TEMPLATES_DIR), r.__file__]))"
     out = subprocess.run(
         [str(installed.bin_dir / "python"), "-c", code],

@@ -62,8 +62,8 @@ from app.forms import (
 )
 from app.launcher import launch
 from app.models import Experiment, Status
-from app.resources import TEMPLATES_DIR
 from app.presets import PRESETS
+from app.resources import TEMPLATES_DIR
 from app.routes import api, compare_pages
 from app.routes.formatting import (
     format_ago,
