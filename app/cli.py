@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from app.config import get_settings
 from app.embedded_redis import free_port, start_redis
 from app.presets import PRESETS
 from app.schemas import SpecError, parse_spec
-from app.supervisor import Supervisor
+from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
 from app.zoo import MODELS
 
@@ -50,9 +51,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def worker_argv(
-    concurrency: int = 1, loglevel: str = "INFO", hostname: str = "cifarlab@%h"
-) -> list[str]:
+def default_worker_name() -> str:
+    """``cifarlab-PID@host``: this process's id makes the name unique on its host, so two
+    workers never share one presence row; `cifarlab worker` execs Celery, which keeps the id."""
+    return f"cifarlab-{os.getpid()}@{socket.gethostname()}"
+
+
+def worker_argv(concurrency: int, loglevel: str, hostname: str) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         "--concurrency", str(concurrency), "--loglevel", loglevel,
@@ -94,7 +99,8 @@ def up(
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
 ) -> None:
-    """Start everything on this machine: embedded Redis, SQLite, one worker and the web server."""
+    """Start everything on this machine: embedded Redis, SQLite, one worker and the web server;
+    restart any of them that dies."""
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()
@@ -113,11 +119,18 @@ def up(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     supervisor = Supervisor()
-    supervisor.adopt("redis", start_redis(settings.data_dir, redis_port))
+    name = default_worker_name()
     try:
+        supervisor.supervise(
+            "redis", lambda: start_redis(settings.data_dir, redis_port), backoff=Backoff()
+        )
         env = dict(os.environ)
-        supervisor.start("worker", worker_argv(), env)
-        supervisor.start("web", web_command(host, port, settings.web_process_count), env)
+        supervisor.start(
+            "worker", worker_argv(1, "INFO", name), env, backoff=Backoff(),
+            on_death=lambda returncode: _worker_died(name, returncode),
+        )  # fmt: skip
+        web_argv = web_command(host, port, settings.web_process_count)
+        supervisor.start("web", web_argv, env, backoff=Backoff())
     except BaseException:
         supervisor.stop()
         raise
@@ -126,6 +139,19 @@ def up(
         "press Ctrl-C to stop"
     )
     raise typer.Exit(code=supervisor.wait())
+
+
+def _worker_died(name: str, returncode: int) -> None:
+    """Its runs go back to the queue now (they resume from their checkpoints), not after the
+    heartbeat timeout; its row on /workers counts the restart."""
+    from app import crud
+    from app.db import session_scope
+    from app.interruptions import requeue_dead_worker
+    from app.supervisor import describe_exit
+
+    requeue_dead_worker(get_settings(), worker_name=name, returncode=returncode)
+    with session_scope() as session:
+        crud.record_worker_restart(session=session, name=name, reason=describe_exit(returncode))
 
 
 @cli.command()
@@ -166,11 +192,17 @@ def worker(
         typer.Option(help="One worker process per GPU, e.g. 0,1 (each sees only its GPU)."),
     ] = None,
     name: Annotated[
-        str, typer.Option(help="Worker name, unique per machine; %h is the host name.")
-    ] = "cifarlab@%h",
+        str | None,
+        typer.Option(
+            help="Worker name, unique per machine; %h is the host name. "
+            "Default: cifarlab-PID@host.",
+            show_default=False,
+        ),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run training workers (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    name = name or default_worker_name()
     if gpus is None:
         os.execv(sys.executable, worker_argv(concurrency, loglevel, hostname=name))
     try:
@@ -417,11 +449,14 @@ def workers(api_url: ApiUrl = None) -> None:
         rows = _client(api_url).workers()
     except ApiError as exc:
         raise _fail(str(exc)) from None
-    table = Table("worker", "device", "running")
+    table = Table("worker", "device", "restarts", "running")
     for row in rows:
         running = row["running"]
         label = f"{running['id']}: {running['name']}" if running else "idle"
-        table.add_row(row["name"], row["device"], label)
+        restarts = str(row["restarts"]) + (
+            f" (last {row['last_exit']})" if row["last_exit"] else ""
+        )
+        table.add_row(row["name"], row["device"], restarts, label)
     console.print(table)
 
 

@@ -231,6 +231,59 @@ def fail_lost(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def running_on_worker(*, session: Session, worker_name: str) -> Sequence[Experiment]:
+    """Every run a worker holds (a worker may train several at once on CPU)."""
+    return session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.worker_name == worker_name
+        )
+    ).all()
+
+
+def _interrupted(experiment_id: int, attempt: int) -> list[Any]:
+    """Still running, in the attempt whose process died: not a later run of it."""
+    return [
+        Experiment.id == experiment_id,
+        Experiment.status == Status.running,
+        Experiment.attempts == attempt,
+    ]
+
+
+def requeue_interrupted(*, session: Session, experiment_id: int, attempt: int, reason: str) -> bool:
+    """Back to queued after its process died, with the reason kept for its page."""
+    result = session.execute(
+        update(Experiment)
+        .where(*_interrupted(experiment_id, attempt))
+        .values(
+            status=Status.queued,
+            finished_at=None,
+            error=None,
+            epoch_progress=0.0,
+            interruption=reason,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_interrupted(*, session: Session, experiment_id: int, attempt: int, message: str) -> bool:
+    """Failed after its last attempt's process died."""
+    result = session.execute(
+        update(Experiment)
+        .where(*_interrupted(experiment_id, attempt))
+        .values(status=Status.failed, finished_at=utcnow(), error=message, interruption=message)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_memory(*, session: Session, experiment_id: int, memory: dict[str, Any]) -> None:
+    """The heartbeat's memory figures, quoted if the run's process is killed."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        .values(memory=memory)
+    )
+
+
 def queue_position(*, session: Session, experiment: Experiment) -> int | None:
     """1 for the next experiment to start; None when it is not waiting."""
     if experiment.status != Status.queued:
@@ -256,6 +309,15 @@ def see_worker(*, session: Session, name: str, hostname: str, pid: int, device: 
         set_={"hostname": hostname, "pid": pid, "device": device, "last_seen_at": now},
     )
     session.execute(statement)
+
+
+def record_worker_restart(*, session: Session, name: str, reason: str) -> None:
+    """Count a restart on the worker's row (the replacement keeps the name, so the row)."""
+    session.execute(
+        update(Worker)
+        .where(Worker.name == name)
+        .values(restarts=Worker.restarts + 1, last_exit=reason, started_at=utcnow())
+    )
 
 
 def forget_worker(*, session: Session, name: str) -> None:

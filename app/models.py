@@ -140,6 +140,11 @@ class Experiment(Base):
     model_layers: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     test_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
     macro_f1: Mapped[float | None] = mapped_column(Float, default=None)
+    # The running process's memory at its last heartbeat (app.memory.MemoryFigures as JSON):
+    # what the message quotes when a worker is killed, most likely by the OOM killer.
+    memory: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Why the last run was cut short (worker killed, restarted); kept after a resumed run ends.
+    interruption: Mapped[str | None] = mapped_column(Text, default=None)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -223,3 +228,5 @@ class Worker(Base):
     device: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_exit: Mapped[str | None] = mapped_column(Text, default=None)  # why it last restarted

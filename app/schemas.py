@@ -116,6 +116,7 @@ class ExperimentSummary(BaseModel):
     test_accuracy: float | None
     macro_f1: float | None
     attempts: int
+    interruption: str | None  # why the last run was cut short (its worker was killed, ...)
     queue_position: int | None = None
 
 
@@ -193,6 +194,8 @@ class WorkerPublic(BaseModel):
     device: str
     started_at: datetime
     last_seen_at: datetime
+    restarts: int  # by `cifarlab up`, after the worker died
+    last_exit: str | None  # how it died the last time: "killed by SIGKILL"
     running: ExperimentSummary | None
 
 

@@ -50,6 +50,7 @@
     test_accuracy: orDash((value) => `${(value * 100).toFixed(2)}%`),
     macro_f1: orDash((value) => value.toFixed(3)),
     attempts: String,
+    interruption: orDash(String),
   };
 
   // format_mean_last in app/routes/pages.py: the mean over epochs and the last epoch's value.
@@ -87,6 +88,7 @@
       if (cell) cell.textContent = format(experiment[key]);
     });
     document.getElementById("attempts-row").hidden = experiment.attempts <= 1;
+    document.getElementById("interruption-row").hidden = !experiment.interruption;
     const alert = document.getElementById("error");
     alert.hidden = !(experiment.status === "failed" && experiment.error);
     alert.querySelector("[data-fact=error]").textContent = experiment.error || "";

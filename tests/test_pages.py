@@ -990,6 +990,27 @@ def test_the_workers_page_lists_workers_what_they_run_and_the_queue(
     assert "<html" not in client.get("/workers/live").text
 
 
+def test_restarts_show_on_the_workers_page_and_interruptions_on_the_experiment(
+    client: TestClient, session: Session
+) -> None:
+    crud.see_worker(session=session, name="cifarlab-7@vm", hostname="vm", pid=7, device="CPU")
+    crud.record_worker_restart(session=session, name="cifarlab-7@vm", reason="killed by SIGKILL")
+    experiment = make_experiment(session)
+    assert not _shown(client.get(f"/experiments/{experiment.id}").text, "interruption-row")
+    reason = "Attempt 1: the worker was killed (SIGKILL), most likely out of memory."
+    experiment.interruption = reason
+    session.commit()
+    for url in ("/workers", "/workers/live"):
+        html = client.get(url).text
+        cell = next(e for e in elements(html) if "data-restarts" in e.attrs)
+        assert cell.attrs["data-restarts"] == "1" and "last killed by SIGKILL" in html
+    [listed] = client.get("/api/workers").json()
+    assert (listed["restarts"], listed["last_exit"]) == (1, "killed by SIGKILL")
+    html = client.get(f"/experiments/{experiment.id}").text
+    assert _shown(html, "interruption-row") and reason in html
+    assert client.get(f"/api/experiments/{experiment.id}").json()["interruption"] == reason
+
+
 def test_the_workers_page_says_when_nobody_is_there(client: TestClient) -> None:
     html = client.get("/workers").text
     assert by_id(html, "no-workers") and by_id(html, "empty-queue")

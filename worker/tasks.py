@@ -7,14 +7,21 @@ that forks (a forked TensorFlow runtime deadlocks).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
+from celery.worker.request import Request
+
 from app import crud
 from app.config import get_settings
-from app.db import session_scope
+from app.db import session_scope, unpooled_session_scope
+from app.interruptions import describe_death, settle
+from app.memory import MemoryFigures, read_memory
 from app.models import Status
 from app.queue import TRAIN_TASK
 from app.schemas import parse_spec
@@ -26,14 +33,20 @@ logger = logging.getLogger(__name__)
 @contextmanager
 def heartbeat(experiment_id: int, interval_seconds: float) -> Iterator[None]:
     """Beats from a thread while the block runs: data loading, graph tracing and evaluation
-    write no epochs, yet the experiment must not look lost."""
+    write no epochs, yet the experiment must not look lost. Each beat also records memory,
+    which the message quotes if the process is killed (the OOM killer sends SIGKILL)."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(interval_seconds):
+            memory = read_memory()
             try:
                 with session_scope() as session:
                     crud.beat(session=session, experiment_id=experiment_id)
+                    if memory is not None:
+                        crud.record_memory(
+                            session=session, experiment_id=experiment_id, memory=memory.as_json()
+                        )
             except Exception:
                 logger.exception("heartbeat of experiment %s failed", experiment_id)
 
@@ -46,7 +59,47 @@ def heartbeat(experiment_id: int, interval_seconds: float) -> Iterator[None]:
         thread.join()
 
 
-@app.task(name=TRAIN_TASK, bind=True)
+class TrainRequest(Request):  # type: ignore[misc]
+    """A pool child that dies mid-run (SIGKILL from the OOM killer) raises WorkerLostError in
+    the main process, and Celery requeues the message (task_reject_on_worker_lost). The row
+    would still say running, so the redelivered message would skip it and the run wait for
+    the reaper's heartbeat timeout. Settle the row first, here: requeued (Celery's requeued
+    message then resumes it) or, after the last attempt, failed, with the reason."""
+
+    def on_failure(
+        self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        if isinstance(exc, WorkerLostError):
+            try:
+                settle_lost_child(int(self.args[0]), self.hostname, str(exc))
+            except Exception:  # the reaper still catches it after the heartbeat timeout
+                logger.exception("could not settle the run of a lost pool process")
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
+def settle_lost_child(experiment_id: int, worker_name: str, description: str) -> None:
+    """Runs in Celery's main process, which forks: an unpooled session, closed at the end."""
+    found = re.search(r"signal (\d+)|exitcode (\d+)", description)
+    returncode = (-int(found[1]) if found[1] else int(found[2])) if found else 1
+    with unpooled_session_scope() as session:
+        experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+        if experiment is None or experiment.status != Status.running:
+            return  # it died before claiming, or the run had ended
+        if experiment.worker_name != worker_name:
+            return  # another worker runs it now
+        memory = MemoryFigures.from_json(experiment.memory)
+        reason = describe_death("the worker's training process", returncode, memory)
+        outcome = settle(
+            session=session, settings=get_settings(), experiment_id=experiment_id,
+            attempt=experiment.attempts, reason=reason,
+        )  # fmt: skip
+    logger.warning("experiment %s: %s; %s", experiment_id, reason, outcome or "already settled")
+
+
+@app.task(name=TRAIN_TASK, bind=True, Request=TrainRequest)
 def train(self: Any, experiment_id: int) -> str:
     from worker import runner  # imports TensorFlow: only here, in the child
 

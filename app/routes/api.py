@@ -173,7 +173,7 @@ def list_workers(session: SessionDep) -> list[dict[str, Any]]:
         {
             "name": w.name, "hostname": w.hostname, "pid": w.pid, "device": w.device,
             "started_at": w.started_at, "last_seen_at": w.last_seen_at,
-            "running": running.get(w.name),
+            "restarts": w.restarts, "last_exit": w.last_exit, "running": running.get(w.name),
         }
         for w in workers
     ]  # fmt: skip
