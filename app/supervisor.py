@@ -137,6 +137,10 @@ class Supervisor:
         assert child.backoff is not None
         returncode = child.process.returncode
         ran_seconds = time.monotonic() - child.started_at
+        logger.error(
+            "%s (pid %s) %s after %.0f s", child.name, child.process.pid,
+            describe_exit(returncode), ran_seconds,
+        )  # fmt: skip
         self._signal_group(child.process, signal.SIGKILL)
         if not _group_gone(child.process.pid, GROUP_GONE_SECONDS):
             logger.error("%s: processes of its group outlived %s s", child.name, GROUP_GONE_SECONDS)
@@ -146,10 +150,7 @@ class Supervisor:
             except Exception:  # a database hiccup must not take the supervisor down
                 logger.exception("%s: handling its death failed", child.name)
         delay = child.backoff.next_delay(ran_seconds)
-        logger.error(
-            "%s (pid %s) %s after %.0f s; restarting it in %.0f s",
-            child.name, child.process.pid, describe_exit(returncode), ran_seconds, delay,
-        )  # fmt: skip
+        logger.info("restarting %s in %.0f s", child.name, delay)
         child.restart_at = time.monotonic() + delay
 
     def _restart(self, child: Child) -> None:

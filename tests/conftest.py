@@ -117,11 +117,18 @@ class Stack:
     process: subprocess.Popen[bytes]
 
 
-def start_stack(data_dir: Path, cifar10_path: Path, timeout_seconds: float = 120) -> Stack:
-    """`cifarlab up` as a user runs it, waited on until a worker answers."""
+def start_stack(
+    data_dir: Path,
+    cifar10_path: Path,
+    timeout_seconds: float = 120,
+    settings: dict[str, str] | None = None,
+) -> Stack:
+    """`cifarlab up` as a user runs it, waited on until a worker answers; ``settings``:
+    CIFARLAB_* variables to set."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
     env.update(CIFARLAB_CIFAR10_PATH=str(cifar10_path), TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(settings or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data_dir)],
         env=env,
