@@ -143,13 +143,16 @@ def up(
 
 def _worker_died(name: str, returncode: int) -> None:
     """Its runs go back to the queue now (they resume from their checkpoints), not after the
-    heartbeat timeout; its row on /workers counts the restart."""
+    heartbeat timeout, and so do its messages: it was this Redis's only consumer. Its row on
+    /workers counts the restart."""
     from app import crud
     from app.db import session_scope
     from app.interruptions import requeue_dead_worker
+    from app.queue import restore_unacknowledged
     from app.supervisor import describe_exit
 
     requeue_dead_worker(get_settings(), worker_name=name, returncode=returncode)
+    restore_unacknowledged()
     with session_scope() as session:
         crud.record_worker_restart(session=session, name=name, reason=describe_exit(returncode))
 

@@ -18,7 +18,6 @@ from app import crud
 from app.config import Settings
 from app.db import session_scope
 from app.memory import MemoryFigures
-from app.queue import enqueue_training
 from app.supervisor import describe_exit
 
 logger = logging.getLogger(__name__)
@@ -58,9 +57,9 @@ def settle(
 def requeue_dead_worker(
     settings: Settings, *, worker_name: str, returncode: int
 ) -> dict[int, Outcome]:
-    """Settle every run the dead worker held, and enqueue the requeued ones: its own message
-    sits unacknowledged in Redis until the visibility timeout (days), and when it does come
-    back, its claim finds the experiment no longer queued and skips it."""
+    """Settle every run the dead worker held. Their messages are the dead worker's: the caller
+    puts them back in the queue (``app.queue.restore_unacknowledged``), after this, so that
+    each finds its run queued again."""
     with session_scope() as session:
         held = [
             (e.id, e.attempts, MemoryFigures.from_json(e.memory))
@@ -74,8 +73,6 @@ def requeue_dead_worker(
                 session=session, settings=settings, experiment_id=experiment_id,
                 attempt=attempt, reason=reason,
             )  # fmt: skip
-        if outcome == "requeued":
-            enqueue_training(experiment_id)
         if outcome:
             outcomes[experiment_id] = outcome
             logger.warning("experiment %s: %s; %s", experiment_id, reason, outcome)

@@ -45,6 +45,16 @@ def enqueue_training(experiment_id: int) -> None:
     get_celery().send_task(TRAIN_TASK, args=[experiment_id], queue=get_settings().queue)
 
 
+def restore_unacknowledged(limit: int = 10_000) -> None:
+    """Put every message taken but not acknowledged back in its queue, as if the visibility
+    timeout had passed. Only for a broker none of whose consumers is alive: `cifarlab up`'s own
+    Redis after its one worker died. That worker's message would otherwise wait out the
+    7-day timeout, and a run it had taken but not yet claimed would stay queued all along."""
+    celery = get_celery()
+    with celery.connection_for_write(transport_options={"visibility_timeout": 0}) as connection:
+        connection.default_channel.qos.restore_visible(num=limit, interval=1)
+
+
 def online_workers(timeout_seconds: float = 1.0) -> list[str]:
     """Workers that answer a ping. A broker that cannot be reached fails at once: kombu's
     own retries took 6 s, longer than a health probe waits for /api/health."""

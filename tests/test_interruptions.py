@@ -3,7 +3,11 @@ after the last attempt; a run that moved on, or that another worker holds, is le
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from app.config import get_settings
 from app.interruptions import requeue_dead_worker
 from app.memory import MemoryFigures, read_memory
 from app.models import Experiment, Status
+from app.queue import enqueue_training, restore_unacknowledged
 from tests.factories import make_experiment
 from worker.tasks import settle_lost_child
 
@@ -65,13 +70,42 @@ def test_sigkilled_worker_runs_requeue_then_fail_with_memory_figures(
         "8.0 GiB in use (the container) at the last heartbeat, 6.0 GiB of it the training "
         "process (peak 7.0 GiB)."
     )
-    assert broker.llen(settings.queue) == 1  # enqueued now, not after the heartbeat timeout
     failed = stored(session, last)
     assert failed.status == Status.failed and failed.finished_at is not None
     assert failed.error.startswith("The worker was killed (SIGKILL), most likely out of memory")
     assert f"(attempt {settings.max_attempts} of {settings.max_attempts})" in failed.error
     assert stored(session, elsewhere).status == Status.running
     assert requeue_dead_worker(settings, worker_name="w1@vm", returncode=-9) == {}
+
+
+CONSUMER = """
+import sys, time
+from app.queue import get_celery
+with get_celery().connection_for_read() as connection:
+    queue = connection.SimpleQueue(sys.argv[1])
+    queue.get(timeout=30)  # taken, never acknowledged
+    print("taken", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_consumers_messages_go_back_to_the_queue(
+    broker: redis.Redis, data_dir: Path
+) -> None:
+    """A SIGKILLed worker's message sits in Redis's unacked set for the 7-day visibility
+    timeout; `cifarlab up` puts it back at once, since its dead worker was the only consumer."""
+    queue = get_settings().queue
+    enqueue_training(41)
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, queue], stdout=subprocess.PIPE, env=dict(os.environ)
+    )
+    assert consumer.stdout is not None and consumer.stdout.readline() == b"taken\n"
+    consumer.kill()
+    consumer.wait()
+    assert broker.llen(queue) == 0 and broker.hlen("unacked") == 1
+    restore_unacknowledged()
+    assert broker.llen(queue) == 1 and broker.hlen("unacked") == 0
+    assert json.loads(broker.lindex(queue, 0))["headers"]["argsrepr"] == "[41]"
 
 
 @pytest.mark.both_databases
