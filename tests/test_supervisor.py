@@ -4,7 +4,10 @@ child left in its group, say why it died, start it again after the backoff."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +77,15 @@ def test_child_without_backoff_still_stops_everything(restore_signals: None) -> 
     supervisor.start("quitter", [sys.executable, "-c", "raise SystemExit(1)"], {})
     assert supervisor.wait() == 1
     assert all(child.process.poll() is not None for child in supervisor.children)
+
+
+def test_default_worker_names_are_unique_per_process() -> None:
+    """Two `cifarlab worker`s on one host used to both be cifarlab@host, sharing one row."""
+    line = "from app.cli import default_worker_name; print(default_worker_name())"
+    names = {
+        subprocess.run([sys.executable, "-c", line], capture_output=True, text=True,
+                       check=True).stdout.strip()
+        for _ in range(2)
+    }  # fmt: skip
+    assert len(names) == 2
+    assert all(re.fullmatch(rf"cifarlab-\d+@{re.escape(socket.gethostname())}", n) for n in names)

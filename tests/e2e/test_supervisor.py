@@ -1,7 +1,8 @@
-"""`cifarlab up` keeps the dashboard up while its worker dies: SIGKILL the worker's main
-process, or its pool process, mid-run. The web answers every poll throughout, the run is
+"""`cifarlab up` keeps the dashboard up while its parts die. SIGKILL the worker's main
+process, or its pool process, mid-run: the web answers every poll throughout, the run is
 requeued at once (the heartbeat timeout here is far longer than the test may take) and
-resumes from its checkpoint, ending `succeeded` with each epoch exactly once."""
+resumes from its checkpoint, ending `succeeded` with each epoch exactly once. Redis and the
+web server, SIGKILLed, are restarted too."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import Stack, start_stack, stop_stack
 from tests.factories import spec_data
-from tests.processes import alive
+from tests.processes import alive, descendants
 
 pytestmark = pytest.mark.e2e
 EPOCHS = 3
@@ -161,3 +162,42 @@ def test_sigkilled_pool_process_is_replaced_and_its_run_resumes(up: Stack) -> No
         "Attempt 1: the worker's training process was killed (SIGKILL), most likely out of memory: "
     ), result["interruption"]
     assert worker_pid(up, result["worker_name"]) == mains[0]  # the main process lived on
+
+
+def started_by_up(stack: Stack, command: bytes) -> list[int]:
+    """Processes under `cifarlab up` whose command line holds ``command``."""
+    found = []
+    for pid in descendants(stack.process.pid):
+        try:
+            if command in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_sigkilled_redis_is_restarted_while_the_web_answers(up: Stack) -> None:
+    def redis_pids() -> list[int]:
+        return started_by_up(up, b"redis-server")
+
+    [victim] = redis_pids()
+    with Poller([f"{up.base_url}/api/experiments", f"{up.base_url}/workers/live"]) as poller:
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(redis_pids()) == 1 and redis_pids() != [victim], 60)
+        # The worker reconnects to the restarted broker and answers its ping again.
+        wait_for(lambda: get(up, "/api/health")["status"] == "ok", 120)
+    assert poller.failures == [] and poller.answered > 0
+
+
+def test_sigkilled_web_server_is_restarted(up: Stack) -> None:
+    [victim] = started_by_up(up, b"app.web_server")
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: started_by_up(up, b"app.web_server") not in ([], [victim]), 60)
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{up.base_url}/api/health", timeout=5).json()["status"] == "ok"
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, 120)
