@@ -186,13 +186,46 @@ def worker(
     raise typer.Exit(code=supervisor.wait())
 
 
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="The data directory `cifarlab up` uses [env: CIFARLAB_DATA_DIR]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory "
+                 "[env: CIFARLAB_DATABASE_URL]."),
+]  # fmt: skip
+
+
 @cli.command()
-def migrate() -> None:
-    """Bring the database schema up to date."""
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the database schema up to date, creating the database if there is none. With
+    CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
+    from app import accounts
+    from app.database_location import describe, has_schema, point_at
+    from app.db import session_scope
     from app.migrate import upgrade
 
+    settings = point_at(data_dir=data_dir, database_url=database_url)
+    where = describe(settings.sqlalchemy_url)
+    existed = has_schema(settings.sqlalchemy_url)
     upgrade()
-    console.print(f"database is up to date: {get_settings().sqlalchemy_url}")
+    if existed:
+        console.print(f"cifarlab database is up to date: {where}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"created a new cifarlab database: {where}", highlight=False, soft_wrap=True)
+    if settings.admin_user:
+        try:
+            with session_scope() as session:
+                admin = accounts.bootstrap_admin(
+                    session=session,
+                    username=settings.admin_user,
+                    password_file=settings.admin_password_file,
+                )
+        except ValueError as exc:
+            raise _fail(f"first admin {settings.admin_user!r} not created: {exc}") from None
+        if admin is not None:
+            console.print(f"created admin user {admin.username} (CIFARLAB_ADMIN_USER)")
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
