@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -46,16 +47,21 @@ def _client(api_url: str | None) -> ApiClient:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
 def worker_argv(
-    concurrency: int = 1, loglevel: str = "INFO", hostname: str = "cifarlab@%h"
+    concurrency: int = 1,
+    loglevel: str = "INFO",
+    hostname: str = "cifarlab@%h",
+    *,
+    quiet: bool = False,
 ) -> list[str]:
+    """Celery's command line; ``quiet`` leaves out its start-up banner."""
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "--concurrency", str(concurrency), "--loglevel", loglevel,
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", *(["--quiet"] if quiet else []),
+        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel,
         "--queues", get_settings().queue, "--hostname", hostname,
     ]  # fmt: skip
 
@@ -93,8 +99,13 @@ def up(
         Path | None, typer.Option(help="Database, broker and models [env: CIFARLAB_DATA_DIR].")
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
+    verbose: Annotated[
+        bool, typer.Option(help="Also show the migrations', Celery's and uvicorn's own logs.")
+    ] = False,
 ) -> None:
     """Start everything on this machine: embedded Redis, SQLite, one worker and the web server."""
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()
@@ -116,16 +127,38 @@ def up(
     supervisor.adopt("redis", start_redis(settings.data_dir, redis_port))
     try:
         env = dict(os.environ)
-        supervisor.start("worker", worker_argv(), env)
-        supervisor.start("web", web_command(host, port, settings.web_process_count), env)
+        level = "INFO" if verbose else "WARNING"
+        supervisor.start("worker", worker_argv(loglevel=level, quiet=not verbose), env)
+        web = web_command(host, port, settings.web_process_count, log_level=level.lower())
+        supervisor.start("web", web, env)
     except BaseException:
         supervisor.stop()
         raise
+    _wait_until_ready(host, port, supervisor)
     console.print(
         f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
-        "press Ctrl-C to stop"
+        "press Ctrl-C to stop",
+        highlight=False,
+        soft_wrap=True,
     )
     raise typer.Exit(code=supervisor.wait())
+
+
+def _wait_until_ready(host: str, port: int, supervisor: Supervisor, timeout: float = 60) -> None:
+    """Until the web answers and a worker is online (or a child exits, or time is up), so the
+    "running at" line comes after what the children print as they start."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/api/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for _, process in supervisor.children):
+            return
+        try:
+            if httpx.get(url, timeout=2).json().get("status") == "ok":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
 
 
 @cli.command()
@@ -662,6 +695,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll drowns the bars
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
     cli()
 
 
