@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,9 @@ def test_compose_commands_agree_with_the_dockerfiles() -> None:
         dockerfile = ROOT / compose["services"][name]["build"]["dockerfile"]
         assert compose["services"][name]["command"] == dockerfile_cmd(dockerfile), name
     assert service_command(compose, "migrate") == ["cifarlab", "migrate"]
+    web = compose["services"]["web"]
+    port = web["command"][web["command"].index("--port") + 1]
+    assert [mapping.split(":")[-1] for mapping in web["ports"]] == [port]
     environment = compose["services"]["migrate"]["environment"]
     assert environment["CIFARLAB_ADMIN_USER"]
     assert environment["CIFARLAB_ADMIN_PASSWORD_FILE"].startswith("/run/secrets/")
@@ -191,7 +194,12 @@ def start(box: Sandbox, name: str) -> Running:
     return Running(name=name, process=process, log=log)
 
 
-def poll(what: str, check: Any, services: list[Running], timeout_seconds: float) -> Any:
+def poll(
+    what: str,
+    check: Callable[[], dict[str, Any] | None],
+    services: list[Running],
+    timeout_seconds: float,
+) -> dict[str, Any]:
     """check() until it returns something truthy, failing early if a service exits."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -222,14 +230,12 @@ def test_compose_services_boot_with_sign_in_and_train(sandbox: Sandbox) -> None:
     services = [start(sandbox, "web"), start(sandbox, "worker")]
     try:
         base = f"http://127.0.0.1:{sandbox.published[8000]}"
-        health = poll(
-            "healthy /api/health",
-            lambda: (
-                (h := httpx.get(f"{base}/api/health", timeout=5).json())["status"] == "ok" and h
-            ),
-            services,
-            timeout_seconds=180,
-        )
+
+        def healthy() -> dict[str, Any] | None:
+            health = httpx.get(f"{base}/api/health", timeout=5).json()
+            return health if health["status"] == "ok" else None
+
+        health = poll("healthy /api/health", healthy, services, timeout_seconds=180)
         assert health["database"] == "ok" and health["broker"] == "ok", health
 
         anonymous = httpx.get(f"{base}/api/experiments", timeout=10)
@@ -247,15 +253,12 @@ def test_compose_services_boot_with_sign_in_and_train(sandbox: Sandbox) -> None:
         launched = httpx.post(f"{base}/api/experiments", json=spec, headers=headers, timeout=30)
         assert launched.status_code == 201, launched.text
         url = f"{base}/api/experiments/{launched.json()['id']}"
-        experiment = poll(
-            "finished experiment",
-            lambda: (
-                (e := httpx.get(url, headers=headers, timeout=10).json())["status"] in FINISHED
-                and e
-            ),
-            services,
-            timeout_seconds=300,
-        )
+
+        def finished() -> dict[str, Any] | None:
+            experiment = httpx.get(url, headers=headers, timeout=10).json()
+            return experiment if experiment["status"] in FINISHED else None
+
+        experiment = poll("finished experiment", finished, services, timeout_seconds=300)
         assert experiment["status"] == "succeeded", experiment["error"]
         assert experiment["test_accuracy"] is not None
     finally:
