@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -62,3 +63,27 @@ def user_for_token(*, session: Session, token: str) -> User | None:
     if last is None or (now - last.replace(tzinfo=now.tzinfo)).total_seconds() > 60:
         row.last_used_at = now
     return row.user
+
+
+def bootstrap_admin(*, session: Session, username: str, password_file: Path | None) -> User | None:
+    """The first admin of a new install, from settings (compose's `migrate` on first start).
+
+    Created only while no account exists: later starts run the same command, and must never
+    reset a password changed since or add a second admin. The password comes from a file (a
+    Docker secret) so it is in neither the environment nor the compose file.
+    """
+    if any_users(session=session):
+        return None
+    if password_file is None:
+        raise ValueError(
+            "CIFARLAB_ADMIN_PASSWORD_FILE: set it to a file holding the first admin's password"
+        )
+    try:
+        password = password_file.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(
+            f"CIFARLAB_ADMIN_PASSWORD_FILE: cannot read {password_file}: {exc.strerror}"
+        ) from None
+    if not password.strip():
+        raise ValueError(f"CIFARLAB_ADMIN_PASSWORD_FILE: {password_file} is empty")
+    return create_user(session=session, username=username, password=password, is_admin=True)

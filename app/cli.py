@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -47,7 +48,7 @@ def _client(api_url: str | None) -> ApiClient:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -57,10 +58,13 @@ def default_worker_name() -> str:
     return f"cifarlab-{os.getpid()}@{socket.gethostname()}"
 
 
-def worker_argv(concurrency: int, loglevel: str, hostname: str) -> list[str]:
+def worker_argv(
+    concurrency: int, loglevel: str, hostname: str, *, quiet: bool = False
+) -> list[str]:
+    """Celery's command line; ``quiet`` leaves out its start-up banner."""
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "--concurrency", str(concurrency), "--loglevel", loglevel,
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", *(["--quiet"] if quiet else []),
+        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel,
         "--queues", get_settings().queue, "--hostname", hostname,
     ]  # fmt: skip
 
@@ -98,9 +102,14 @@ def up(
         Path | None, typer.Option(help="Database, broker and models [env: CIFARLAB_DATA_DIR].")
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
+    verbose: Annotated[
+        bool, typer.Option(help="Also show the migrations', Celery's and uvicorn's own logs.")
+    ] = False,
 ) -> None:
     """Start everything on this machine: embedded Redis, SQLite, one worker and the web server;
     restart any of them that dies."""
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()
@@ -125,18 +134,22 @@ def up(
             "redis", lambda: start_redis(settings.data_dir, redis_port), backoff=Backoff()
         )
         env = dict(os.environ)
+        level = "INFO" if verbose else "WARNING"
         supervisor.start(
-            "worker", worker_argv(1, "INFO", name), env, backoff=Backoff(),
+            "worker", worker_argv(1, level, name, quiet=not verbose), env, backoff=Backoff(),
             on_death=lambda returncode: _worker_died(name, returncode),
         )  # fmt: skip
-        web_argv = web_command(host, port, settings.web_process_count)
+        web_argv = web_command(host, port, settings.web_process_count, log_level=level.lower())
         supervisor.start("web", web_argv, env, backoff=Backoff())
     except BaseException:
         supervisor.stop()
         raise
+    _wait_until_ready(host, port, supervisor)
     console.print(
         f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
-        "press Ctrl-C to stop"
+        "press Ctrl-C to stop",
+        highlight=False,
+        soft_wrap=True,
     )
     raise typer.Exit(code=supervisor.wait())
 
@@ -155,6 +168,24 @@ def _worker_died(name: str, returncode: int) -> None:
     restore_unacknowledged()
     with session_scope() as session:
         crud.record_worker_restart(session=session, name=name, reason=describe_exit(returncode))
+
+
+def _wait_until_ready(host: str, port: int, supervisor: Supervisor, timeout: float = 60) -> None:
+    """Until the web answers and a worker is online (or a child exits, or time is up), so the
+    "running at" line comes after what the children print as they start. A child that died
+    meanwhile is restarted once ``supervisor.wait`` runs."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/api/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.process.poll() is not None for child in supervisor.children):
+            return
+        try:
+            if httpx.get(url, timeout=2).json().get("status") == "ok":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
 
 
 @cli.command()
@@ -221,13 +252,46 @@ def worker(
     raise typer.Exit(code=supervisor.wait())
 
 
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="The data directory `cifarlab up` uses [env: CIFARLAB_DATA_DIR]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory "
+                 "[env: CIFARLAB_DATABASE_URL]."),
+]  # fmt: skip
+
+
 @cli.command()
-def migrate() -> None:
-    """Bring the database schema up to date."""
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the database schema up to date, creating the database if there is none. With
+    CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
+    from app import accounts
+    from app.database_location import describe, has_schema, point_at
+    from app.db import session_scope
     from app.migrate import upgrade
 
+    settings = point_at(data_dir=data_dir, database_url=database_url)
+    where = describe(settings.sqlalchemy_url)
+    existed = has_schema(settings.sqlalchemy_url)
     upgrade()
-    console.print(f"database is up to date: {get_settings().sqlalchemy_url}")
+    if existed:
+        console.print(f"cifarlab database is up to date: {where}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"created a new cifarlab database: {where}", highlight=False, soft_wrap=True)
+    if settings.admin_user:
+        try:
+            with session_scope() as session:
+                admin = accounts.bootstrap_admin(
+                    session=session,
+                    username=settings.admin_user,
+                    password_file=settings.admin_password_file,
+                )
+        except ValueError as exc:
+            raise _fail(f"first admin {settings.admin_user!r} not created: {exc}") from None
+        if admin is not None:
+            console.print(f"created admin user {admin.username} (CIFARLAB_ADMIN_USER)")
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
@@ -667,6 +731,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll drowns the bars
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
     cli()
 
 

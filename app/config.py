@@ -53,6 +53,16 @@ class Settings(BaseSettings):
         default="auto",
         description="auto: sign-in is required once any account exists; disabled: never.",
     )
+    admin_user: str | None = Field(
+        default=None,
+        description="`cifarlab migrate` creates this admin account when no account exists yet "
+        "(a container's first start), with the password read from admin_password_file.",
+    )
+    admin_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the first admin's password (a Docker secret), so the "
+        "password is never in the environment or the compose file.",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Signs session cookies; default: a random key kept in the data directory. "

@@ -35,10 +35,14 @@ finishes by itself: without a bound, stopping waited for every such page to be c
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def command(host: str, port: int, processes: int = 1, *, parent: int | None = None) -> list[str]:
+def command(
+    host: str, port: int, processes: int = 1, *, parent: int | None = None, log_level: str = "info"
+) -> list[str]:
     """The command line of the server (``processes`` of them), or of one process of the group
-    that ``parent`` started."""
+    that ``parent`` started. ``log_level`` is uvicorn's (``warning`` hides its start-up lines
+    and the line per request)."""
     line = [sys.executable, "-m", "app.web_server", "--host", host, "--port", str(port)]
+    line += ["--log-level", log_level]
     return line + (["--processes", str(processes)] if parent is None else ["--parent", str(parent)])
 
 
@@ -73,21 +77,22 @@ def listening_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.
     return sockets
 
 
-def _serve_one(sockets: list[socket.socket] | None, host: str, port: int) -> None:
+def _serve_one(sockets: list[socket.socket] | None, host: str, port: int, log_level: str) -> None:
     config = uvicorn.Config(
-        APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS
-    )
+        APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        log_level=log_level,
+    )  # fmt: skip
     uvicorn.Server(config).run(sockets=sockets)
 
 
-def serve(host: str, port: int, processes: int) -> int:
+def serve(host: str, port: int, processes: int, log_level: str = "info") -> int:
     if processes == 1:
-        _serve_one(None, host, port)
+        _serve_one(None, host, port, log_level)
         return 0
     if sys.platform != "linux":  # only Linux spreads connections over SO_REUSEPORT sockets
         uvicorn.run(
             APP, factory=True, host=host, port=port, workers=processes,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS, log_level=log_level,
         )  # fmt: skip
         return 0
     try:
@@ -99,7 +104,7 @@ def serve(host: str, port: int, processes: int) -> int:
     supervisor = Supervisor(peers=True)
     try:
         for number in range(1, processes + 1):
-            child = command(host, port, parent=os.getpid())
+            child = command(host, port, parent=os.getpid(), log_level=log_level)
             supervisor.start(f"web {number}/{processes}", child, dict(os.environ))
     except BaseException:
         supervisor.stop()
@@ -113,13 +118,14 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--parent", type=int)
+    parser.add_argument("--log-level", default="info")
     options = parser.parse_args()
     if options.parent is not None:
         _die_with(options.parent)
         sockets = listening_sockets(options.host, options.port, reuse_port=True)
-        _serve_one(sockets, options.host, options.port)
+        _serve_one(sockets, options.host, options.port, options.log_level)
         return 0
-    return serve(options.host, options.port, options.processes)
+    return serve(options.host, options.port, options.processes, options.log_level)
 
 
 if __name__ == "__main__":

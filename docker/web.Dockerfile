@@ -9,4 +9,5 @@ COPY templates ./templates
 COPY static ./static
 RUN pip install --no-cache-dir '.[postgres]'
 EXPOSE 8000
+# docker-compose.yml gives the same command; tests/e2e/test_compose.py checks they agree.
 CMD ["cifarlab", "web", "--host", "0.0.0.0", "--port", "8000"]

@@ -8,4 +8,5 @@ COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 RUN pip install --no-cache-dir '.[worker,gpu,postgres]'
+# docker-compose.yml gives the same command; tests/e2e/test_compose.py checks they agree.
 CMD ["cifarlab", "worker", "--concurrency", "1"]

@@ -26,6 +26,7 @@ from worker.data import (
     stratified_split,
 )
 from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_test_images
+from worker.hardware import without_cuinit_noise
 from worker.training import Trainer, TrainingData, precision_policy
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ class RunOutcome:
 
 
 def describe_device() -> str:
-    """The GPU's name when TensorFlow sees one, else the CPU, for the experiment page."""
-    gpus = tf.config.list_physical_devices("GPU")
+    """The GPU's name when TensorFlow sees one, else the CPU, for the experiment page. The
+    task calls it before anything else asks TensorFlow for devices: TensorFlow's first look."""
+    with without_cuinit_noise():
+        gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU: {details.get('device_name', gpus[0].name)}"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from app.embedded_redis import free_port
 from tests.conftest import start_stack
 from tests.processes import alive, descendants
 
@@ -25,3 +30,31 @@ def test_signal_stops_every_process_it_started(
     assert [pid for pid in started if alive(pid)] == []
     assert (tmp_path / "data" / "cifarlab.db").exists()
     assert (tmp_path / "data" / "redis").is_dir()
+
+
+def test_start_up_log_is_short_and_ends_with_the_address(tmp_path: Path) -> None:
+    """Without --verbose: no migration, Celery or uvicorn chatter; the address last, whole."""
+    port = free_port()
+    log = tmp_path / "up.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
+    env["COLUMNS"] = "60"  # narrower than the line: it must not wrap all the same
+    argv = [sys.executable, "-m", "app.cli", "up", "--port", str(port),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "press Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        lines = log.read_text().splitlines()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert lines[-1] == (
+        f"cifarlab is running at http://127.0.0.1:{port} (data in {tmp_path / 'data'}); "
+        "press Ctrl-C to stop"
+    ), lines
+    text = "\n".join(lines)
+    for noise in ("alembic", "[tasks]", "celery@", "Started server process", "Uvicorn"):
+        assert noise not in text, noise
