@@ -1,0 +1,86 @@
+"""Which database an admin command works on, and whether a cifarlab database is there.
+
+`cifarlab user` and `cifarlab token` write the database directly. Run without the server's
+settings they used to make a new, empty SQLite file in ~/.cifarlab, report success, and leave
+the running server (in another data directory) open to anyone. They now take the same
+``--data-dir`` / ``--database-url`` as `cifarlab up`, say which database they used, and refuse
+one that is missing or not migrated unless asked to create it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import db
+from app.config import get_settings
+from app.migrate import alembic_config, upgrade
+
+
+class DatabaseMissing(Exception):
+    """The message says where was looked and what to pass."""
+
+
+def point_at(data_dir: Path | None, database_url: str | None) -> None:
+    """Options override the environment, as `cifarlab up --data-dir` does."""
+    if data_dir is not None:
+        os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
+    if database_url is not None:
+        os.environ["CIFARLAB_DATABASE_URL"] = database_url
+    get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+
+
+def describe(url: str) -> str:
+    """A SQLite file's path, or the URL without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
+def _revisions(url: str) -> set[str] | None:
+    """The schema revisions stamped in the database; None when there is no database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or not Path(parsed.database).is_file():
+            return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+
+
+def open_database(*, create: bool = False) -> str:
+    """The configured database, described, once it is there and current; ``create`` makes
+    or migrates it instead of refusing."""
+    url = get_settings().sqlalchemy_url
+    where = describe(url)
+    if create:
+        upgrade()
+        return where
+    try:
+        found = _revisions(url)
+    except SQLAlchemyError as exc:
+        raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
+    if not found:
+        raise DatabaseMissing(
+            f"no cifarlab database at {where}; pass --data-dir or --database-url (the ones "
+            "`cifarlab up` or the server uses), or `cifarlab user create --create` to start "
+            "a new one"
+        )
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if found != heads:
+        raise DatabaseMissing(
+            f"the database at {where} has an older schema; run `cifarlab migrate` first"
+        )
+    return where
