@@ -710,9 +710,8 @@ def token_create(
     username: str,
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
     expires_in_days: Annotated[
-        float | None,
-        typer.Option(min=0, min_open=True, help="Lifetime [default: CIFARLAB_TOKEN_DAYS, 90]."),
-    ] = None,  # fmt: skip
+        float | None, typer.Option(help="Lifetime [default: CIFARLAB_TOKEN_DAYS, 90].")
+    ] = None,
     no_expiry: Annotated[
         bool, typer.Option(help="Never expires (until revoked); for a service's own token.")
     ] = False,
@@ -728,6 +727,8 @@ def token_create(
 
     if no_expiry and expires_in_days is not None:
         raise _fail("choose --expires-in-days or --no-expiry, not both")
+    if expires_in_days is not None and not expires_in_days > 0:
+        raise _fail("--expires-in-days: give a number of days above 0")
     where = _database(data_dir, database_url)
     if no_expiry:
         expires = None
