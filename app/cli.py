@@ -573,6 +573,26 @@ def bench_web(
         raise typer.Exit(code=1)
 
 
+@bench_cli.command("login")
+def bench_login(
+    loops: Annotated[int, typer.Option(min=1, help="Clients guessing passwords at once.")] = 30,
+    samples: Annotated[int, typer.Option(min=2, help="Requests timed per figure.")] = 40,
+    processes: Annotated[int, typer.Option(min=1, help="Web server processes.")] = 1,
+) -> None:
+    """Signed-in API latency alone and while clients guess passwords; and a wrong password's
+    time for a real user against an unknown one (which must not tell them apart)."""
+    from app.bench import login
+
+    figures = login.run(login.Options(loops=loops, samples=samples, processes=processes))
+    rows = [
+        (name, f"{figures[name]['p50_ms']:.1f}", f"{figures[name]['p95_ms']:.1f}")
+        for name in ("signed_in_alone", "signed_in_while_guessing",
+                     "wrong_password_real_user", "wrong_password_unknown_user")
+    ]  # fmt: skip
+    _print_figures(f"sign-in, {loops} guessing clients", rows, ("figure", "p50 ms", "p95 ms"),
+                   figures)  # fmt: skip
+
+
 user_cli = typer.Typer(help="Accounts (run on the server: it writes the database directly).")
 token_cli = typer.Typer(help="API tokens for the CLI and scripts (written to the database).")
 cli.add_typer(user_cli, name="user")
