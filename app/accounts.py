@@ -188,12 +188,13 @@ class LoginAttempt:
     """What a sign-in needs from the database before the password is checked."""
 
     username: str
-    address: str
     user_id: int | None
     password_hash: str | None
     disabled: bool
     retry_after: int | None
     """Seconds until another try is allowed; None when this one may go ahead."""
+    counted: tuple[int, ...] = ()
+    """The failure rows this attempt wrote in advance, taken back if the password is right."""
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:
@@ -217,6 +218,9 @@ def _retry_after(*, session: Session, key: str, limit: int, now: datetime) -> in
 
 
 def begin_login(*, session: Session, username: str, address: str) -> LoginAttempt:
+    """Refuses an account or address over its limit; otherwise counts this attempt as a
+    failure before the password is checked, so guesses sent in parallel cannot all pass the
+    check while the first ones are still hashing."""
     settings = get_settings()
     now = utcnow()
     account, client = _keys(username, address)
@@ -228,27 +232,35 @@ def begin_login(*, session: Session, username: str, address: str) -> LoginAttemp
     ]  # fmt: skip
     retry_after = max((wait for wait in waits if wait is not None), default=None)
     user = get_user(session=session, username=username)
+    counted: tuple[int, ...] = ()
+    if retry_after is None:
+        cutoff = now - timedelta(seconds=settings.login_window_seconds)
+        session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= cutoff))
+        rows = [LoginFailure(key=account, failed_at=now), LoginFailure(key=client, failed_at=now)]
+        session.add_all(rows)
+        session.flush()
+        counted = tuple(row.id for row in rows)
     return LoginAttempt(
-        username=username, address=address, user_id=user.id if user else None,
+        username=username, user_id=user.id if user else None,
         password_hash=user.password_hash if user else None,
         disabled=bool(user and user.disabled_at is not None), retry_after=retry_after,
+        counted=counted,
     )  # fmt: skip
 
 
 def finish_login(*, session: Session, attempt: LoginAttempt, password_ok: bool) -> str | None:
-    """A right password starts a session (its id returned) and forgets the account's
-    failures; a wrong one counts against the account and the address."""
-    account, client = _keys(attempt.username, attempt.address)
+    """A right password takes back this attempt's failures and the account's earlier ones,
+    and starts a session (its id returned) unless the user is disabled. A wrong one stays
+    counted."""
     if not password_ok:
-        now = utcnow()
-        cutoff = now - timedelta(seconds=get_settings().login_window_seconds)
-        session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= cutoff))
-        session.add_all([LoginFailure(key=account, failed_at=now),
-                         LoginFailure(key=client, failed_at=now)])  # fmt: skip
-        session.flush()
         return None
+    account = f"account:{attempt.username}"
+    session.execute(
+        delete(LoginFailure).where(
+            (LoginFailure.key == account) | LoginFailure.id.in_(attempt.counted)
+        )
+    )
     user = session.get(User, attempt.user_id)
     if user is None or user.disabled_at is not None:
         return None
-    session.execute(delete(LoginFailure).where(LoginFailure.key == account))
     return start_session(session=session, user=user)

@@ -185,6 +185,32 @@ def test_wrong_passwords_from_one_address_are_limited(
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
 
+def test_guesses_sent_at_once_count_before_their_password_is_checked(
+    alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a hundred guesses in parallel would all pass the limit while the first
+    ones were still hashing."""
+    setting(monkeypatch, "LOGIN_ATTEMPTS_PER_ACCOUNT", "1")
+    entered, release = threading.Event(), threading.Event()
+    verify = PasswordHasher.verify
+
+    def held(self: PasswordHasher, hash: str, password: str) -> bool:  # noqa: A002
+        entered.set()
+        release.wait(DEADLINE)
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", held)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(login, TestClient(create_app()), "alice", "wrong password")
+        assert entered.wait(DEADLINE)
+        try:
+            second = login(TestClient(create_app()), "alice", "another guess")
+        finally:
+            release.set()
+        assert second.status_code == 429
+        assert first.result(timeout=DEADLINE).status_code == 401
+
+
 def test_a_right_password_forgets_the_account_failures(
     alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

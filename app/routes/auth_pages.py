@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app import accounts
@@ -49,6 +50,18 @@ def _login_page(
     )
 
 
+def _begin(session: Session, username: str, address: str) -> accounts.LoginAttempt:
+    attempt = accounts.begin_login(session=session, username=username, address=address)
+    session.commit()
+    return attempt
+
+
+def _finish(session: Session, attempt: accounts.LoginAttempt, password_ok: bool) -> str | None:
+    session_id = accounts.finish_login(session=session, attempt=attempt, password_ok=password_ok)
+    session.commit()
+    return session_id
+
+
 @router.get("/login")
 def login_form(
     request: Request, next_url: Annotated[str | None, Query(alias="next")] = None
@@ -70,9 +83,7 @@ async def login(
         return _login_page(request, expired, next_url, 403, username)
     address = request.client.host if request.client else "unknown"
     async with admitted_session(request) as session:
-        attempt = await run_in_threadpool(
-            accounts.begin_login, session=session, username=username, address=address
-        )
+        attempt = await run_in_threadpool(_begin, session, username, address)
     if attempt.retry_after is not None:
         minutes = math.ceil(attempt.retry_after / 60)
         message = (f"Too many wrong passwords for this account or from this address; "
@@ -82,10 +93,7 @@ async def login(
     async with hashing_turn(request):
         password_ok = await run_in_threadpool(verify_password, attempt.password_hash, password)
     async with admitted_session(request) as session:
-        session_id = await run_in_threadpool(
-            accounts.finish_login, session=session, attempt=attempt, password_ok=password_ok
-        )
-        await run_in_threadpool(session.commit)
+        session_id = await run_in_threadpool(_finish, session, attempt, password_ok)
     if session_id is None:
         if password_ok and attempt.disabled:
             return _login_page(request, "This account is disabled; ask an admin.",
