@@ -81,7 +81,8 @@ def check_exposure(host: str) -> None:
     raise ValueError(
         f"cifarlab would listen on {host} with no accounts, so anyone who reaches it could "
         "launch and delete experiments. Create an admin first: `cifarlab user create NAME "
-        "--admin`; or set CIFARLAB_AUTH=disabled to run open on purpose."
+        "--admin`, with the same --data-dir or CIFARLAB_DATABASE_URL; or set "
+        "CIFARLAB_AUTH=disabled to run open on purpose."
     )
 
 

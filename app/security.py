@@ -30,11 +30,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """``None`` (no such user) is checked against a throwaway hash: the same Argon2 work, so
     how long a sign-in takes does not tell who has an account."""
     try:
-        return _hasher.verify(password_hash or _unknown_user_hash(), password) and (
-            password_hash is not None
-        )
+        matches = _hasher.verify(password_hash or _unknown_user_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and password_hash is not None
 
 
 def new_token() -> str:
