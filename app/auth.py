@@ -1,5 +1,9 @@
 """Who is asking, and may they? Sessions for the browser, Bearer tokens for API and CLI.
 
+The browser's signed cookie carries the CSRF token and the id of a server-side session
+(table ``browser_sessions``); the session, not the cookie, says who is signed in, so logout,
+a password change or disabling the user ends it even for a copied cookie.
+
 Sign-in is required once any account exists (unless CIFARLAB_AUTH=disabled). Without
 accounts, cifarlab runs open, which ``cifarlab up`` and ``cifarlab web`` allow only on a
 loopback address. Everyone signed in can read; only an experiment's owner or an admin
@@ -27,6 +31,8 @@ from app.security import new_csrf_token
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+SESSION_ID = "session_id"
+"""The cookie's key for the server-side session's id (see accounts.start_session)."""
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -76,15 +82,21 @@ def identify(request: Request, session: Session) -> Principal:
     required = auth_required(session)
     token = _bearer(request)
     if token is not None:
-        user = accounts.user_for_token(session=session, token=token)
-        if user is None:
-            raise HTTPException(401, detail="this API token is not valid; create a new one "
-                                "with `cifarlab token create`")  # fmt: skip
+        try:
+            user = accounts.user_for_token(session=session, token=token)
+        except accounts.TokenRefused as exc:
+            raise HTTPException(401, detail=str(exc)) from None
         session.commit()
         return Principal(user=user, auth_required=required, via_cookie=False)
-    user_id = request.session.get("user_id")
-    user = session.get(User, user_id) if user_id is not None else None
-    return Principal(user=user, auth_required=required, via_cookie=user is not None)
+    session_id = request.session.get(SESSION_ID)
+    found = (
+        accounts.user_for_session(session=session, session_id=str(session_id))
+        if session_id
+        else None
+    )
+    if found is not None:
+        session.commit()
+    return Principal(user=found, auth_required=required, via_cookie=found is not None)
 
 
 def viewer(request: Request, session: SessionDep) -> Principal:

@@ -68,6 +68,40 @@ class Settings(BaseSettings):
         description="Signs session cookies; default: a random key kept in the data directory. "
         "Set the same value on every web process.",
     )
+    session_days: float = Field(
+        default=14, gt=0, description="A browser sign-in lasts this long; logout ends it sooner."
+    )
+    token_days: float = Field(
+        default=90,
+        gt=0,
+        description="Default lifetime of a new API token (`cifarlab token create "
+        "--expires-in-days` or `--no-expiry` choose otherwise).",
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Mark the session cookie Secure (sent over HTTPS only). auto: when the "
+        "request came over HTTPS, directly or, from a trusted proxy, per X-Forwarded-Proto.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For are believed; default: none.",
+    )
+    login_attempts_per_account: int = Field(
+        default=10, ge=1, description="Wrong passwords for one account per login window."
+    )
+    login_attempts_per_address: int = Field(
+        default=50, ge=1, description="Wrong passwords from one client address per login window."
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="The window over which wrong passwords are counted."
+    )
+    password_hash_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Password checks (Argon2: tens of MB and a few hundred ms each) one web "
+        "process runs at once, apart from the request slots, so sign-ins never delay others.",
+    )
     web_processes: int | None = Field(
         default=None,
         ge=1,

@@ -1,9 +1,10 @@
 """Which database a command works on, and whether cifarlab's schema is there yet.
 
-Admin commands write the database directly. Run with another data directory than the
-server's, they would write a database no server reads, and report success. So they take the
+Admin commands (`migrate`, `user`, `token`) write the database directly. Run with another
+data directory than the server's, they used to make a new, empty SQLite file in
+~/.cifarlab, report success, and leave the running server open to anyone. So they take the
 same ``--data-dir`` and ``--database-url`` as ``cifarlab up``, say where they wrote, and only
-``cifarlab migrate`` creates a database.
+``cifarlab migrate`` (or ``user create --create``) creates a database.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import db
 from app.config import Settings, get_settings
+from app.migrate import alembic_config, upgrade
+
+
+class DatabaseMissing(Exception):
+    """The message says where was looked and what to pass."""
 
 
 def point_at(*, data_dir: Path | None, database_url: str | None) -> Settings:
@@ -35,21 +44,51 @@ def describe(url: str) -> str:
     """What to print: a SQLite database's file, or the URL with its password hidden."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return parsed.database
+        return str(Path(parsed.database).resolve())
     return parsed.render_as_string(hide_password=True)
 
 
-def has_schema(url: str) -> bool:
-    """Whether cifarlab's tables are there. A missing SQLite file is not created to look."""
+def _revisions(url: str) -> set[str] | None:
+    """The schema revisions stamped in the database; None when there is no database. A
+    missing SQLite file is not created to look."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            return False
-        if not Path(parsed.database).is_file():
-            return False
-    engine = create_engine(parsed)
+        if not parsed.database or not Path(parsed.database).is_file():
+            return None
+    engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return inspect(connection).has_table("alembic_version")
+            return set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
+
+
+def has_schema(url: str) -> bool:
+    """Whether cifarlab's schema has been created there (at any revision)."""
+    return bool(_revisions(url))
+
+
+def open_database(*, create: bool = False) -> str:
+    """The configured database, described, once it is there and current; ``create`` makes
+    or migrates it instead of refusing."""
+    url = get_settings().sqlalchemy_url
+    where = describe(url)
+    if create:
+        upgrade()
+        return where
+    try:
+        found = _revisions(url)
+    except SQLAlchemyError as exc:
+        raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
+    if not found:
+        raise DatabaseMissing(
+            f"no cifarlab database at {where}; pass --data-dir or --database-url (the ones "
+            "`cifarlab up` or the server uses), or `cifarlab user create --create` to start "
+            "a new one"
+        )
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if found != heads:
+        raise DatabaseMissing(
+            f"the database at {where} has an older schema; run `cifarlab migrate` first"
+        )
+    return where

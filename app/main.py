@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import deps
 from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
+from app.cookies import SessionCookie
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.resources import STATIC_DIR
@@ -44,16 +45,18 @@ def create_app() -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    settings = get_settings()
     deps.install(app)
     app.add_middleware(
-        SessionMiddleware,
-        secret_key=get_settings().session_secret(),
-        session_cookie="cifarlab_session",
-        same_site="lax",
-        max_age=14 * 24 * 3600,
+        SessionCookie,
+        secret_key=settings.session_secret(),
+        max_age=int(settings.session_days * 24 * 3600),
+        policy=settings.cookie_secure,
     )
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
+    if settings.trusted_proxies.strip():  # outermost: the rest sees the client and scheme
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     api.install_error_handlers(app)
     app.include_router(api.public_router)
     app.include_router(api.router)

@@ -10,6 +10,9 @@ port in use fails as it would with one process, instead of silently sharing its 
 Each process of a group asks Linux to send it SIGTERM when the process that started it dies,
 even by SIGKILL (a service manager's last resort): a server left behind would keep the port.
 
+uvicorn's own reading of X-Forwarded-* (which trusts 127.0.0.1 by default) is off: the app
+believes only CIFARLAB_TRUSTED_PROXIES (app/cookies.py).
+
 Run as ``python -m app.web_server --host H --port P --processes N``; ``--parent PID`` makes it
 one server process of the group that PID started.
 """
@@ -81,6 +84,7 @@ def _serve_one(sockets: list[socket.socket] | None, host: str, port: int, log_le
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS,
         log_level=log_level,
+        proxy_headers=False,
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=sockets)
 
@@ -93,6 +97,7 @@ def serve(host: str, port: int, processes: int, log_level: str = "info") -> int:
         uvicorn.run(
             APP, factory=True, host=host, port=port, workers=processes,
             timeout_graceful_shutdown=GRACEFUL_SECONDS, log_level=log_level,
+            proxy_headers=False,
         )  # fmt: skip
         return 0
     try:

@@ -25,7 +25,9 @@ def team(session: Session, broker: redis.Redis) -> dict[str, str]:
     for name, admin in (("alice", False), ("bob", False), ("root", True)):
         user = accounts.create_user(session=session, username=name, password=PASSWORD,
                                     is_admin=admin)  # fmt: skip
-        tokens[name] = accounts.create_token(session=session, user=user, name="test")
+        tokens[name] = accounts.create_token(
+            session=session, user=user, name="test", expires_at=None
+        )
     session.commit()
     return tokens
 

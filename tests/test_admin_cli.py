@@ -1,0 +1,104 @@
+"""`cifarlab user` and `cifarlab token`: they say which database they wrote, refuse a missing
+one, and manage passwords, disabled users and token lifetimes (issues 11 and 12)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from app import accounts, db
+from app.cli import cli
+from app.db import session_scope
+from app.main import create_app
+from tests.conftest import _clear_caches
+from tests.test_sign_in import PASSWORD, bearer, signed_in
+
+runner = CliRunner()
+
+
+def run(*args: str, password: str = PASSWORD) -> tuple[int, str]:
+    result = runner.invoke(cli, list(args), env={"CIFARLAB_PASSWORD": password, "COLUMNS": "200"})
+    return result.exit_code, " ".join(result.output.split())  # rich may wrap long paths
+
+
+def test_user_create_refuses_a_database_that_is_not_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `cifarlab user create alice --admin`, run without the server's data
+    directory, made a new empty database elsewhere and reported success."""
+    monkeypatch.setenv("CIFARLAB_DATA_DIR", str(tmp_path / "home"))
+    monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
+    code, output = run("user", "create", "alice", "--admin")
+    missing = (tmp_path / "home" / "cifarlab.db").resolve()
+    assert code == 2
+    assert f"no cifarlab database at {missing}; pass --data-dir" in output
+    assert not missing.exists()
+    code, output = run("token", "list", "--data-dir", str(tmp_path / "other"))
+    assert code == 2 and "no cifarlab database at" in output
+    assert not (tmp_path / "other").exists()
+    code, output = run("user", "create", "alice", "--admin", "--create",
+                       "--data-dir", str(tmp_path / "home"))  # fmt: skip
+    assert code == 0 and f"created admin user alice in {missing}" in output
+    assert missing.is_file()
+    db.get_engine().dispose()
+    _clear_caches()
+
+
+def test_user_create_writes_to_the_data_dir_it_is_given(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = data_dir.resolve()
+    monkeypatch.setenv("CIFARLAB_DATA_DIR", str(tmp_path / "elsewhere"))  # as in a new shell
+    code, output = run("user", "create", "alice", "--admin", "--data-dir", str(server))
+    assert code == 0, output
+    assert f"created admin user alice in {server / 'cifarlab.db'}" in output
+    with session_scope() as session:  # the command pointed the settings at --data-dir
+        assert accounts.get_user(session=session, username="alice").is_admin
+    assert not (tmp_path / "elsewhere").exists()
+    assert TestClient(create_app()).get("/api/experiments").status_code == 401  # closed now
+
+
+def test_token_create_list_and_revoke(session: Session, data_dir: Path) -> None:
+    where = str(data_dir.resolve() / "cifarlab.db")
+    assert run("user", "create", "alice")[0] == 0
+    code, output = run("token", "create", "alice", "--name", "laptop")
+    assert code == 0 and where in output and "expires" in output
+    token = re.search(r"cl_[\w-]+", output).group(0)
+    code, output = run("token", "create", "alice", "--name", "service", "--no-expiry")
+    assert code == 0 and "never expires" in output
+    code, output = run("token", "create", "alice", "--expires-in-days", "0")
+    assert code == 2
+    code, output = run("token", "list")
+    assert code == 0 and "laptop" in output and "service" in output and "never" in output
+    assert "cl_" not in output and where in output  # never the secret
+    token_id = re.search(r"(\d+)\W+alice\W+laptop", output).group(1)
+    assert bearer(token).get("/api/experiments").status_code == 200
+    code, output = run("token", "revoke", token_id)
+    assert code == 0 and f"revoked token {token_id} ('laptop' of alice) in {where}" in output
+    assert bearer(token).get("/api/experiments").status_code == 401
+    assert run("token", "revoke", token_id)[0] == 2
+    assert "laptop" not in run("token", "list", "alice")[1]
+
+
+def test_password_change_and_disable_from_the_command_line(
+    session: Session, data_dir: Path
+) -> None:
+    assert run("user", "create", "alice")[0] == 0
+    token = re.search(r"cl_[\w-]+", run("token", "create", "alice")[1]).group(0)
+    browser = signed_in()
+    code, output = run("user", "password", "alice", password="another long password")
+    assert code == 0 and "signed out everywhere" in output
+    assert browser.get("/api/experiments").status_code == 401
+    assert bearer(token).get("/api/experiments").status_code == 200  # tokens are separate
+    code, output = run("user", "disable", "alice")
+    assert code == 0 and "tokens refused" in output
+    assert bearer(token).get("/api/experiments").status_code == 401
+    assert "alice" in run("user", "list")[1]
+    assert run("user", "enable", "alice")[0] == 0
+    assert bearer(token).get("/api/experiments").status_code == 200
+    assert run("user", "disable", "nobody")[0] == 2
