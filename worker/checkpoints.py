@@ -50,7 +50,7 @@ class Resumed:
     best_weights: list[np.ndarray] | None
 
 
-def write_beside(path: Path, write: Callable[[Path], None], suffix: str) -> Path:
+def write_beside(path: Path, write: Callable[[Path], object], suffix: str) -> Path:
     """Writes a temporary file beside ``path`` (same filesystem: ``os.replace`` is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=suffix, delete=False) as tmp:
@@ -134,7 +134,7 @@ class Checkpoint:
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with path.open("wb") as file:
-        np.savez(file, **arrays)
+        np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle
 
 
 def _dump(point: ResumePoint) -> str:
