@@ -59,6 +59,17 @@ def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
 
 
+def restore_optimizer(model: keras.Model, saved: keras.optimizers.Optimizer) -> None:
+    """Carry a checkpoint's optimizer state (step count, learning rate, Adam's moments) into
+    the freshly compiled one. Compiling afresh, rather than keeping the loaded model's
+    compilation, keeps the spec's settings (XLA, loss) exactly as an uninterrupted run has
+    them; the same optimizer over the same trainable variables lists its state alike."""
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(optimizer.variables, saved.variables, strict=True):
+        mine.assign(theirs)
+
+
 JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 """xla -> Keras's jit_compile; Keras's "auto" compiles on GPUs and TPUs, never on a CPU-only
 machine."""
@@ -159,13 +170,15 @@ class Trainer:
     ) -> int:
         """Train epochs initial_epoch+1..final_epoch; returns the epochs done when it stopped."""
         resuming = self._resuming(phase)
-        if not resuming:
-            self.model.compile(
-                optimizer=make_optimizer(self.hp, learning_rate),
-                loss=make_loss(self.hp),
-                metrics=["accuracy"],
-                jit_compile=JIT_COMPILE[self.hp.xla],
-            )
+        saved = self.model.optimizer if resuming else None
+        self.model.compile(
+            optimizer=make_optimizer(self.hp, learning_rate),
+            loss=make_loss(self.hp),
+            metrics=["accuracy"],
+            jit_compile=JIT_COMPILE[self.hp.xla],
+        )
+        if saved is not None:
+            restore_optimizer(self.model, saved)
         schedule = schedule_callbacks(
             self.hp,
             self.start.schedule if resuming else None,

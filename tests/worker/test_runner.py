@@ -223,6 +223,7 @@ def test_a_resumed_run_repeats_an_uninterrupted_one_exactly(
     Dropout's masks and the batch order all come back from the checkpoint."""
     from worker.checkpoints import CheckpointCallback
 
+    # A step size high enough that validation loss stalls: the plateau cuts within 4 epochs.
     hyperparameters = dict(
         epochs=4, train_size=200, test_size=100, learning_rate=0.1, reduce_lr_patience=0,
         early_stopping_patience=3, **TINY,
