@@ -11,6 +11,7 @@ another's state. Only the attempt holding the run puts files in place (``guard``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,6 +24,8 @@ import keras
 import numpy as np
 
 from worker.schedule import Resumable, ResumableEarlyStopping, State
+
+logger = logging.getLogger(__name__)
 
 Guard = Callable[[], AbstractContextManager[None]]
 """Entered around the renames that publish a file; raises when this attempt lost the run."""
@@ -113,6 +116,10 @@ class Checkpoint:
             return None
         point = ResumePoint(**json.loads(self.state_path.read_text()))
         model_path, arrays_path = self._paths(point.epochs_done)
+        if not (model_path.is_file() and arrays_path.is_file()):
+            # Written before checkpoints were named by epoch: not exact, so start over.
+            logger.warning("%s names no epoch files; the run starts over", self.state_path)
+            return None
         model = keras.models.load_model(model_path)
         with np.load(arrays_path) as stored:
             arrays = dict(stored)

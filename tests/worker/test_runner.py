@@ -273,3 +273,26 @@ def test_a_resumed_run_repeats_an_uninterrupted_one_exactly(
               for i in (whole.id, interrupted.id)]  # fmt: skip
     for mine, theirs in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_run_that_had_stopped_early_resumes_to_its_evaluation(
+    settings_with_data, session: Session
+) -> None:
+    """Killed after EarlyStopping ended the phase but before the evaluation: the resumed run
+    trains no further epochs (an uninterrupted one would not have)."""
+    from worker.builders import build_model
+    from worker.checkpoints import Checkpoint, ResumePoint
+
+    experiment = make_experiment(session, epochs=4, train_size=200, test_size=100, **TINY)
+    spec = parse_spec(experiment.spec)
+    model = build_model(spec, settings_with_data)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    stopped = {"wait": 3, "stopped_epoch": 1, "best": 2.0, "best_epoch": 0}
+    point = ResumePoint(epochs_done=2, phase="train", schedule={"early_stopping": stopped})
+    Checkpoint(settings_with_data.experiment_dir(experiment.id)).save(model, point, nullcontext)
+    runner.run_experiment(
+        lease=claimed(session, experiment.id), spec=spec, settings=settings_with_data
+    )
+    session.expire_all()
+    assert crud.list_epochs(session=session, experiment_id=experiment.id) == []
+    assert crud.get_experiment(session=session, experiment_id=experiment.id).status == "succeeded"
