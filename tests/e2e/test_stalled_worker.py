@@ -21,7 +21,7 @@ from app.embedded_redis import free_port, start_redis
 from tests.e2e.test_workers import Cluster, _stop, _wait_for, epochs, experiment, launch
 
 pytestmark = pytest.mark.e2e
-HEARTBEAT_TIMEOUT_SECONDS = 6  # short, to stall past it quickly; live workers beat every 0.5 s
+HEARTBEAT_TIMEOUT_SECONDS = 8  # short, to stall past it quickly; live workers beat every 0.5 s
 
 
 @dataclass
