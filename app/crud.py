@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import numpy as np
-from sqlalchemy import Row, String, cast, delete, func, inspect, select, update
+from sqlalchemy import Row, String, case, cast, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, undefer
 
@@ -25,6 +25,30 @@ class PerImageResults:
     labels: list[int]
     predictions: list[int]
     confidences: list[float]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One attempt's hold on a running experiment, the fence token of every worker write.
+
+    ``claim_experiment`` numbers each start (``attempts``); a worker that stalls past the
+    heartbeat timeout is requeued and another claims the next number. Every write a worker
+    makes is conditional on ``attempts`` still being its own, so a stalled worker that wakes
+    up cannot overwrite the run that took over."""
+
+    experiment_id: int
+    attempt: int
+
+
+class LeaseLost(Exception):
+    """This attempt no longer holds its experiment (requeued, retried, finished by another
+    attempt): the worker stops and writes nothing more."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(
+            f"experiment {lease.experiment_id}: attempt {lease.attempt} no longer holds it"
+        )
+        self.lease = lease
 
 
 EPOCH_FIELDS = (
@@ -158,10 +182,12 @@ def claim_experiment(
     worker_host: str,
     device: str,
     worker_name: str | None = None,
-) -> bool:
-    """Move queued -> running in one statement, so a redelivered task cannot start it twice."""
+) -> Lease | None:
+    """Move queued -> running in one statement, so a redelivered task cannot start it twice.
+
+    Returns the lease (the attempt number this claim took), or None when it was not queued."""
     now = utcnow()
-    result = session.execute(
+    attempt = session.scalar(
         update(Experiment)
         .where(Experiment.id == experiment_id, Experiment.status == Status.queued)
         .values(
@@ -175,17 +201,39 @@ def claim_experiment(
             attempts=Experiment.attempts + 1,
             error=None,
         )
+        .returning(Experiment.attempts)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return None if attempt is None else Lease(experiment_id=experiment_id, attempt=attempt)
 
 
-def beat(*, session: Session, experiment_id: int) -> None:
-    """The running experiment's worker is alive (written from a thread beside training)."""
-    session.execute(
+def _write_held(*, session: Session, lease: Lease, values: dict[str, Any]) -> bool:
+    """Update the experiment only while this attempt holds it: its number is still
+    ``attempts`` and the run has not ended (running, or cancelled by a user while it ran).
+
+    Returns whether a cancel has been requested (the caller stops); raises ``LeaseLost`` when
+    another attempt holds the run or it has ended, having written nothing. On PostgreSQL the
+    UPDATE keeps the row locked until commit, and SQLite holds its write lock, so whatever
+    else the transaction does happens while the lease is still held."""
+    status = session.scalar(
         update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == Status.running)
-        .values(heartbeat_at=utcnow())
+        .where(
+            Experiment.id == lease.experiment_id,
+            Experiment.attempts == lease.attempt,
+            Experiment.status.in_([Status.running, Status.cancelled]),
+            Experiment.finished_at.is_(None),
+        )
+        .values(**values)
+        .returning(Experiment.status)
     )
+    if status is None:
+        raise LeaseLost(lease)
+    return bool(status == Status.cancelled)
+
+
+def beat(*, session: Session, lease: Lease) -> bool:
+    """The attempt's worker is alive (written from a thread beside training). Returns whether
+    a cancel was requested; raises ``LeaseLost`` when the attempt no longer holds the run."""
+    return _write_held(session=session, lease=lease, values={"heartbeat_at": utcnow()})
 
 
 def lost_experiments(*, session: Session, silent_since: datetime) -> Sequence[Experiment]:
@@ -201,11 +249,18 @@ def requeue(
     session: Session,
     experiment_id: int,
     from_status: Status,
+    attempt: int,
     silent_since: datetime | None = None,
 ) -> bool:
-    """Back to queued, only if it is still in ``from_status`` (and still silent): of several
-    web processes reaping at once, exactly one wins."""
-    condition = [Experiment.id == experiment_id, Experiment.status == from_status]
+    """Back to queued, only if it is still the ``attempt`` in ``from_status`` that the caller
+    saw (and still silent): of several web processes reaping at once, exactly one wins, and
+    a run another worker has since claimed is left alone. The next claim takes a new attempt
+    number, which fences off the old attempt's worker should it wake up."""
+    condition = [
+        Experiment.id == experiment_id,
+        Experiment.status == from_status,
+        Experiment.attempts == attempt,
+    ]
     if silent_since is not None:
         condition.append(Experiment.heartbeat_at < silent_since)
     result = session.execute(
@@ -217,13 +272,14 @@ def requeue(
 
 
 def fail_lost(
-    *, session: Session, experiment_id: int, silent_since: datetime, message: str
+    *, session: Session, experiment_id: int, attempt: int, silent_since: datetime, message: str
 ) -> bool:
     result = session.execute(
         update(Experiment)
         .where(
             Experiment.id == experiment_id,
             Experiment.status == Status.running,
+            Experiment.attempts == attempt,
             Experiment.heartbeat_at < silent_since,
         )
         .values(status=Status.failed, finished_at=utcnow(), error=message)
@@ -339,13 +395,16 @@ def running_on(*, session: Session, worker_names: Sequence[str]) -> dict[str, Ex
     return {row.worker_name or "": row for row in rows}
 
 
-def record_epoch(
-    *, session: Session, experiment_id: int, epoch: int, values: dict[str, Any]
-) -> bool:
+def record_epoch(*, session: Session, lease: Lease, epoch: int, values: dict[str, Any]) -> bool:
     """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one.
 
-    Returns whether a cancel has been requested, so the caller can stop."""
-    row: dict[str, Any] = {"experiment_id": experiment_id, "epoch": epoch}
+    The row is written only while the attempt still holds the run, in the same transaction
+    as the fenced update of the experiment; a stale attempt gets ``LeaseLost`` and writes
+    nothing. A whole epoch is written even when a cancel arrived during it (its checkpoint
+    is saved too, so a retry continues after it). Returns whether a cancel was requested."""
+    values_now = {"current_epoch": epoch, "epoch_progress": 1.0, "heartbeat_at": utcnow()}
+    cancel = _write_held(session=session, lease=lease, values=values_now)
+    row: dict[str, Any] = {"experiment_id": lease.experiment_id, "epoch": epoch}
     row.update({key: values.get(key) for key in EPOCH_FIELDS if key in values})
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -355,58 +414,73 @@ def record_epoch(
         set_={key: statement.excluded[key] for key in row if key not in ("experiment_id", "epoch")},
     )
     session.execute(statement)
-    session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id)
-        .values(current_epoch=epoch, epoch_progress=1.0, heartbeat_at=utcnow())
-    )
-    status = session.scalar(select(Experiment.status).where(Experiment.id == experiment_id))
-    return status == Status.cancelled
+    return cancel
 
 
-def record_progress(
-    *, session: Session, experiment_id: int, epoch: int, epoch_progress: float
-) -> bool:
-    """Store progress within an epoch; returns whether a cancel has been requested."""
-    session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id)
-        .values(current_epoch=epoch, epoch_progress=epoch_progress, heartbeat_at=utcnow())
+def record_progress(*, session: Session, lease: Lease, epoch: int, epoch_progress: float) -> bool:
+    """Store progress within an epoch; returns whether a cancel has been requested and raises
+    ``LeaseLost`` for a stale attempt."""
+    return _write_held(
+        session=session,
+        lease=lease,
+        values={"current_epoch": epoch, "epoch_progress": epoch_progress, "heartbeat_at": utcnow()},
     )
-    status = session.scalar(select(Experiment.status).where(Experiment.id == experiment_id))
-    return status == Status.cancelled
 
 
 def set_model_info(
     *,
     session: Session,
-    experiment_id: int,
+    lease: Lease,
     parameters: int,
     trainable_parameters: int,
     layers: list[dict[str, Any]],
-) -> None:
-    session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id)
-        .values(
-            parameters=parameters, trainable_parameters=trainable_parameters, model_layers=layers
-        )
-    )
+) -> bool:
+    """The model summary, written like any other write of the attempt (see ``_write_held``)."""
+    values = {
+        "parameters": parameters,
+        "trainable_parameters": trainable_parameters,
+        "model_layers": layers,
+    }
+    return _write_held(session=session, lease=lease, values=values)
 
 
 def save_evaluation(
     *,
     session: Session,
-    experiment_id: int,
+    lease: Lease,
     classes: list[str],
     confusion_matrix: list[list[int]] | None,
     report: dict[str, Any],
     per_image: PerImageResults | None = None,
 ) -> Evaluation:
-    """Store the test-set result and mark the experiment succeeded, in one transaction."""
+    """Store the test-set result and mark the experiment succeeded, in one transaction, only
+    while ``lease`` holds the run; raises ``LeaseLost`` otherwise, before writing anything.
+
+    A cancel that arrived during this attempt's evaluation stands; the evaluation is kept
+    all the same. The caller may put the model file in place before committing: the row
+    stays locked until then."""
     accuracy = float(report["accuracy"])
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == lease.experiment_id,
+            Experiment.attempts == lease.attempt,
+            Experiment.status.in_([Status.running, Status.cancelled]),
+            Experiment.finished_at.is_(None),
+        )
+        .values(
+            status=case(
+                (Experiment.status == Status.running, Status.succeeded), else_=Experiment.status
+            ),
+            finished_at=utcnow(),
+            test_accuracy=accuracy,
+            macro_f1=float(report["macro avg"]["f1-score"]),
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLost(lease)
     evaluation = Evaluation(
-        experiment_id=experiment_id,
+        experiment_id=lease.experiment_id,
         accuracy=accuracy,
         classes=classes,
         confusion_matrix=confusion_matrix,
@@ -419,17 +493,6 @@ def save_evaluation(
         evaluation.predictions = np.asarray(per_image.predictions)
         evaluation.confidences = np.asarray(per_image.confidences)
     session.merge(evaluation)
-    session.execute(
-        update(Experiment)
-        # A cancel that arrived during evaluation stands; the evaluation is kept all the same.
-        .where(Experiment.id == experiment_id, Experiment.status != Status.cancelled)
-        .values(
-            status=Status.succeeded,
-            finished_at=utcnow(),
-            test_accuracy=accuracy,
-            macro_f1=float(report["macro avg"]["f1-score"]),
-        )
-    )
     return evaluation
 
 
@@ -481,23 +544,70 @@ def update_experiment(
 
 
 def finish_experiment(
-    *, session: Session, experiment_id: int, status: Status, error: str | None = None
-) -> None:
-    """End a run that did not succeed; metrics already written stay."""
-    session.execute(
+    *,
+    session: Session,
+    experiment_id: int,
+    from_status: Status,
+    status: Status,
+    error: str | None = None,
+) -> bool:
+    """End an experiment that did not succeed, only if it is still in ``from_status`` (a
+    queued run whose message could not be sent); metrics already written stay."""
+    result = session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id)
+        .where(Experiment.id == experiment_id, Experiment.status == from_status)
         .values(status=status, finished_at=utcnow(), error=error)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def request_cancel(*, session: Session, experiment: Experiment) -> None:
-    """A queued experiment never starts; a running one stops at its next batch."""
-    if Status(experiment.status).finished:
-        return
-    experiment.status = Status.cancelled
+def end_attempt(
+    *, session: Session, lease: Lease, status: Status, error: str | None = None
+) -> bool:
+    """The worker's end of a run that did not succeed: running -> ``status`` (failed), or a
+    cancel requested during this attempt -> cancelled with its finish time (the cancel stands
+    over a later failure). Only while ``lease`` holds the run: a stale attempt changes nothing
+    and gets False."""
+    cancelled = Experiment.status == Status.cancelled
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == lease.experiment_id,
+            Experiment.attempts == lease.attempt,
+            Experiment.status.in_([Status.running, Status.cancelled]),
+            Experiment.finished_at.is_(None),
+        )
+        .values(
+            status=case((cancelled, Status.cancelled), else_=status),
+            error=case((cancelled, None), else_=error),
+            finished_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(*, session: Session, experiment: Experiment) -> bool:
+    """A queued experiment never starts; a running one stops at its next batch.
+
+    Conditional on the status and attempt read: a run that finished meanwhile keeps its
+    outcome. Returns whether the cancel was recorded; ``experiment`` is brought up to date."""
+    seen = Status(experiment.status)
+    if seen.finished:
+        return False
+    values: dict[str, Any] = {"status": Status.cancelled}
     if experiment.started_at is None:
-        experiment.finished_at = utcnow()
+        values["finished_at"] = utcnow()
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment.id,
+            Experiment.status == seen,
+            Experiment.attempts == experiment.attempts,
+        )
+        .values(**values)
+    )
+    session.refresh(experiment)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def delete_experiment(*, session: Session, experiment: Experiment) -> None:

@@ -56,6 +56,7 @@ def enqueue_or_fail(session: Session, experiment: Experiment) -> None:
         crud.finish_experiment(
             session=session,
             experiment_id=experiment.id,
+            from_status=Status.queued,
             status=Status.failed,
             error=f"Could not reach the broker at {broker}: {exc}.\n"
             "Start Redis (`cifarlab up` starts one), then retry.",

@@ -34,7 +34,7 @@ def reap_lost(settings: Settings) -> dict[int, str]:
             with session_scope() as session:
                 won = crud.requeue(
                     session=session, experiment_id=experiment_id, from_status=Status.running,
-                    silent_since=silent_since,
+                    attempt=attempts, silent_since=silent_since,
                 )  # fmt: skip
             if won:
                 enqueue_training(experiment_id)
@@ -49,8 +49,8 @@ def reap_lost(settings: Settings) -> dict[int, str]:
                 "from the last epoch checkpoint."
             )
             won = crud.fail_lost(
-                session=session, experiment_id=experiment_id, silent_since=silent_since,
-                message=message,
+                session=session, experiment_id=experiment_id, attempt=attempts,
+                silent_since=silent_since, message=message,
             )  # fmt: skip
         if won:
             changed[experiment_id] = "failed"

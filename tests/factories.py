@@ -58,6 +58,15 @@ def spec_data(model: str = "custom_cnn", **hyperparameters: Any) -> dict[str, An
     }
 
 
+def claim(session: Session, experiment_id: int) -> crud.Lease:
+    """Start a queued experiment as a worker does: its rows are written under this lease."""
+    lease = crud.claim_experiment(
+        session=session, experiment_id=experiment_id, worker_host="test (pid 1)", device="CPU"
+    )
+    assert lease is not None, f"experiment {experiment_id} is not queued"
+    return lease
+
+
 def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
     experiment = crud.create_experiment(
         session=session, spec=parse_spec(spec_data(**hyperparameters))
@@ -82,8 +91,9 @@ def make_evaluated(
     from sklearn.metrics import classification_report, confusion_matrix
 
     experiment = make_experiment(session, **hyperparameters)
+    lease = claim(session, experiment.id)
     for number, values in enumerate(epochs or [], start=1):
-        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=number, values=values)
+        crud.record_epoch(session=session, lease=lease, epoch=number, values=values)
     report = classification_report(
         labels, predictions, labels=list(range(NUM_CLASSES)), target_names=CLASSES,
         output_dict=True, zero_division=0,
@@ -100,7 +110,7 @@ def make_evaluated(
             confidences=[0.5 + (i % 5) / 10 for i in range(len(labels))],
         )  # fmt: skip
     crud.save_evaluation(
-        session=session, experiment_id=experiment.id, classes=CLASSES, confusion_matrix=matrix,
+        session=session, lease=lease, classes=CLASSES, confusion_matrix=matrix,
         report=report, per_image=per_image,
     )  # fmt: skip
     session.commit()

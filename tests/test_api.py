@@ -14,7 +14,7 @@ from app import config, crud, queue
 from app.embedded_redis import free_port
 from app.main import create_app
 from app.models import Status
-from tests.factories import make_experiment, spec_data
+from tests.factories import claim, make_experiment, spec_data
 
 pytestmark = pytest.mark.both_databases
 
@@ -72,7 +72,9 @@ def test_list_filters_and_paginates(client: TestClient, session: Session) -> Non
     for epochs in (1, 2, 3):
         make_experiment(session, epochs=epochs)
     first = make_experiment(session)
-    crud.finish_experiment(session=session, experiment_id=first.id, status=Status.failed)
+    crud.finish_experiment(
+        session=session, experiment_id=first.id, from_status=Status.queued, status=Status.failed
+    )
     session.commit()
     page = client.get("/api/experiments", params={"limit": 2, "offset": 0}).json()
     assert page["total"] == 4
@@ -86,10 +88,11 @@ def test_list_filters_and_paginates(client: TestClient, session: Session) -> Non
 
 def test_metrics_and_evaluation_as_in_the_contract(client: TestClient, session: Session) -> None:
     experiment = make_experiment(session, epochs=2)
+    lease = claim(session, experiment.id)
     for epoch in (1, 2, 2):  # a re-sent epoch replaces its row
         crud.record_epoch(
             session=session,
-            experiment_id=experiment.id,
+            lease=lease,
             epoch=epoch,
             values={"loss": 1.0 / epoch, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4},
         )
@@ -105,7 +108,7 @@ def test_metrics_and_evaluation_as_in_the_contract(client: TestClient, session: 
     }
     crud.save_evaluation(
         session=session,
-        experiment_id=experiment.id,
+        lease=lease,
         classes=classes,
         confusion_matrix=[[1, 1], [0, 1]],
         report=report,
@@ -185,8 +188,9 @@ def test_delete_removes_rows_and_files_but_not_a_running_run(
 
     experiment_id = make_experiment(session).id
     assert client.delete(f"/api/experiments/{experiment_id}").status_code == 409
-    crud.record_epoch(session=session, experiment_id=experiment_id, epoch=1, values={"loss": 1.0})
-    crud.finish_experiment(session=session, experiment_id=experiment_id, status=Status.failed)
+    lease = claim(session, experiment_id)
+    crud.record_epoch(session=session, lease=lease, epoch=1, values={"loss": 1.0})
+    crud.end_attempt(session=session, lease=lease, status=Status.failed)
     session.commit()
     model = get_settings().model_path(experiment_id)
     model.parent.mkdir(parents=True)

@@ -14,35 +14,35 @@ from sqlalchemy.orm import Session
 
 from app import crud
 from app.main import create_app
-from tests.factories import make_experiment
+from tests.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
 EPOCHS = 40
 WRITERS = 4
 
 
-def write_epochs(environment: dict[str, str], experiment_id: int) -> None:
+def write_epochs(environment: dict[str, str], lease: crud.Lease) -> None:
     """A worker process: one transaction per epoch, plus progress writes between them."""
     os.environ.update(environment)
     from app.db import session_scope
 
     for epoch in range(1, EPOCHS + 1):
         with session_scope() as session:
-            crud.record_progress(
-                session=session, experiment_id=experiment_id, epoch=epoch, epoch_progress=0.5
-            )
+            crud.record_progress(session=session, lease=lease, epoch=epoch, epoch_progress=0.5)
         with session_scope() as session:
             crud.record_epoch(
-                session=session, experiment_id=experiment_id, epoch=epoch,
+                session=session, lease=lease, epoch=epoch,
                 values={"loss": 1.0 / epoch, "accuracy": epoch / EPOCHS},
             )  # fmt: skip
 
 
 def test_writers_and_readers_at_once(session: Session, data_dir: Path) -> None:
     ids = [make_experiment(session).id for _ in range(WRITERS)]
+    leases = [claim(session, i) for i in ids]
+    session.commit()
     environment = {k: v for k, v in os.environ.items() if k.startswith("CIFARLAB_")}
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=write_epochs, args=(environment, i)) for i in ids]
+    writers = [context.Process(target=write_epochs, args=(environment, lease)) for lease in leases]
     client = TestClient(create_app())
     errors: list[str] = []
     done = threading.Event()

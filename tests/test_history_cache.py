@@ -15,7 +15,7 @@ from app.comparison import History
 from app.history_cache import HistoryCache
 from app.main import create_app
 from app.models import EpochMetric, Experiment, Status
-from tests.factories import make_evaluated, make_experiment
+from tests.factories import claim, make_evaluated, make_experiment
 
 LABELS = [i % 10 for i in range(100)]
 EPOCHS = [{"loss": 1.0 / e, "accuracy": 0.1 * e, "val_loss": 1.2 / e, "val_accuracy": 0.09 * e}
@@ -99,16 +99,19 @@ def test_a_retried_run_and_a_running_one_show_their_new_epochs(
 ) -> None:
     a = make_evaluated(session, LABELS, LABELS, epochs=EPOCHS)
     running = make_experiment(session)
-    running.status = Status.running
+    lease = claim(session, running.id)
     session.commit()
     ids = f"{a.id},{running.id}"
     assert (epochs_shown(client, ids, a), epochs_shown(client, ids, running)) == (4, 0)
 
-    crud.record_epoch(session=session, experiment_id=running.id, epoch=1, values=EPOCHS[0])
-    assert crud.requeue(session=session, experiment_id=a.id, from_status=Status.succeeded)
+    crud.record_epoch(session=session, lease=lease, epoch=1, values=EPOCHS[0])
+    assert crud.requeue(
+        session=session, experiment_id=a.id, from_status=Status.succeeded, attempt=a.attempts
+    )
     session.commit()
     assert epochs_shown(client, ids, running) == 1
-    crud.record_epoch(session=session, experiment_id=a.id, epoch=5, values=EPOCHS[0])
-    crud.finish_experiment(session=session, experiment_id=a.id, status=Status.failed)
+    again = claim(session, a.id)
+    crud.record_epoch(session=session, lease=again, epoch=5, values=EPOCHS[0])
+    assert crud.end_attempt(session=session, lease=again, status=Status.failed)
     session.commit()
     assert epochs_shown(client, ids, a) == 5

@@ -154,12 +154,13 @@ def finished_experiment(session: Session, name: str = "finished cnn") -> Experim
     experiment = make_experiment(session)
     experiment.name = name
     experiment.spec = {**experiment.spec, "name": name}
-    crud.claim_experiment(
+    lease = crud.claim_experiment(
         session=session, experiment_id=experiment.id, worker_host="gpu-1", device="CPU:0"
     )
+    assert lease is not None
     crud.set_model_info(
         session=session,
-        experiment_id=experiment.id,
+        lease=lease,
         parameters=550570,
         trainable_parameters=550000,
         layers=[
@@ -170,10 +171,10 @@ def finished_experiment(session: Session, name: str = "finished cnn") -> Experim
     for epoch, (accuracy, val_accuracy) in enumerate([(0.31, 0.28), (0.52, 0.47)], start=1):
         values = {"accuracy": accuracy, "val_accuracy": val_accuracy, "loss": 2.0 / epoch}
         values["val_loss"] = 2.1 / epoch
-        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+        crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
     crud.save_evaluation(
         session=session,
-        experiment_id=experiment.id,
+        lease=lease,
         classes=CLASSES,
         confusion_matrix=[
             [7 if i == j else 1 if j == (i + 1) % 10 else 0 for j in range(10)] for i in range(10)
@@ -442,16 +443,17 @@ def two_phase_experiment(session: Session, phases: list[str]) -> Experiment:
     """A transfer run as the worker records it: one row per epoch, each with its phase."""
     spec = PRESETS["study-efficientnetb2-fine-tuned"].spec
     experiment = crud.create_experiment(session=session, spec=spec)
-    crud.claim_experiment(
+    lease = crud.claim_experiment(
         session=session, experiment_id=experiment.id, worker_host="gpu-1", device="GPU:0"
     )
+    assert lease is not None
     for epoch, phase in enumerate(phases, start=1):
         values = {
             "phase": phase, "accuracy": 0.5 + epoch / 100, "val_accuracy": 0.5,
             "loss": 1.0, "val_loss": 1.1, "learning_rate": 1e-3 if phase == "train" else 1e-4,
             "seconds": 10.0 * epoch, "images_per_second": 1000.0 + epoch,
         }  # fmt: skip
-        crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+        crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
     session.commit()
     return experiment
 
@@ -528,8 +530,9 @@ def test_failed_experiment_shows_its_multiline_error(client: TestClient, session
     experiment = make_experiment(session)
     error = "CIFAR-10 not found.\nSet CIFARLAB_CIFAR10_PATH to cifar-10-python.tar.gz."
     crud.finish_experiment(
-        session=session, experiment_id=experiment.id, status=Status.failed, error=error
-    )
+        session=session, experiment_id=experiment.id, from_status=Status.queued,
+        status=Status.failed, error=error,
+    )  # fmt: skip
     session.commit()
     html = client.get(f"/experiments/{experiment.id}").text
     assert "hidden" not in by_id(html, "error").attrs
@@ -586,9 +589,10 @@ def test_stream_follows_a_running_experiment_to_the_end(
 ) -> None:
     monkeypatch.setattr(events, "POLL_SECONDS", 0.05)
     experiment = make_experiment(session)
-    crud.claim_experiment(
+    lease = crud.claim_experiment(
         session=session, experiment_id=experiment.id, worker_host="h", device="CPU"
     )
+    assert lease is not None
     session.commit()
     seen: list[str] = []
     with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
@@ -598,14 +602,10 @@ def test_stream_follows_a_running_experiment_to_the_end(
             seen.append(line.removeprefix("event: "))
             if seen == ["experiment"]:  # the worker writes while the page listens
                 values = {"accuracy": 0.5, "val_accuracy": 0.4, "loss": 1.0, "val_loss": 1.2}
-                crud.record_epoch(
-                    session=session, experiment_id=experiment.id, epoch=1, values=values
-                )
+                crud.record_epoch(session=session, lease=lease, epoch=1, values=values)
                 session.commit()
             if seen[-1] == "epoch":
-                crud.finish_experiment(
-                    session=session, experiment_id=experiment.id, status=Status.cancelled
-                )
+                crud.end_attempt(session=session, lease=lease, status=Status.cancelled)
                 session.commit()
     assert seen == ["experiment", "experiment", "epoch", "experiment", "end"]
 
@@ -943,8 +943,9 @@ def test_a_lost_worker_failure_says_why_and_counts_its_attempts(
     experiment.attempts = 2
     session.commit()
     crud.finish_experiment(
-        session=session, experiment_id=experiment.id, status=Status.failed, error=error
-    )
+        session=session, experiment_id=experiment.id, from_status=Status.queued,
+        status=Status.failed, error=error,
+    )  # fmt: skip
     session.commit()
     html = client.get(f"/experiments/{experiment.id}").text
     assert _shown(html, "error") and error in html

@@ -54,7 +54,10 @@ def test_silent_run_is_requeued_then_failed(session: Session, broker: redis.Redi
 def test_retry_requeues_failed_and_refuses_running(session: Session, broker: redis.Redis) -> None:
     client = TestClient(create_app())
     failed = running(session, silent_seconds=0, attempts=2)
-    crud.finish_experiment(session=session, experiment_id=failed, status=Status.failed, error="x")
+    crud.finish_experiment(
+        session=session, experiment_id=failed, from_status=Status.running, status=Status.failed,
+        error="x",
+    )  # fmt: skip
     session.commit()
     response = client.post(f"/api/experiments/{failed}/retry")
     assert response.status_code == 200
@@ -110,7 +113,10 @@ def test_retry_with_the_broker_down_fails_with_what_to_do(
     get_settings.cache_clear()
     queue.get_celery.cache_clear()
     failed = running(session, silent_seconds=0, attempts=1)
-    crud.finish_experiment(session=session, experiment_id=failed, status=Status.failed, error="x")
+    crud.finish_experiment(
+        session=session, experiment_id=failed, from_status=Status.running, status=Status.failed,
+        error="x",
+    )  # fmt: skip
     session.commit()
     response = TestClient(create_app()).post(f"/api/experiments/{failed}/retry")
     assert response.status_code == 200

@@ -139,12 +139,13 @@ def cifarlab_pipeline(
     jit_compile: bool,
     policy: str,
     record: bool,
-    experiment_id: int,
+    lease: crud.Lease,
 ) -> Run:
     """The worker's path: uint8 in memory, tf.data per batch, the recording callback."""
     fit_idx, val_idx = stratified_split(y, VALIDATION_SPLIT, seed=seed)
+    steps = math.ceil(len(fit_idx) / batch_size)
     train = make_dataset(x[fit_idx], y[fit_idx], batch_size=batch_size, image_size=32,
-                         shuffle=True, seed=seed)  # fmt: skip
+                         shuffle=True, seed=seed, epochs=epochs)  # fmt: skip
     validation = make_dataset(x[val_idx], y[val_idx], batch_size=batch_size, image_size=32,
                               shuffle=False, seed=seed)  # fmt: skip
     with precision(policy):
@@ -154,13 +155,10 @@ def cifarlab_pipeline(
     callbacks: list[keras.callbacks.Callback] = [timer]
     recorder = None
     if record:
-        steps = math.ceil(len(fit_idx) / batch_size)
-        recorder = TimedRecorder(
-            experiment_id=experiment_id, steps_per_epoch=steps, train_images=len(fit_idx)
-        )
+        recorder = TimedRecorder(lease=lease, steps_per_epoch=steps, train_images=len(fit_idx))
         callbacks.insert(0, recorder)
     history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
-                        shuffle=False, verbose=0)  # fmt: skip
+                        steps_per_epoch=steps, shuffle=False, verbose=0)  # fmt: skip
     name = f"cifarlab {policy}{' xla' if jit_compile else ''}{'' if record else ' (no recording)'}"
     run = _summarise(name, timer, len(fit_idx), history)
     if recorder is not None:
@@ -168,12 +166,18 @@ def cifarlab_pipeline(
     return run
 
 
-def _bench_experiment() -> int:
-    """A real experiment row for the recorder to write into, in the configured database."""
+def _bench_experiment() -> crud.Lease:
+    """A real experiment row, claimed, for the recorder to write into, in the configured
+    database: the recorder's writes are fenced by the claim's lease, as a worker's are."""
     spec = parse_spec({"name": "bench train", "model": "custom_cnn", "tags": ["bench"]})
     with session_scope() as session:
         experiment = crud.create_experiment(session=session, spec=spec)
-        return experiment.id
+        lease = crud.claim_experiment(
+            session=session, experiment_id=experiment.id, worker_host="bench", device="CPU"
+        )
+    if lease is None:
+        raise RuntimeError(f"bench experiment {experiment.id} could not be claimed")
+    return lease
 
 
 def training_data(train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +192,7 @@ def train_benchmark(
 ) -> dict[str, Any]:
     """Alternates the variants round by round, so drift in machine load hits all alike."""
     x, y = training_data(train_size, seed)
-    experiment_id = _bench_experiment()
+    lease = _bench_experiment()
 
     def run(variant: str) -> Run:
         if variant == "plain":
@@ -196,7 +200,7 @@ def train_benchmark(
         jit, policy, record = VARIANTS[variant]
         return cifarlab_pipeline(
             x, y, epochs=epochs, batch_size=batch_size, seed=seed, jit_compile=jit,
-            policy=policy, record=record, experiment_id=experiment_id,
+            policy=policy, record=record, lease=lease,
         )  # fmt: skip
 
     unknown = [v for v in variants if v != "plain" and v not in VARIANTS]

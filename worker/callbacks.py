@@ -20,6 +20,10 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 class ExperimentRecorder(keras.callbacks.Callback):
     """Writes one row per epoch, progress within the epoch, and stops on a cancel request.
 
+    Every write is fenced by the attempt's lease: when another attempt has taken the run
+    over, training stops at once and ``lost`` holds the ``LeaseLost`` for the caller to raise
+    (the batch hook runs on a helper thread, where raising would not stop ``fit``).
+
     Progress and cancel checks hit the database at most every PROGRESS_INTERVAL_SECONDS, so
     recording costs well under 1% of an epoch (`cifarlab bench train` measures it).
     """
@@ -32,17 +36,18 @@ class ExperimentRecorder(keras.callbacks.Callback):
     def __init__(
         self,
         *,
-        experiment_id: int,
+        lease: crud.Lease,
         steps_per_epoch: int,
         train_images: int,
         phase: str = "train",
     ) -> None:
         super().__init__()
-        self.experiment_id = experiment_id
+        self.lease = lease
         self.steps_per_epoch = max(steps_per_epoch, 1)
         self.train_images = train_images
         self.phase = phase
         self.cancelled = False
+        self.lost: crud.LeaseLost | None = None
         self._epoch_started = 0.0
         self._last_progress = 0.0
         self._last_batch_end = 0.0
@@ -55,26 +60,35 @@ class ExperimentRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
         self._last_batch_end = now
-        if now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
+        if self.lost or now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
             return
         self._last_progress = now
-        with session_scope() as session:
-            cancel = crud.record_progress(
-                session=session,
-                experiment_id=self.experiment_id,
-                epoch=self._epoch + 1,
-                epoch_progress=min((batch + 1) / self.steps_per_epoch, 1.0),
-            )
+        try:
+            with session_scope() as session:
+                cancel = crud.record_progress(
+                    session=session,
+                    lease=self.lease,
+                    epoch=self._epoch + 1,
+                    epoch_progress=min((batch + 1) / self.steps_per_epoch, 1.0),
+                )
+        except crud.LeaseLost as lost:
+            self._lose(lost)
+            return
         if cancel:
             self._stop()
 
     def _stop(self) -> None:
-        logger.info("experiment %s: cancel requested, stopping", self.experiment_id)
+        logger.info("experiment %s: cancel requested, stopping", self.lease.experiment_id)
         self.cancelled = True
         self.model.stop_training = True
 
+    def _lose(self, lost: crud.LeaseLost) -> None:
+        logger.warning("%s; stopping without writing more", lost)
+        self.lost = lost
+        self.model.stop_training = True
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.cancelled:
+        if self.cancelled or self.lost:
             return  # a partial epoch is not an epoch; the rows before it stay
         logs = logs or {}
         seconds = time.perf_counter() - self._epoch_started
@@ -94,10 +108,10 @@ class ExperimentRecorder(keras.callbacks.Callback):
         with session_scope() as session:
             cancel = crud.record_epoch(
                 session=session,
-                experiment_id=self.experiment_id,
+                lease=self.lease,
                 epoch=epoch + 1,
                 values={**numbers, "phase": self.phase},
-            )
+            )  # raises LeaseLost: the checkpoint after it must not be saved either
         if cancel:  # epochs shorter than the progress interval still see a cancel
             self._stop()
 

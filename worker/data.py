@@ -447,19 +447,34 @@ def make_dataset(
     seed: int,
     num_classes: int = 10,
     augment: Augmenter | None = None,
+    first_epoch: int = 0,
+    epochs: int = 1,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
 
     The pipeline shuffles and batches indices, then gathers, casts and resizes each batch, so
     the uint8 images are held once and never expanded to float32 or to the model's size as a
     whole.
+
+    Shuffled, it yields ``epochs`` passes one after another (fit them with ``steps_per_epoch``),
+    each in an order that depends only on (seed, epoch), epochs counted from 0: a run resumed
+    at ``first_epoch`` sees the very batches an uninterrupted run would.
     """
     labels = _check_pipeline_inputs(images, labels, batch_size, image_size, num_classes)
     pixels = tf.constant(images)
     classes = tf.constant(labels)
-    dataset = tf.data.Dataset.range(len(images))
+    count = len(images)
+
+    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
+        pair = tf.stack([tf.constant(seed, tf.int64), epoch])
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), pair)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
     if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        epoch_numbers = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
+        batches = epoch_numbers.flat_map(epoch_order)
+    else:
+        batches = tf.data.Dataset.range(count).batch(batch_size)
 
     def prepare(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.cast(tf.gather(pixels, indices), tf.float32)
@@ -470,7 +485,7 @@ def make_dataset(
             batch = tf.image.resize(batch, (image_size, image_size), method="bilinear")
         return batch, one_hot
 
-    dataset = dataset.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = batches.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.db import session_scope
 from app.schemas import ExperimentSpec
 from worker.builders import build_model, load_warm_start
-from worker.checkpoints import Checkpoint, ResumePoint, save_model_atomically
+from worker.checkpoints import Checkpoint, ResumePoint, save_model_beside
 from worker.data import (
     CLASS_NAMES,
     Cifar10,
@@ -85,7 +85,7 @@ def initial_model(spec: ExperimentSpec, settings: Settings) -> keras.Model:
     return load_warm_start(str(path), spec)
 
 
-def record_model(experiment_id: int, model: keras.Model, phase: str) -> None:
+def record_model(lease: crud.Lease, model: keras.Model, phase: str) -> None:
     """The page's model summary: top-level layers, and what trains in the current phase."""
     layers = [
         {
@@ -99,15 +99,31 @@ def record_model(experiment_id: int, model: keras.Model, phase: str) -> None:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     with session_scope() as session:
         crud.set_model_info(
-            session=session, experiment_id=experiment_id, parameters=int(model.count_params()),
+            session=session, lease=lease, parameters=int(model.count_params()),
             trainable_parameters=trainable, layers=layers,
         )  # fmt: skip
-    logger.info("experiment %s phase %s: %s trainable parameters", experiment_id, phase, trainable)
+    logger.info(
+        "experiment %s phase %s: %s trainable parameters", lease.experiment_id, phase, trainable
+    )
 
 
-def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settings) -> RunOutcome:
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and TensorFlow's generators, and deterministic kernels on a CPU: a
+    seeded run repeats itself, and a resumed one matches an uninterrupted one. On a GPU some
+    kernels (cuDNN's fastest convolutions, scatter-adds) have no deterministic version and
+    would raise, so GPU runs keep TensorFlow's defaults (docs/architecture.md)."""
+    keras.utils.set_random_seed(seed)
+    if not tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+
+
+def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Settings) -> RunOutcome:
+    """Train, evaluate and store one attempt of an experiment. Every write is fenced by
+    ``lease``: raises ``crud.LeaseLost`` (having written nothing more) once another attempt
+    holds the run."""
+    experiment_id = lease.experiment_id
     hp = spec.hyperparameters
-    keras.utils.set_random_seed(hp.seed)
+    seed_everything(hp.seed)
     policy = precision_policy(hp)
     keras.mixed_precision.set_global_policy(policy)
     logger.info("experiment %s: %s precision on %s", experiment_id, policy, describe_device())
@@ -116,14 +132,15 @@ def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settin
     checkpoint = Checkpoint(settings.experiment_dir(experiment_id))
     resumed = checkpoint.load()
     if resumed is not None:
-        model, start = resumed
+        model, start, best = resumed.model, resumed.point, resumed.best_weights
         logger.info("experiment %s resumes after epoch %s", experiment_id, start.epochs_done)
     else:
-        model, start = initial_model(spec, settings), ResumePoint()
+        model, start, best = initial_model(spec, settings), ResumePoint(), None
     trainer = Trainer(
-        experiment_id=experiment_id, model=model, spec=spec, data=training, checkpoint=checkpoint
-    )
-    trainer.run(start, on_phase_start=lambda m, phase: record_model(experiment_id, m, phase))
+        lease=lease, model=model, spec=spec, data=training, checkpoint=checkpoint, start=start,
+        best_weights=best,
+    )  # fmt: skip
+    trainer.run(on_phase_start=lambda m, phase: record_model(lease, m, phase))
     if trainer.cancelled:
         return RunOutcome(cancelled=True)
     test_batches = make_dataset(
@@ -134,15 +151,22 @@ def run_experiment(*, experiment_id: int, spec: ExperimentSpec, settings: Settin
     result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
     fingerprint = fingerprint_test_set(test.x_test, test.y_test)
     save_test_images(test.x_test, settings.test_images_path(fingerprint))
-    save_model_atomically(model, settings.model_path(experiment_id))
     per_image = crud.PerImageResults(
         fingerprint=fingerprint, labels=result.labels, predictions=result.predictions,
         confidences=result.confidences,
     )  # fmt: skip
-    with session_scope() as session:
-        crud.save_evaluation(
-            session=session, experiment_id=experiment_id, classes=result.classes,
-            confusion_matrix=result.confusion_matrix, report=result.report, per_image=per_image,
-        )  # fmt: skip
+    model_path = settings.model_path(experiment_id)
+    staged = save_model_beside(model, model_path)
+    try:
+        with session_scope() as session:
+            crud.save_evaluation(
+                session=session, lease=lease, classes=result.classes,
+                confusion_matrix=result.confusion_matrix, report=result.report,
+                per_image=per_image,
+            )  # fmt: skip
+            # While the fenced UPDATE holds the row: only the attempt that succeeds renames.
+            os.replace(staged, model_path)
+    finally:
+        staged.unlink(missing_ok=True)
     checkpoint.clear()
     return RunOutcome(cancelled=False)

@@ -31,22 +31,27 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def heartbeat(experiment_id: int, interval_seconds: float) -> Iterator[None]:
+def heartbeat(lease: crud.Lease, interval_seconds: float) -> Iterator[None]:
     """Beats from a thread while the block runs: data loading, graph tracing and evaluation
     write no epochs, yet the experiment must not look lost. Each beat also records memory,
-    which the message quotes if the process is killed (the OOM killer sends SIGKILL)."""
+    which the message quotes if the process is killed (the OOM killer sends SIGKILL). Stops
+    beating once the attempt has lost the run (training notices on its own next write)."""
     stop = threading.Event()
+    experiment_id = lease.experiment_id
 
     def beat() -> None:
         while not stop.wait(interval_seconds):
             memory = read_memory()
             try:
                 with session_scope() as session:
-                    crud.beat(session=session, experiment_id=experiment_id)
-                    if memory is not None:
+                    crud.beat(session=session, lease=lease)
+                    if memory is not None:  # beat raised if the run is not this attempt's
                         crud.record_memory(
                             session=session, experiment_id=experiment_id, memory=memory.as_json()
                         )
+            except crud.LeaseLost as lost:
+                logger.warning("%s; heartbeat stops", lost)
+                return
             except Exception:
                 logger.exception("heartbeat of experiment %s failed", experiment_id)
 
@@ -105,7 +110,7 @@ def train(self: Any, experiment_id: int) -> str:
 
     settings = get_settings()
     with session_scope() as session:
-        claimed = crud.claim_experiment(
+        lease = crud.claim_experiment(
             session=session,
             experiment_id=experiment_id,
             worker_name=self.request.hostname or "in-process",
@@ -114,29 +119,34 @@ def train(self: Any, experiment_id: int) -> str:
         )
         experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
         spec_data = experiment.spec if experiment else None
-    if not claimed or spec_data is None:
+    if lease is None or spec_data is None:
         logger.info("experiment %s is not queued any more; skipping", experiment_id)
         return "skipped"
     try:
-        with heartbeat(experiment_id, settings.heartbeat_interval_seconds):
+        with heartbeat(lease, settings.heartbeat_interval_seconds):
             outcome = runner.run_experiment(
-                experiment_id=experiment_id, spec=parse_spec(spec_data), settings=settings
+                lease=lease, spec=parse_spec(spec_data), settings=settings
             )
+    except crud.LeaseLost as lost:
+        logger.warning("%s; another attempt runs it, so this one ends without a word", lost)
+        return SUPERSEDED
     except Exception as exc:
         logger.exception("experiment %s failed", experiment_id)
-        _finish(experiment_id, Status.failed, _describe(exc))
-        return Status.failed
+        return _end(lease, Status.failed, _describe(exc))
     if outcome.cancelled:
-        _finish(experiment_id, Status.cancelled, None)
-        return Status.cancelled
+        return _end(lease, Status.cancelled, None)
     return Status.succeeded
 
 
-def _finish(experiment_id: int, status: Status, error: str | None) -> None:
+SUPERSEDED = "superseded"
+"""The task's result when another attempt took the run over while this one stalled."""
+
+
+def _end(lease: crud.Lease, status: Status, error: str | None) -> str:
+    """The attempt's outcome, if it still held the run when it ended."""
     with session_scope() as session:
-        crud.finish_experiment(
-            session=session, experiment_id=experiment_id, status=status, error=error
-        )
+        ended = crud.end_attempt(session=session, lease=lease, status=status, error=error)
+    return status if ended else SUPERSEDED
 
 
 def _describe(exc: Exception) -> str:

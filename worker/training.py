@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from app.crud import Lease
 from app.hyperparameters import TrainingHyperparameters, TransferHyperparameters
 from app.schemas import ExperimentSpec
 from worker.architectures import freeze_base, unfreeze_base
@@ -22,6 +23,8 @@ from worker.callbacks import ExperimentRecorder
 from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
 from worker.data import make_dataset
 from worker.hardware import native_bfloat16
+from worker.lease import holding
+from worker.schedule import ResumableEarlyStopping, schedule_callbacks
 
 PhaseListener = Callable[[keras.Model, str], None]
 """Told when a phase starts, with the model as that phase will train it."""
@@ -56,28 +59,15 @@ def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
 
 
-def schedule_callbacks(hp: TrainingHyperparameters) -> list[keras.callbacks.Callback]:
-    """The study's ReduceLROnPlateau and EarlyStopping, each switchable; new for each phase."""
-    found: list[keras.callbacks.Callback] = []
-    if hp.reduce_lr_on_plateau:
-        found.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=hp.reduce_lr_factor,
-                patience=hp.reduce_lr_patience,
-                min_lr=hp.min_learning_rate,
-            )
-        )
-    if hp.early_stopping:
-        found.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=hp.early_stopping_patience,
-                min_delta=hp.early_stopping_min_delta,
-                restore_best_weights=True,
-            )
-        )
-    return found
+def restore_optimizer(model: keras.Model, saved: keras.optimizers.Optimizer) -> None:
+    """Carry a checkpoint's optimizer state (step count, learning rate, Adam's moments) into
+    the freshly compiled one. Compiling afresh, rather than keeping the loaded model's
+    compilation, keeps the spec's settings (XLA, loss) exactly as an uninterrupted run has
+    them; the same optimizer over the same trainable variables lists its state alike."""
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(optimizer.variables, saved.variables, strict=True):
+        mine.assign(theirs)
 
 
 JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
@@ -105,28 +95,32 @@ def precision_policy(hp: TrainingHyperparameters) -> str:
 
 
 class Trainer:
-    """Runs the phases of one experiment and reports whether a cancel stopped it."""
+    """Runs the phases of one experiment and reports whether a cancel stopped it.
+
+    Resumed from a checkpoint, the phase it stopped in goes on with the checkpoint's compiled
+    optimizer and schedule counters, on the same batches: its epochs match an uninterrupted
+    run's (docs/architecture.md, "Exact resume")."""
 
     def __init__(
         self,
         *,
-        experiment_id: int,
+        lease: Lease,
         model: keras.Model,
         spec: ExperimentSpec,
         data: TrainingData,
         checkpoint: Checkpoint,
+        start: ResumePoint,
+        best_weights: list[np.ndarray] | None = None,
     ) -> None:
-        self.experiment_id = experiment_id
+        self.lease = lease
         self.model = model
         self.hp = spec.hyperparameters
         self.data = data
         self.checkpoint = checkpoint
+        self.start = start
+        self.best_weights = best_weights
         self.steps_per_epoch = math.ceil(len(data.x_train) / self.hp.batch_size)
-        self.train_data = make_dataset(
-            data.x_train, data.y_train, batch_size=self.hp.batch_size,
-            image_size=self.hp.image_size, shuffle=True, seed=self.hp.seed,
-            augment=build_augmenter(self.hp),
-        )  # fmt: skip
+        self.augment = build_augmenter(self.hp)
         self.validation_data = make_dataset(
             data.x_val, data.y_val, batch_size=self.hp.batch_size,
             image_size=self.hp.image_size, shuffle=False, seed=self.hp.seed,
@@ -138,19 +132,20 @@ class Trainer:
             isinstance(self.hp, TransferHyperparameters) and self.hp.weights == "imagenet"
         )
 
-    def run(self, start: ResumePoint, on_phase_start: PhaseListener) -> None:
+    def run(self, on_phase_start: PhaseListener) -> None:
         hp = self.hp
-        phase_one_epochs = start.phase_one_epochs
-        epochs_done = start.epochs_done
+        phase_one_epochs = self.start.phase_one_epochs
+        epochs_done = self.start.epochs_done
         if phase_one_epochs is None:
-            if self.pretrained:
+            if self.pretrained and not self._resuming("train"):
                 freeze_base(self.model)  # a random base's features teach the head nothing
             on_phase_start(self.model, "train")
             epochs_done = self._fit("train", epochs_done, hp.epochs, hp.learning_rate, None)
             phase_one_epochs = epochs_done
         if self.cancelled or not (isinstance(hp, TransferHyperparameters) and hp.fine_tune):
             return
-        unfreeze_base(self.model, hp.fine_tune_layers, keep_batchnorm_frozen=self.pretrained)
+        if not self._resuming("fine_tune"):
+            unfreeze_base(self.model, hp.fine_tune_layers, keep_batchnorm_frozen=self.pretrained)
         on_phase_start(self.model, "fine_tune")
         self._fit(
             "fine_tune",
@@ -159,6 +154,11 @@ class Trainer:
             hp.fine_tune_learning_rate,
             phase_one_epochs,
         )
+
+    def _resuming(self, phase: str) -> bool:
+        """Whether the checkpoint stopped inside ``phase``: its model is compiled, with the
+        optimizer state and trainable layers that phase had."""
+        return self.start.epochs_done > 0 and self.start.phase == phase
 
     def _fit(
         self,
@@ -169,30 +169,50 @@ class Trainer:
         phase_one_epochs: int | None,
     ) -> int:
         """Train epochs initial_epoch+1..final_epoch; returns the epochs done when it stopped."""
+        resuming = self._resuming(phase)
+        saved = self.model.optimizer if resuming else None
         self.model.compile(
             optimizer=make_optimizer(self.hp, learning_rate),
             loss=make_loss(self.hp),
             metrics=["accuracy"],
             jit_compile=JIT_COMPILE[self.hp.xla],
         )
+        if saved is not None:
+            restore_optimizer(self.model, saved)
+        schedule = schedule_callbacks(
+            self.hp,
+            self.start.schedule if resuming else None,
+            self.best_weights if resuming else None,
+        )
+        if any(isinstance(c, ResumableEarlyStopping) and c.stopped for c in schedule):
+            final_epoch = initial_epoch  # it had stopped early: end the phase as it would have
         recorder = ExperimentRecorder(
-            experiment_id=self.experiment_id,
+            lease=self.lease,
             steps_per_epoch=self.steps_per_epoch,
             train_images=len(self.data.x_train),
             phase=phase,
         )
         saver = CheckpointCallback(
-            self.checkpoint, steps_per_epoch=self.steps_per_epoch, phase=phase,
-            phase_one_epochs=phase_one_epochs,
+            self.checkpoint, lambda: holding(self.lease), steps_per_epoch=self.steps_per_epoch,
+            phase=phase, phase_one_epochs=phase_one_epochs, schedule=schedule,
+        )  # fmt: skip
+        train_data = make_dataset(
+            self.data.x_train, self.data.y_train, batch_size=self.hp.batch_size,
+            image_size=self.hp.image_size, shuffle=True, seed=self.hp.seed,
+            augment=self.augment, first_epoch=initial_epoch,
+            epochs=max(final_epoch - initial_epoch, 1),
         )  # fmt: skip
         history = self.model.fit(
-            self.train_data,
+            train_data,
             validation_data=self.validation_data,
             initial_epoch=initial_epoch,
             epochs=final_epoch,
-            callbacks=[recorder, saver, *schedule_callbacks(self.hp)],
-            shuffle=False,  # the pipeline shuffles, seeded
+            steps_per_epoch=self.steps_per_epoch,
+            callbacks=[recorder, *schedule, saver],  # the saver last: it saves their state
+            shuffle=False,  # the pipeline shuffles, seeded by epoch
             verbose=0,
         )
+        if recorder.lost is not None:
+            raise recorder.lost
         self.cancelled = recorder.cancelled
         return initial_epoch + len(history.epoch)

@@ -151,7 +151,10 @@ def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: in
     ensure_can_modify(principal, experiment)
     status = Status(experiment.status)
     if status not in (Status.failed, Status.cancelled) or not crud.requeue(
-        session=session, experiment_id=experiment_id, from_status=status
+        session=session,
+        experiment_id=experiment_id,
+        from_status=status,
+        attempt=experiment.attempts,
     ):
         raise HTTPException(
             status_code=409,

@@ -17,7 +17,6 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app import crud
-from app.models import Experiment
 from app.presets import PRESETS
 from tests.conftest import Stack
 
@@ -131,13 +130,13 @@ def test_customise_a_preset_then_launch_it(stack: Stack, page: Page) -> None:
     assert experiment_count(stack) == before
 
 
-def write_epoch(session: Session, experiment: Experiment, epoch: int, phase: str) -> None:
+def write_epoch(session: Session, lease: crud.Lease, epoch: int, phase: str) -> None:
     values = {
         "phase": phase, "accuracy": 0.4 + epoch / 10, "val_accuracy": 0.35 + epoch / 10,
         "loss": 2.0 / epoch, "val_loss": 2.2 / epoch, "seconds": 10.0 + epoch,
         "learning_rate": 1e-3 if phase == "train" else 1e-4, "images_per_second": 100.0 * epoch,
     }  # fmt: skip
-    crud.record_epoch(session=session, experiment_id=experiment.id, epoch=epoch, values=values)
+    crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
     session.commit()
 
 
@@ -173,18 +172,19 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
         cancel_a_queued_run(stack, page, session)
         spec = PRESETS["quick-transfer-two-phase"].spec  # created, never enqueued
         experiment = crud.create_experiment(session=session, spec=spec)
-        crud.claim_experiment(
+        lease = crud.claim_experiment(
             session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
         )
+        assert lease is not None
         session.commit()
-        write_epoch(session, experiment, 1, "train")
+        write_epoch(session, lease, 1, "train")
         url = f"{stack.base_url}/api/experiments/{experiment.id}"
         page.goto(f"{stack.base_url}/experiments/{experiment.id}")
         expect(page.locator("#live")).to_be_visible()
         expect(page.locator("#download")).to_be_hidden()
         assert fine_tune_lines(page) == [[], [], []]
 
-        write_epoch(session, experiment, 2, "fine_tune")
+        write_epoch(session, lease, 2, "fine_tune")
         page.wait_for_function("document.getElementById('loss-chart').data[0].x.length === 2")
         assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
         labels = page.locator("#accuracy-chart").get_by_text("fine-tuning")
@@ -195,7 +195,7 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
 
         crud.save_evaluation(
             session=session,
-            experiment_id=experiment.id,
+            lease=lease,
             classes=["cat", "dog"],
             confusion_matrix=[[3, 1], [0, 4]],
             report=_report(),

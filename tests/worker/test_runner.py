@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
@@ -13,7 +14,7 @@ from app import crud
 from app.config import get_settings
 from app.models import Status
 from app.schemas import parse_spec
-from tests.factories import make_experiment, spec_data
+from tests.factories import claim, make_experiment, spec_data
 from worker import runner
 from worker.evaluation import evaluate_predictions
 
@@ -27,12 +28,19 @@ def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.M
     return get_settings()
 
 
+def claimed(session: Session, experiment_id: int) -> crud.Lease:
+    """Claimed and committed, as the task does before it runs the experiment."""
+    lease = claim(session, experiment_id)
+    session.commit()
+    return lease
+
+
 def test_run_streams_epochs_and_stores_evaluation_and_model(
     settings_with_data, session: Session
 ) -> None:
     experiment = make_experiment(session, epochs=2, train_size=300, test_size=100, **TINY)
     outcome = runner.run_experiment(
-        experiment_id=experiment.id,
+        lease=claimed(session, experiment.id),
         spec=parse_spec(experiment.spec),
         settings=settings_with_data,
     )
@@ -78,11 +86,12 @@ def test_cancel_request_stops_training_and_keeps_nothing_half_done(
     settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     experiment = make_experiment(session, epochs=3, train_size=300, test_size=100, **TINY)
+    lease = claimed(session, experiment.id)
     crud.request_cancel(session=session, experiment=experiment)
     session.commit()
     monkeypatch.setattr("worker.callbacks.PROGRESS_INTERVAL_SECONDS", 0.0)
     outcome = runner.run_experiment(
-        experiment_id=experiment.id, spec=parse_spec(experiment.spec), settings=settings_with_data
+        lease=lease, spec=parse_spec(experiment.spec), settings=settings_with_data
     )
     assert outcome.cancelled
     assert crud.list_epochs(session=session, experiment_id=experiment.id) == []
@@ -111,10 +120,11 @@ def test_resume_from_checkpoint_continues_the_epoch_count(
     experiment = make_experiment(session, epochs=3, train_size=200, test_size=100, **TINY)
     spec = parse_spec(experiment.spec)
     interrupted = build_model(spec, settings_with_data)
-    interrupted.compile(optimizer="adam", loss="categorical_crossentropy")
+    interrupted.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     checkpoint = Checkpoint(settings_with_data.experiment_dir(experiment.id))
-    checkpoint.save(interrupted, ResumePoint(epochs_done=2, phase="train"))
-    runner.run_experiment(experiment_id=experiment.id, spec=spec, settings=settings_with_data)
+    checkpoint.save(interrupted, ResumePoint(epochs_done=2, phase="train"), nullcontext)
+    lease = claimed(session, experiment.id)
+    runner.run_experiment(lease=lease, spec=spec, settings=settings_with_data)
     session.expire_all()
     rows = crud.list_epochs(session=session, experiment_id=experiment.id)
     assert [row.epoch for row in rows] == [3]
@@ -158,16 +168,17 @@ def test_transfer_runs_two_phases_with_continuing_epochs(
     recorded: list[tuple[str, int]] = []
     original = runner.record_model
 
-    def spy(experiment_id: int, model: keras.Model, phase: str) -> None:
-        original(experiment_id, model, phase)
+    def spy(lease: crud.Lease, model: keras.Model, phase: str) -> None:
+        original(lease, model, phase)
         session.expire_all()
-        stored = crud.get_experiment(session=session, experiment_id=experiment_id)
+        stored = crud.get_experiment(session=session, experiment_id=lease.experiment_id)
         recorded.append((phase, stored.trainable_parameters))
 
     monkeypatch.setattr(runner, "record_model", spy)
     runner.run_experiment(
-        experiment_id=experiment.id, spec=parse_spec(experiment.spec), settings=settings_with_data
-    )
+        lease=claimed(session, experiment.id), spec=parse_spec(experiment.spec),
+        settings=settings_with_data,
+    )  # fmt: skip
     session.expire_all()
     rows = crud.list_epochs(session=session, experiment_id=experiment.id)
     assert [(row.epoch, row.phase) for row in rows] == [(1, "train"), (2, "fine_tune")]
@@ -182,7 +193,7 @@ def test_warm_start_continues_from_another_experiments_model(
 ) -> None:
     first = make_experiment(session, epochs=1, train_size=200, test_size=100, **TINY)
     runner.run_experiment(
-        experiment_id=first.id, spec=parse_spec(first.spec), settings=settings_with_data
+        lease=claimed(session, first.id), spec=parse_spec(first.spec), settings=settings_with_data
     )
     trained = keras.models.load_model(settings_with_data.model_path(first.id))
     follow_up = parse_spec(
@@ -198,3 +209,90 @@ def test_warm_start_continues_from_another_experiments_model(
     missing = parse_spec(spec_data(warm_start_experiment_id=999, **TINY))
     with pytest.raises(ValueError, match="no trained model"):
         runner.initial_model(missing, settings_with_data)
+
+
+class Killed(Exception):
+    """Stands in for a SIGKILL: the process stops right after a checkpoint is saved."""
+
+
+def test_a_resumed_run_repeats_an_uninterrupted_one_exactly(
+    settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after epoch 2 and resumed, a seeded run's epochs equal an uninterrupted run's
+    bit for bit: Adam's moments, the plateau's learning-rate cuts, EarlyStopping's counters,
+    Dropout's masks and the batch order all come back from the checkpoint."""
+    from worker.checkpoints import CheckpointCallback
+
+    # A step size high enough that validation loss stalls: the plateau cuts within 4 epochs.
+    hyperparameters = dict(
+        epochs=4, train_size=200, test_size=100, learning_rate=0.1, reduce_lr_patience=0,
+        early_stopping_patience=3, **TINY,
+    )  # fmt: skip
+    whole = make_experiment(session, **hyperparameters)
+    runner.run_experiment(
+        lease=claimed(session, whole.id), spec=parse_spec(whole.spec), settings=settings_with_data
+    )
+    interrupted = make_experiment(session, **hyperparameters)
+    save = CheckpointCallback.on_epoch_end
+
+    def save_then_die(callback: CheckpointCallback, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        save(callback, epoch, logs)
+        if epoch + 1 == 2:
+            raise Killed
+
+    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save_then_die)
+    first = claimed(session, interrupted.id)
+    with pytest.raises(Killed):
+        runner.run_experiment(
+            lease=first, spec=parse_spec(interrupted.spec), settings=settings_with_data
+        )
+    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save)
+    assert crud.requeue(
+        session=session, experiment_id=interrupted.id, from_status=Status.running, attempt=1
+    )
+    second = claimed(session, interrupted.id)
+    runner.run_experiment(
+        lease=second, spec=parse_spec(interrupted.spec), settings=settings_with_data
+    )
+
+    session.expire_all()
+    fields = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+    expected = [tuple(getattr(row, f) for f in fields) for row in crud.list_epochs(
+        session=session, experiment_id=whole.id)]  # fmt: skip
+    resumed = [tuple(getattr(row, f) for f in fields) for row in crud.list_epochs(
+        session=session, experiment_id=interrupted.id)]  # fmt: skip
+    assert [row[0] for row in expected] == [1, 2, 3, 4]
+    assert len({row[-1] for row in expected}) > 1  # the plateau did cut the learning rate
+    assert resumed == expected, (expected, resumed)
+    evaluations = [
+        crud.get_experiment(session=session, experiment_id=i).evaluation
+        for i in (whole.id, interrupted.id)
+    ]
+    assert evaluations[0].predictions.tolist() == evaluations[1].predictions.tolist()
+    models = [keras.models.load_model(settings_with_data.model_path(i))
+              for i in (whole.id, interrupted.id)]  # fmt: skip
+    for mine, theirs in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_run_that_had_stopped_early_resumes_to_its_evaluation(
+    settings_with_data, session: Session
+) -> None:
+    """Killed after EarlyStopping ended the phase but before the evaluation: the resumed run
+    trains no further epochs (an uninterrupted one would not have)."""
+    from worker.builders import build_model
+    from worker.checkpoints import Checkpoint, ResumePoint
+
+    experiment = make_experiment(session, epochs=4, train_size=200, test_size=100, **TINY)
+    spec = parse_spec(experiment.spec)
+    model = build_model(spec, settings_with_data)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    stopped = {"wait": 3, "stopped_epoch": 1, "best": 2.0, "best_epoch": 0}
+    point = ResumePoint(epochs_done=2, phase="train", schedule={"early_stopping": stopped})
+    Checkpoint(settings_with_data.experiment_dir(experiment.id)).save(model, point, nullcontext)
+    runner.run_experiment(
+        lease=claimed(session, experiment.id), spec=spec, settings=settings_with_data
+    )
+    session.expire_all()
+    assert crud.list_epochs(session=session, experiment_id=experiment.id) == []
+    assert crud.get_experiment(session=session, experiment_id=experiment.id).status == "succeeded"
