@@ -140,6 +140,15 @@ class Experiment(Base):
     model_layers: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     test_accuracy: Mapped[float | None] = mapped_column(Float, default=None)
     macro_f1: Mapped[float | None] = mapped_column(Float, default=None)
+    # The launch outbox (app/outbox.py): a queued experiment whose message the broker has
+    # not taken yet has no enqueued_at; the claim is a lease so one web process sends it.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    enqueue_claimed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+    # "<owner>:<Idempotency-Key>", so a client's retried launch finds its first one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), default=None, unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -223,3 +232,14 @@ class Worker(Base):
     device: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LiveStream(Base):
+    """An open live-events stream, so a per-user limit holds across web processes. A stream
+    renews ``expires_at`` while open; a process that died leaves rows that expire."""
+
+    __tablename__ = "live_streams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(100), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
