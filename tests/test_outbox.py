@@ -28,6 +28,8 @@ from app.models import Experiment, Status, utcnow
 from tests.conftest import _clear_caches
 from tests.factories import make_experiment, spec_data
 
+pytestmark = pytest.mark.both_databases
+
 QUEUE = "cifarlab"
 QUICK_SECONDS = 3.0  # the web gives up on Redis after 1 s (broker_timeout_seconds)
 

@@ -16,6 +16,8 @@ from app.models import LiveStream, Status, utcnow
 from tests.conftest import _clear_caches
 from tests.factories import make_experiment, spec_data
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def limits(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
