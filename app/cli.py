@@ -23,8 +23,8 @@ from rich.table import Table
 
 from app.bench import chart as charts
 from app.client import ApiClient, ApiError
-from app.config import get_settings
-from app.embedded_redis import free_port, start_redis
+from app.config import get_settings, make_private_dir, restrict_file_modes
+from app.embedded_redis import free_port, redis_url, start_redis
 from app.presets import PRESETS
 from app.schemas import SpecError, parse_spec
 from app.supervisor import Backoff, Supervisor
@@ -115,9 +115,9 @@ def up(
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     redis_port = redis_port or free_port()
-    os.environ["CIFARLAB_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    os.environ["CIFARLAB_REDIS_URL"] = redis_url(settings.data_dir, redis_port)
     os.environ["CIFARLAB_API_URL"] = f"http://{host}:{port}"
     get_settings.cache_clear()
 
@@ -920,6 +920,7 @@ def token_revoke(
 
 
 def main() -> None:
+    restrict_file_modes()  # inherited by everything `up`, `web` and `worker` start
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -22,6 +22,21 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def restrict_file_modes() -> None:
+    """Files this process creates are its user's alone (0600, directories 0700): the data
+    directory holds the database, the broker's password, and checkpoints and test sets that
+    workers and the web load, so another local user must not read or replace them."""
+    os.umask(0o077)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (0700) or tighten it: a directory only its owner can enter keeps the
+    files inside private, including ones an older version wrote with wider modes."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 class Settings(BaseSettings):
     """Every process (web, worker, CLI) is configured from the same variables."""
 
@@ -125,6 +140,26 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=2, ge=1, description="Runs of one experiment before a lost worker marks it failed."
     )
+    broker_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long the web waits on Redis for one call; a stalled broker answers "
+        "503 (launches stay stored and are sent when it is back) instead of hanging pages.",
+    )
+    outbox_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the web sends launches the broker missed."
+    )
+    max_active_experiments_per_user: int = Field(
+        default=20,
+        ge=0,
+        description="Experiments one user may have queued or running at once; 0: no limit.",
+    )
+    max_live_streams_per_user: int = Field(
+        default=10,
+        ge=0,
+        description="Live pages (event streams) one user may have open at once, over all web "
+        "processes; 0: no limit.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -160,7 +195,7 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.data_dir)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:  # another process made it first

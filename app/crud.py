@@ -64,10 +64,17 @@ EPOCH_FIELDS = (
 
 
 def create_experiment(
-    *, session: Session, spec: ExperimentSpec, owner_id: int | None = None
+    *,
+    session: Session,
+    spec: ExperimentSpec,
+    owner_id: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Experiment:
     experiment = Experiment(
         owner_id=owner_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
         name=spec.name,
         model=spec.model,
         tags=list(spec.tags),
@@ -266,9 +273,60 @@ def requeue(
     result = session.execute(
         update(Experiment)
         .where(*condition)
-        .values(status=Status.queued, finished_at=None, error=None, epoch_progress=0.0)
+        .values(
+            status=Status.queued, finished_at=None, error=None, epoch_progress=0.0,
+            enqueued_at=None, enqueue_claimed_at=None,
+        )
+    )  # fmt: skip
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _unsent(claimed_before: datetime) -> list[Any]:
+    """Queued, not taken by the broker, and nobody's send under way (or its lease ran out)."""
+    return [
+        Experiment.status == Status.queued,
+        Experiment.enqueued_at.is_(None),
+        (Experiment.enqueue_claimed_at.is_(None))
+        | (Experiment.enqueue_claimed_at < claimed_before),
+    ]
+
+
+def unsent_experiments(*, session: Session, claimed_before: datetime, limit: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(Experiment.id)
+            .where(*_unsent(claimed_before))
+            .order_by(Experiment.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_send(*, session: Session, experiment_id: int, claimed_before: datetime) -> bool:
+    """Take the lease on sending this experiment: of several web processes, one wins."""
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, *_unsent(claimed_before))
+        .values(enqueue_claimed_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def settle_send(*, session: Session, experiment_id: int, sent: bool) -> None:
+    """After a send: taken by the broker, or the lease given back for the next try."""
+    values = {"enqueued_at": utcnow()} if sent else {"enqueue_claimed_at": None}
+    session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
+
+
+def active_experiments(*, session: Session, owner_id: int | None) -> int:
+    """Queued or running experiments of one owner (None: those launched without accounts)."""
+    owner = Experiment.owner_id.is_(None) if owner_id is None else Experiment.owner_id == owner_id
+    count = session.scalar(
+        select(func.count())
+        .select_from(Experiment)
+        .where(owner, Experiment.status.in_([Status.queued, Status.running]))
+    )
+    return int(count or 0)
 
 
 def fail_lost(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -26,13 +27,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private(database: Path) -> None:
+    """Make the SQLite file 0600 (its directory 0700) before SQLite does, whatever the
+    umask: SQLite gives the -wal and -shm files the database file's mode."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str, *, pooled: bool = True) -> Engine:
     """``pooled=False``: each session's connection closes with it."""
     pool = {} if pooled else {"poolclass": NullPool}
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
         )

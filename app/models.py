@@ -178,6 +178,15 @@ class Experiment(Base):
     memory: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Why the last run was cut short (worker killed, restarted); kept after a resumed run ends.
     interruption: Mapped[str | None] = mapped_column(Text, default=None)
+    # The launch outbox (app/outbox.py): a queued experiment whose message the broker has
+    # not taken yet has no enqueued_at; the claim is a lease so one web process sends it.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    enqueue_claimed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+    # "<owner>:<Idempotency-Key>", so a client's retried launch finds its first one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), default=None, unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -263,3 +272,14 @@ class Worker(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_exit: Mapped[str | None] = mapped_column(Text, default=None)  # why it last restarted
+
+
+class LiveStream(Base):
+    """An open live-events stream, so a per-user limit holds across web processes. A stream
+    renews ``expires_at`` while open; a process that died leaves rows that expire."""
+
+    __tablename__ = "live_streams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(100), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

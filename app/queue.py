@@ -33,15 +33,38 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def web_client_config(settings: Settings) -> dict[str, Any]:
+    """The web's client gives up on a broker call after ``broker_timeout_seconds``: with
+    Redis stopped (SIGSTOP), kombu's defaults held /api/health and launches for 15-30 s. A
+    launch that cannot be sent stays in the outbox (app/outbox.py), so nothing retries here.
+    Workers keep the defaults: their blocking reads wait on Redis by design."""
+    timeout = settings.broker_timeout_seconds
+    config = celery_config(settings)
+    config["broker_transport_options"] = {
+        **config["broker_transport_options"],
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "max_retries": 0,
+    }
+    config.update(
+        broker_connection_timeout=timeout,
+        broker_connection_max_retries=0,
+        task_publish_retry=False,
+    )
+    return config
+
+
 @lru_cache
 def get_celery() -> Celery:
+    """The web's (and the CLI's) client; workers build theirs in worker/celery_app.py."""
     app = Celery("cifarlab")
-    app.conf.update(celery_config(get_settings()))
+    app.conf.update(web_client_config(get_settings()))
     return app
 
 
 def enqueue_training(experiment_id: int) -> None:
-    """Send only the id: the worker reads the spec from the database it was committed to."""
+    """Send only the id: the worker reads the spec from the database it was committed to.
+    Raises (within ``broker_timeout_seconds``) when the broker cannot take it."""
     get_celery().send_task(TRAIN_TASK, args=[experiment_id], queue=get_settings().queue)
 
 

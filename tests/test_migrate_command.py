@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import accounts, config, db
-from app.security import verify_password
 from app.cli import cli
+from app.security import verify_password
 
 
 def _password_is(session: Session, username: str, password: str) -> bool:

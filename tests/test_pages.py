@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import crud, db, launcher
+from app import crud, db, outbox
 from app.main import create_app
 from app.models import Experiment, Status
 from app.presets import PRESETS
@@ -105,7 +105,7 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
             record.committed_status.append(experiment.status if experiment else "missing")
         record.ids.append(experiment_id)
 
-    monkeypatch.setattr(launcher, "enqueue_training", fake_enqueue)
+    monkeypatch.setattr(outbox, "enqueue_training", fake_enqueue)
     return record
 
 
@@ -292,22 +292,18 @@ def test_empty_name_is_reported_next_to_the_name(client: TestClient, enqueued: E
     assert enqueued.ids == []
 
 
-def test_broker_down_marks_failed_and_still_redirects(
+def test_broker_down_keeps_it_queued_for_the_outbox_and_still_redirects(
     client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broker_down(experiment_id: int) -> None:
         raise ConnectionError("connection refused")
 
-    monkeypatch.setattr(launcher, "enqueue_training", broker_down)
+    monkeypatch.setattr(outbox, "enqueue_training", broker_down)
     response = post_form(client, "/experiments/new", form(), follow_redirects=False)
     assert response.status_code == 303
-    page = client.get(response.headers["location"])
-    alert = by_id(page.text, "error")
-    assert "hidden" not in alert.attrs
-    assert "could not reach the broker" in page.text.lower()
-    assert "connection refused" in page.text
     experiment = crud.list_experiments(session=session)[0][0]
-    assert experiment.status == Status.failed
+    assert response.headers["location"] == f"/experiments/{experiment.id}"
+    assert (experiment.status, experiment.enqueued_at) == (Status.queued, None)
 
 
 def test_from_prefills_the_form_with_a_copy(client: TestClient, session: Session) -> None:

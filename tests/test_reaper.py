@@ -101,24 +101,3 @@ def test_bad_gpu_list_is_refused(gpus: str) -> None:
 
     with pytest.raises(ValueError, match="--gpus"):
         parse_gpus(gpus)
-
-
-def test_retry_with_the_broker_down_fails_with_what_to_do(
-    session: Session, data_dir, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from app import queue
-    from app.embedded_redis import free_port
-
-    monkeypatch.setenv("CIFARLAB_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nobody there
-    get_settings.cache_clear()
-    queue.get_celery.cache_clear()
-    failed = running(session, silent_seconds=0, attempts=1)
-    crud.finish_experiment(
-        session=session, experiment_id=failed, from_status=Status.running, status=Status.failed,
-        error="x",
-    )  # fmt: skip
-    session.commit()
-    response = TestClient(create_app()).post(f"/api/experiments/{failed}/retry")
-    assert response.status_code == 200
-    assert response.json()["status"] == "failed"
-    assert "Could not reach the broker" in response.json()["error"]

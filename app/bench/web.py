@@ -37,7 +37,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.db import make_engine
-from app.embedded_redis import free_port, start_redis
+from app.embedded_redis import free_port, redis_url, start_redis
 from app.migrate import upgrade
 from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
 from app.schemas import ExperimentSpec, parse_spec
@@ -996,9 +996,7 @@ def run(options: Options) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for database in options.databases:
-            results[database] = bench_database(
-                database, options, root, f"redis://127.0.0.1:{redis_port}/0"
-            )
+            results[database] = bench_database(database, options, root, redis_url(root, redis_port))
     finally:
         redis.terminate()
         redis.wait(timeout=30)

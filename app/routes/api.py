@@ -8,20 +8,31 @@ import shutil
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    status,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app import crud
+from app import crud, outbox
 from app.auth import ActorDep, ViewerDep, ensure_can_modify, viewer
 from app.config import get_settings
 from app.deps import SessionDep
-from app.launcher import enqueue_or_fail, launch
+from app.launcher import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
 from app.models import Experiment, Status, utcnow
 from app.presets import PRESETS, Preset
 from app.queue import online_workers
+from app.quotas import QuotaExceeded, check_active_experiments
 from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
@@ -60,6 +71,22 @@ def install_error_handlers(app: FastAPI) -> None:
             content={"detail": str(exc), "errors": [e.model_dump() for e in exc.errors]},
         )
 
+    @app.exception_handler(QuotaExceeded)
+    async def quota_exceeded(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(_: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": str(exc), "experiment_id": exc.experiment.id},
+            headers={"Retry-After": str(BROKER_RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -83,15 +110,31 @@ def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
     return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
 
 
-@router.post("/experiments", status_code=201, response_model=ExperimentPublic)
+LAUNCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {"description": "A per-user limit; Retry-After says when to try again"},
+    503: {"description": "Stored and queued, but the broker did not answer; it is sent later"},
+}
+
+
+@router.post(
+    "/experiments", status_code=201, response_model=ExperimentPublic, responses=LAUNCH_RESPONSES
+)
 def create_experiment(
     session: SessionDep,
     principal: ActorDep,
     spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Any unique string: a retried request with the same key and body "
+            "returns the experiment the first one launched instead of a second one.",
+        ),
+    ] = None,
 ) -> Experiment:
     """Launch an experiment. The body is an experiment spec; see GET /api/models for each
     model's hyperparameters, their defaults and bounds."""
-    return launch(session, spec, owner_id=principal.user_id)
+    return launch(session, spec, owner_id=principal.user_id, idempotency_key=idempotency_key)
 
 
 @router.get("/experiments", response_model=ExperimentsPublic)
@@ -144,12 +187,18 @@ def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
     return experiment.evaluation
 
 
-@router.post("/experiments/{experiment_id}/retry", response_model=ExperimentPublic)
+@router.post(
+    "/experiments/{experiment_id}/retry",
+    response_model=ExperimentPublic,
+    responses=LAUNCH_RESPONSES,
+)
 def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Experiment:
     """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
     status = Status(experiment.status)
+    if status in (Status.failed, Status.cancelled):
+        check_active_experiments(session, experiment.owner_id)
     if status not in (Status.failed, Status.cancelled) or not crud.requeue(
         session=session,
         experiment_id=experiment_id,
@@ -162,7 +211,9 @@ def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: in
             "experiments can be retried",
         )
     session.commit()
-    enqueue_or_fail(session, experiment)
+    if not outbox.send(session, experiment_id):
+        raise BrokerUnavailable(experiment)
+    session.refresh(experiment)
     return experiment
 
 

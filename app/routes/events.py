@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import crud
+from app import crud, quotas
 from app.auth import viewer
 from app.db import get_sessionmaker
 from app.models import Status
@@ -129,11 +131,34 @@ async def event_stream(
         snapshot = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
 
 
-def check_viewer(request: Request) -> None:
-    """Signed in, or cifarlab runs open (else 401): checked with a session of its own, so
-    the stream that follows holds no database connection for its whole life."""
+def open_viewer_stream(request: Request) -> str:
+    """Signed in, or cifarlab runs open (else 401), and under the per-user limit of open
+    streams (else 429): checked with a session of its own, so the stream that follows holds
+    no database connection for its whole life. Returns the stream's id."""
     with get_sessionmaker()() as session:
-        viewer(request, session)
+        principal = viewer(request, session)
+        who = "anonymous" if principal.user is None else f"user:{principal.user.id}"
+        return quotas.open_stream(session, who)
+
+
+def _in_session(action: Callable[[Session, str], None], stream_id: str) -> None:
+    with get_sessionmaker()() as session:
+        action(session, stream_id)
+
+
+async def _closing(stream_id: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Renews the stream's row while it is open and removes it when it ends, however it
+    ends (a client gone is a cancellation: the removal is shielded from it)."""
+    renewed = time.monotonic()
+    try:
+        async for chunk in events:
+            yield chunk
+            if time.monotonic() - renewed >= quotas.STREAM_LEASE_SECONDS / 3:
+                renewed = time.monotonic()
+                await run_in_threadpool(_in_session, quotas.renew_stream, stream_id)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_in_session, quotas.close_stream, stream_id)
 
 
 def _resume_after(after_epoch: int, last_event_id: str | None) -> int:
@@ -156,14 +181,16 @@ async def experiment_events(
 ) -> StreamingResponse:
     """Live updates as server-sent events: ``experiment`` (state changed, with its place in
     the queue while queued), ``epoch`` (one new row, ``id`` = its number), ``evaluation``,
-    then ``end`` once the run has finished. 401 once accounts exist and nobody signed in."""
-    await run_in_threadpool(check_viewer, request)
+    then ``end`` once the run has finished. 401 once accounts exist and nobody signed in;
+    429 when the user has ``CIFARLAB_MAX_LIVE_STREAMS_PER_USER`` streams open already."""
+    stream_id = await run_in_threadpool(open_viewer_stream, request)
     state = StreamState(last_epoch=_resume_after(after_epoch, last_event_id))
     first = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
     if first is None:
+        await run_in_threadpool(_in_session, quotas.close_stream, stream_id)
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
     return StreamingResponse(
-        event_stream(request, experiment_id, first, state),
+        _closing(stream_id, event_stream(request, experiment_id, first, state)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -60,9 +60,10 @@ from app.forms import (
     study_preset,
     values_from_spec,
 )
-from app.launcher import launch
+from app.launcher import BrokerUnavailable, launch
 from app.models import Experiment, Status
 from app.presets import PRESETS
+from app.quotas import QuotaExceeded
 from app.resources import TEMPLATES_DIR
 from app.routes import api, compare_pages
 from app.routes.formatting import (
@@ -286,6 +287,10 @@ def experiments_page(
 # --- the launch form and its presets -----------------------------------------------------------
 
 
+def quota_error(exc: QuotaExceeded) -> FieldError:
+    return FieldError(field="limit", message=str(exc))
+
+
 def _render_form(
     request: Request,
     values: dict[str, str],
@@ -344,6 +349,10 @@ def launch_experiment(
         experiment = launch(session, spec_from_form(values), owner_id=principal.user_id)
     except SpecError as exc:
         return _render_form(request, values, exc.errors, status_code=422)
+    except QuotaExceeded as exc:
+        return _render_form(request, values, [quota_error(exc)], status_code=429)
+    except BrokerUnavailable as exc:  # stored and queued: its page shows it waiting
+        experiment = exc.experiment
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 
@@ -367,6 +376,10 @@ def launch_preset(
         experiment = launch(session, spec, owner_id=principal.user_id)
     except SpecError as exc:
         return _render_form(request, values_from_spec(spec), exc.errors, status_code=422)
+    except QuotaExceeded as exc:
+        return _render_form(request, values_from_spec(spec), [quota_error(exc)], status_code=429)
+    except BrokerUnavailable as exc:
+        experiment = exc.experiment
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app import crud
+from app.models import utcnow
 from app.presets import PRESETS
 from tests.conftest import Stack
 
@@ -148,9 +149,10 @@ def fine_tune_lines(page: Page) -> list[list[float]]:
 
 
 def cancel_a_queued_run(stack: Stack, page: Page, session: Session) -> None:
-    """A run no worker will take (created, never enqueued) waits in the queue until the page
-    cancels it; then it offers Retry and Delete."""
+    """A run no worker will take (created, never enqueued: marked sent, so the web's outbox
+    leaves it) waits in the queue until the page cancels it; then it offers Retry and Delete."""
     waiting = crud.create_experiment(session=session, spec=PRESETS["quick-custom-cnn"].spec)
+    waiting.enqueued_at = utcnow()
     session.commit()
     page.goto(f"{stack.base_url}/experiments/{waiting.id}")
     expect(page.locator("#queue-position")).to_contain_text("Queued: position")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,6 +58,20 @@ def test_api_launch_trains_and_reports(stack: Stack) -> None:
     assert len(evaluation["classes"]) == 10
     assert experiment["test_accuracy"] == evaluation["accuracy"]
     print(f"\nlaunch -> first epoch row: {first_epoch_seconds:.1f} s")
+    assert_private(stack.data_dir)
+
+
+def assert_private(data_dir: Path) -> None:
+    """What `cifarlab up` and its worker wrote (database, broker files, checkpoints, model,
+    test set, dataset cache) is its user's alone."""
+    written = {path.relative_to(data_dir).as_posix(): path for path in data_dir.rglob("*")}
+    assert {"cifarlab.db", "secret_key", "redis/password"} <= set(written)
+    assert any(name.endswith("/model.keras") for name in written)
+    assert any(name.startswith("artifacts/test-sets/") for name in written)
+    modes = {name: stat.S_IMODE(path.lstat().st_mode) for name, path in written.items()
+             if path.exists()}  # fmt: skip
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}
 
 
 def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
