@@ -141,7 +141,10 @@ def test_retry_with_the_broker_stopped_keeps_it_queued_and_sends_it_later(
     stallable: Stallable, session: Session
 ) -> None:
     experiment = make_experiment(session)
-    crud.finish_experiment(session=session, experiment_id=experiment.id, status=Status.failed)
+    crud.finish_experiment(
+        session=session, experiment_id=experiment.id, from_status=Status.queued,
+        status=Status.failed,
+    )  # fmt: skip
     session.commit()
     stallable.stop()
     response = TestClient(create_app()).post(f"/api/experiments/{experiment.id}/retry")

@@ -30,7 +30,7 @@ def bearer(session: Session, username: str) -> dict[str, str]:
     user = accounts.create_user(
         session=session, username=username, password="long password 1", is_admin=False
     )
-    token = accounts.create_token(session=session, user=user, name="test")
+    token = accounts.create_token(session=session, user=user, name="test", expires_at=None)
     session.commit()
     return {"Authorization": f"Bearer {token}"}
 
@@ -73,7 +73,10 @@ def test_live_streams_over_the_limit_get_429_and_a_closed_one_frees_its_place(
 ) -> None:
     client = TestClient(create_app())
     finished = make_experiment(session)
-    crud.finish_experiment(session=session, experiment_id=finished.id, status=Status.failed)
+    crud.finish_experiment(
+        session=session, experiment_id=finished.id, from_status=Status.queued,
+        status=Status.failed,
+    )  # fmt: skip
     session.commit()
     # A finished run's stream ends by itself, and gives its place back.
     response = client.get(f"/experiments/{finished.id}/events")
