@@ -6,7 +6,6 @@ round-trips at any ``digits``; bad pastes fail with the offending line in the me
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from pathlib import Path
