@@ -14,10 +14,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from app import deps
 from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
+from app.input_guard import InputGuard
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.resources import STATIC_DIR
 from app.routes import analysis, api, auth_pages, events, pages
+from app.security_headers import SecurityHeaders
 
 
 @asynccontextmanager
@@ -52,8 +54,11 @@ def create_app() -> FastAPI:
         same_site="lax",
         max_age=14 * 24 * 3600,
     )
+    app.add_middleware(InputGuard)
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
+    docs_pages = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(SecurityHeaders, hashed_paths=frozenset(p for p in docs_pages if p))
     api.install_error_handlers(app)
     app.include_router(api.public_router)
     app.include_router(api.router)

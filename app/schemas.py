@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     create_model,
+    field_validator,
 )
 
 from app.hyperparameters import TrainingHyperparameters
+from app.models import INTEGER_MAX
 from app.zoo import MODELS
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+logger = logging.getLogger(__name__)
+
+# ``pattern`` tells clients (and the OpenAPI schema) what stripping implies: not all blank.
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"\S")
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")
+]
+RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
+"""An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
+Count = Annotated[int, Ge(0), Le(INTEGER_MAX)]
+"""An offset or epoch number a client sends."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SQLite hands back timestamps without their zone; every stored one is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ExperimentSpec(BaseModel):
@@ -67,6 +92,19 @@ class FieldError(BaseModel):
     message: str
 
 
+class ErrorPublic(BaseModel):
+    """Every refusal: what happened and what to do, in words."""
+
+    detail: str
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A 422: ``detail`` joins the ``errors``, each naming its field (``hyperparameters.epochs``,
+    ``tags.0``)."""
+
+    errors: list[FieldError]
+
+
 class SpecError(ValueError):
     """A spec that cannot run; ``errors`` say which field and how to fix it."""
 
@@ -97,13 +135,14 @@ class ExperimentSummary(BaseModel):
     model: str
     tags: list[str]
     notes: str
+    owner_id: int | None
     owner_name: str | None
     status: str
     spec: dict[str, Any]
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     duration_seconds: float | None
     worker_name: str | None
     worker_host: str | None
@@ -119,18 +158,39 @@ class ExperimentSummary(BaseModel):
     queue_position: int | None = None
 
 
+def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
+    """Rows as lists show them. A row that cannot be shown (a bad value written by an older
+    version, or by hand) is logged and left out, so one row never takes a whole list down."""
+    shown = []
+    for row in rows:
+        try:
+            shown.append(ExperimentSummary.model_validate(row))
+        except ValidationError:
+            logger.exception("experiment %s cannot be listed; left out", row.id)
+    return shown
+
+
 class ExperimentPublic(ExperimentSummary):
     model_layers: list[dict[str, Any]] | None
 
 
 class ExperimentUpdate(BaseModel):
-    """What people may annotate after the fact; results never change."""
+    """What people may annotate after the fact; results never change. A field left out
+    keeps its value; null is refused (it is no name, no tag list, no note)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=20)
-    notes: str | None = Field(default=None, max_length=10_000)
+    # Field(default=None) on a type without None: unset is allowed, null is not.
+    name: Name = Field(default=None)
+    tags: list[Tag] = Field(default=None, max_length=20)
+    notes: str = Field(default=None, max_length=10_000)
+
+    @field_validator("name", "tags", "notes", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class ReportImport(BaseModel):
@@ -143,6 +203,21 @@ class ReportImport(BaseModel):
     confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     notes: str = Field(default="", max_length=10_000)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Sign in first (accounts exist)"},
+    403: {"model": ErrorPublic, "description": "Not yours to change, or a cross-site request"},
+    404: {"model": ErrorPublic, "description": "No such experiment (or file, or preset)"},
+    409: {"model": ErrorPublic, "description": "Not in a state that allows this"},
+    413: {"model": ErrorPublic, "description": "Request body too large"},
+    422: {
+        "model": ValidationErrorPublic,
+        "description": "Invalid input, each error naming a field",
+    },
+    429: {"model": ErrorPublic, "description": "Too many requests or over a quota; retry later"},
+}
+"""What any API route may answer besides success, documented once for all of them."""
 
 
 class ExperimentsPublic(BaseModel):
@@ -191,8 +266,8 @@ class WorkerPublic(BaseModel):
     hostname: str
     pid: int
     device: str
-    started_at: datetime
-    last_seen_at: datetime
+    started_at: UtcDatetime
+    last_seen_at: UtcDatetime
     running: ExperimentSummary | None
 
 
