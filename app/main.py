@@ -21,6 +21,17 @@ from app.resources import STATIC_DIR
 from app.routes import analysis, api, auth_pages, events, pages
 from app.security_headers import SecurityHeaders
 
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+ROUTERS = (
+    api.public_router,
+    api.router,
+    analysis.router,
+    events.router,
+    auth_pages.router,
+    pages.router,
+)
+
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +56,8 @@ def create_app() -> FastAPI:
         description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
     )
     deps.install(app)
     app.add_middleware(
@@ -57,14 +70,10 @@ def create_app() -> FastAPI:
     app.add_middleware(InputGuard)
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
-    docs_pages = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    docs_pages = {DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(SecurityHeaders, hashed_paths=frozenset(p for p in docs_pages if p))
-    api.install_error_handlers(app)
-    app.include_router(api.public_router)
-    app.include_router(api.router)
-    app.include_router(analysis.router)
-    app.include_router(events.router)
-    app.include_router(auth_pages.router)
-    app.include_router(pages.router)
+    api.install_error_handlers(app, routes=[route for r in ROUTERS for route in r.routes])
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

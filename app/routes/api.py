@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import shutil
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -57,8 +58,9 @@ SPEC_EXAMPLE = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Every refusal is JSON with a message a person can act on, naming the field."""
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Every refusal is JSON with a message a person can act on, naming the field.
+    ``routes``: all of the app's routes, for the methods a 405 lists."""
 
     @app.exception_handler(SpecError)
     async def spec_error(_: Request, exc: SpecError) -> JSONResponse:
@@ -86,8 +88,8 @@ def install_error_handlers(app: FastAPI) -> None:
         allowed = sorted(
             {
                 method
-                for route in request.app.router.routes
-                if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE
+                for route in routes
+                if route.matches(request.scope)[0] != Match.NONE
                 for method in getattr(route, "methods", None) or ()
             }
         )
