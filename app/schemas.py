@@ -25,12 +25,16 @@ from app.zoo import MODELS
 
 logger = logging.getLogger(__name__)
 
-# ``pattern`` tells clients (and the OpenAPI schema) what stripping implies: not all blank.
+# What ``str.strip()`` removes, spelled out: regex engines disagree on ``\s`` (JavaScript's
+# lacks U+0085, Python's has U+001C-U+001F), and ``pattern`` must tell clients exactly which
+# names the stripping leaves empty.
+_NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"\S")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_NOT_BLANK)
 ]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_NOT_BLANK),
 ]
 RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
 """An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
@@ -206,6 +210,7 @@ class ReportImport(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "The body is not text FastAPI can decode"},
     401: {"model": ErrorPublic, "description": "Sign in first (accounts exist)"},
     403: {"model": ErrorPublic, "description": "Not yours to change, or a cross-site request"},
     404: {"model": ErrorPublic, "description": "No such experiment (or file, or preset)"},
@@ -218,6 +223,28 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorPublic, "description": "Too many requests or over a quota; retry later"},
 }
 """What any API route may answer besides success, documented once for all of them."""
+
+
+def _experiment_links() -> dict[str, Any]:
+    """OpenAPI links from a 201 to what exists as soon as an experiment does (not its model,
+    evaluation or test images, which come with training): clients and Schemathesis's
+    stateful phase follow them."""
+    operations = {
+        "GetExperiment": "get_experiment_api_experiments__experiment_id__get",
+        "UpdateExperiment": "update_experiment_api_experiments__experiment_id__patch",
+        "GetMetrics": "get_metrics_api_experiments__experiment_id__metrics_get",
+        "CancelExperiment": "cancel_experiment_api_experiments__experiment_id__cancel_post",
+        "RetryExperiment": "retry_experiment_api_experiments__experiment_id__retry_post",
+        "DeleteExperiment": "delete_experiment_api_experiments__experiment_id__delete",
+    }
+    links = {
+        name: {"operationId": operation, "parameters": {"experiment_id": "$response.body#/id"}}
+        for name, operation in operations.items()
+    }
+    return {201: {"description": "Created", "links": links}}
+
+
+CREATED_EXPERIMENT = _experiment_links()
 
 
 class ExperimentsPublic(BaseModel):

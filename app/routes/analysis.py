@@ -24,6 +24,7 @@ from app.json_text import JsonText
 from app.models import INTEGER_MAX, Evaluation, Experiment
 from app.report_import import parse_for_import
 from app.schemas import (
+    CREATED_EXPERIMENT,
     ERROR_RESPONSES,
     Count,
     ExperimentPublic,
@@ -93,7 +94,13 @@ def load_comparison(
 def compare(
     session: SessionDep,
     histories: HistoriesDep,
-    ids: Annotated[str, Query(description="Experiment ids, comma-separated: 1,2,3")],
+    ids: Annotated[
+        str,
+        Query(
+            description="2 to 12 different experiment ids, comma-separated: 1,2,3",
+            pattern=r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$",
+        ),
+    ],
     baseline: Annotated[RowId | None, Query(description="Deltas and tests are against it")] = None,
 ) -> JsonText:
     """What the compare page shows: summaries, per-class table with best and deltas,
@@ -102,7 +109,12 @@ def compare(
     return JsonText(load_comparison(session, histories, parse_ids(ids), baseline)[1])
 
 
-@router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)
+@router.post(
+    "/experiments/import",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=CREATED_EXPERIMENT,
+)
 def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) -> Experiment:
     """Import a result from elsewhere: a scikit-learn classification_report as text."""
     imported, errors = parse_for_import(body.report_text, body.confusion_matrix_text)

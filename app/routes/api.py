@@ -25,6 +25,7 @@ from app.models import Experiment, Status, utcnow
 from app.presets import PRESETS, Preset
 from app.queue import online_workers
 from app.schemas import (
+    CREATED_EXPERIMENT,
     ERROR_RESPONSES,
     Count,
     EvaluationPublic,
@@ -110,7 +111,9 @@ def _experiment_or_404(session: Session, experiment_id: RowId) -> Experiment:
     return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
 
 
-@router.post("/experiments", status_code=201, response_model=ExperimentPublic)
+@router.post(
+    "/experiments", status_code=201, response_model=ExperimentPublic, responses=CREATED_EXPERIMENT
+)
 def create_experiment(
     session: SessionDep,
     principal: ActorDep,
@@ -143,7 +146,7 @@ def list_experiments(
     return {"items": summaries(items), "total": total}
 
 
-@router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
+@router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
 def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPublic:
     experiment = _found(
         crud.get_experiment_detail(session=session, experiment_id=experiment_id), experiment_id
@@ -206,7 +209,7 @@ def list_workers(session: SessionDep) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-@router.patch("/experiments/{experiment_id}", response_model=ExperimentPublic)
+@router.patch("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
 def update_experiment(
     session: SessionDep, principal: ActorDep, experiment_id: RowId, changes: ExperimentUpdate
 ) -> Experiment:
@@ -229,7 +232,7 @@ def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: R
     return experiment
 
 
-@router.delete("/experiments/{experiment_id}", status_code=204)
+@router.delete("/experiments/{experiment_id:int}", status_code=204)
 def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Response:
     """Delete a finished experiment with its metrics, evaluation and files."""
     experiment = _experiment_or_404(session, experiment_id)
@@ -284,7 +287,12 @@ def list_presets() -> list[Preset]:
     return list(PRESETS.values())
 
 
-@router.post("/presets/{name}/launch", status_code=201, response_model=ExperimentPublic)
+@router.post(
+    "/presets/{name}/launch",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=CREATED_EXPERIMENT,
+)
 def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
     preset = PRESETS.get(name)
     if preset is None:
