@@ -184,10 +184,11 @@ class ExperimentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Field(default=None) on a type without None: unset is allowed, null is not.
-    name: Name = Field(default=None)
-    tags: list[Tag] = Field(default=None, max_length=20)
-    notes: str = Field(default=None, max_length=10_000)
+    # A default of None on a type without None: unset is allowed (``exclude_unset`` drops
+    # it), null is not, and the schema says so; a union with None made every error twice.
+    name: Name = Field(default=None)  # type: ignore[assignment]
+    tags: list[Tag] = Field(default=None, max_length=20)  # type: ignore[arg-type]
+    notes: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
 
     @field_validator("name", "tags", "notes", mode="before")
     @classmethod
@@ -225,7 +226,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 """What any API route may answer besides success, documented once for all of them."""
 
 
-def _experiment_links() -> dict[str, Any]:
+def _experiment_links() -> dict[int | str, dict[str, Any]]:
     """OpenAPI links from a 201 to what exists as soon as an experiment does (not its model,
     evaluation or test images, which come with training): clients and Schemathesis's
     stateful phase follow them."""
