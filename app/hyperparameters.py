@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.models import INTEGER_MAX
+
 CIFAR10_TRAIN_IMAGES = 50_000
 CIFAR10_TEST_IMAGES = 10_000
 
@@ -45,7 +47,7 @@ class TrainingHyperparameters(BaseModel):
     )  # fmt: skip
     warm_start_experiment_id: int | None = _field(
         None, "Training", "Start from this experiment's trained model (same model and image "
-        "size) to continue or fine-tune it.", ge=1,
+        "size) to continue or fine-tune it.", ge=1, le=INTEGER_MAX,
     )  # fmt: skip
 
     # Optimizer

@@ -15,10 +15,23 @@ from app import deps
 from app.auth import CrossSiteWriteGuard
 from app.config import get_settings
 from app.cookies import SessionCookie
+from app.input_guard import InputGuard
 from app.limits import BodySizeLimit
 from app.reaper import Reaper
 from app.resources import STATIC_DIR
 from app.routes import analysis, api, auth_pages, events, pages
+from app.security_headers import SecurityHeaders
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+ROUTERS = (
+    api.public_router,
+    api.router,
+    analysis.router,
+    events.router,
+    auth_pages.router,
+    pages.router,
+)
 
 
 @asynccontextmanager
@@ -44,6 +57,8 @@ def create_app() -> FastAPI:
         description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
     )
     settings = get_settings()
     deps.install(app)
@@ -53,16 +68,15 @@ def create_app() -> FastAPI:
         max_age=int(settings.session_days * 24 * 3600),
         policy=settings.cookie_secure,
     )
+    app.add_middleware(InputGuard)
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
+    docs_pages = {DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(SecurityHeaders, hashed_paths=frozenset(p for p in docs_pages if p))
     if settings.trusted_proxies.strip():  # outermost: the rest sees the client and scheme
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    api.install_error_handlers(app)
-    app.include_router(api.public_router)
-    app.include_router(api.router)
-    app.include_router(analysis.router)
-    app.include_router(events.router)
-    app.include_router(auth_pages.router)
-    app.include_router(pages.router)
+    api.install_error_handlers(app, routes=[route for r in ROUTERS for route in r.routes])
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

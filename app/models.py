@@ -24,6 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+INTEGER_MAX = 2**31 - 1
+"""The largest id, epoch or count a column holds (PostgreSQL's ``integer``): the API refuses
+bigger numbers up front, where the database driver failed with a 500."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

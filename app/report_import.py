@@ -9,7 +9,6 @@ number as written in the text, so imported and trained results are stored the sa
 from __future__ import annotations
 
 import ast
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +18,15 @@ from app.schemas import FieldError
 HEADER = ("precision", "recall", "f1-score", "support")
 SUMMARY_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
 REQUIRED_SUMMARIES = ("macro avg", "weighted avg")
-_NUMBER = r"(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan))"
-_ROW = re.compile(
-    rf"^(?P<name>\S.*?)\s+(?P<precision>{_NUMBER})\s+(?P<recall>{_NUMBER})"
-    rf"\s+(?P<f1>{_NUMBER})\s+(?P<support>{_NUMBER})$"
-)
-_ACCURACY = re.compile(rf"^accuracy\s+(?P<value>{_NUMBER})\s+(?P<support>{_NUMBER})$")
+# Each pattern below is matched against one token or one line's start, never scanned across a
+# run of spaces: rows are split on whitespace first, so parsing is linear in the text's length.
+# A row regex over whole lines backtracked over long runs of spaces and took minutes.
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _OUTPUT_PROMPT = re.compile(r"^Out\[\d*\]:\s*")
+MAX_LINE_CHARS = 1000
+"""A report row is a class name and four numbers; anything longer is not a report."""
+MAX_SUPPORT = 1_000_000_000
+"""More test images than any dataset has; it keeps counts within the database's integers."""
 _EXAMPLE_ROW = "'    airplane      0.86      0.80      0.83      1000'"
 
 
@@ -54,7 +55,8 @@ def _unquote(text: str) -> str:
         return text
     try:
         value = ast.literal_eval(stripped)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        # Deeply nested text overflows Python's parser; it is not a pasted string either.
         return text
     return value if isinstance(value, str) else text
 
@@ -71,9 +73,19 @@ def _lines(text: str) -> list[_Line]:
     ]
 
 
+def _number(text: str, column: str, line: _Line) -> float:
+    if text.lower() == "nan":
+        raise ValueError(
+            f"line {line.number}: {column} is nan, a score sklearn could not compute "
+            f"(zero_division=np.nan); print the report with zero_division=0 and paste it again: "
+            f"{line.text!r}"
+        )
+    return float(text)
+
+
 def _score(text: str, column: str, line: _Line) -> float:
-    value = float(text)
-    if not math.isnan(value) and not 0 <= value <= 1:
+    value = _number(text, column, line)
+    if not 0 <= value <= 1:
         raise ValueError(
             f"line {line.number}: {column} {text} is outside 0-1; the columns may be "
             f"misaligned: {line.text!r}"
@@ -82,21 +94,26 @@ def _score(text: str, column: str, line: _Line) -> float:
 
 
 def _support(text: str, line: _Line) -> float:
-    value = float(text)
-    if math.isnan(value) or value < 0 or not value.is_integer():
+    value = _number(text, "support", line)
+    if not (0 <= value <= MAX_SUPPORT and value.is_integer()):
         raise ValueError(
-            f"line {line.number}: support must be a whole number of test images, got {text}: "
-            f"{line.text!r}"
+            f"line {line.number}: support must be a whole number of test images up to "
+            f"{MAX_SUPPORT:,}, got {text}: {line.text!r}"
         )
     return value
 
 
-def _row_values(match: re.Match[str], line: _Line) -> dict[str, float]:
+def _is_number(token: str) -> bool:
+    return token.lower() == "nan" or _NUMBER.fullmatch(token) is not None
+
+
+def _row_values(numbers: list[str], line: _Line) -> dict[str, float]:
+    precision, recall, f1, support = numbers
     return {
-        "precision": _score(match["precision"], "precision", line),
-        "recall": _score(match["recall"], "recall", line),
-        "f1-score": _score(match["f1"], "f1-score", line),
-        "support": _support(match["support"], line),
+        "precision": _score(precision, "precision", line),
+        "recall": _score(recall, "recall", line),
+        "f1-score": _score(f1, "f1-score", line),
+        "support": _support(support, line),
     }
 
 
@@ -133,24 +150,31 @@ class _Parsed:
 
 
 def _add_row(parsed: _Parsed, line: _Line) -> None:
-    accuracy = _ACCURACY.match(line.text)
-    if accuracy:
-        parsed.add("accuracy", _score(accuracy["value"], "accuracy", line), line)
-        parsed.accuracy_support = _support(accuracy["support"], line)
+    """A row is its name (which may hold spaces) and then four numbers, or ``accuracy`` and
+    two: split from the right, so the name keeps its own spacing."""
+    if len(line.text) > MAX_LINE_CHARS:
+        raise ValueError(
+            f"line {line.number} is {len(line.text):,} characters long; a report row is a "
+            f"class name and four numbers, under {MAX_LINE_CHARS} characters"
+        )
+    tokens = line.text.split()
+    if len(tokens) == 3 and tokens[0] == "accuracy" and all(map(_is_number, tokens[1:])):
+        parsed.add("accuracy", _score(tokens[1], "accuracy", line), line)
+        parsed.accuracy_support = _support(tokens[2], line)
         return
-    row = _ROW.match(line.text)
-    if row is None:
+    parts = line.text.rsplit(maxsplit=4)
+    if len(parts) != 5 or not all(map(_is_number, parts[1:])):
         raise ValueError(
             f"line {line.number}: expected a class row like {_EXAMPLE_ROW} (name, precision, "
             f"recall, f1-score, support), an 'accuracy <value> <support>' row or an average "
             f"row, got: {line.text!r}"
         )
-    name = row["name"]
+    name, numbers = parts[0], parts[1:]
     summary = " ".join(name.split())
     if summary in SUMMARY_ROWS:
-        parsed.add(summary, _row_values(row, line), line)
+        parsed.add(summary, _row_values(numbers, line), line)
         return
-    parsed.add(name, _row_values(row, line), line)
+    parsed.add(name, _row_values(numbers, line), line)
     parsed.classes.append(name)
 
 

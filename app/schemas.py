@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     create_model,
+    field_validator,
 )
 
 from app.hyperparameters import TrainingHyperparameters
+from app.models import INTEGER_MAX
 from app.zoo import MODELS
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+logger = logging.getLogger(__name__)
+
+# What ``str.strip()`` removes, spelled out: regex engines disagree on ``\s`` (JavaScript's
+# lacks U+0085, Python's has U+001C-U+001F), and ``pattern`` must tell clients exactly which
+# names the stripping leaves empty.
+_NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_NOT_BLANK)
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_NOT_BLANK),
+]
+RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
+"""An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
+Count = Annotated[int, Ge(0), Le(INTEGER_MAX)]
+"""An offset or epoch number a client sends."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SQLite hands back timestamps without their zone; every stored one is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ExperimentSpec(BaseModel):
@@ -67,6 +96,19 @@ class FieldError(BaseModel):
     message: str
 
 
+class ErrorPublic(BaseModel):
+    """Every refusal: what happened and what to do, in words."""
+
+    detail: str
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A 422: ``detail`` joins the ``errors``, each naming its field (``hyperparameters.epochs``,
+    ``tags.0``)."""
+
+    errors: list[FieldError]
+
+
 class SpecError(ValueError):
     """A spec that cannot run; ``errors`` say which field and how to fix it."""
 
@@ -97,13 +139,14 @@ class ExperimentSummary(BaseModel):
     model: str
     tags: list[str]
     notes: str
+    owner_id: int | None
     owner_name: str | None
     status: str
     spec: dict[str, Any]
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     duration_seconds: float | None
     worker_name: str | None
     worker_host: str | None
@@ -120,18 +163,40 @@ class ExperimentSummary(BaseModel):
     queue_position: int | None = None
 
 
+def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
+    """Rows as lists show them. A row that cannot be shown (a bad value written by an older
+    version, or by hand) is logged and left out, so one row never takes a whole list down."""
+    shown = []
+    for row in rows:
+        try:
+            shown.append(ExperimentSummary.model_validate(row))
+        except ValidationError:
+            logger.exception("experiment %s cannot be listed; left out", row.id)
+    return shown
+
+
 class ExperimentPublic(ExperimentSummary):
     model_layers: list[dict[str, Any]] | None
 
 
 class ExperimentUpdate(BaseModel):
-    """What people may annotate after the fact; results never change."""
+    """What people may annotate after the fact; results never change. A field left out
+    keeps its value; null is refused (it is no name, no tag list, no note)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=20)
-    notes: str | None = Field(default=None, max_length=10_000)
+    # A default of None on a type without None: unset is allowed (``exclude_unset`` drops
+    # it), null is not, and the schema says so; a union with None made every error twice.
+    name: Name = Field(default=None)  # type: ignore[assignment]
+    tags: list[Tag] = Field(default=None, max_length=20)  # type: ignore[arg-type]
+    notes: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
+
+    @field_validator("name", "tags", "notes", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class ReportImport(BaseModel):
@@ -144,6 +209,44 @@ class ReportImport(BaseModel):
     confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     notes: str = Field(default="", max_length=10_000)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "The body is not text FastAPI can decode"},
+    401: {"model": ErrorPublic, "description": "Sign in first (accounts exist)"},
+    403: {"model": ErrorPublic, "description": "Not yours to change, or a cross-site request"},
+    404: {"model": ErrorPublic, "description": "No such experiment (or file, or preset)"},
+    409: {"model": ErrorPublic, "description": "Not in a state that allows this"},
+    413: {"model": ErrorPublic, "description": "Request body too large"},
+    422: {
+        "model": ValidationErrorPublic,
+        "description": "Invalid input, each error naming a field",
+    },
+    429: {"model": ErrorPublic, "description": "Too many requests or over a quota; retry later"},
+}
+"""What any API route may answer besides success, documented once for all of them."""
+
+
+def _experiment_links() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a 201 to what exists as soon as an experiment does (not its model,
+    evaluation or test images, which come with training): clients and Schemathesis's
+    stateful phase follow them."""
+    operations = {
+        "GetExperiment": "get_experiment_api_experiments__experiment_id__get",
+        "UpdateExperiment": "update_experiment_api_experiments__experiment_id__patch",
+        "GetMetrics": "get_metrics_api_experiments__experiment_id__metrics_get",
+        "CancelExperiment": "cancel_experiment_api_experiments__experiment_id__cancel_post",
+        "RetryExperiment": "retry_experiment_api_experiments__experiment_id__retry_post",
+        "DeleteExperiment": "delete_experiment_api_experiments__experiment_id__delete",
+    }
+    links = {
+        name: {"operationId": operation, "parameters": {"experiment_id": "$response.body#/id"}}
+        for name, operation in operations.items()
+    }
+    return {201: {"description": "Created", "links": links}}
+
+
+CREATED_EXPERIMENT = _experiment_links()
 
 
 class ExperimentsPublic(BaseModel):
@@ -192,8 +295,8 @@ class WorkerPublic(BaseModel):
     hostname: str
     pid: int
     device: str
-    started_at: datetime
-    last_seen_at: datetime
+    started_at: UtcDatetime
+    last_seen_at: UtcDatetime
     restarts: int  # by `cifarlab up`, after the worker died
     last_exit: str | None  # how it died the last time: "killed by SIGKILL"
     running: ExperimentSummary | None

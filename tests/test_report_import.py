@@ -6,8 +6,8 @@ round-trips at any ``digits``; bad pastes fail with the offending line in the me
 
 from __future__ import annotations
 
-import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +139,12 @@ def test_round_trip_multilabel_micro_and_samples_averages() -> None:
     assert imported.test_size == exact["micro avg"]["support"]
 
 
-def test_nan_scores_from_zero_division_parse() -> None:
+def test_10_nan_scores_are_refused_naming_the_line() -> None:
+    """NaN cannot be stored as JSON on PostgreSQL nor answered as JSON: the import says how
+    to print the report instead."""
     text = classification_report([0, 0, 1], [0, 0, 0], zero_division=np.nan)
-    imported = parse_classification_report(text)
-    assert math.isnan(imported.report["1"]["precision"])
-    assert imported.report["1"]["support"] == 1.0
+    with pytest.raises(ValueError, match=r"line 4: precision is nan.*zero_division=0"):
+        parse_classification_report(text)
 
 
 def test_confusion_matrix_as_numpy_prints_it() -> None:
@@ -232,3 +233,31 @@ def test_minimal_valid_report() -> None:
     imported = parse_classification_report(HEADER + ROWS + SUMMARY)
     assert imported.classes == ["a"]
     assert (imported.accuracy, imported.test_size) == (0.5, 2)
+
+
+def test_1_runs_of_spaces_parse_in_linear_time() -> None:
+    """The row regex backtracked over runs of spaces: 99,000 of them took minutes."""
+    for text in (
+        "precision recall f1-score support\na" + " " * 100_000 + "b",
+        HEADER + "a" + " " * 100_000 + "0.5 0.5 0.5 2",
+        HEADER + "a 0.5" + " 0.5" * 30_000,
+    ):
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match="characters long"):
+            parse_classification_report(text)
+        assert time.perf_counter() - started < 0.1
+
+
+@pytest.mark.parametrize("text", ["'a' + " * 30_000 + "'a'", "'a' if 'b' else " * 20_000 + "'a'"])
+def test_1_deeply_nested_quoted_paste_is_refused_not_a_crash(text: str) -> None:
+    """A paste that looks like a Python string literal is decoded; one nested this deep
+    overflows Python's parser, which must read as "not a report", not as a server error."""
+    with pytest.raises(ValueError, match="expected the header"):
+        parse_classification_report(text)
+
+
+@pytest.mark.parametrize("support", ["1e19", "1000000001", "-1"])
+def test_10_supports_beyond_any_test_set_are_refused(support: str) -> None:
+    rows = ROWS.replace("         2\n", f"  {support}\n")
+    with pytest.raises(ValueError, match=r"line 3: support must be a whole number"):
+        parse_classification_report(HEADER + rows + SUMMARY)

@@ -21,28 +21,41 @@ from app.config import get_settings
 from app.deps import HistoriesDep, SessionDep
 from app.history_cache import HistoryCache
 from app.json_text import JsonText
-from app.models import Evaluation, Experiment
+from app.models import INTEGER_MAX, Evaluation, Experiment
 from app.report_import import parse_for_import
-from app.schemas import ExperimentPublic, ReportImport, SpecError
+from app.schemas import (
+    CREATED_EXPERIMENT,
+    ERROR_RESPONSES,
+    Count,
+    ExperimentPublic,
+    FieldError,
+    ReportImport,
+    RowId,
+    SpecError,
+)
 
-router = APIRouter(prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)])
+router = APIRouter(
+    prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
+)
 MAX_COMPARED = 12
 
 
+def _ids_error(message: str) -> SpecError:
+    return SpecError([FieldError(field="ids", message=message)])
+
+
 def parse_ids(ids: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given."""
-    try:
-        parsed = [int(part) for part in ids.split(",") if part.strip()]
-    except ValueError:
-        raise HTTPException(
-            422, detail=f"ids: write experiment ids as 1,2,3 (got {ids!r})"
-        ) from None
+    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given. Raises
+    ``SpecError`` (422) naming ``ids``."""
+    parts = [part.strip() for part in ids.split(",") if part.strip()]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise _ids_error(f"write experiment ids as 1,2,3 (got {ids[:100]!r})")
+    if any(len(part) > 10 or not 1 <= int(part) <= INTEGER_MAX for part in parts):
+        raise _ids_error(f"experiment ids are 1 to {INTEGER_MAX}")
+    parsed = [int(part) for part in parts]
     unique = list(dict.fromkeys(parsed))
     if not 2 <= len(unique) <= MAX_COMPARED:
-        raise HTTPException(
-            422,
-            detail=f"ids: compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})",
-        )
+        raise _ids_error(f"compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})")
     return unique
 
 
@@ -81,8 +94,14 @@ def load_comparison(
 def compare(
     session: SessionDep,
     histories: HistoriesDep,
-    ids: Annotated[str, Query(description="Experiment ids, comma-separated: 1,2,3")],
-    baseline: Annotated[int | None, Query(description="Deltas and tests are against it")] = None,
+    ids: Annotated[
+        str,
+        Query(
+            description="2 to 12 different experiment ids, comma-separated: 1,2,3",
+            pattern=r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$",
+        ),
+    ],
+    baseline: Annotated[RowId | None, Query(description="Deltas and tests are against it")] = None,
 ) -> JsonText:
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
@@ -90,7 +109,12 @@ def compare(
     return JsonText(load_comparison(session, histories, parse_ids(ids), baseline)[1])
 
 
-@router.post("/experiments/import", status_code=201, response_model=ExperimentPublic)
+@router.post(
+    "/experiments/import",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=CREATED_EXPERIMENT,
+)
 def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) -> Experiment:
     """Import a result from elsewhere: a scikit-learn classification_report as text."""
     imported, errors = parse_for_import(body.report_text, body.confusion_matrix_text)
@@ -104,7 +128,7 @@ def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) 
     return experiment
 
 
-def _evaluation_with_predictions(session: Session, experiment_id: int) -> Evaluation:
+def _evaluation_with_predictions(session: Session, experiment_id: RowId) -> Evaluation:
     evaluation = session.scalar(
         select(Evaluation)
         .where(Evaluation.experiment_id == experiment_id)
@@ -121,16 +145,18 @@ def _evaluation_with_predictions(session: Session, experiment_id: int) -> Evalua
 @router.get("/experiments/{experiment_id}/gallery")
 def gallery(
     session: SessionDep,
-    experiment_id: int,
-    true_class: Annotated[int, Query(ge=0, description="Row of the confusion matrix")],
-    predicted_class: Annotated[int, Query(ge=0, description="Column of the matrix")],
+    experiment_id: RowId,
+    true_class: Annotated[Count, Query(description="Row of the confusion matrix")],
+    predicted_class: Annotated[Count, Query(description="Column of the matrix")],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Test images of one confusion-matrix cell, the most confident predictions first."""
     evaluation = _evaluation_with_predictions(session, experiment_id)
     classes = evaluation.classes
     if true_class >= len(classes) or predicted_class >= len(classes):
-        raise HTTPException(422, detail=f"classes are numbered 0..{len(classes) - 1}")
+        field = "true_class" if true_class >= len(classes) else "predicted_class"
+        message = f"classes are numbered 0..{len(classes) - 1}"
+        raise SpecError([FieldError(field=field, message=message)])
     labels = np.asarray(evaluation.labels)
     predictions = np.asarray(evaluation.predictions)
     confidences = np.asarray(evaluation.confidences)
@@ -161,7 +187,7 @@ def _test_images(path: Path) -> np.ndarray:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def test_image(session: SessionDep, experiment_id: int, position: int) -> Response:
+def test_image(session: SessionDep, experiment_id: RowId, position: Count) -> Response:
     """One test image as the experiment saw it, by its position in the evaluation."""
     evaluation = session.get(Evaluation, experiment_id)
     if evaluation is None or evaluation.test_set_fingerprint is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import shutil
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,9 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute, Match
 
 from app import crud, outbox
-from app.auth import ActorDep, ViewerDep, ensure_can_modify, viewer
+from app.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
 from app.config import get_settings
 from app.deps import SessionDep
 from app.launcher import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
@@ -34,6 +36,9 @@ from app.presets import PRESETS, Preset
 from app.queue import online_workers
 from app.quotas import QuotaExceeded, check_active_experiments
 from app.schemas import (
+    CREATED_EXPERIMENT,
+    ERROR_RESPONSES,
+    Count,
     EvaluationPublic,
     ExperimentPublic,
     ExperimentsPublic,
@@ -41,14 +46,18 @@ from app.schemas import (
     HealthPublic,
     MetricsPublic,
     ModelPublic,
+    RowId,
     SpecError,
     WorkerPublic,
+    summaries,
 )
 from app.zoo import MODELS
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(viewer)])
-public_router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(
+    prefix="/api", tags=["api"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
+)
+public_router = APIRouter(prefix="/api", tags=["api"], responses=ERROR_RESPONSES)
 SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
 DEFAULT_SORT = SortKey("created_at")
 WORKER_ONLINE_SECONDS = 60
@@ -61,8 +70,9 @@ SPEC_EXAMPLE = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Every refusal is JSON with a message a person can act on, naming the field."""
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Every refusal is JSON with a message a person can act on, naming the field.
+    ``routes``: all of the app's routes, for the methods a 405 lists."""
 
     @app.exception_handler(SpecError)
     async def spec_error(_: Request, exc: SpecError) -> JSONResponse:
@@ -99,25 +109,45 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, _: Exception) -> JSONResponse:
+        """Each method of a path is its own route, and Starlette's 405 named only the first
+        route's methods: ``Allow`` lists every method any route of this path accepts."""
+        allowed = sorted(
+            {
+                method
+                for route in routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            }
+        )
+        return JSONResponse(
+            status_code=405,
+            content={"detail": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+            headers={"Allow": ", ".join(allowed)},
+        )
 
-def _found(experiment: Experiment | None, experiment_id: int) -> Experiment:
+
+def _found(experiment: Experiment | None, experiment_id: RowId) -> Experiment:
     if experiment is None:
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
     return experiment
 
 
-def _experiment_or_404(session: Session, experiment_id: int) -> Experiment:
+def _experiment_or_404(session: Session, experiment_id: RowId) -> Experiment:
     return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
 
 
 LAUNCH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    429: {"description": "A per-user limit; Retry-After says when to try again"},
     503: {"description": "Stored and queued, but the broker did not answer; it is sent later"},
 }
 
 
 @router.post(
-    "/experiments", status_code=201, response_model=ExperimentPublic, responses=LAUNCH_RESPONSES
+    "/experiments",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses={**CREATED_EXPERIMENT, **LAUNCH_RESPONSES},
 )
 def create_experiment(
     session: SessionDep,
@@ -149,18 +179,18 @@ def list_experiments(
     sort: Annotated[SortKey, Query(description="Column to sort by")] = DEFAULT_SORT,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
     items, total = crud.list_experiments(
         session=session, status=status, model=model, tag=tag, q=q, sort=sort,
         descending=order == "desc", limit=limit, offset=offset,
         owner=principal.user.username if owner == "me" and principal.user else owner,
     )  # fmt: skip
-    return {"items": items, "total": total}
+    return {"items": summaries(items), "total": total}
 
 
-@router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
-def get_experiment(session: SessionDep, experiment_id: int) -> ExperimentPublic:
+@router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
+def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPublic:
     experiment = _found(
         crud.get_experiment_detail(session=session, experiment_id=experiment_id), experiment_id
     )
@@ -170,13 +200,13 @@ def get_experiment(session: SessionDep, experiment_id: int) -> ExperimentPublic:
 
 
 @router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)
-def get_metrics(session: SessionDep, experiment_id: int) -> dict[str, Any]:
+def get_metrics(session: SessionDep, experiment_id: RowId) -> dict[str, Any]:
     _experiment_or_404(session, experiment_id)
     return {"epochs": crud.list_epochs(session=session, experiment_id=experiment_id)}
 
 
 @router.get("/experiments/{experiment_id}/evaluation", response_model=EvaluationPublic)
-def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
+def get_evaluation(session: SessionDep, experiment_id: RowId) -> Any:
     experiment = _experiment_or_404(session, experiment_id)
     if experiment.evaluation is None:
         raise HTTPException(
@@ -192,7 +222,7 @@ def get_evaluation(session: SessionDep, experiment_id: int) -> Any:
     response_model=ExperimentPublic,
     responses=LAUNCH_RESPONSES,
 )
-def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Experiment:
+def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
     """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
@@ -233,9 +263,9 @@ def list_workers(session: SessionDep) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-@router.patch("/experiments/{experiment_id}", response_model=ExperimentPublic)
+@router.patch("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
 def update_experiment(
-    session: SessionDep, principal: ActorDep, experiment_id: int, changes: ExperimentUpdate
+    session: SessionDep, principal: ActorDep, experiment_id: RowId, changes: ExperimentUpdate
 ) -> Experiment:
     """Rename, retag or annotate an experiment."""
     experiment = _experiment_or_404(session, experiment_id)
@@ -248,7 +278,7 @@ def update_experiment(
 
 
 @router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
-def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Experiment:
+def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
     crud.request_cancel(session=session, experiment=experiment)
@@ -256,8 +286,8 @@ def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: i
     return experiment
 
 
-@router.delete("/experiments/{experiment_id}", status_code=204)
-def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: int) -> Response:
+@router.delete("/experiments/{experiment_id:int}", status_code=204)
+def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Response:
     """Delete a finished experiment with its metrics, evaluation and files."""
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
@@ -277,7 +307,7 @@ def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: i
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_model(session: SessionDep, experiment_id: int) -> FileResponse:
+def download_model(session: SessionDep, experiment_id: RowId) -> FileResponse:
     """The trained model as a `.keras` file (load with `keras.models.load_model`)."""
     experiment = _experiment_or_404(session, experiment_id)
     path = get_settings().model_path(experiment_id)
@@ -311,7 +341,12 @@ def list_presets() -> list[Preset]:
     return list(PRESETS.values())
 
 
-@router.post("/presets/{name}/launch", status_code=201, response_model=ExperimentPublic)
+@router.post(
+    "/presets/{name}/launch",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=CREATED_EXPERIMENT,
+)
 def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
     preset = PRESETS.get(name)
     if preset is None:
@@ -320,19 +355,35 @@ def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experi
     return launch(session, preset.spec.model_dump(mode="json"), owner_id=principal.user_id)
 
 
+def _failure(part: str, exc: Exception, detailed: bool) -> str:
+    """The error names hosts, ports and users: logged always, answered to admins only."""
+    logger.warning("health: %s unreachable: %s", part, exc)
+    return f"error: {exc}" if detailed else "error"
+
+
+def _is_admin(request: Request, session: Session) -> bool:
+    try:
+        user = identify(request, session).user
+    except Exception:  # no database to read the user from: nobody can be known an admin
+        return False
+    return user is not None and user.is_admin
+
+
 @public_router.get("/health", response_model=HealthPublic)
-def health(session: SessionDep) -> dict[str, Any]:
-    """Database, broker and workers: what must be up for a launch to train."""
+def health(request: Request, session: SessionDep) -> dict[str, Any]:
+    """Database, broker and workers: what must be up for a launch to train. A failing part
+    reads ``error``; signed-in admins see the error itself."""
     try:
         session.execute(text("SELECT 1"))
         database = "ok"
     except Exception as exc:
-        database = f"error: {exc}"
+        session.rollback()
+        database = _failure("database", exc, _is_admin(request, session))
     try:
         workers = online_workers()
         broker = "ok"
     except Exception as exc:
-        workers, broker = [], f"error: {exc}"
+        workers, broker = [], _failure("broker", exc, _is_admin(request, session))
     healthy = database == "ok" and broker == "ok" and bool(workers)
     return {
         "status": "ok" if healthy else "degraded",

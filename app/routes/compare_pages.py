@@ -66,8 +66,8 @@ def has_gallery(experiment: Experiment) -> bool:
 def load_comparison(
     session: Session, histories: HistoryCache, ids: Sequence[str] | None, baseline: int | None
 ) -> tuple[list[Experiment], dict[str, Any]]:
-    """``ids`` as the query gave them (``1,2,3`` or repeated); raises HTTPException (422 bad
-    ids, 404 unknown ones) just as GET /api/compare does."""
+    """``ids`` as the query gave them (``1,2,3`` or repeated); raises SpecError (422, bad
+    ids) or HTTPException (404, unknown ones) just as GET /api/compare does."""
     return analysis.load_comparison(session, histories, parse_ids(",".join(ids or [])), baseline)
 
 

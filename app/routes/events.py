@@ -22,10 +22,17 @@ from starlette.concurrency import run_in_threadpool
 from app import crud, quotas
 from app.auth import viewer
 from app.db import get_sessionmaker
-from app.models import Status
-from app.schemas import EpochMetricPublic, EvaluationPublic, ExperimentPublic
+from app.models import INTEGER_MAX, Status
+from app.schemas import (
+    ERROR_RESPONSES,
+    Count,
+    EpochMetricPublic,
+    EvaluationPublic,
+    ExperimentPublic,
+    RowId,
+)
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
 POLL_SECONDS = 0.5
 PING_SECONDS = 15.0
@@ -162,9 +169,11 @@ async def _closing(stream_id: str, events: AsyncIterator[str]) -> AsyncIterator[
 
 
 def _resume_after(after_epoch: int, last_event_id: str | None) -> int:
-    """A reconnecting browser sends the last epoch it got as Last-Event-ID."""
-    if last_event_id and last_event_id.strip().isdigit():
-        return max(after_epoch, int(last_event_id))
+    """A reconnecting browser sends the last epoch it got as Last-Event-ID; an id that is no
+    epoch number (garbled, or past any epoch a column holds) is ignored, not an error."""
+    text = (last_event_id or "").strip()
+    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= INTEGER_MAX:
+        return max(after_epoch, int(text))
     return after_epoch
 
 
@@ -175,8 +184,8 @@ def _resume_after(after_epoch: int, last_event_id: str | None) -> int:
 )
 async def experiment_events(
     request: Request,
-    experiment_id: int,
-    after_epoch: Annotated[int, Query(ge=0, description="Send only epochs after this one.")] = 0,
+    experiment_id: RowId,
+    after_epoch: Annotated[Count, Query(description="Send only epochs after this one.")] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Live updates as server-sent events: ``experiment`` (state changed, with its place in

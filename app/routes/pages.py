@@ -61,7 +61,7 @@ from app.forms import (
     values_from_spec,
 )
 from app.launcher import BrokerUnavailable, launch
-from app.models import Experiment, Status
+from app.models import INTEGER_MAX, Experiment, Status
 from app.presets import PRESETS
 from app.quotas import QuotaExceeded
 from app.resources import TEMPLATES_DIR
@@ -82,7 +82,9 @@ from app.schemas import (
     EvaluationPublic,
     ExperimentPublic,
     FieldError,
+    RowId,
     SpecError,
+    summaries,
 )
 from app.zoo import MODELS
 
@@ -90,6 +92,7 @@ router = APIRouter(include_in_schema=False)
 
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
 PAGE_SIZE = 25
+MAX_PAGE = INTEGER_MAX // PAGE_SIZE
 
 
 # --- who is looking ----------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def experiments_page(
     order: str = DEFAULT_SORT[1],
     page: int = 1,
 ) -> Response:
-    page = max(page, 1)
+    page = min(max(page, 1), MAX_PAGE)
     sort = sort if sort in FIRST_ORDER else DEFAULT_SORT[0]
     order = "asc" if order == "asc" else "desc"
     items, total = crud.list_experiments(
@@ -269,7 +272,7 @@ def experiments_page(
     }  # fmt: skip
     pages = max(1, math.ceil(total / PAGE_SIZE))
     context = {
-        "experiments": items,
+        "experiments": summaries(items),
         "total": total,
         "filters": filters,
         "filtered": any((status, model, tag.strip(), q.strip(), owner.strip())),
@@ -311,7 +314,7 @@ def _render_form(
 def new_experiment_page(
     request: Request,
     session: SessionDep,
-    source_id: Annotated[int | None, Query(alias="from")] = None,
+    source_id: Annotated[RowId | None, Query(alias="from")] = None,
     preset_name: Annotated[str | None, Query(alias="preset")] = None,
 ) -> Response:
     """``?from=ID`` prefills the form with that experiment's spec (clone and tweak),
@@ -522,7 +525,7 @@ def _imported_page(request: Request, experiment: Experiment, can_modify: bool) -
 
 @router.get("/experiments/{experiment_id}")
 def experiment_page(
-    request: Request, session: SessionDep, principal: PageViewerDep, experiment_id: int
+    request: Request, session: SessionDep, principal: PageViewerDep, experiment_id: RowId
 ) -> Response:
     """Cancel, Retry, Delete and the notes editor are drawn for the owner or an admin only
     (the API refuses anyone else all the same)."""
@@ -553,7 +556,7 @@ def experiment_page(
 
 
 @router.get("/experiments/{experiment_id}/evaluation", dependencies=FRAGMENT_VIEWER)
-def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
+def evaluation_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
     """The evaluation section alone: the live page swaps it in when training ends, so the
     table and heatmap have one rendering path."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
@@ -565,7 +568,7 @@ def evaluation_panel(request: Request, session: SessionDep, experiment_id: int) 
 
 
 @router.get("/experiments/{experiment_id}/diagnostics", dependencies=FRAGMENT_VIEWER)
-def diagnostics_panel(request: Request, session: SessionDep, experiment_id: int) -> Response:
+def diagnostics_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
     """The diagnostics section alone: the live page swaps it in after each epoch and at the
     end, when "so far" becomes the final verdict."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
@@ -625,12 +628,14 @@ def compare_page(
     session: SessionDep,
     histories: HistoriesDep,
     ids: IdsQuery = None,
-    baseline: int | None = None,
+    baseline: RowId | None = None,
 ) -> Response:
     try:
         experiments, comparison = compare_pages.load_comparison(session, histories, ids, baseline)
     except HTTPException as exc:
         return error_page(request, exc.status_code, str(exc.detail))
+    except SpecError as exc:
+        return error_page(request, 422, str(exc))
     context = compare_pages.compare_context(experiments, comparison)
     context["page_data"] = compare_pages.page_data(context, comparison)
     return templates.TemplateResponse(request, "compare.html", context)
@@ -638,7 +643,10 @@ def compare_page(
 
 @router.get("/compare/live", dependencies=FRAGMENT_VIEWER)
 def compare_live(
-    session: SessionDep, histories: HistoriesDep, ids: IdsQuery = None, baseline: int | None = None
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: RowId | None = None,
 ) -> dict[str, Any]:
     """What the compare page polls while an experiment is queued or running: its figures
     and the HTML of each section that changes as runs progress."""
@@ -650,8 +658,8 @@ def compare_live(
 @router.get("/compare/difference", dependencies=FRAGMENT_VIEWER)
 def compare_difference(
     session: SessionDep,
-    a: Annotated[int, Query(description="Experiment A")],
-    b: Annotated[int, Query(description="Experiment B")],
+    a: Annotated[RowId, Query(description="Experiment A")],
+    b: Annotated[RowId, Query(description="Experiment B")],
     normalized: bool = False,
 ) -> JSONResponse:
     """Confusion matrix A - B, for the two experiments the page's selects name."""
@@ -663,7 +671,10 @@ def compare_difference(
 
 @router.get("/compare.csv", dependencies=SIGNED_IN)
 def compare_csv(
-    session: SessionDep, histories: HistoriesDep, ids: IdsQuery = None, baseline: int | None = None
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: RowId | None = None,
 ) -> Response:
     """The compare page's tables as one flat CSV (see ``compare_pages.csv_rows``)."""
     experiments, comparison = compare_pages.load_comparison(session, histories, ids, baseline)

@@ -1,5 +1,6 @@
 """Browser fixtures shared by the browser tests: Debian's Chromium driven by Playwright, and a
-page whose JavaScript errors fail the test that opened it."""
+page whose JavaScript errors and Content-Security-Policy violations fail the test that
+opened it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Never `playwright install` (it downloads); these flags let Playwright drive Debian's build.
@@ -39,6 +40,13 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: _record_policy_violation(message, errors))
     yield page
     context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors or Content-Security-Policy violations: {errors}"
+
+
+def _record_policy_violation(message: ConsoleMessage, errors: list[str]) -> None:
+    """A script, style or frame the page's policy blocked (app/security_headers.py)."""
+    if message.type == "error" and "Content Security Policy" in message.text:
+        errors.append(message.text)

@@ -20,6 +20,7 @@ from app import crud
 from app.models import utcnow
 from app.presets import PRESETS
 from tests.conftest import Stack
+from tests.e2e.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -60,13 +61,14 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     page.wait_for_url(re.compile(r"/experiments/\d+$"))
     experiment_id = int(page.url.rsplit("/", 1)[1])
 
-    page.wait_for_function(FINISHED_JS, timeout=TRAINING_TIMEOUT_MS)
+    wait_for(page, FINISHED_JS, timeout=TRAINING_TIMEOUT_MS)
     status = page.locator("#status").get_attribute("data-status")
     assert status == "succeeded", page.locator("#error").text_content()
 
-    page.wait_for_function(
+    wait_for(
+        page,
         "(() => { const d = document.getElementById('accuracy-chart').data;"
-        " return d.length === 2 && d.every(t => t.x.length === 2); })()"
+        " return d.length === 2 && d.every(t => t.x.length === 2); })()",
     )
     traces = page.evaluate(
         "document.getElementById('accuracy-chart').data.map(t => ({name: t.name, x: t.x, y: t.y}))"
@@ -75,10 +77,11 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     assert all(t["x"] == [1, 2] and None not in t["y"] for t in traces)
     expect(page.locator("#progress")).to_contain_text("Epoch 2/2")
 
-    page.wait_for_function(
+    wait_for(
+        page,
         "(() => { const m = document.getElementById('confusion-matrix');"
         " return m && m.data && m.data[0].type === 'heatmap'"
-        " && m.querySelectorAll('.hm').length > 0; })()"
+        " && m.querySelectorAll('.hm').length > 0; })()",
     )
     classes = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/evaluation").json()[
         "classes"
@@ -91,7 +94,7 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     expect(page.locator("#diagnosis [data-verdict]")).not_to_have_text(
         re.compile(r"^(So far|No epochs)")
     )
-    page.wait_for_function("document.getElementById('gap-chart').data[0].x.length === 2")
+    wait_for(page, "document.getElementById('gap-chart').data[0].x.length === 2")
     expect(page.locator("[data-fact=seconds_per_epoch]")).to_contain_text(" s last")
     expect(page.locator("[data-fact=images_per_second]")).to_contain_text(" last")
     download = page.locator("#download")
@@ -187,7 +190,7 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
         assert fine_tune_lines(page) == [[], [], []]
 
         write_epoch(session, lease, 2, "fine_tune")
-        page.wait_for_function("document.getElementById('loss-chart').data[0].x.length === 2")
+        wait_for(page, "document.getElementById('loss-chart').data[0].x.length === 2")
         assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
         labels = page.locator("#accuracy-chart").get_by_text("fine-tuning")
         expect(labels).to_have_count(1)

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Stack
+from tests.e2e.polling import wait_for
 from tests.e2e.test_training_flow import wait_until_finished
 from tests.factories import spec_data
 
@@ -90,7 +91,8 @@ def test_compare_three_runs_live_then_open_a_cells_images(stack: Stack, page: Pa
         remaining = max(1.0, deadline - time.monotonic())
         finished = wait_until_finished(stack.base_url, experiment_id, remaining)
         assert finished["status"] == "succeeded", finished["error"]
-    page.wait_for_function(
+    wait_for(
+        page,
         "[...document.querySelectorAll('#summary [data-status]')]"
         ".every(b => b.dataset.status === 'succeeded')",
         timeout=30_000,
@@ -113,9 +115,10 @@ def test_compare_three_runs_live_then_open_a_cells_images(stack: Stack, page: Pa
     expect(page.locator("#gallery-title")).to_contain_text("compare a: ")
     images = page.locator("#gallery-grid img")
     expect(images).to_have_count(min(count, 60))
-    page.wait_for_function(
+    wait_for(
+        page,
         "[...document.querySelectorAll('#gallery-grid img')]"
-        ".every(image => image.complete && image.naturalWidth === 32)"
+        ".every(image => image.complete && image.naturalWidth === 32)",
     )
     expect(page.locator("#gallery-grid figcaption").first).to_contain_text("%")
     page.locator("[data-gallery-close]").click()

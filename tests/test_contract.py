@@ -1,0 +1,75 @@
+"""Issue 12 items 14a and 15: security headers, and an OpenAPI document that says what the
+API really answers (error bodies, statuses, datetimes with their zone, Allow on 405)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.main import create_app
+from app.security_headers import inline_script_hashes
+from tests.factories import make_experiment
+
+
+@pytest.fixture
+def client(data_dir: object) -> TestClient:
+    return TestClient(create_app())
+
+
+def _script_src(response: object) -> str:
+    policy = response.headers["content-security-policy"]  # type: ignore[attr-defined]
+    return re.search(r"script-src ([^;]*)", policy).group(1)  # type: ignore[union-attr]
+
+
+def test_14a_pages_and_api_carry_security_headers(client: TestClient) -> None:
+    for path in ("/", "/api/experiments", "/static/app.css", "/login"):
+        response = client.get(path)
+        assert _script_src(response) == "'self'", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "same-origin"
+
+
+def test_14a_docs_pages_allow_exactly_their_own_inline_script(client: TestClient) -> None:
+    """Swagger UI starts from one inline script: the policy names it by hash, nothing else."""
+    for path in ("/docs", "/redoc"):
+        response = client.get(path)
+        hashes = inline_script_hashes(response.content)
+        assert _script_src(response) == "'self'" + "".join(f" 'sha256-{h}'" for h in hashes)
+    assert inline_script_hashes(client.get("/docs").content)  # Swagger UI has one
+
+
+def test_15_405_lists_every_method_of_the_path(client: TestClient, session: Session) -> None:
+    experiment = make_experiment(session)
+    response = client.options(f"/api/experiments/{experiment.id}")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+
+
+def test_15_datetimes_carry_their_utc_offset(client: TestClient, session: Session) -> None:
+    """SQLite returns timestamps without a zone; the API says they are UTC."""
+    experiment = make_experiment(session)
+    session.expire_all()
+    for body in (
+        client.get(f"/api/experiments/{experiment.id}").json(),
+        client.get("/api/experiments").json()["items"][0],
+    ):
+        assert body["created_at"].endswith(("Z", "+00:00")), body["created_at"]
+
+
+def test_15_openapi_documents_error_bodies_as_they_are(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/api/experiments/{experiment_id}"]["patch"]
+    for status in ("404", "409", "422", "429"):
+        assert status in operation["responses"], status
+    ref = operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    validation = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(validation["required"]) == {"detail", "errors"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    response = client.patch("/api/experiments/1", json={"tags": None})
+    assert set(response.json()) == {"detail", "errors"}
+    compare = client.get("/api/compare?ids=1")
+    assert compare.status_code == 422 and compare.json()["errors"][0]["field"] == "ids"
