@@ -701,15 +701,6 @@ token_cli = typer.Typer(help="API tokens for the CLI and scripts (written to the
 cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(help="The data directory `cifarlab up` uses [env: CIFARLAB_DATA_DIR]."),
-]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(help="The server's database, if not SQLite in the data directory "
-                 "[env: CIFARLAB_DATABASE_URL]."),
-]  # fmt: skip
 PasswordOption = Annotated[
     str | None,
     typer.Option(
@@ -738,8 +729,8 @@ def user_create(
     username: str,
     admin: Annotated[bool, typer.Option(help="May change everyone's experiments.")] = False,
     password: PasswordOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseUrlOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     create: Annotated[
         bool, typer.Option(help="Make the database if there is none yet (or migrate it).")
     ] = False,
@@ -760,7 +751,7 @@ def user_create(
 
 
 @user_cli.command("list")
-def user_list(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None) -> None:
+def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List the accounts."""
     from app import accounts
     from app.db import session_scope
@@ -779,8 +770,8 @@ def user_list(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = 
 def user_password(
     username: str,
     password: PasswordOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseUrlOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Set a new password; every browser signed in as USERNAME is signed out."""
     from app import accounts
@@ -813,17 +804,13 @@ def _set_disabled(username: str, disabled: bool, where: str) -> None:
 
 
 @user_cli.command("disable")
-def user_disable(
-    username: str, data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None
-) -> None:
+def user_disable(username: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Stop USERNAME signing in: their browsers are signed out and their tokens refused."""
     _set_disabled(username, True, _database(data_dir, database_url))
 
 
 @user_cli.command("enable")
-def user_enable(
-    username: str, data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None
-) -> None:
+def user_enable(username: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Let a disabled USERNAME sign in again; their unexpired tokens work again."""
     _set_disabled(username, False, _database(data_dir, database_url))
 
@@ -838,8 +825,8 @@ def token_create(
     no_expiry: Annotated[
         bool, typer.Option(help="Never expires (until revoked); for a service's own token.")
     ] = False,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseUrlOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API token for USERNAME and print it (shown once; keep it secret)."""
     from datetime import timedelta
@@ -876,8 +863,8 @@ def token_create(
 @token_cli.command("list")
 def token_list(
     username: Annotated[str | None, typer.Argument(help="Only this user's tokens.")] = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseUrlOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """List API tokens: who, what for, when made, last used and expires (never the token)."""
     from app import accounts
@@ -902,8 +889,8 @@ def token_list(
 @token_cli.command("revoke")
 def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The id `cifarlab token list` shows.")],
-    data_dir: DataDirOption = None,
-    database_url: DatabaseUrlOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API token: it is refused from the next request on."""
     from app import accounts

@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import numpy as np
-from sqlalchemy import Row, String, case, cast, delete, func, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, undefer
 
@@ -213,24 +224,26 @@ def claim_experiment(
     return None if attempt is None else Lease(experiment_id=experiment_id, attempt=attempt)
 
 
+def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
+    """This attempt still holds the run: its number is still ``attempts`` and the run has not
+    ended (running, or cancelled by a user while it ran)."""
+    return (
+        Experiment.id == lease.experiment_id,
+        Experiment.attempts == lease.attempt,
+        Experiment.status.in_([Status.running, Status.cancelled]),
+        Experiment.finished_at.is_(None),
+    )
+
+
 def _write_held(*, session: Session, lease: Lease, values: dict[str, Any]) -> bool:
-    """Update the experiment only while this attempt holds it: its number is still
-    ``attempts`` and the run has not ended (running, or cancelled by a user while it ran).
+    """Update the experiment only while this attempt holds it (``_held``).
 
     Returns whether a cancel has been requested (the caller stops); raises ``LeaseLost`` when
     another attempt holds the run or it has ended, having written nothing. On PostgreSQL the
     UPDATE keeps the row locked until commit, and SQLite holds its write lock, so whatever
     else the transaction does happens while the lease is still held."""
     status = session.scalar(
-        update(Experiment)
-        .where(
-            Experiment.id == lease.experiment_id,
-            Experiment.attempts == lease.attempt,
-            Experiment.status.in_([Status.running, Status.cancelled]),
-            Experiment.finished_at.is_(None),
-        )
-        .values(**values)
-        .returning(Experiment.status)
+        update(Experiment).where(*_held(lease)).values(**values).returning(Experiment.status)
     )
     if status is None:
         raise LeaseLost(lease)
@@ -520,12 +533,7 @@ def save_evaluation(
     accuracy = float(report["accuracy"])
     result = session.execute(
         update(Experiment)
-        .where(
-            Experiment.id == lease.experiment_id,
-            Experiment.attempts == lease.attempt,
-            Experiment.status.in_([Status.running, Status.cancelled]),
-            Experiment.finished_at.is_(None),
-        )
+        .where(*_held(lease))
         .values(
             status=case(
                 (Experiment.status == Status.running, Status.succeeded), else_=Experiment.status
@@ -629,12 +637,7 @@ def end_attempt(
     cancelled = Experiment.status == Status.cancelled
     result = session.execute(
         update(Experiment)
-        .where(
-            Experiment.id == lease.experiment_id,
-            Experiment.attempts == lease.attempt,
-            Experiment.status.in_([Status.running, Status.cancelled]),
-            Experiment.finished_at.is_(None),
-        )
+        .where(*_held(lease))
         .values(
             status=case((cancelled, Status.cancelled), else_=status),
             error=case((cancelled, None), else_=error),
