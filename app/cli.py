@@ -23,13 +23,13 @@ from rich.table import Table
 
 from app.bench import chart as charts
 from app.client import ApiClient, ApiError
-from app.config import get_settings, make_private_dir, restrict_file_modes
+from app.core.config import get_settings, make_private_dir, restrict_file_modes
+from app.core.presets import PRESETS
+from app.core.schemas import SpecError, parse_spec
+from app.core.zoo import MODELS
 from app.embedded_redis import free_port, redis_url, start_redis
-from app.presets import PRESETS
-from app.schemas import SpecError, parse_spec
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
-from app.zoo import MODELS
 
 cli = typer.Typer(
     help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
@@ -78,8 +78,8 @@ def is_loopback(host: str) -> bool:
 
 def check_exposure(host: str) -> None:
     """Open access (no accounts) only on loopback, unless auth is disabled on purpose."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     settings = get_settings()
     if is_loopback(host) or settings.auth == "disabled":
@@ -159,11 +159,10 @@ def _worker_died(name: str, returncode: int) -> None:
     """Its runs go back to the queue now (they resume from their checkpoints), not after the
     heartbeat timeout, and so do its messages: it was this Redis's only consumer. Its row on
     /workers counts the restart."""
-    from app import crud
-    from app.db import session_scope
-    from app.interruptions import requeue_dead_worker
-    from app.queue import restore_unacknowledged
-    from app.supervisor import describe_exit
+    from app.core import crud
+    from app.core.db import session_scope
+    from app.core.interruptions import describe_exit, requeue_dead_worker
+    from app.core.queue import restore_unacknowledged
 
     requeue_dead_worker(get_settings(), worker_name=name, returncode=returncode)
     restore_unacknowledged()
@@ -268,10 +267,10 @@ DatabaseUrl = Annotated[
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date, creating the database if there is none. With
     CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
-    from app import accounts
+    from app.core.db import session_scope
     from app.database_location import describe, has_schema, point_at
-    from app.db import session_scope
     from app.migrate import upgrade
+    from app.services import accounts
 
     settings = point_at(data_dir=data_dir, database_url=database_url)
     where = describe(settings.sqlalchemy_url)
@@ -736,8 +735,8 @@ def user_create(
     ] = False,
 ) -> None:
     """Create an account; once one exists, cifarlab asks everyone to sign in."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     where = _database(data_dir, database_url, create=create)
     secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -753,8 +752,8 @@ def user_create(
 @user_cli.command("list")
 def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List the accounts."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     where = _database(data_dir, database_url)
     table = Table("user", "admin", "created", "disabled")
@@ -774,8 +773,8 @@ def user_password(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Set a new password; every browser signed in as USERNAME is signed out."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     where = _database(data_dir, database_url)
     secret = password or typer.prompt("new password", hide_input=True, confirmation_prompt=True)
@@ -790,8 +789,8 @@ def user_password(
 
 
 def _set_disabled(username: str, disabled: bool, where: str) -> None:
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     try:
         with session_scope() as session:
@@ -831,9 +830,9 @@ def token_create(
     """Create an API token for USERNAME and print it (shown once; keep it secret)."""
     from datetime import timedelta
 
-    from app import accounts
-    from app.db import session_scope
-    from app.models import utcnow
+    from app.core.db import session_scope
+    from app.core.models import utcnow
+    from app.services import accounts
 
     if no_expiry and expires_in_days is not None:
         raise _fail("choose --expires-in-days or --no-expiry, not both")
@@ -867,8 +866,8 @@ def token_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List API tokens: who, what for, when made, last used and expires (never the token)."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     where = _database(data_dir, database_url)
     table = Table("id", "user", "name", "created", "last used", "expires")
@@ -893,8 +892,8 @@ def token_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API token: it is refused from the next request on."""
-    from app import accounts
-    from app.db import session_scope
+    from app.core.db import session_scope
+    from app.services import accounts
 
     where = _database(data_dir, database_url)
     try:

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import db
-from app.config import Settings, get_settings
+from app.core import db
+from app.core.config import Settings, get_settings
 from app.migrate import alembic_config, upgrade
 
 

@@ -13,18 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from app.core.interruptions import describe_exit
+
 logger = logging.getLogger(__name__)
 GROUP_GONE_SECONDS = 10.0  # how long a killed process group may take to disappear
-
-
-def describe_exit(returncode: int) -> str:
-    """Popen's return code in words: ``killed by SIGKILL`` or ``exited with code 1``."""
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with code {returncode}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ Each process of a group asks Linux to send it SIGTERM when the process that star
 even by SIGKILL (a service manager's last resort): a server left behind would keep the port.
 
 uvicorn's own reading of X-Forwarded-* (which trusts 127.0.0.1 by default) is off: the app
-believes only CIFARLAB_TRUSTED_PROXIES (app/cookies.py).
+believes only CIFARLAB_TRUSTED_PROXIES (app/web/cookies.py).
 
 Run as ``python -m app.web_server --host H --port P --processes N``; ``--parent PID`` makes it
 one server process of the group that PID started.
@@ -30,7 +30,7 @@ import uvicorn
 
 from app.supervisor import Supervisor
 
-APP = "app.main:create_app"
+APP = "app.web.main:create_app"
 BACKLOG = 2048  # uvicorn's default
 GRACEFUL_SECONDS = 5
 """How long a stopping server lets requests finish. An open live page's event stream never

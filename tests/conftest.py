@@ -17,8 +17,8 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from app import config, db, queue
 from app.bench.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
+from app.core import config, db, queue
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.migrate import upgrade
 from tests.factories import write_official_cifar10

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.models import Experiment
-from app.schemas import parse_spec
+from app.core import crud
+from app.core.models import Experiment
+from app.core.schemas import parse_spec
 
 NUM_CLASSES = 10
 

@@ -11,10 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from app import accounts, db
 from app.cli import cli
-from app.db import session_scope
-from app.main import create_app
+from app.core import db
+from app.core.db import session_scope
+from app.services import accounts
+from app.web.main import create_app
 from tests.conftest import _clear_caches
 from tests.test_sign_in import PASSWORD, bearer, signed_in
 

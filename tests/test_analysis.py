@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
-from app.main import create_app
-from app.report_import import parse_classification_report
+from app.core.config import get_settings
+from app.core.report_import import parse_classification_report
+from app.web.main import create_app
 from tests.factories import make_evaluated, make_experiment
 
 pytestmark = pytest.mark.both_databases

@@ -10,10 +10,11 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import accounts, config, crud, queue
+from app.core import config, crud, queue
+from app.core.models import Status
 from app.embedded_redis import free_port
-from app.main import create_app
-from app.models import Status
+from app.services import accounts
+from app.web.main import create_app
 from tests.factories import claim, make_experiment, spec_data
 
 pytestmark = pytest.mark.both_databases
@@ -192,7 +193,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
 def test_delete_removes_rows_and_files_but_not_a_running_run(
     client: TestClient, session: Session, data_dir
 ) -> None:
-    from app.config import get_settings
+    from app.core.config import get_settings
 
     experiment_id = make_experiment(session).id
     assert client.delete(f"/api/experiments/{experiment_id}").status_code == 409
@@ -220,7 +221,7 @@ def test_model_download_404_before_training(client: TestClient, session: Session
 
 
 def test_oversized_body_is_a_413_not_a_500(client: TestClient) -> None:
-    from app.limits import MAX_BODY_BYTES
+    from app.web.limits import MAX_BODY_BYTES
 
     spec = spec_data()
     spec["name"] = "x" * (MAX_BODY_BYTES + 10)

@@ -9,9 +9,9 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import accounts
 from app.cli import check_exposure
-from app.main import create_app
+from app.services import accounts
+from app.web.main import create_app
 from tests.factories import spec_data
 
 pytestmark = pytest.mark.both_databases
@@ -119,7 +119,7 @@ def test_cross_site_writes_are_refused_even_when_open(session: Session, broker) 
 def test_passwords_are_hashed_and_tokens_kept_only_as_hashes(
     session: Session, team: dict[str, str]
 ) -> None:
-    from app.models import ApiToken
+    from app.core.models import ApiToken
 
     alice = accounts.get_user(session=session, username="alice")
     assert alice.password_hash.startswith("$argon2") and PASSWORD not in alice.password_hash
@@ -134,7 +134,7 @@ def test_passwords_are_hashed_and_tokens_kept_only_as_hashes(
 def test_listening_beyond_loopback_needs_accounts(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from app.core.config import get_settings
 
     check_exposure("127.0.0.1")
     with pytest.raises(ValueError, match="cifarlab user create"):

@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import accounts, crud, outbox
-from app.main import create_app
-from app.models import Experiment, Status
+from app.core import crud
+from app.core.models import Experiment, Status
+from app.services import accounts, outbox
+from app.web.main import create_app
 from tests.factories import make_experiment
 from tests.test_compare_pages import report_text
 from tests.test_pages import XSS, by_id, csrf_token, elements, form, post_form

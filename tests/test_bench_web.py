@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from app.bench import web
-from app.models import EpochMetric, Evaluation, Experiment, Status
+from app.core.models import EpochMetric, Evaluation, Experiment, Status
 
 ENDPOINTS = {
     "list_page", "list_api", "experiment_page", "metrics_api", "compare_page", "compare_api",

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.charts import (
+from app.core.schemas import EpochMetricPublic
+from app.web.charts import (
     boundary_marks,
     class_rows,
     comparison_confusion_figures,
@@ -26,7 +27,6 @@ from app.charts import (
     with_boundary,
     with_export_name,
 )
-from app.schemas import EpochMetricPublic
 
 EPOCHS: list[dict[str, Any]] = [
     {"epoch": 1, "loss": 2.0, "accuracy": 0.3, "val_loss": 2.2, "val_accuracy": 0.25},

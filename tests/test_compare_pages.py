@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import classification_report
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.main import create_app
-from app.models import Experiment, Status
-from app.report_import import parse_classification_report
-from app.routes import compare_pages
+from app.core import crud
+from app.core.models import Experiment, Status
+from app.core.report_import import parse_classification_report
+from app.web.main import create_app
+from app.web.routes import compare_pages
 from tests.factories import CLASSES, make_evaluated, make_experiment
 from tests.test_pages import XSS, by_id, elements, field_errors, inputs, post_form
 

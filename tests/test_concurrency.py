@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.main import create_app
+from app.core import crud
+from app.web.main import create_app
 from tests.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
@@ -24,7 +24,7 @@ WRITERS = 4
 def write_epochs(environment: dict[str, str], lease: crud.Lease) -> None:
     """A worker process: one transaction per epoch, plus progress writes between them."""
     os.environ.update(environment)
-    from app.db import session_scope
+    from app.core.db import session_scope
 
     for epoch in range(1, EPOCHS + 1):
         with session_scope() as session:

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.main import create_app
-from app.security_headers import inline_script_hashes
+from app.web.main import create_app
+from app.web.security_headers import inline_script_hashes
 from tests.factories import make_experiment
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.diagnostics import Diagnosis, diagnose
-from app.schemas import EpochMetricPublic
+from app.core.schemas import EpochMetricPublic
+from app.services.diagnostics import Diagnosis, diagnose
 
 
 def _rows(

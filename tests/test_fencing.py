@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from app import crud, db
-from app.models import Status
+from app.core import crud, db
+from app.core.models import Status
 from tests.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases

@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
-from app.forms import (
+from app.core.presets import PRESETS
+from app.core.schemas import FieldError, SpecError, parse_spec
+from app.core.zoo import MODELS
+from app.web.forms import (
     OTHER_GROUP,
     PRIMARY_GROUPS,
     form_context,
@@ -25,9 +28,6 @@ from app.forms import (
     study_preset,
     values_from_spec,
 )
-from app.presets import PRESETS
-from app.schemas import FieldError, SpecError, parse_spec
-from app.zoo import MODELS
 
 
 def _schema(model: str = "custom_cnn") -> dict[str, Any]:

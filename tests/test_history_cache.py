@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.comparison import History
-from app.history_cache import HistoryCache
-from app.main import create_app
-from app.models import EpochMetric, Experiment, Status
+from app.core import crud
+from app.core.models import EpochMetric, Experiment, Status
+from app.services.comparison import History
+from app.services.history_cache import HistoryCache
+from app.web.main import create_app
 from tests.factories import claim, make_evaluated, make_experiment
 
 LABELS = [i % 10 for i in range(100)]

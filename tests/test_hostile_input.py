@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.main import create_app
+from app.web.main import create_app
 from tests.factories import make_experiment
 
 pytestmark = pytest.mark.both_databases

@@ -15,12 +15,12 @@ import redis
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.config import get_settings
-from app.interruptions import requeue_dead_worker
-from app.memory import MemoryFigures, read_memory
-from app.models import Experiment, Status
-from app.queue import enqueue_training, restore_unacknowledged
+from app.core import crud
+from app.core.config import get_settings
+from app.core.interruptions import requeue_dead_worker
+from app.core.memory import MemoryFigures, read_memory
+from app.core.models import Experiment, Status
+from app.core.queue import enqueue_training, restore_unacknowledged
 from tests.factories import make_experiment
 from worker.tasks import settle_lost_child
 
@@ -80,7 +80,7 @@ def test_sigkilled_worker_runs_requeue_then_fail_with_memory_figures(
 
 CONSUMER = """
 import sys, time
-from app.queue import get_celery
+from app.core.queue import get_celery
 with get_celery().connection_for_read() as connection:
     queue = connection.SimpleQueue(sys.argv[1])
     queue.get(timeout=30)  # taken, never acknowledged
@@ -139,7 +139,7 @@ def test_memory_figures_come_from_proc_and_the_cgroup(
     usage, limit = tmp_path / "memory.current", tmp_path / "memory.max"
     usage.write_text("3000\n")
     limit.write_text("max\n")
-    monkeypatch.setattr("app.memory.CGROUP_FILES", ((usage, limit),))
+    monkeypatch.setattr("app.core.memory.CGROUP_FILES", ((usage, limit),))
     assert read_memory(proc) == MemoryFigures(1024 * 1024, 2048 * 1024, 6144 * 1024, 8192 * 1024,
                                               "machine")  # fmt: skip
     limit.write_text("4000\n")

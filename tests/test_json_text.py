@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from app.json_text import JsonText, dumps
-from app.routes.pages import templates
+from app.web.json_text import JsonText, dumps
+from app.web.routes.pages import templates
 
 
 def test_non_finite_numbers_become_null_and_keys_become_strings() -> None:

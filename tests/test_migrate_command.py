@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from app import accounts, config, db
 from app.cli import cli
-from app.security import verify_password
+from app.core import config, db
+from app.services import accounts
+from app.services.security import verify_password
 
 
 def _password_is(session: Session, username: str, password: str) -> bool:

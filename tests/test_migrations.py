@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session, undefer
 
+from app.core.models import Base, Evaluation
 from app.migrate import downgrade, upgrade
-from app.models import Base, Evaluation
 
 
 def test_upgrade_head_then_downgrade_base_on_empty_sqlite(tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import crud, outbox
+from app.core import crud
+from app.core.models import Experiment, Status, utcnow
 from app.embedded_redis import free_port, redis_url, start_redis
-from app.main import create_app
-from app.models import Experiment, Status, utcnow
+from app.services import outbox
+from app.web.main import create_app
 from tests.conftest import _clear_caches
 from tests.factories import make_experiment, spec_data
 

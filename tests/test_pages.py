@@ -15,14 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import crud, db, outbox
-from app.main import create_app
-from app.models import Experiment, Status
-from app.presets import PRESETS
-from app.report_import import parse_classification_report
-from app.routes import events, pages
-from app.schemas import EvaluationPublic, FieldError, SpecError
-from app.zoo import MODELS
+from app.core import crud, db
+from app.core.models import Experiment, Status
+from app.core.presets import PRESETS
+from app.core.report_import import parse_classification_report
+from app.core.schemas import EvaluationPublic, FieldError, SpecError
+from app.core.zoo import MODELS
+from app.services import outbox
+from app.web.main import create_app
+from app.web.routes import events, pages
 from tests.factories import make_evaluated, make_experiment
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -7,9 +7,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.cli import build_spec
-from app.main import create_app
-from app.presets import PRESETS
-from app.schemas import SpecError, parse_spec
+from app.core.presets import PRESETS
+from app.core.schemas import SpecError, parse_spec
+from app.web.main import create_app
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

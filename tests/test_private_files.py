@@ -51,7 +51,7 @@ def test_cifarlab_makes_its_data_directory_and_database_private(tmp_path: Path) 
 
 
 def test_an_existing_data_directory_is_tightened(tmp_path: Path) -> None:
-    from app.config import make_private_dir
+    from app.core.config import make_private_dir
 
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)

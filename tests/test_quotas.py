@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import accounts, crud, quotas
-from app.main import create_app
-from app.models import LiveStream, Status, utcnow
+from app.core import crud
+from app.core.models import LiveStream, Status, utcnow
+from app.services import accounts, quotas
+from app.web.main import create_app
 from tests.conftest import _clear_caches
 from tests.factories import make_experiment, spec_data
 

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.config import get_settings
-from app.main import create_app
-from app.models import Experiment, Status, utcnow
-from app.reaper import reap_lost
+from app.core import crud
+from app.core.config import get_settings
+from app.core.models import Experiment, Status, utcnow
+from app.services.reaper import reap_lost
+from app.web.main import create_app
 from tests.factories import make_experiment
 
 pytestmark = pytest.mark.both_databases

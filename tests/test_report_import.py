@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
-from app.report_import import parse_classification_report, parse_confusion_matrix
+from app.core.report_import import parse_classification_report, parse_confusion_matrix
 
 SEED_REPORTS = Path(__file__).resolve().parents[2] / "shared" / "seed-reports"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.schemas import SpecError, parse_spec
+from app.core.schemas import SpecError, parse_spec
 from tests.factories import spec_data
 
 

@@ -48,7 +48,7 @@ def served(broker: redis.Redis, data_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "CIFARLAB_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "app.web.main:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,
     )  # fmt: skip

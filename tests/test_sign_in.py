@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import accounts
-from app.config import get_settings
-from app.main import create_app
-from app.models import ApiToken, utcnow
+from app.core.config import get_settings
+from app.core.models import ApiToken, utcnow
+from app.services import accounts
+from app.web.main import create_app
 
 pytestmark = pytest.mark.both_databases
 PASSWORD = "correct horse battery"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from app.significance import (
+from app.services.significance import (
     BootstrapResult,
     McNemarResult,
     _binomial_lower_tail,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.supervisor import Backoff, Supervisor, describe_exit
+from app.core.interruptions import describe_exit
+from app.supervisor import Backoff, Supervisor
 from tests.processes import alive
 
 

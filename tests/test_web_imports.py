@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import sys
-from app.main import create_app
+from app.web.main import create_app
 from app import cli
 app = create_app()
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras', 'worker'})

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app import config
-from app.deps import get_session, install
-from app.main import create_app
+from app.core import config
+from app.web.deps import get_session, install
+from app.web.main import create_app
 
 
 def _admitted_order(holds: list[float]) -> list[str]:

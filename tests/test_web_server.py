@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.bench.web import Served, serve
-from app.models import Status
+from app.core.models import Status
 from app.web_server import GRACEFUL_SECONDS, command
 from tests.factories import make_experiment
 from tests.processes import alive, descendants

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from app.hyperparameters import TrainingHyperparameters
+from app.core.hyperparameters import TrainingHyperparameters
 
 Augmenter = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 

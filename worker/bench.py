@@ -17,10 +17,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from app import crud
-from app.config import get_settings
-from app.db import session_scope
-from app.schemas import parse_spec
+from app.core import crud
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.schemas import parse_spec
 from worker.architectures import build_custom_cnn
 from worker.callbacks import ExperimentRecorder
 from worker.data import load_cifar10, make_dataset, stratified_indices, stratified_split

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import keras
 
-from app.config import Settings
-from app.hyperparameters import (
+from app.core.config import Settings
+from app.core.hyperparameters import (
     CustomCnnHyperparameters,
     ResidualCnnHyperparameters,
     TransferHyperparameters,
 )
-from app.schemas import ExperimentSpec
+from app.core.schemas import ExperimentSpec
 from worker.architectures import (
     APPLICATIONS,
     build_custom_cnn,

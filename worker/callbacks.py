@@ -8,8 +8,8 @@ from typing import Any
 
 import keras
 
-from app import crud
-from app.db import session_scope
+from app.core import crud
+from app.core.db import session_scope
 
 logger = logging.getLogger(__name__)
 

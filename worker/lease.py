@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app import crud
-from app.db import session_scope
+from app.core import crud
+from app.core.db import session_scope
 
 
 @contextmanager

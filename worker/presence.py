@@ -43,8 +43,8 @@ def describe_device() -> str:
 
 def announce(name: str, worker_pid: int) -> None:
     """The announcing process: upsert the row every interval while the worker lives."""
-    from app import crud
-    from app.db import session_scope
+    from app.core import crud
+    from app.core.db import session_scope
 
     device = describe_device()
     hostname = socket.gethostname()
@@ -60,8 +60,8 @@ def announce(name: str, worker_pid: int) -> None:
 
 
 def forget(name: str) -> None:
-    from app import crud
-    from app.db import session_scope
+    from app.core import crud
+    from app.core.db import session_scope
 
     with session_scope() as session:
         crud.forget_worker(session=session, name=name)

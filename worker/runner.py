@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app import crud
-from app.config import Settings
-from app.db import session_scope
-from app.schemas import ExperimentSpec
+from app.core import crud
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.core.schemas import ExperimentSpec
 from worker.builders import build_model, load_warm_start
 from worker.checkpoints import Checkpoint, ResumePoint, save_model_beside
 from worker.data import (

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from app.hyperparameters import TrainingHyperparameters
+from app.core.hyperparameters import TrainingHyperparameters
 
 State = dict[str, Any]
 """A callback's counters as JSON values."""

@@ -17,14 +17,14 @@ from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
-from app import crud
-from app.config import get_settings
-from app.db import session_scope, unpooled_session_scope
-from app.interruptions import describe_death, settle
-from app.memory import MemoryFigures, read_memory
-from app.models import Status
-from app.queue import TRAIN_TASK
-from app.schemas import parse_spec
+from app.core import crud
+from app.core.config import get_settings
+from app.core.db import session_scope, unpooled_session_scope
+from app.core.interruptions import describe_death, settle
+from app.core.memory import MemoryFigures, read_memory
+from app.core.models import Status
+from app.core.queue import TRAIN_TASK
+from app.core.schemas import parse_spec
 from worker.celery_app import app
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app.crud import Lease
-from app.hyperparameters import TrainingHyperparameters, TransferHyperparameters
-from app.schemas import ExperimentSpec
+from app.core.crud import Lease
+from app.core.hyperparameters import TrainingHyperparameters, TransferHyperparameters
+from app.core.schemas import ExperimentSpec
 from worker.architectures import freeze_base, unfreeze_base
 from worker.augmentation import build_augmenter
 from worker.callbacks import ExperimentRecorder

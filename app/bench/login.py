@@ -103,9 +103,9 @@ def _guessing(base_url: str, loops: int, stop: threading.Event) -> list[threadin
 def run(options: Options) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
-    from app import accounts
-    from app.db import make_engine
+    from app.core.db import make_engine
     from app.migrate import upgrade
+    from app.services import accounts
 
     with tempfile.TemporaryDirectory(prefix="cifarlab-bench-login-") as scratch:
         directory = Path(scratch)

@@ -36,11 +36,11 @@ import numpy.typing as npt
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.db import make_engine
+from app.core.db import make_engine
+from app.core.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.core.schemas import ExperimentSpec, parse_spec
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.migrate import upgrade
-from app.models import EpochMetric, Evaluation, Experiment, Status, utcnow
-from app.schemas import ExperimentSpec, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -440,8 +440,8 @@ def record_epochs(
     {"last_epochs", "written", "errors"} on ``results``."""
     ready, stop = events
     os.environ["CIFARLAB_DATABASE_URL"] = database_url
-    from app import crud
-    from app.db import session_scope
+    from app.core import crud
+    from app.core.db import session_scope
 
     last = dict(last_epochs)
     errors: list[str] = []

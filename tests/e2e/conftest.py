@@ -47,6 +47,6 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def _record_policy_violation(message: ConsoleMessage, errors: list[str]) -> None:
-    """A script, style or frame the page's policy blocked (app/security_headers.py)."""
+    """A script, style or frame the page's policy blocked (app/web/security_headers.py)."""
     if message.type == "error" and "Content Security Policy" in message.text:
         errors.append(message.text)

@@ -16,9 +16,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.models import utcnow
-from app.presets import PRESETS
+from app.core import crud
+from app.core.models import utcnow
+from app.core.presets import PRESETS
 from tests.conftest import Stack
 from tests.e2e.polling import wait_for
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.schemas import parse_spec
+from app.core.schemas import parse_spec
 from worker.augmentation import build_augmenter, cutmix, mixup
 from worker.data import make_dataset
 

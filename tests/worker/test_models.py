@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from app.config import Settings
-from app.schemas import parse_spec
-from app.zoo import MODELS
+from app.core.config import Settings
+from app.core.schemas import parse_spec
+from app.core.zoo import MODELS
 from tests.factories import spec_data
 from worker import hardware, weights
 from worker.architectures import transfer_base, unfreeze_base

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.config import get_settings
-from app.models import Status
-from app.schemas import parse_spec
+from app.core import crud
+from app.core.config import get_settings
+from app.core.models import Status
+from app.core.schemas import parse_spec
 from tests.factories import claim, make_experiment, spec_data
 from worker import runner
 from worker.evaluation import evaluate_predictions

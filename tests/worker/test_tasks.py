@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from app import crud
-from app.config import get_settings
-from app.models import Status
+from app.core import crud
+from app.core.config import get_settings
+from app.core.models import Status
 from tests.factories import make_experiment
 from worker.tasks import train
 

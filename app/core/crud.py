@@ -1,0 +1,675 @@
+"""Keyword-only functions over a session: every read and write the web, CLI and worker make."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import numpy as np
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, joinedload, undefer
+
+from app.core.models import EpochMetric, Evaluation, Experiment, Status, User, Worker, utcnow
+from app.core.report_import import ImportedReport
+from app.core.schemas import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class PerImageResults:
+    """What each test image got: for paired significance tests and the gallery."""
+
+    fingerprint: str
+    labels: list[int]
+    predictions: list[int]
+    confidences: list[float]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One attempt's hold on a running experiment, the fence token of every worker write.
+
+    ``claim_experiment`` numbers each start (``attempts``); a worker that stalls past the
+    heartbeat timeout is requeued and another claims the next number. Every write a worker
+    makes is conditional on ``attempts`` still being its own, so a stalled worker that wakes
+    up cannot overwrite the run that took over."""
+
+    experiment_id: int
+    attempt: int
+
+
+class LeaseLost(Exception):
+    """This attempt no longer holds its experiment (requeued, retried, finished by another
+    attempt): the worker stops and writes nothing more."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(
+            f"experiment {lease.experiment_id}: attempt {lease.attempt} no longer holds it"
+        )
+        self.lease = lease
+
+
+EPOCH_FIELDS = (
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "images_per_second",
+)
+
+
+def create_experiment(
+    *,
+    session: Session,
+    spec: ExperimentSpec,
+    owner_id: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Experiment:
+    experiment = Experiment(
+        owner_id=owner_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        name=spec.name,
+        model=spec.model,
+        tags=list(spec.tags),
+        spec=spec.model_dump(mode="json"),
+        status=Status.queued,
+        total_epochs=spec.hyperparameters.planned_epochs,
+    )
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+SORTABLE = {
+    "created_at": Experiment.created_at,
+    "name": Experiment.name,
+    "model": Experiment.model,
+    "status": Experiment.status,
+    "test_accuracy": Experiment.test_accuracy,
+    "macro_f1": Experiment.macro_f1,
+    "parameters": Experiment.parameters,
+    "current_epoch": Experiment.current_epoch,
+}
+
+
+def get_experiment(*, session: Session, experiment_id: int) -> Experiment | None:
+    return session.get(Experiment, experiment_id)
+
+
+def get_experiment_detail(*, session: Session, experiment_id: int) -> Experiment | None:
+    """With its layer table and evaluation in the same query: its page and
+    GET /api/experiments/{id} show both, and each lazy load was another round trip."""
+    return session.get(
+        Experiment,
+        experiment_id,
+        options=[undefer(Experiment.model_layers), joinedload(Experiment.evaluation)],
+    )
+
+
+def list_experiments(
+    *,
+    session: Session,
+    status: str | None = None,
+    model: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    owner: str | None = None,
+    sort: str = "created_at",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Experiment], int]:
+    query = select(Experiment)
+    if status:
+        query = query.where(Experiment.status == status)
+    if model:
+        query = query.where(Experiment.model == model)
+    if tag:
+        # Tags are a JSON list; matching its quoted text works on SQLite and PostgreSQL alike.
+        query = query.where(cast(Experiment.tags, String).contains(f'"{tag}"'))
+    if owner:
+        query = query.where(Experiment.owner.has(User.username == owner))
+    if q:
+        pattern = f"%{q}%"
+        query = query.where(Experiment.name.ilike(pattern) | Experiment.notes.ilike(pattern))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    column = SORTABLE[sort]
+    key = column.desc() if descending else column.asc()
+    # Experiments without a result yet go last whichever way the column sorts. Columns that
+    # cannot be NULL sort plainly, so PostgreSQL can read them in index order.
+    if inspect(Experiment).columns[sort].nullable:
+        key = key.nulls_last()
+    tiebreak = Experiment.id.desc() if descending else Experiment.id.asc()
+    rows = session.scalars(query.order_by(key, tiebreak).limit(limit).offset(offset)).all()
+    return rows, total
+
+
+EpochRow: TypeAlias = Row[Any]
+"""An epoch as charts, diagnostics and the API read it: a plain row with EpochMetric's column
+names. Building ORM objects for a comparison's hundreds of epochs took three times as long
+as the query itself."""
+
+_EPOCH_COLUMNS = tuple(column for column in EpochMetric.__table__.columns if column.name != "id")
+
+
+def list_epochs(
+    *, session: Session, experiment_id: int, after_epoch: int = 0
+) -> Sequence[EpochRow]:
+    return session.execute(
+        select(*_EPOCH_COLUMNS)
+        .where(EpochMetric.experiment_id == experiment_id, EpochMetric.epoch > after_epoch)
+        .order_by(EpochMetric.epoch)
+    ).all()
+
+
+def list_epochs_of(*, session: Session, experiment_ids: Sequence[int]) -> dict[int, list[EpochRow]]:
+    """Several experiments' epochs in one query (the compare page), each in epoch order."""
+    epochs: dict[int, list[EpochRow]] = {i: [] for i in experiment_ids}
+    rows = session.execute(
+        select(*_EPOCH_COLUMNS)
+        .where(EpochMetric.experiment_id.in_(experiment_ids))
+        .order_by(EpochMetric.experiment_id, EpochMetric.epoch)
+    )
+    for row in rows:
+        epochs[row.experiment_id].append(row)
+    return epochs
+
+
+def claim_experiment(
+    *,
+    session: Session,
+    experiment_id: int,
+    worker_host: str,
+    device: str,
+    worker_name: str | None = None,
+) -> Lease | None:
+    """Move queued -> running in one statement, so a redelivered task cannot start it twice.
+
+    Returns the lease (the attempt number this claim took), or None when it was not queued."""
+    now = utcnow()
+    attempt = session.scalar(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.queued)
+        .values(
+            status=Status.running,
+            started_at=func.coalesce(Experiment.started_at, now),
+            finished_at=None,
+            heartbeat_at=now,
+            worker_name=worker_name,
+            worker_host=worker_host,
+            device=device,
+            attempts=Experiment.attempts + 1,
+            error=None,
+        )
+        .returning(Experiment.attempts)
+    )
+    return None if attempt is None else Lease(experiment_id=experiment_id, attempt=attempt)
+
+
+def _held(lease: Lease) -> tuple[ColumnElement[bool], ...]:
+    """This attempt still holds the run: its number is still ``attempts`` and the run has not
+    ended (running, or cancelled by a user while it ran)."""
+    return (
+        Experiment.id == lease.experiment_id,
+        Experiment.attempts == lease.attempt,
+        Experiment.status.in_([Status.running, Status.cancelled]),
+        Experiment.finished_at.is_(None),
+    )
+
+
+def _write_held(*, session: Session, lease: Lease, values: dict[str, Any]) -> bool:
+    """Update the experiment only while this attempt holds it (``_held``).
+
+    Returns whether a cancel has been requested (the caller stops); raises ``LeaseLost`` when
+    another attempt holds the run or it has ended, having written nothing. On PostgreSQL the
+    UPDATE keeps the row locked until commit, and SQLite holds its write lock, so whatever
+    else the transaction does happens while the lease is still held."""
+    status = session.scalar(
+        update(Experiment).where(*_held(lease)).values(**values).returning(Experiment.status)
+    )
+    if status is None:
+        raise LeaseLost(lease)
+    return bool(status == Status.cancelled)
+
+
+def beat(*, session: Session, lease: Lease) -> bool:
+    """The attempt's worker is alive (written from a thread beside training). Returns whether
+    a cancel was requested; raises ``LeaseLost`` when the attempt no longer holds the run."""
+    return _write_held(session=session, lease=lease, values={"heartbeat_at": utcnow()})
+
+
+def lost_experiments(*, session: Session, silent_since: datetime) -> Sequence[Experiment]:
+    return session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.heartbeat_at < silent_since
+        )
+    ).all()
+
+
+def requeue(
+    *,
+    session: Session,
+    experiment_id: int,
+    from_status: Status,
+    attempt: int,
+    silent_since: datetime | None = None,
+) -> bool:
+    """Back to queued, only if it is still the ``attempt`` in ``from_status`` that the caller
+    saw (and still silent): of several web processes reaping at once, exactly one wins, and
+    a run another worker has since claimed is left alone. The next claim takes a new attempt
+    number, which fences off the old attempt's worker should it wake up."""
+    condition = [
+        Experiment.id == experiment_id,
+        Experiment.status == from_status,
+        Experiment.attempts == attempt,
+    ]
+    if silent_since is not None:
+        condition.append(Experiment.heartbeat_at < silent_since)
+    result = session.execute(
+        update(Experiment)
+        .where(*condition)
+        .values(
+            status=Status.queued, finished_at=None, error=None, epoch_progress=0.0,
+            enqueued_at=None, enqueue_claimed_at=None,
+        )
+    )  # fmt: skip
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _unsent(claimed_before: datetime) -> list[Any]:
+    """Queued, not taken by the broker, and nobody's send under way (or its lease ran out)."""
+    return [
+        Experiment.status == Status.queued,
+        Experiment.enqueued_at.is_(None),
+        (Experiment.enqueue_claimed_at.is_(None))
+        | (Experiment.enqueue_claimed_at < claimed_before),
+    ]
+
+
+def unsent_experiments(*, session: Session, claimed_before: datetime, limit: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(Experiment.id)
+            .where(*_unsent(claimed_before))
+            .order_by(Experiment.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_send(*, session: Session, experiment_id: int, claimed_before: datetime) -> bool:
+    """Take the lease on sending this experiment: of several web processes, one wins."""
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, *_unsent(claimed_before))
+        .values(enqueue_claimed_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def settle_send(*, session: Session, experiment_id: int, sent: bool) -> None:
+    """After a send: taken by the broker, or the lease given back for the next try."""
+    values = {"enqueued_at": utcnow()} if sent else {"enqueue_claimed_at": None}
+    session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
+
+
+def active_experiments(*, session: Session, owner_id: int | None) -> int:
+    """Queued or running experiments of one owner (None: those launched without accounts)."""
+    owner = Experiment.owner_id.is_(None) if owner_id is None else Experiment.owner_id == owner_id
+    count = session.scalar(
+        select(func.count())
+        .select_from(Experiment)
+        .where(owner, Experiment.status.in_([Status.queued, Status.running]))
+    )
+    return int(count or 0)
+
+
+def fail_lost(
+    *, session: Session, experiment_id: int, attempt: int, silent_since: datetime, message: str
+) -> bool:
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == Status.running,
+            Experiment.attempts == attempt,
+            Experiment.heartbeat_at < silent_since,
+        )
+        .values(status=Status.failed, finished_at=utcnow(), error=message)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def running_on_worker(*, session: Session, worker_name: str) -> Sequence[Experiment]:
+    """Every run a worker holds (a worker may train several at once on CPU)."""
+    return session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.worker_name == worker_name
+        )
+    ).all()
+
+
+def _interrupted(experiment_id: int, attempt: int) -> list[Any]:
+    """Still running, in the attempt whose process died: not a later run of it."""
+    return [
+        Experiment.id == experiment_id,
+        Experiment.status == Status.running,
+        Experiment.attempts == attempt,
+    ]
+
+
+def requeue_interrupted(*, session: Session, experiment_id: int, attempt: int, reason: str) -> bool:
+    """Back to queued after its process died, with the reason kept for its page."""
+    result = session.execute(
+        update(Experiment)
+        .where(*_interrupted(experiment_id, attempt))
+        .values(
+            status=Status.queued,
+            finished_at=None,
+            error=None,
+            epoch_progress=0.0,
+            interruption=reason,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_interrupted(*, session: Session, experiment_id: int, attempt: int, message: str) -> bool:
+    """Failed after its last attempt's process died."""
+    result = session.execute(
+        update(Experiment)
+        .where(*_interrupted(experiment_id, attempt))
+        .values(status=Status.failed, finished_at=utcnow(), error=message, interruption=message)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_memory(*, session: Session, experiment_id: int, memory: dict[str, Any]) -> None:
+    """The heartbeat's memory figures, quoted if the run's process is killed."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        .values(memory=memory)
+    )
+
+
+def queue_position(*, session: Session, experiment: Experiment) -> int | None:
+    """1 for the next experiment to start; None when it is not waiting."""
+    if experiment.status != Status.queued:
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Experiment)
+        .where(Experiment.status == Status.queued, Experiment.id < experiment.id)
+    )
+    return int(ahead or 0) + 1
+
+
+def see_worker(*, session: Session, name: str, hostname: str, pid: int, device: str) -> None:
+    """Upsert the worker's row; its last_seen_at is what makes it count as online."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Worker).values(
+        name=name, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"hostname": hostname, "pid": pid, "device": device, "last_seen_at": now},
+    )
+    session.execute(statement)
+
+
+def record_worker_restart(*, session: Session, name: str, reason: str) -> None:
+    """Count a restart on the worker's row (the replacement keeps the name, so the row)."""
+    session.execute(
+        update(Worker)
+        .where(Worker.name == name)
+        .values(restarts=Worker.restarts + 1, last_exit=reason, started_at=utcnow())
+    )
+
+
+def forget_worker(*, session: Session, name: str) -> None:
+    session.execute(delete(Worker).where(Worker.name == name))
+
+
+def online_workers(*, session: Session, seen_since: datetime) -> Sequence[Worker]:
+    return session.scalars(
+        select(Worker).where(Worker.last_seen_at >= seen_since).order_by(Worker.name)
+    ).all()
+
+
+def running_on(*, session: Session, worker_names: Sequence[str]) -> dict[str, Experiment]:
+    rows = session.scalars(
+        select(Experiment).where(
+            Experiment.status == Status.running, Experiment.worker_name.in_(worker_names)
+        )
+    ).all()
+    return {row.worker_name or "": row for row in rows}
+
+
+def record_epoch(*, session: Session, lease: Lease, epoch: int, values: dict[str, Any]) -> bool:
+    """Upsert one epoch's row: a re-sent epoch replaces its row instead of adding one.
+
+    The row is written only while the attempt still holds the run, in the same transaction
+    as the fenced update of the experiment; a stale attempt gets ``LeaseLost`` and writes
+    nothing. A whole epoch is written even when a cancel arrived during it (its checkpoint
+    is saved too, so a retry continues after it). Returns whether a cancel was requested."""
+    values_now = {"current_epoch": epoch, "epoch_progress": 1.0, "heartbeat_at": utcnow()}
+    cancel = _write_held(session=session, lease=lease, values=values_now)
+    row: dict[str, Any] = {"experiment_id": lease.experiment_id, "epoch": epoch}
+    row.update({key: values.get(key) for key in EPOCH_FIELDS if key in values})
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(EpochMetric).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=["experiment_id", "epoch"],
+        set_={key: statement.excluded[key] for key in row if key not in ("experiment_id", "epoch")},
+    )
+    session.execute(statement)
+    return cancel
+
+
+def record_progress(*, session: Session, lease: Lease, epoch: int, epoch_progress: float) -> bool:
+    """Store progress within an epoch; returns whether a cancel has been requested and raises
+    ``LeaseLost`` for a stale attempt."""
+    return _write_held(
+        session=session,
+        lease=lease,
+        values={"current_epoch": epoch, "epoch_progress": epoch_progress, "heartbeat_at": utcnow()},
+    )
+
+
+def set_model_info(
+    *,
+    session: Session,
+    lease: Lease,
+    parameters: int,
+    trainable_parameters: int,
+    layers: list[dict[str, Any]],
+) -> bool:
+    """The model summary, written like any other write of the attempt (see ``_write_held``)."""
+    values = {
+        "parameters": parameters,
+        "trainable_parameters": trainable_parameters,
+        "model_layers": layers,
+    }
+    return _write_held(session=session, lease=lease, values=values)
+
+
+def save_evaluation(
+    *,
+    session: Session,
+    lease: Lease,
+    classes: list[str],
+    confusion_matrix: list[list[int]] | None,
+    report: dict[str, Any],
+    per_image: PerImageResults | None = None,
+) -> Evaluation:
+    """Store the test-set result and mark the experiment succeeded, in one transaction, only
+    while ``lease`` holds the run; raises ``LeaseLost`` otherwise, before writing anything.
+
+    A cancel that arrived during this attempt's evaluation stands; the evaluation is kept
+    all the same. The caller may put the model file in place before committing: the row
+    stays locked until then."""
+    accuracy = float(report["accuracy"])
+    result = session.execute(
+        update(Experiment)
+        .where(*_held(lease))
+        .values(
+            status=case(
+                (Experiment.status == Status.running, Status.succeeded), else_=Experiment.status
+            ),
+            finished_at=utcnow(),
+            test_accuracy=accuracy,
+            macro_f1=float(report["macro avg"]["f1-score"]),
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLost(lease)
+    evaluation = Evaluation(
+        experiment_id=lease.experiment_id,
+        accuracy=accuracy,
+        classes=classes,
+        confusion_matrix=confusion_matrix,
+        report=report,
+        test_size=int(sum(report[name]["support"] for name in classes)),
+    )
+    if per_image is not None:
+        evaluation.test_set_fingerprint = per_image.fingerprint
+        evaluation.labels = np.asarray(per_image.labels)
+        evaluation.predictions = np.asarray(per_image.predictions)
+        evaluation.confidences = np.asarray(per_image.confidences)
+    session.merge(evaluation)
+    return evaluation
+
+
+def import_experiment(
+    *,
+    session: Session,
+    name: str,
+    tags: list[str],
+    notes: str,
+    imported: ImportedReport,
+    owner_id: int | None = None,
+) -> Experiment:
+    """An experiment from a pasted report: it lists and compares like any other, no curves."""
+    experiment = Experiment(
+        owner_id=owner_id,
+        name=name,
+        model="imported",
+        tags=tags,
+        notes=notes,
+        spec={"name": name, "model": "imported", "tags": tags},
+        status=Status.imported,
+        test_accuracy=imported.accuracy,
+        macro_f1=float(imported.report["macro avg"]["f1-score"]),
+        finished_at=utcnow(),
+    )
+    session.add(experiment)
+    session.flush()
+    session.add(
+        Evaluation(
+            experiment_id=experiment.id,
+            accuracy=imported.accuracy,
+            classes=imported.classes,
+            confusion_matrix=imported.confusion_matrix,
+            report=imported.report,
+            test_size=imported.test_size,
+        )
+    )
+    return experiment
+
+
+def update_experiment(
+    *, session: Session, experiment: Experiment, changes: dict[str, Any]
+) -> Experiment:
+    """Edit what people annotate (name, tags, notes); results never change after the fact."""
+    for field in ("name", "tags", "notes"):
+        if field in changes:
+            setattr(experiment, field, changes[field])
+    return experiment
+
+
+def finish_experiment(
+    *,
+    session: Session,
+    experiment_id: int,
+    from_status: Status,
+    status: Status,
+    error: str | None = None,
+) -> bool:
+    """End an experiment that did not succeed, only if it is still in ``from_status`` (a
+    queued run whose message could not be sent); metrics already written stay."""
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == from_status)
+        .values(status=status, finished_at=utcnow(), error=error)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def end_attempt(
+    *, session: Session, lease: Lease, status: Status, error: str | None = None
+) -> bool:
+    """The worker's end of a run that did not succeed: running -> ``status`` (failed), or a
+    cancel requested during this attempt -> cancelled with its finish time (the cancel stands
+    over a later failure). Only while ``lease`` holds the run: a stale attempt changes nothing
+    and gets False."""
+    cancelled = Experiment.status == Status.cancelled
+    result = session.execute(
+        update(Experiment)
+        .where(*_held(lease))
+        .values(
+            status=case((cancelled, Status.cancelled), else_=status),
+            error=case((cancelled, None), else_=error),
+            finished_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(*, session: Session, experiment: Experiment) -> bool:
+    """A queued experiment never starts; a running one stops at its next batch.
+
+    Conditional on the status and attempt read: a run that finished meanwhile keeps its
+    outcome. Returns whether the cancel was recorded; ``experiment`` is brought up to date."""
+    seen = Status(experiment.status)
+    if seen.finished:
+        return False
+    values: dict[str, Any] = {"status": Status.cancelled}
+    if experiment.started_at is None:
+        values["finished_at"] = utcnow()
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment.id,
+            Experiment.status == seen,
+            Experiment.attempts == experiment.attempts,
+        )
+        .values(**values)
+    )
+    session.refresh(experiment)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_experiment(*, session: Session, experiment: Experiment) -> None:
+    session.delete(experiment)

@@ -1,0 +1,215 @@
+"""Typed hyperparameters, one class per model family; every unit is in the name or description.
+
+The JSON schema of these classes drives the launch form and GET /api/models, so the bounds,
+defaults and descriptions written here are what users see. Defaults are the original study's
+recipe. ``group`` sorts fields into the form's sections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.core.models import INTEGER_MAX
+
+CIFAR10_TRAIN_IMAGES = 50_000
+CIFAR10_TEST_IMAGES = 10_000
+
+
+def _field(default: Any, group: str, description: str, **bounds: Any) -> Any:
+    return Field(default, description=description, json_schema_extra={"group": group}, **bounds)
+
+
+class TrainingHyperparameters(BaseModel):
+    """Settings every model shares: data, optimizer, schedule, loss, augmentation, speed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Data and length
+    epochs: int = _field(20, "Training", "Passes over the training data.", ge=1, le=500)
+    batch_size: int = _field(128, "Training", "Images per gradient step.", ge=1, le=4096)
+    image_size: int = _field(
+        32, "Training", "Side in pixels the 32 px images are resized to, per batch.", ge=32, le=600
+    )
+    validation_split: float = _field(
+        0.2, "Training", "Fraction of the training images held out, stratified.", ge=0.05, le=0.5
+    )
+    seed: int = _field(0, "Training", "Seeds the split, subsets, shuffling and weights.",
+                       ge=0, le=2**31 - 1)  # fmt: skip
+    train_size: int | None = _field(
+        None, "Training", "Use only this many training images (stratified); empty: all 50,000.",
+        ge=20, le=CIFAR10_TRAIN_IMAGES,
+    )  # fmt: skip
+    test_size: int | None = _field(
+        None, "Training", "Evaluate on this many test images (stratified); empty: all 10,000.",
+        ge=10, le=CIFAR10_TEST_IMAGES,
+    )  # fmt: skip
+    warm_start_experiment_id: int | None = _field(
+        None, "Training", "Start from this experiment's trained model (same model and image "
+        "size) to continue or fine-tune it.", ge=1, le=INTEGER_MAX,
+    )  # fmt: skip
+
+    # Optimizer
+    optimizer: Literal["adam", "adamw", "sgd"] = _field(
+        "adam", "Optimizer", "Adam (the study's), AdamW, or SGD with Nesterov momentum."
+    )
+    learning_rate: float = _field(1e-3, "Optimizer", "Initial step size.", gt=0, le=1)
+    weight_decay: float = _field(
+        0.0, "Optimizer", "Decoupled weight decay per step (AdamW, SGD); 0: none.", ge=0, le=0.5
+    )
+    momentum: float = _field(0.9, "Optimizer", "SGD momentum.", ge=0, lt=1)
+
+    # Schedule
+    reduce_lr_on_plateau: bool = _field(
+        True, "Schedule", "Halve the learning rate when validation loss stops improving."
+    )
+    reduce_lr_factor: float = _field(0.5, "Schedule", "Multiplier applied on a plateau.",
+                                     gt=0, lt=1)  # fmt: skip
+    reduce_lr_patience: int = _field(
+        2, "Schedule", "Epochs without improvement before reducing.", ge=0, le=100
+    )
+    min_learning_rate: float = _field(1e-8, "Schedule", "Floor of the reductions.", ge=0, le=1)
+    early_stopping: bool = _field(
+        True, "Schedule", "Stop when validation loss stops improving; keep the best weights."
+    )
+    early_stopping_patience: int = _field(
+        3, "Schedule", "Epochs without improvement before stopping.", ge=0, le=100
+    )
+    early_stopping_min_delta: float = _field(
+        1e-5, "Schedule", "Smallest change in validation loss that counts as improvement.", ge=0
+    )
+
+    # Loss
+    loss: Literal["categorical_crossentropy", "focal"] = _field(
+        "categorical_crossentropy", "Loss", "Cross-entropy, or focal loss for hard examples."
+    )
+    label_smoothing: float = _field(
+        0.0, "Loss", "Share of each target spread over all classes.", ge=0, lt=1
+    )
+    focal_gamma: float = _field(2.0, "Loss", "Focal loss focusing exponent.", ge=0, le=10)
+    focal_alpha: float = _field(0.25, "Loss", "Focal loss class weight.", gt=0, le=1)
+
+    # Augmentation, applied per training batch
+    augment_flip: bool = _field(False, "Augmentation", "Random horizontal flips.")
+    augment_translate: float = _field(
+        0.0, "Augmentation", "Random shifts up to this fraction of the side (0.125 = 4 px).",
+        ge=0, le=0.5,
+    )  # fmt: skip
+    augment_rotation: float = _field(
+        0.0, "Augmentation", "Random rotations up to this fraction of a full turn.", ge=0, le=0.5
+    )
+    augment_zoom: float = _field(
+        0.0, "Augmentation", "Random zoom in or out up to this fraction.", ge=0, le=0.5
+    )
+    augment_contrast: float = _field(
+        0.0, "Augmentation", "Random contrast change up to this fraction.", ge=0, le=1
+    )
+    mix: Literal["none", "mixup", "cutmix"] = _field(
+        "none", "Augmentation", "Blend pairs of images and their labels (MixUp or CutMix)."
+    )
+    mix_alpha: float = _field(
+        0.2, "Augmentation", "Beta(alpha, alpha) parameter of the mixing ratio.", gt=0, le=10
+    )
+
+    # Speed
+    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = _field(
+        "auto",
+        "Speed",
+        "auto: float16 on GPUs that support it, bfloat16 on CPUs with native bfloat16 "
+        "(AVX512_BF16 or AMX), off elsewhere.",
+    )
+    xla: Literal["auto", "on", "off"] = _field(
+        "auto",
+        "Speed",
+        "Compile the training step with XLA. auto: on with a GPU, off on the CPU (5x slower "
+        "there in `cifarlab bench train`).",
+    )
+
+    @field_validator("xla", mode="before")
+    @classmethod
+    def _xla_from_bool(cls, value: Any) -> Any:
+        """Specs stored before xla had an auto setting say true or false."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the run will have if nothing stops it early, over all its phases."""
+        return self.epochs
+
+
+class CustomCnnHyperparameters(TrainingHyperparameters):
+    """The study's from-scratch CNN: conv blocks that double in width, then a dense head."""
+
+    conv_blocks: int = _field(
+        3, "Model", "Blocks of two 3x3 convolutions and a 2x2 max-pool.", ge=1, le=5
+    )
+    filters: int = _field(
+        32, "Model", "Convolution filters in the first block; doubles per block.", ge=8, le=512
+    )
+    batch_norm: bool = _field(False, "Model", "BatchNormalization after each convolution.")
+    dense_units: int = _field(128, "Model", "Units of the dense layer.", ge=8, le=4096)
+    dropout_rate: float = _field(
+        0.25, "Model", "Dropout after each block and before the classifier.", ge=0, le=0.9
+    )
+
+
+class ResidualCnnHyperparameters(TrainingHyperparameters):
+    """A small residual network with BatchNorm, designed here to go well past the study's CNN."""
+
+    epochs: int = _field(30, "Training", "Passes over the training data.", ge=1, le=500)
+    augment_flip: bool = _field(True, "Augmentation", "Random horizontal flips.")
+    augment_translate: float = _field(
+        0.125, "Augmentation", "Random shifts up to this fraction of the side (0.125 = 4 px).",
+        ge=0, le=0.5,
+    )  # fmt: skip
+    width: int = _field(32, "Model", "Filters of the first stage; doubles per stage.",
+                        ge=8, le=256)  # fmt: skip
+    stages: int = _field(3, "Model", "Stages; each after the first halves the resolution.",
+                         ge=1, le=4)  # fmt: skip
+    blocks_per_stage: int = _field(
+        2, "Model", "Residual blocks (two 3x3 convolutions each) per stage.", ge=1, le=8
+    )
+    dropout_rate: float = _field(0.2, "Model", "Dropout before the classifier.", ge=0, le=0.9)
+
+
+class TransferHyperparameters(TrainingHyperparameters):
+    """A pre-trained base with the study's head, trained frozen, then optionally fine-tuned."""
+
+    image_size: int = _field(
+        128, "Training", "Side in pixels the 32 px images are resized to, per batch.", ge=32, le=600
+    )
+    weights: Literal["imagenet", "random"] = _field(
+        "imagenet", "Model", "ImageNet weights (downloaded once, or from CIFARLAB_WEIGHTS_DIR), "
+        "or a random initialisation.",
+    )  # fmt: skip
+    head_units: int = _field(128, "Model", "Units of the head's first dense layer.",
+                             ge=8, le=4096)  # fmt: skip
+    head_dropout_rate: float = _field(
+        0.2, "Model", "Dropout after the head's first dense layer.", ge=0, le=0.9
+    )
+    head_units_2: int = _field(256, "Model", "Units of the head's second dense layer.",
+                               ge=8, le=4096)  # fmt: skip
+    head_l2: float = _field(0.001, "Model", "L2 penalty on the second dense layer's kernel.",
+                            ge=0, le=1)  # fmt: skip
+    fine_tune: bool = _field(
+        False, "Fine-tuning", "After the frozen-base epochs, unfreeze the base and train on."
+    )
+    fine_tune_epochs: int = _field(
+        15, "Fine-tuning", "Epochs of the fine-tuning phase, numbered after the first phase.",
+        ge=1, le=500,
+    )  # fmt: skip
+    fine_tune_learning_rate: float = _field(
+        1e-4, "Fine-tuning", "Step size while fine-tuning; smaller than the first phase's.",
+        gt=0, le=1,
+    )  # fmt: skip
+    fine_tune_layers: int = _field(
+        0, "Fine-tuning", "Unfreeze only the top N layers of the base; 0: all of them. "
+        "BatchNormalization layers stay frozen.", ge=0, le=2000,
+    )  # fmt: skip
+
+    @property
+    def planned_epochs(self) -> int:
+        return self.epochs + (self.fine_tune_epochs if self.fine_tune else 0)

@@ -1,0 +1,106 @@
+"""Ready specs: the original study's four experiments, quick ones for a laptop, and beyond."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from app.core.schemas import ExperimentSpec, parse_spec
+
+
+class Preset(BaseModel):
+    name: str
+    title: str
+    kind: Literal["study", "quick", "beyond"]
+    description: str
+    published_test_accuracy: float | None = None
+    spec: ExperimentSpec
+
+
+def _preset(
+    name: str,
+    title: str,
+    kind: Literal["study", "quick", "beyond"],
+    description: str,
+    model: str,
+    hyperparameters: dict[str, Any],
+    published: float | None = None,
+) -> Preset:
+    spec = parse_spec(
+        {"name": title, "model": model, "tags": [kind, name], "hyperparameters": hyperparameters}
+    )
+    return Preset(
+        name=name, title=title, kind=kind, description=description,
+        published_test_accuracy=published, spec=spec,
+    )  # fmt: skip
+
+
+_STUDY_TRANSFER = {"image_size": 128, "batch_size": 128, "epochs": 20, "weights": "imagenet"}
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        _preset(
+            "study-custom-cnn", "Study: custom CNN", "study",
+            "The study's from-scratch CNN at 32 px: three conv blocks, Adam, its callbacks.",
+            "custom_cnn", {"epochs": 30}, published=0.82,
+        ),
+        _preset(
+            "study-efficientnetb2", "Study: EfficientNetB2 transfer, 128 px", "study",
+            "ImageNet EfficientNetB2, frozen, with the study's head; images upsampled to 128 px. "
+            "Needs the ImageNet weights; a GPU makes it practical.",
+            "efficientnet_b2", _STUDY_TRANSFER, published=0.90,
+        ),
+        _preset(
+            "study-efficientnetb4", "Study: EfficientNetB4 transfer, 128 px", "study",
+            "The same recipe on the larger EfficientNetB4.",
+            "efficientnet_b4", _STUDY_TRANSFER, published=0.89,
+        ),
+        _preset(
+            "study-efficientnetb2-fine-tuned", "Study: EfficientNetB2 fine-tuned", "study",
+            "Three epochs on a frozen base, then the whole base unfrozen (BatchNorm frozen) from "
+            "epoch 4 to 18 at a tenth of the learning rate: the study's best, 0.94.",
+            "efficientnet_b2",
+            {**_STUDY_TRANSFER, "epochs": 3, "fine_tune": True, "fine_tune_epochs": 15,
+             "fine_tune_learning_rate": 1e-4},
+            published=0.94,
+        ),
+        _preset(
+            "quick-custom-cnn", "Quick: custom CNN", "quick",
+            "Three epochs on 5,000 images: a real, small experiment in a few minutes on a CPU.",
+            "custom_cnn", {"epochs": 3, "train_size": 5000, "test_size": 1000},
+        ),
+        _preset(
+            "quick-residual-cnn", "Quick: residual CNN", "quick",
+            "The stronger from-scratch network, narrow, on 5,000 images for three epochs.",
+            "residual_cnn",
+            {"epochs": 3, "train_size": 5000, "test_size": 1000, "width": 16},
+        ),
+        _preset(
+            "quick-transfer-two-phase", "Quick: MobileNetV2, two phases", "quick",
+            "The transfer pipeline end to end on a CPU: random weights at 32 px, one frozen "
+            "epoch, then one fine-tuning epoch.",
+            "mobilenet_v2",
+            {"epochs": 1, "fine_tune": True, "fine_tune_epochs": 1, "weights": "random",
+             "image_size": 32, "train_size": 2000, "test_size": 500},
+        ),
+        _preset(
+            "beyond-residual-cnn", "Beyond: residual CNN with augmentation", "beyond",
+            "A small ResNet with BatchNorm, flips and 4 px shifts, AdamW, label smoothing: "
+            "from scratch, past the study's custom CNN.",
+            "residual_cnn",
+            {"epochs": 30, "optimizer": "adamw", "weight_decay": 5e-4, "label_smoothing": 0.1,
+             "early_stopping_patience": 5},
+        ),
+        _preset(
+            "beyond-efficientnetb2-augmented", "Beyond: EfficientNetB2 fine-tuned, augmented",
+            "beyond",
+            "The study's best recipe plus its own next steps: flips, shifts, MixUp.",
+            "efficientnet_b2",
+            {**_STUDY_TRANSFER, "epochs": 3, "fine_tune": True, "fine_tune_epochs": 15,
+             "fine_tune_learning_rate": 1e-4, "augment_flip": True, "augment_translate": 0.1,
+             "mix": "mixup"},
+        ),
+    )
+}  # fmt: skip

@@ -1,0 +1,309 @@
+"""Pydantic schemas: the experiment spec every client shares, and the public read models."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Le
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+
+from app.core.hyperparameters import TrainingHyperparameters
+from app.core.models import INTEGER_MAX
+from app.core.zoo import MODELS
+
+logger = logging.getLogger(__name__)
+
+# What ``str.strip()`` removes, spelled out: regex engines disagree on ``\s`` (JavaScript's
+# lacks U+0085, Python's has U+001C-U+001F), and ``pattern`` must tell clients exactly which
+# names the stripping leaves empty.
+_NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_NOT_BLANK)
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_NOT_BLANK),
+]
+RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
+"""An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
+Count = Annotated[int, Ge(0), Le(INTEGER_MAX)]
+"""An offset or epoch number a client sends."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SQLite hands back timestamps without their zone; every stored one is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class ExperimentSpec(BaseModel):
+    """Fields every spec has; ``model`` picks which hyperparameter class applies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    model: str
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    dataset: Literal["cifar10"] = "cifar10"
+    hyperparameters: TrainingHyperparameters
+
+
+def _spec_class(model_name: str, hyperparameters: type[BaseModel]) -> type[ExperimentSpec]:
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{model_name}_spec",
+        __base__=ExperimentSpec,
+        model=(Literal[model_name], ...),  # type: ignore[arg-type, valid-type]
+        hyperparameters=(hyperparameters, Field(default_factory=hyperparameters)),
+    )
+
+
+SPEC_CLASSES: dict[str, type[ExperimentSpec]] = {
+    name: _spec_class(name, info.hyperparameters) for name, info in MODELS.items()
+}
+
+
+def parse_spec(data: Any) -> ExperimentSpec:
+    """Validate a spec from any client; raises ``SpecError`` naming each bad field."""
+    if not isinstance(data, dict):
+        raise SpecError([FieldError(field="spec", message="expected a JSON object")])
+    spec_class = SPEC_CLASSES.get(data.get("model"))  # type: ignore[arg-type]
+    if spec_class is None:
+        known = ", ".join(sorted(SPEC_CLASSES))
+        message = f"unknown model {data.get('model')!r}; choose one of: {known}"
+        raise SpecError([FieldError(field="model", message=message)])
+    try:
+        return spec_class.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError.from_validation_error(exc) from None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every refusal: what happened and what to do, in words."""
+
+    detail: str
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """A 422: ``detail`` joins the ``errors``, each naming its field (``hyperparameters.epochs``,
+    ``tags.0``)."""
+
+    errors: list[FieldError]
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; ``errors`` say which field and how to fix it."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+    @classmethod
+    def from_validation_error(cls, exc: ValidationError) -> SpecError:
+        errors = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "spec"
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field; remove it or check its spelling"
+            errors.append(FieldError(field=field, message=message))
+        return cls(errors)
+
+
+class ExperimentSummary(BaseModel):
+    """An experiment as lists show it: everything but its layer table, which runs to
+    hundreds of rows for a transfer model and is read on the experiment's own page."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    model: str
+    tags: list[str]
+    notes: str
+    owner_id: int | None
+    owner_name: str | None
+    status: str
+    spec: dict[str, Any]
+    error: str | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    duration_seconds: float | None
+    worker_name: str | None
+    worker_host: str | None
+    device: str | None
+    current_epoch: int
+    total_epochs: int
+    epoch_progress: float
+    parameters: int | None
+    trainable_parameters: int | None
+    test_accuracy: float | None
+    macro_f1: float | None
+    attempts: int
+    interruption: str | None  # why the last run was cut short (its worker was killed, ...)
+    queue_position: int | None = None
+
+
+def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
+    """Rows as lists show them. A row that cannot be shown (a bad value written by an older
+    version, or by hand) is logged and left out, so one row never takes a whole list down."""
+    shown = []
+    for row in rows:
+        try:
+            shown.append(ExperimentSummary.model_validate(row))
+        except ValidationError:
+            logger.exception("experiment %s cannot be listed; left out", row.id)
+    return shown
+
+
+class ExperimentPublic(ExperimentSummary):
+    model_layers: list[dict[str, Any]] | None
+
+
+class ExperimentUpdate(BaseModel):
+    """What people may annotate after the fact; results never change. A field left out
+    keeps its value; null is refused (it is no name, no tag list, no note)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A default of None on a type without None: unset is allowed (``exclude_unset`` drops
+    # it), null is not, and the schema says so; a union with None made every error twice.
+    name: Name = Field(default=None)  # type: ignore[assignment]
+    tags: list[Tag] = Field(default=None, max_length=20)  # type: ignore[arg-type]
+    notes: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
+
+    @field_validator("name", "tags", "notes", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
+
+
+class ReportImport(BaseModel):
+    """A scikit-learn classification_report pasted as text, optionally with its matrix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    report_text: str = Field(min_length=1, max_length=100_000)
+    confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    notes: str = Field(default="", max_length=10_000)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "The body is not text FastAPI can decode"},
+    401: {"model": ErrorPublic, "description": "Sign in first (accounts exist)"},
+    403: {"model": ErrorPublic, "description": "Not yours to change, or a cross-site request"},
+    404: {"model": ErrorPublic, "description": "No such experiment (or file, or preset)"},
+    409: {"model": ErrorPublic, "description": "Not in a state that allows this"},
+    413: {"model": ErrorPublic, "description": "Request body too large"},
+    422: {
+        "model": ValidationErrorPublic,
+        "description": "Invalid input, each error naming a field",
+    },
+    429: {"model": ErrorPublic, "description": "Too many requests or over a quota; retry later"},
+}
+"""What any API route may answer besides success, documented once for all of them."""
+
+
+def _experiment_links() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a 201 to what exists as soon as an experiment does (not its model,
+    evaluation or test images, which come with training): clients and Schemathesis's
+    stateful phase follow them."""
+    operations = {
+        "GetExperiment": "get_experiment_api_experiments__experiment_id__get",
+        "UpdateExperiment": "update_experiment_api_experiments__experiment_id__patch",
+        "GetMetrics": "get_metrics_api_experiments__experiment_id__metrics_get",
+        "CancelExperiment": "cancel_experiment_api_experiments__experiment_id__cancel_post",
+        "RetryExperiment": "retry_experiment_api_experiments__experiment_id__retry_post",
+        "DeleteExperiment": "delete_experiment_api_experiments__experiment_id__delete",
+    }
+    links = {
+        name: {"operationId": operation, "parameters": {"experiment_id": "$response.body#/id"}}
+        for name, operation in operations.items()
+    }
+    return {201: {"description": "Created", "links": links}}
+
+
+CREATED_EXPERIMENT = _experiment_links()
+
+
+class ExperimentsPublic(BaseModel):
+    items: list[ExperimentSummary]
+    total: int
+
+
+class EpochMetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    phase: str
+    loss: float | None
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+    seconds: float | None
+    images_per_second: float | None
+
+
+class MetricsPublic(BaseModel):
+    epochs: list[EpochMetricPublic]
+
+
+class EvaluationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    accuracy: float
+    test_size: int
+    classes: list[str]
+    confusion_matrix: list[list[int]] | None
+    report: dict[str, Any]
+
+
+class ModelPublic(BaseModel):
+    name: str
+    title: str
+    family: str
+    description: str
+    hyperparameters_schema: dict[str, Any]
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    hostname: str
+    pid: int
+    device: str
+    started_at: UtcDatetime
+    last_seen_at: UtcDatetime
+    restarts: int  # by `cifarlab up`, after the worker died
+    last_exit: str | None  # how it died the last time: "killed by SIGKILL"
+    running: ExperimentSummary | None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    broker: str
+    workers: list[str]

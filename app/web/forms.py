@@ -1,0 +1,371 @@
+"""The launch form, generated from each model's hyperparameter JSON schema, and its presets.
+
+Pure functions over the model zoo and the presets (no FastAPI, no database), so the page
+route stays a thin shell and every rule here is testable on plain data. The form submits
+strings; ``spec_from_form`` turns them into a spec dict for the same ``parse_spec`` the API
+and CLI use, so a spec the form accepts is one the worker can run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from app.core.presets import PRESETS, Preset
+from app.core.report_import import ImportedReport, parse_for_import
+from app.core.schemas import FieldError, ReportImport, SpecError
+from app.core.zoo import MODELS, ModelInfo
+
+HP_PREFIX = "hp."
+PRIMARY_GROUPS = ("Training", "Model")
+OTHER_GROUP = "Other settings"
+FAMILY_TITLES = {"from_scratch": "From scratch", "transfer": "Transfer learning"}
+PRESET_KIND_TITLES = {
+    "study": "The original study",
+    "quick": "Quick (minutes on a CPU)",
+    "beyond": "Beyond the study",
+}
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One hyperparameter input; ``nullable`` fields submit an empty input as null."""
+
+    key: str
+    label: str
+    help: str
+    kind: Literal["number", "select", "text"]
+    default: str
+    nullable: bool
+    group: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def input_name(self) -> str:
+        return HP_PREFIX + self.key
+
+    @property
+    def error_path(self) -> str:
+        return f"hyperparameters.{self.key}"
+
+
+@dataclass(frozen=True)
+class FieldGroup:
+    title: str
+    fields: tuple[FormField, ...]
+
+
+@dataclass(frozen=True)
+class HyperparameterForm:
+    """The inputs of one hyperparameter class; the models that share the class share it."""
+
+    key: str
+    models: tuple[str, ...]
+    groups: tuple[FieldGroup, ...]
+
+    @property
+    def fields(self) -> tuple[FormField, ...]:
+        return tuple(f for group in self.groups for f in group.fields)
+
+
+# --- schema -> inputs ---------------------------------------------------------------------------
+
+
+def _to_text(value: Any) -> str:
+    """A value as an input holds it; booleans as the select's ``true``/``false`` options."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _number_attributes(schema: dict[str, Any]) -> dict[str, str]:
+    attributes = {"step": "1" if schema.get("type") == "integer" else "any"}
+    for bound, names in (("min", ("minimum", "exclusiveMinimum")), ("max", ("maximum",))):
+        value = next((schema[name] for name in names if name in schema), None)
+        if value is not None:
+            attributes[bound] = _to_text(value)
+    return attributes
+
+
+def _options(schema: dict[str, Any], nullable: bool) -> tuple[tuple[str, str], ...]:
+    if schema.get("type") == "boolean":
+        choices: list[tuple[str, str]] = [("true", "Yes"), ("false", "No")]
+    else:
+        choices = [(_to_text(value), _to_text(value)) for value in schema.get("enum", [])]
+    return ((("", "—"),) if nullable else ()) + tuple(choices)
+
+
+def form_field(key: str, prop: dict[str, Any]) -> FormField:
+    """One JSON-schema property -> one input; ``anyOf [X, null]`` is an optional X."""
+    variants: list[dict[str, Any]] = prop.get("anyOf", [prop])
+    nullable = any(variant.get("type") == "null" for variant in variants)
+    schema: dict[str, Any] = next((v for v in variants if v.get("type") != "null"), {})
+    is_number = schema.get("type") in ("integer", "number")
+    is_choice = schema.get("type") == "boolean" or "enum" in schema
+    kind: Literal["number", "select", "text"] = (
+        "number" if is_number else "select" if is_choice else "text"
+    )
+    return FormField(
+        key=key,
+        label=prop.get("title", key.replace("_", " ").capitalize()),
+        help=prop.get("description", ""),
+        kind=kind,
+        default=_to_text(prop.get("default")),
+        nullable=nullable,
+        group=prop.get("group", OTHER_GROUP),
+        attributes=_number_attributes(schema) if is_number else {},
+        options=_options(schema, nullable) if is_choice else (),
+    )
+
+
+def grouped(fields: list[FormField]) -> tuple[FieldGroup, ...]:
+    """Fields by their schema ``group``: the primary groups first, the rest as declared."""
+    declared = list(dict.fromkeys(f.group for f in fields))
+    rank = {title: PRIMARY_GROUPS.index(title) for title in PRIMARY_GROUPS}
+    titles = sorted(declared, key=lambda title: rank.get(title, len(rank)))
+    return tuple(FieldGroup(t, tuple(f for f in fields if f.group == t)) for t in titles)
+
+
+@lru_cache
+def hyperparameter_forms() -> tuple[HyperparameterForm, ...]:
+    """One form per hyperparameter class, so nine transfer models do not repeat 35 inputs."""
+    models_by_class: dict[type[BaseModel], list[str]] = {}
+    for info in MODELS.values():
+        models_by_class.setdefault(info.hyperparameters, []).append(info.name)
+    forms = []
+    for hyperparameters, names in models_by_class.items():
+        properties = hyperparameters.model_json_schema().get("properties", {})
+        fields = [form_field(key, prop) for key, prop in properties.items()]
+        forms.append(HyperparameterForm(names[0], tuple(names), grouped(fields)))
+    return tuple(forms)
+
+
+def form_for(model: str) -> HyperparameterForm | None:
+    return next((form for form in hyperparameter_forms() if model in form.models), None)
+
+
+def _fields_of(model: str) -> tuple[FormField, ...]:
+    form = form_for(model)
+    return form.fields if form else ()
+
+
+def model_choices() -> list[tuple[str, list[ModelInfo]]]:
+    """The model select's option groups, by family."""
+    families: dict[str, list[ModelInfo]] = {}
+    for info in MODELS.values():
+        families.setdefault(info.family, []).append(info)
+    return [
+        (FAMILY_TITLES.get(family, family.replace("_", " ").capitalize()), infos)
+        for family, infos in families.items()
+    ]
+
+
+def open_groups(
+    form: HyperparameterForm, values: dict[str, str], error_paths: set[str]
+) -> set[str]:
+    """Primary groups are open; another opens when it holds an error or a changed value."""
+    opened = set(PRIMARY_GROUPS)
+    for group in form.groups:
+        for f in group.fields:
+            changed = values.get(f.input_name, f.default).strip() != f.default
+            if changed or f.error_path in error_paths:
+                opened.add(group.title)
+    return opened
+
+
+# --- form values <-> specs ----------------------------------------------------------------------
+
+
+def split_tags(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
+    """Form strings -> a spec dict. An empty input is left out so the default applies, except
+    for a nullable field, where empty means null ("all images"). Numbers stay strings:
+    pydantic's lax mode coerces them and names the field when it cannot."""
+    model = values.get("model", "")
+    nullable = {f.key for f in _fields_of(model) if f.nullable}
+    hyperparameters: dict[str, Any] = {}
+    for name, raw in values.items():
+        if not name.startswith(HP_PREFIX):
+            continue
+        key, value = name.removeprefix(HP_PREFIX), raw.strip()
+        if value:
+            hyperparameters[key] = value
+        elif key in nullable:
+            hyperparameters[key] = None
+    return {
+        "name": values.get("name", ""),
+        "model": model,
+        "tags": split_tags(values.get("tags", "")),
+        "hyperparameters": hyperparameters,
+    }
+
+
+def values_from_spec(spec: dict[str, Any], *, name_suffix: str = "") -> dict[str, str]:
+    """A stored spec -> form values: ``" (copy)"`` tells a clone from its source in the list,
+    while a preset's spec keeps its own name."""
+    values = {
+        "name": f"{spec.get('name', '')}{name_suffix}",
+        "model": str(spec.get("model", "")),
+        "tags": ", ".join(spec.get("tags", [])),
+    }
+    for key, value in spec.get("hyperparameters", {}).items():
+        values[HP_PREFIX + key] = _to_text(value)
+    return values
+
+
+# --- errors next to their inputs ----------------------------------------------------------------
+
+
+def _error_target(error_field: str, paths: list[str]) -> str | None:
+    """The input an error belongs to: ``tags.0`` belongs to ``tags``."""
+    matches = [p for p in paths if error_field == p or error_field.startswith(p + ".")]
+    return max(matches, key=len, default=None)
+
+
+def _attach(
+    errors: list[FieldError], paths: list[str]
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    attached: dict[str, list[FieldError]] = {}
+    unattached: list[FieldError] = []
+    for error in errors:
+        target = _error_target(error.field, paths)
+        if target is None:
+            unattached.append(error)
+        else:
+            attached.setdefault(target, []).append(error)
+    return attached, unattached
+
+
+def group_errors(
+    errors: list[FieldError], model: str
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """Errors by the input they are shown next to, and those that belong to no input."""
+    return _attach(errors, ["name", "model", "tags", *(f.error_path for f in _fields_of(model))])
+
+
+def form_context(values: dict[str, str], errors: list[FieldError]) -> dict[str, Any]:
+    """What new.html needs to draw the form with ``values`` and ``errors`` in place; an
+    unknown or missing model falls back to the first, so the page always has a form."""
+    model = values.get("model", "")
+    if model not in MODELS:
+        model = next(iter(MODELS))
+    chosen_form = form_for(model)
+    attached, unattached = group_errors(errors, model)
+    return {
+        "model_choices": model_choices(),
+        "forms": hyperparameter_forms(),
+        "chosen": model,
+        "chosen_form": chosen_form.key if chosen_form else "",
+        "primary_groups": PRIMARY_GROUPS,
+        "open_groups": open_groups(chosen_form, values, set(attached)) if chosen_form else set(),
+        "values": values,
+        "errors": errors,
+        "attached": attached,
+        "unattached": unattached,
+    }
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+def preset_sections() -> list[tuple[str, list[Preset]]]:
+    """Preset cards under their kind's title, in the order a newcomer reads them."""
+    return [
+        (title, [preset for preset in PRESETS.values() if preset.kind == kind])
+        for kind, title in PRESET_KIND_TITLES.items()
+        if any(preset.kind == kind for preset in PRESETS.values())
+    ]
+
+
+def study_preset(tags: list[str]) -> Preset | None:
+    """The study preset a run was launched from (presets tag their runs with their name), so
+    its page can set the result beside what the study published."""
+    for tag in tags:
+        preset = PRESETS.get(tag)
+        if preset and preset.kind == "study" and preset.published_test_accuracy is not None:
+            return preset
+    return None
+
+
+# --- a stored spec on the experiment page -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecGroup:
+    """One group of a stored spec's hyperparameters, for the experiment page."""
+
+    title: str
+    rows: tuple[tuple[str, str, bool], ...]  # key, shown value, changed from the default
+    open: bool
+
+
+def shown_value(value: Any) -> str:
+    """A stored setting as a person reads it: yes/no, a dash for null."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def spec_groups(model: str, hyperparameters: dict[str, Any]) -> list[SpecGroup]:
+    """Grouped like the form; groups with a value changed from its default start open."""
+    form = form_for(model)
+    values = {HP_PREFIX + key: _to_text(value) for key, value in hyperparameters.items()}
+    opened = open_groups(form, values, set()) if form else set()
+    groups = []
+    for group in form.groups if form else ():
+        rows = tuple(
+            (f.key, shown_value(hyperparameters[f.key]), values[f.input_name] != f.default)
+            for f in group.fields
+            if f.key in hyperparameters
+        )
+        groups.append(SpecGroup(group.title, rows, group.title in opened))
+    known = {f.key for f in _fields_of(model)}
+    others = tuple((k, shown_value(v), False) for k, v in hyperparameters.items() if k not in known)
+    if others:  # a spec stored before its model's class changed: still show all of it
+        groups.append(SpecGroup(OTHER_GROUP, others, True))
+    return groups
+
+
+# --- importing a classification report ----------------------------------------------------------
+
+IMPORT_FIELDS = ("name", "report_text", "confusion_matrix_text", "tags", "notes")
+
+
+def import_errors(
+    errors: list[FieldError],
+) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """The import form's errors by its inputs (``tags.0`` belongs to ``tags``)."""
+    return _attach(errors, list(IMPORT_FIELDS))
+
+
+def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, ImportedReport]:
+    """The import form's strings -> the API's ``ReportImport`` and the parsed report; raises
+    ``SpecError`` naming each field to fix (all of them at once), as the API names them."""
+    data = {key: values.get(key, "") for key in IMPORT_FIELDS}
+    matrix_text = data["confusion_matrix_text"] or None
+    body: ReportImport | None = None
+    errors: list[FieldError] = []
+    try:
+        body = ReportImport.model_validate(
+            {**data, "tags": split_tags(data["tags"]), "confusion_matrix_text": matrix_text}
+        )
+    except ValidationError as exc:
+        errors = SpecError.from_validation_error(exc).errors
+    imported: ImportedReport | None = None
+    if not any(error.field == "report_text" for error in errors):
+        imported, report_errors = parse_for_import(data["report_text"], matrix_text)
+        errors += report_errors
+    if body is None or imported is None:
+        raise SpecError(errors)
+    return body, imported

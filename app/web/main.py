@@ -1,0 +1,82 @@
+"""create_app(): the FastAPI application with its routers, templates and static files."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from app.core.config import get_settings
+from app.resources import STATIC_DIR
+from app.services.reaper import Reaper
+from app.web import deps
+from app.web.auth import CrossSiteWriteGuard
+from app.web.cookies import SessionCookie
+from app.web.input_guard import InputGuard
+from app.web.limits import BodySizeLimit
+from app.web.routes import analysis, api, auth_pages, events, pages
+from app.web.security_headers import SecurityHeaders
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+ROUTERS = (
+    api.public_router,
+    api.router,
+    analysis.router,
+    events.router,
+    auth_pages.router,
+    pages.router,
+)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """The web process watches for experiments whose worker died (see app/services/reaper.py).
+
+    What was loaded at start-up (SQLAlchemy, Pydantic, FastAPI, NumPy: millions of objects)
+    is moved out of the garbage collector's sight: a full collection walking all of it
+    stalled a request now and then, which made p95 latency twice p50 (docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
+    reaper = Reaper(get_settings())
+    reaper.start()
+    yield
+    reaper.stop()
+
+
+def create_app() -> FastAPI:
+    # Swagger UI and ReDoc from the installed package: the docs page works offline.
+    app = FastAPIOffline(
+        title="cifarlab",
+        description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
+    )
+    settings = get_settings()
+    deps.install(app)
+    app.add_middleware(
+        SessionCookie,
+        secret_key=settings.session_secret(),
+        max_age=int(settings.session_days * 24 * 3600),
+        policy=settings.cookie_secure,
+    )
+    app.add_middleware(InputGuard)
+    app.add_middleware(CrossSiteWriteGuard)
+    app.add_middleware(BodySizeLimit)
+    docs_pages = {DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(SecurityHeaders, hashed_paths=frozenset(p for p in docs_pages if p))
+    if settings.trusted_proxies.strip():  # outermost: the rest sees the client and scheme
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    api.install_error_handlers(app, routes=[route for r in ROUTERS for route in r.routes])
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,394 @@
+"""The JSON API: everything the pages show, for scripts and the CLI."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shutil
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    status,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute, Match
+
+from app.core import crud
+from app.core.config import get_settings
+from app.core.models import Experiment, Status, utcnow
+from app.core.presets import PRESETS, Preset
+from app.core.queue import online_workers
+from app.core.schemas import (
+    CREATED_EXPERIMENT,
+    ERROR_RESPONSES,
+    Count,
+    EvaluationPublic,
+    ExperimentPublic,
+    ExperimentsPublic,
+    ExperimentUpdate,
+    HealthPublic,
+    MetricsPublic,
+    ModelPublic,
+    RowId,
+    SpecError,
+    WorkerPublic,
+    summaries,
+)
+from app.core.zoo import MODELS
+from app.services import outbox
+from app.services.launch import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
+from app.services.quotas import QuotaExceeded, check_active_experiments
+from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
+from app.web.deps import SessionDep
+
+logger = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/api", tags=["api"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
+)
+public_router = APIRouter(prefix="/api", tags=["api"], responses=ERROR_RESPONSES)
+SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
+DEFAULT_SORT = SortKey("created_at")
+WORKER_ONLINE_SECONDS = 60
+
+SPEC_EXAMPLE = {
+    "name": "cnn baseline",
+    "model": "custom_cnn",
+    "tags": ["baseline"],
+    "hyperparameters": {"epochs": 2, "train_size": 500, "test_size": 200},
+}
+
+
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Every refusal is JSON with a message a person can act on, naming the field.
+    ``routes``: all of the app's routes, for the methods a 405 lists."""
+
+    @app.exception_handler(SpecError)
+    async def spec_error(_: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "errors": [e.model_dump() for e in exc.errors]},
+        )
+
+    @app.exception_handler(QuotaExceeded)
+    async def quota_exceeded(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(_: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": str(exc), "experiment_id": exc.experiment.id},
+            headers={"Retry-After": str(BROKER_RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, _: Exception) -> JSONResponse:
+        """Each method of a path is its own route, and Starlette's 405 named only the first
+        route's methods: ``Allow`` lists every method any route of this path accepts."""
+        allowed = sorted(
+            {
+                method
+                for route in routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            }
+        )
+        return JSONResponse(
+            status_code=405,
+            content={"detail": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
+def _found(experiment: Experiment | None, experiment_id: RowId) -> Experiment:
+    if experiment is None:
+        raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
+    return experiment
+
+
+def _experiment_or_404(session: Session, experiment_id: RowId) -> Experiment:
+    return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
+
+
+LAUNCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Stored and queued, but the broker did not answer; it is sent later"},
+}
+
+
+@router.post(
+    "/experiments",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses={**CREATED_EXPERIMENT, **LAUNCH_RESPONSES},
+)
+def create_experiment(
+    session: SessionDep,
+    principal: ActorDep,
+    spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Any unique string: a retried request with the same key and body "
+            "returns the experiment the first one launched instead of a second one.",
+        ),
+    ] = None,
+) -> Experiment:
+    """Launch an experiment. The body is an experiment spec; see GET /api/models for each
+    model's hyperparameters, their defaults and bounds."""
+    return launch(session, spec, owner_id=principal.user_id, idempotency_key=idempotency_key)
+
+
+@router.get("/experiments", response_model=ExperimentsPublic)
+def list_experiments(
+    session: SessionDep,
+    principal: ViewerDep,
+    status: Status | None = None,
+    model: str | None = None,
+    tag: str | None = None,
+    owner: Annotated[str | None, Query(description="A username, or `me`")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in name or notes")] = None,
+    sort: Annotated[SortKey, Query(description="Column to sort by")] = DEFAULT_SORT,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[Count, Query()] = 0,
+) -> dict[str, Any]:
+    items, total = crud.list_experiments(
+        session=session, status=status, model=model, tag=tag, q=q, sort=sort,
+        descending=order == "desc", limit=limit, offset=offset,
+        owner=principal.user.username if owner == "me" and principal.user else owner,
+    )  # fmt: skip
+    return {"items": summaries(items), "total": total}
+
+
+@router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
+def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPublic:
+    experiment = _found(
+        crud.get_experiment_detail(session=session, experiment_id=experiment_id), experiment_id
+    )
+    public = ExperimentPublic.model_validate(experiment)
+    public.queue_position = crud.queue_position(session=session, experiment=experiment)
+    return public
+
+
+@router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)
+def get_metrics(session: SessionDep, experiment_id: RowId) -> dict[str, Any]:
+    _experiment_or_404(session, experiment_id)
+    return {"epochs": crud.list_epochs(session=session, experiment_id=experiment_id)}
+
+
+@router.get("/experiments/{experiment_id}/evaluation", response_model=EvaluationPublic)
+def get_evaluation(session: SessionDep, experiment_id: RowId) -> Any:
+    experiment = _experiment_or_404(session, experiment_id)
+    if experiment.evaluation is None:
+        raise HTTPException(
+            status_code=404,
+            detail=f"experiment {experiment_id} has no evaluation yet "
+            f"(status: {experiment.status})",
+        )
+    return experiment.evaluation
+
+
+@router.post(
+    "/experiments/{experiment_id}/retry",
+    response_model=ExperimentPublic,
+    responses=LAUNCH_RESPONSES,
+)
+def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
+    """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
+    experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
+    status = Status(experiment.status)
+    if status in (Status.failed, Status.cancelled):
+        check_active_experiments(session, experiment.owner_id)
+    if status not in (Status.failed, Status.cancelled) or not crud.requeue(
+        session=session,
+        experiment_id=experiment_id,
+        from_status=status,
+        attempt=experiment.attempts,
+    ):
+        raise HTTPException(
+            status_code=409,
+            detail=f"experiment {experiment_id} is {experiment.status}; only failed or cancelled "
+            "experiments can be retried",
+        )
+    session.commit()
+    if not outbox.send(session, experiment_id):
+        raise BrokerUnavailable(experiment)
+    session.refresh(experiment)
+    return experiment
+
+
+@router.get("/workers", response_model=list[WorkerPublic])
+def list_workers(session: SessionDep) -> list[dict[str, Any]]:
+    """Workers seen in the last minute, their device, and what each is running."""
+    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
+    workers = crud.online_workers(session=session, seen_since=seen_since)
+    running = crud.running_on(session=session, worker_names=[w.name for w in workers])
+    return [
+        {
+            "name": w.name, "hostname": w.hostname, "pid": w.pid, "device": w.device,
+            "started_at": w.started_at, "last_seen_at": w.last_seen_at,
+            "restarts": w.restarts, "last_exit": w.last_exit, "running": running.get(w.name),
+        }
+        for w in workers
+    ]  # fmt: skip
+
+
+@router.patch("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
+def update_experiment(
+    session: SessionDep, principal: ActorDep, experiment_id: RowId, changes: ExperimentUpdate
+) -> Experiment:
+    """Rename, retag or annotate an experiment."""
+    experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
+    crud.update_experiment(
+        session=session, experiment=experiment, changes=changes.model_dump(exclude_unset=True)
+    )
+    session.commit()
+    return experiment
+
+
+@router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
+def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
+    experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
+    crud.request_cancel(session=session, experiment=experiment)
+    session.commit()
+    return experiment
+
+
+@router.delete("/experiments/{experiment_id:int}", status_code=204)
+def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Response:
+    """Delete a finished experiment with its metrics, evaluation and files."""
+    experiment = _experiment_or_404(session, experiment_id)
+    ensure_can_modify(principal, experiment)
+    if not Status(experiment.status).finished:
+        raise HTTPException(
+            status_code=409,
+            detail=f"experiment {experiment_id} is {experiment.status}; cancel it first",
+        )
+    crud.delete_experiment(session=session, experiment=experiment)
+    session.commit()
+    shutil.rmtree(get_settings().experiment_dir(experiment_id), ignore_errors=True)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/experiments/{experiment_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_model(session: SessionDep, experiment_id: RowId) -> FileResponse:
+    """The trained model as a `.keras` file (load with `keras.models.load_model`)."""
+    experiment = _experiment_or_404(session, experiment_id)
+    path = get_settings().model_path(experiment_id)
+    if not path.is_file():
+        raise HTTPException(
+            status_code=404,
+            detail=f"experiment {experiment_id} has no trained model (status: {experiment.status})",
+        )
+    filename = f"cifarlab-{experiment_id}-{experiment.model}.keras"
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)
+
+
+@router.get("/models", response_model=list[ModelPublic])
+def list_models() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": info.name,
+            "title": info.title,
+            "family": info.family,
+            "description": info.description,
+            "hyperparameters_schema": info.hyperparameters.model_json_schema(),
+        }
+        for info in MODELS.values()
+    ]
+
+
+@router.get("/presets", response_model=list[Preset])
+def list_presets() -> list[Preset]:
+    """Ready specs: the original study's experiments (with its published test accuracy),
+    quick ones for a laptop CPU, and recipes that go past the study."""
+    return list(PRESETS.values())
+
+
+@router.post(
+    "/presets/{name}/launch",
+    status_code=201,
+    response_model=ExperimentPublic,
+    responses=CREATED_EXPERIMENT,
+)
+def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
+    preset = PRESETS.get(name)
+    if preset is None:
+        known = ", ".join(PRESETS)
+        raise HTTPException(status_code=404, detail=f"no preset {name!r}; choose one of: {known}")
+    return launch(session, preset.spec.model_dump(mode="json"), owner_id=principal.user_id)
+
+
+def _failure(part: str, exc: Exception, detailed: bool) -> str:
+    """The error names hosts, ports and users: logged always, answered to admins only."""
+    logger.warning("health: %s unreachable: %s", part, exc)
+    return f"error: {exc}" if detailed else "error"
+
+
+def _is_admin(request: Request, session: Session) -> bool:
+    try:
+        user = identify(request, session).user
+    except Exception:  # no database to read the user from: nobody can be known an admin
+        return False
+    return user is not None and user.is_admin
+
+
+@public_router.get("/health", response_model=HealthPublic)
+def health(request: Request, session: SessionDep) -> dict[str, Any]:
+    """Database, broker and workers: what must be up for a launch to train. A failing part
+    reads ``error``; signed-in admins see the error itself."""
+    try:
+        session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:
+        session.rollback()
+        database = _failure("database", exc, _is_admin(request, session))
+    try:
+        workers = online_workers()
+        broker = "ok"
+    except Exception as exc:
+        workers, broker = [], _failure("broker", exc, _is_admin(request, session))
+    healthy = database == "ok" and broker == "ok" and bool(workers)
+    return {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "broker": broker,
+        "workers": workers,
+    }

@@ -1,0 +1,332 @@
+"""What the compare page and its CSV export are made of: template context, figures, CSV rows.
+
+``build_comparison`` decides what is compared; this module shapes it for the page (columns,
+hyperparameter rows, figures with export names) and for the CSV. ``pages.py`` serves both:
+one router keeps every HTML route in one ordered table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+
+from app.core.models import Experiment, Status
+from app.core.zoo import MODELS
+from app.services.comparison import METRICS, SUMMARY_ROWS
+from app.services.history_cache import HistoryCache
+from app.web.charts import (
+    comparison_confusion_figures,
+    comparison_curves_figure,
+    comparison_gap_figure,
+    difference_figure,
+    per_class_f1_figure,
+    with_export_name,
+)
+from app.web.forms import shown_value
+from app.web.routes import analysis
+from app.web.routes.analysis import load_for_comparison, parse_ids
+from app.web.routes.formatting import format_number, format_signed
+
+SECTIONS = (
+    "warnings", "summary", "significance", "curves_note", "diagnostics", "per_class", "matrices",
+)  # fmt: skip
+ACTIVE = frozenset({Status.queued, Status.running})
+WIDE = 4  # above this many experiments the per-class table opens on F1 alone
+POLL_MILLISECONDS = 3000
+FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+SUMMARY_FIELDS = (
+    "test_accuracy", "macro_f1", "parameters", "epochs", "training_seconds",
+    "seconds_per_epoch", "images_per_second", "test_size",
+)  # fmt: skip
+CSV_HEADER = (
+    "experiment_id", "experiment", "model", "status", "baseline", *SUMMARY_FIELDS,
+    "row", *METRICS, "support", *(f"delta_{metric}" for metric in METRICS),
+)  # fmt: skip
+
+
+def model_title(model: str) -> str:
+    if model == "imported":
+        return "Imported report"
+    return MODELS[model].title if model in MODELS else model
+
+
+def has_gallery(experiment: Experiment) -> bool:
+    """Per-image predictions and stored test images come together; imported reports have
+    neither, so their matrix cells open nothing."""
+    evaluation = experiment.evaluation
+    return evaluation is not None and evaluation.test_set_fingerprint is not None
+
+
+def load_comparison(
+    session: Session, histories: HistoryCache, ids: Sequence[str] | None, baseline: int | None
+) -> tuple[list[Experiment], dict[str, Any]]:
+    """``ids`` as the query gave them (``1,2,3`` or repeated); raises SpecError (422, bad
+    ids) or HTTPException (404, unknown ones) just as GET /api/compare does."""
+    return analysis.load_comparison(session, histories, parse_ids(",".join(ids or [])), baseline)
+
+
+def _columns(experiments: Sequence[Experiment], comparison: Mapping[str, Any]) -> list[dict]:
+    """One per experiment, in the order given: ``build_comparison``'s summary and what the
+    page adds (model title, gallery, imported, baseline)."""
+    by_id = {e.id: e for e in experiments}
+    return [
+        {
+            **summary,
+            "model_title": model_title(summary["model"]),
+            "imported": summary["status"] == Status.imported,
+            "has_gallery": has_gallery(by_id[summary["id"]]),
+            "is_baseline": summary["id"] == comparison["baseline_id"],
+            "has_curves": bool(comparison["curves"][summary["id"]]),
+        }
+        for summary in comparison["experiments"]
+    ]
+
+
+def _best(columns: Sequence[Mapping[str, Any]], key: str) -> set[int]:
+    values = [c[key] for c in columns if c[key] is not None]
+    return {c["id"] for c in columns if values and c[key] == max(values)}
+
+
+def _significance(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+    """Each pair with its names and, where a paired test ran, p-value and interval in points."""
+    by_id = {c["id"]: c for c in columns}
+    entries = []
+    for pair in comparison["significance"]:
+        entry = {**pair, "first": by_id[pair["a"]], "second": by_id[pair["b"]]}
+        interval = pair.get("bootstrap")
+        if interval is not None:
+            entry["points"] = {k: interval[k] * 100 for k in ("difference", "low", "high")}
+        entries.append(entry)
+    return entries
+
+
+class Cell(NamedTuple):
+    """One cell of the merged report, its numbers already text."""
+
+    metric: str
+    experiment_id: int
+    css: str
+    value: str
+    delta: str
+    direction: str
+
+
+def _direction(delta: float) -> str:
+    return "up" if delta > 0 else "down" if delta < 0 else "same"
+
+
+def _report_kind(row: str) -> str:
+    return "accuracy" if row == "accuracy" else "average" if row in SUMMARY_ROWS else "class"
+
+
+def _per_class_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+    """The merged report's rows with their cells formatted here: eight experiments make 312
+    cells, and formatting them in the template took most of the page's render time."""
+    rows = []
+    for row in comparison["per_class"]:
+        cells = []
+        for metric in METRICS:
+            best = row["best"].get(metric, []) if len(row["values"]) > 1 else []
+            for index, column in enumerate(columns):
+                value = row["values"].get(column["id"], {}).get(metric)
+                delta = row["delta"].get(column["id"], {}).get(metric)
+                css = "num" + (" best" if column["id"] in best else "")
+                cells.append(
+                    Cell(
+                        metric, column["id"], css + (" group-start" if index == 0 else ""),
+                        "" if value is None else format_number(value),
+                        "" if delta is None else format_signed(delta),
+                        "" if delta is None else _direction(delta),
+                    )
+                )  # fmt: skip
+        rows.append({"row": row["row"], "kind": _report_kind(row["row"]), "cells": cells})
+    return rows
+
+
+def _hyperparameter_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+    """Every setting; ``differs`` among the trained experiments only, since an imported
+    report has no settings and would make every row look different."""
+    table = comparison["hyperparameters"]["all"]
+    trained = [c["id"] for c in columns if not c["imported"]]
+    rows = []
+    for key, by_id in table.items():
+        distinct = {repr(by_id.get(i)) for i in trained}
+        shown = ["—" if c["imported"] else shown_value(by_id.get(c["id"])) for c in columns]
+        rows.append({"key": key, "values": shown, "differs": len(distinct) > 1})
+    return rows
+
+
+def _urls(ids: str, baseline_id: int) -> dict[str, str]:
+    query = urlencode({"ids": ids, "baseline": baseline_id})
+    return {
+        "json": f"/api/compare?{query}",
+        "csv": f"/compare.csv?{query}",
+        "live": f"/compare/live?{query}",
+        "difference": "/compare/difference",
+    }
+
+
+def figures(comparison: Mapping[str, Any], ids: str) -> dict[str, dict[str, Any]]:
+    """The page's charts by element id, each saved as ``cifarlab-compare-<ids>-<chart>.png``."""
+    stem = f"cifarlab-compare-{ids.replace(',', '-')}"
+    charts = {
+        "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
+        "loss-chart": comparison_curves_figure(comparison, "loss"),
+        "gap-chart": comparison_gap_figure(comparison),
+        "f1-chart": per_class_f1_figure(comparison),
+    }
+    return {
+        chart_id: with_export_name(figure, f"{stem}-{chart_id.removesuffix('-chart')}")
+        for chart_id, figure in charts.items()
+    }
+
+
+def matrices(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Side-by-side matrices by element id, each as counts and row-normalised."""
+    return {
+        f"matrix-{experiment_id}": {
+            mode: with_export_name(figure, f"cifarlab-experiment-{experiment_id}-{mode}-matrix")
+            for mode, figure in variants.items()
+        }
+        for experiment_id, variants in comparison_confusion_figures(comparison).items()
+    }
+
+
+def default_difference(
+    comparison: Mapping[str, Any], columns: Sequence[Mapping], normalized: bool
+) -> dict[str, Any] | None:
+    """A - B for the first two experiments with matrices of the same classes, if any."""
+    entries = comparison["confusion_matrices"]
+    with_matrix = [c for c in columns if c["id"] in entries]
+    if len(with_matrix) < 2:
+        return None
+    first, second = with_matrix[:2]
+    if entries[first["id"]]["classes"] != entries[second["id"]]["classes"]:
+        return None
+    figure = difference_figure(
+        entries[first["id"]]["classes"], entries[first["id"]]["matrix"],
+        entries[second["id"]]["matrix"], names=(first["name"], second["name"]),
+        normalized=normalized,
+    )  # fmt: skip
+    return with_export_name(figure, f"cifarlab-difference-{first['id']}-{second['id']}")
+
+
+def difference(session: Session, a: int, b: int, *, normalized: bool) -> dict[str, Any]:
+    """Matrix A - B as a figure; ValueError says why two experiments cannot be subtracted."""
+    experiments = load_for_comparison(session, [a, b]) if a != b else []
+    evaluations = [e.evaluation for e in experiments if e.evaluation is not None]
+    matrices = [e.confusion_matrix for e in evaluations if e.confusion_matrix is not None]
+    if len(matrices) != 2:
+        raise ValueError("pick two different experiments that both have a confusion matrix")
+    first, second = evaluations
+    if first.classes != second.classes:
+        raise ValueError("the two matrices have different classes")
+    figure = difference_figure(
+        first.classes, matrices[0], matrices[1],
+        names=(experiments[0].name, experiments[1].name), normalized=normalized,
+    )  # fmt: skip
+    return with_export_name(figure, f"cifarlab-difference-{a}-{b}")
+
+
+def compare_context(
+    experiments: Sequence[Experiment], comparison: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything compare.html and its section templates draw."""
+    columns = _columns(experiments, comparison)
+    ids = ",".join(str(c["id"]) for c in columns)
+    sizes = {c["test_size"] for c in columns if c["test_size"] is not None}
+    normalized = len(sizes) > 1  # counts of different test sets do not compare
+    return {
+        "ids": ids,
+        "columns": columns,
+        "baseline": next(c for c in columns if c["is_baseline"]),
+        "warnings": comparison["warnings"],
+        "best": {key: _best(columns, key) for key in ("test_accuracy", "macro_f1")},
+        "per_class": _per_class_rows(comparison, columns),
+        "metrics": METRICS,
+        "metric_view": "all" if len(columns) <= WIDE else "f1-score",
+        "significance": _significance(comparison, columns),
+        "diagnostics": comparison["diagnostics"],
+        "hyperparameters": _hyperparameter_rows(comparison, columns),
+        "matrix_columns": [c for c in columns if c["id"] in comparison["confusion_matrices"]],
+        "matrix_mode": "normalized" if normalized else "counts",
+        "difference": default_difference(comparison, columns, normalized),
+        "urls": _urls(ids, comparison["baseline_id"]),
+        "active": any(c["status"] in ACTIVE for c in columns),
+    }
+
+
+def live_data(context: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page script draws: on load from the page, then from each live poll."""
+    return {
+        "active": context["active"],
+        "figures": figures(comparison, context["ids"]),
+        "matrices": matrices(comparison),
+    }
+
+
+def page_data(context: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **live_data(context, comparison),
+        "liveUrl": context["urls"]["live"],
+        "differenceUrl": context["urls"]["difference"],
+        "pollMilliseconds": POLL_MILLISECONDS,
+        "matrixMode": context["matrix_mode"],
+        "difference": context["difference"],
+    }
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def csv_cell(value: Any) -> str:
+    """Numbers as Python prints them; text that a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``+1``, ``@SUM``) gets a leading apostrophe, the usual defence."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, str):
+        return "'" + value if FORMULA_START.match(value) else value
+    return str(value)
+
+
+def _report_values(row: Mapping[str, Any], experiment_id: int) -> list[Any]:
+    values = row["values"][experiment_id]
+    delta = row["delta"].get(experiment_id, {})
+    return [
+        row["row"],
+        *(values.get(metric) for metric in METRICS),
+        values.get("support"),
+        *(delta.get(metric) for metric in METRICS),
+    ]
+
+
+def csv_text(comparison: Mapping[str, Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(csv_rows(comparison))
+    return buffer.getvalue()
+
+
+def csv_rows(comparison: Mapping[str, Any]) -> list[list[str]]:
+    """One line per experiment and report row (each class, accuracy, the averages), with
+    the experiment's summary repeated on each: one flat table that pandas or a spreadsheet
+    filters by ``row`` or ``experiment`` directly. Deltas are against the baseline."""
+    lines = [list(CSV_HEADER)]
+    for summary in comparison["experiments"]:
+        head = [
+            summary["id"], summary["name"], summary["model"], summary["status"],
+            summary["id"] == comparison["baseline_id"],
+            *(summary[field] for field in SUMMARY_FIELDS),
+        ]  # fmt: skip
+        for row in comparison["per_class"]:
+            if summary["id"] in row["values"]:
+                values = [*head, *_report_values(row, summary["id"])]
+                lines.append([csv_cell(value) for value in values])
+    return lines
