@@ -49,6 +49,7 @@ from app.core.schemas import (
 )
 from app.core.zoo import MODELS
 from app.services import outbox
+from app.services.errors import Conflict, NotFound
 from app.services.launch import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
 from app.services.quotas import QuotaExceeded, check_active_experiments
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
@@ -81,6 +82,14 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(exc), "errors": [e.model_dump() for e in exc.errors]},
         )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
     @app.exception_handler(QuotaExceeded)
     async def quota_exceeded(_: Request, exc: QuotaExceeded) -> JSONResponse:
