@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from app.core.hyperparameters import TrainingHyperparameters
-from app.core.models import INTEGER_MAX
+from app.core.models import INTEGER_MAX, Status
 from app.core.zoo import MODELS
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class ExperimentSummary(BaseModel):
     notes: str
     owner_id: int | None
     owner_name: str | None
-    status: str
+    status: Status
     spec: dict[str, Any]
     error: str | None
     created_at: UtcDatetime

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from app.core.models import Experiment, Status
+from app.core.models import IMPORTED_MODEL, Experiment, Status
 from app.core.zoo import MODELS
 from app.services.comparison import METRICS, SUMMARY_ROWS
 from app.services.history_cache import HistoryCache
@@ -51,7 +51,7 @@ CSV_HEADER = (
 
 
 def model_title(model: str) -> str:
-    if model == "imported":
+    if model == IMPORTED_MODEL:
         return "Imported report"
     return MODELS[model].title if model in MODELS else model
 

@@ -502,7 +502,7 @@ def _page_data(
     last_epoch = epochs[-1].epoch if epochs else 0
     return {
         "id": experiment.id,
-        "finished": Status(experiment.status).finished,
+        "finished": experiment.status.finished,
         "lastEpoch": last_epoch,
         "lastPhase": epochs[-1].phase if epochs else None,
         "seconds": [row.seconds for row in epochs],
