@@ -63,10 +63,10 @@ class ExperimentSpec(BaseModel):
 
 
 def _spec_class(model_name: str, hyperparameters: type[BaseModel]) -> type[ExperimentSpec]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{model_name}_spec",
         __base__=ExperimentSpec,
-        model=(Literal[model_name], ...),  # type: ignore[arg-type, valid-type]
+        model=(Literal[model_name], ...),  # type: ignore[arg-type]
         hyperparameters=(hyperparameters, Field(default_factory=hyperparameters)),
     )
 

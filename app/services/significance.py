@@ -80,7 +80,7 @@ def _binomial_lower_tail(k: int, n: int) -> float:
     for i in range(k):
         term = term * (n - i) // (i + 1)  # C(n, i + 1), exact in integers
         total += term
-    return total / 2**n
+    return total / (1 << n)  # 2**n, typed as an int
 
 
 def _mcnemar_p(b: int, c: int) -> tuple[float, float, Literal["exact", "chi2"]]:
