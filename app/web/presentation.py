@@ -1,7 +1,7 @@
-"""Words and colours for what the services found: a diagnosis's findings and verdict, a
-comparison's caveats and pairings, each experiment's colour.
+"""Words and colours for what the services found: a diagnosis's findings and verdict, a paired
+test's result, a comparison's caveats, each experiment's colour.
 
-``app.services.diagnostics`` and ``app.services.comparison`` return facts (kinds, epochs,
+``app.services.diagnostics``, ``significance`` and ``comparison`` return facts (kinds, epochs,
 numbers); this module turns them into the sentences the pages show and GET /api/compare
 returns, once, as the typed view models below (``ComparisonPublic`` is that route's
 documented response). The compare page, its live poll and its CSV all read one
@@ -10,6 +10,7 @@ documented response). The compare page, its live poll and its CSV all read one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from app.services.comparison import (
     Summary,
 )
 from app.services.diagnostics import SMALL_GAP, Diagnosis, Finding, FindingKind, Severity
-from app.services.significance import describe
+from app.services.significance import BootstrapResult, McNemarResult
 
 # Plotly's default palette: experiment i keeps colour i on every chart of the page.
 COLORS = (
@@ -173,6 +174,76 @@ def diagnosis_public(diagnosis: Diagnosis, epochs: int) -> DiagnosisPublic:
             FindingPublic(kind=f.kind, severity=f.severity, epoch=f.epoch, message=finding_text(f))
             for f in diagnosis.findings
         ],
+    )
+
+
+# --- a paired test in words ---------------------------------------------------------------
+
+VERY_SMALL_P = 0.001
+SMALLEST_SHOWN_P = 0.0001
+
+
+def _format_p(p_value: float) -> str:
+    """Two significant figures, never scientific notation: "p = 0.047", "p = 0.0003"."""
+    if p_value < SMALLEST_SHOWN_P:
+        return f"p < {SMALLEST_SHOWN_P:g}"
+    decimals = max(2, 1 - math.floor(math.log10(p_value)))
+    text = f"{p_value:.{decimals}f}".rstrip("0").rstrip(".")
+    return f"p = {text}"
+
+
+def _difference_sentence(name_a: str, name_b: str, n: int, result: BootstrapResult) -> str:
+    """Said from the leader's side, so the interval reads in the same direction as the claim."""
+    points = result.difference * 100
+    low, high = result.low * 100, result.high * 100
+    if points < 0:
+        name_a, name_b, points, low, high = name_b, name_a, -points, -high, -low
+    ci = f"{result.confidence:.0%} CI {low:.1f} to {high:.1f} points"
+    if low <= 0 <= high:
+        ci += ", which includes no difference"
+    images = f"on the same {n:,} test images"
+    if points == 0:
+        return f"{name_a} and {name_b} are equally accurate {images} ({ci})."
+    size = f"{points:.1f} points" if points >= 0.05 else "less than 0.1 points"
+    return f"{name_b} is {size} more accurate than {name_a} {images} ({ci})."
+
+
+def _test_sentence(p_value: float, alpha: float, ci_includes_zero: bool) -> str:
+    verdict = (
+        "the difference is very unlikely to be chance"
+        if p_value < min(alpha, VERY_SMALL_P)
+        else "the difference is unlikely to be chance"
+        if p_value < alpha
+        else "this difference could well be chance"
+    )
+    if (p_value < alpha) == ci_includes_zero:
+        verdict += "; the test and the interval disagree, so treat it as borderline"
+    return f"McNemar's test: {_format_p(p_value)}; {verdict}."
+
+
+def describe(
+    name_a: str,
+    name_b: str,
+    mcnemar: McNemarResult,
+    bootstrap: BootstrapResult,
+    alpha: float = 0.05,
+) -> str:
+    """Two sentences for the compare page: how big the difference is, with its interval, and
+    whether McNemar's test says it could be chance at level ``alpha``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.05), got {alpha}")
+    expected = (mcnemar.only_b_correct - mcnemar.only_a_correct) / mcnemar.n
+    if not math.isclose(bootstrap.difference, expected, abs_tol=1e-9):
+        raise ValueError(
+            "the McNemar and bootstrap results describe different data: the bootstrap "
+            f"difference is {bootstrap.difference:.4f}, the McNemar table gives {expected:.4f}"
+        )
+    includes_zero = bootstrap.low <= 0 <= bootstrap.high
+    return " ".join(
+        [
+            _difference_sentence(name_a, name_b, mcnemar.n, bootstrap),
+            _test_sentence(mcnemar.p_value, alpha, includes_zero),
+        ]
     )
 
 
