@@ -322,7 +322,8 @@ def compare_context(
 
 def live_data(context: Mapping[str, Any], comparison: ComparisonPublic) -> dict[str, Any]:
     """What the page script draws: on load from the page, then from each live poll."""
-    plain = comparison.model_dump()
+    # The charts read plain dicts; the curves already are, and copying them cost milliseconds.
+    plain = {**comparison.model_dump(exclude={"curves"}), "curves": comparison.curves}
     return {
         "active": context["active"],
         "figures": figures(plain, context["ids"]),
