@@ -119,13 +119,20 @@ def test_per_image_results_survive_packing_and_unpacking(database_url: str) -> N
     assert np.allclose(stored[2], confidences)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def statuses_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_server").create_database("statuses"))
+    return f"sqlite:///{tmp_path / 'statuses.db'}"
+
+
 def test_status_is_the_enum_in_python_and_the_same_text_in_the_database(
-    database_url: str,
+    statuses_url: str,
 ) -> None:
     """Rows written as text before Experiment.status was typed read back as ``Status``, and
     new rows store the same text: no migration, no database enum type."""
-    upgrade(database_url)
-    engine = create_engine(database_url)
+    upgrade(statuses_url)
+    engine = create_engine(statuses_url)
     with engine.begin() as connection:
         connection.execute(
             text(
