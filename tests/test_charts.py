@@ -229,7 +229,7 @@ def test_difference_is_a_minus_b_on_a_scale_centred_on_zero() -> None:
 
 
 def _comparison() -> dict[str, Any]:
-    """What build_comparison returns for a two-phase run (id 1) and an imported report (2)."""
+    """ComparisonPublic.model_dump() for a two-phase run (id 1) and an imported report (2)."""
     curves = [
         {"epoch": n, "phase": "train" if n < 3 else "fine_tune", "loss": 2.0 / n,
          "accuracy": 0.2 * n, "val_loss": [2.1, 1.2, 0.9, 1.0][n - 1],

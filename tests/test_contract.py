@@ -73,3 +73,21 @@ def test_15_openapi_documents_error_bodies_as_they_are(client: TestClient) -> No
     assert set(response.json()) == {"detail", "errors"}
     compare = client.get("/api/compare?ids=1")
     assert compare.status_code == 422 and compare.json()["errors"][0]["field"] == "ids"
+
+
+def test_openapi_documents_the_comparison_and_the_statuses(client: TestClient) -> None:
+    """GET /api/compare names its body (ComparisonPublic) field by field, and an experiment's
+    ``status`` lists the values it takes."""
+    schema = client.get("/openapi.json").json()
+    content = schema["paths"]["/api/compare"]["get"]["responses"]["200"]["content"]
+    ref = content["application/json"]["schema"]["$ref"]
+    components = schema["components"]["schemas"]
+    comparison = components[ref.rsplit("/", 1)[1]]
+    assert set(comparison["required"]) == {
+        "baseline_id", "experiments", "warnings", "per_class", "hyperparameters",
+        "significance", "diagnostics", "curves", "confusion_matrices",
+    }  # fmt: skip
+    pairing = components["PairingPublic"]
+    assert set(pairing["required"]) == {"a", "b", "text"}  # the test only where one ran
+    status = components["ExperimentPublic"]["properties"]["status"]["$ref"]
+    assert "imported" in components[status.rsplit("/", 1)[1]]["enum"]

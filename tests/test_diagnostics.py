@@ -1,4 +1,5 @@
-"""Curve diagnosis on curves with known answers: each rule fires where it should, not elsewhere."""
+"""Curve diagnosis on curves with known answers: each rule fires where it should, not elsewhere;
+its findings and verdict worded by ``app.web.presentation``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from app.core.schemas import EpochMetricPublic
 from app.services.diagnostics import Diagnosis, diagnose
+from app.web.presentation import finding_text, verdict_text
 
 
 def _rows(
@@ -68,11 +70,11 @@ def test_overfitting_is_flagged_at_the_validation_minimum() -> None:
     diagnosis = diagnose(OVERFITTING, planned_epochs=10)
     finding = _finding(diagnosis, "overfitting")
     assert (finding.severity, finding.epoch) == ("warning", 4)
-    assert "epoch 4" in finding.message and "overfitting" in finding.message
+    assert "epoch 4" in finding_text(finding) and "overfitting" in finding_text(finding)
     assert "healthy" not in _kinds(diagnosis) and "underfitting" not in _kinds(diagnosis)
     assert diagnosis.best_epoch == 4
     assert diagnosis.best_val_accuracy == 0.62
-    assert "overfits from epoch 4" in diagnosis.verdict
+    assert "overfits from epoch 4" in verdict_text(diagnosis)
 
 
 def test_generalization_gap_is_train_minus_validation_accuracy() -> None:
@@ -89,14 +91,14 @@ def test_healthy_curves_are_not_called_overfitting() -> None:
     assert "healthy" in kinds
     assert "still_improving" in kinds  # its best epoch is its last, and all 8 ran
     assert diagnosis.best_epoch == 8
-    assert "more epochs" in diagnosis.verdict
+    assert "more epochs" in verdict_text(diagnosis)
 
 
 def test_underfitting_is_flagged() -> None:
     diagnosis = diagnose(UNDERFITTING, planned_epochs=6)
     finding = _finding(diagnosis, "underfitting")
     assert finding.severity == "warning"
-    assert "33.0%" in finding.message
+    assert "33.0%" in finding_text(finding)
     assert "overfitting" not in _kinds(diagnosis) and "healthy" not in _kinds(diagnosis)
 
 
@@ -136,14 +138,14 @@ def test_early_stop_is_detected_and_not_called_still_improving() -> None:
     diagnosis = diagnose(OVERFITTING[:7], planned_epochs=20)
     finding = _finding(diagnosis, "early_stopped")
     assert (finding.severity, finding.epoch) == ("info", 7)
-    assert "7 of the 20" in finding.message
+    assert "7 of the 20" in finding_text(finding)
     assert "still_improving" not in _kinds(diagnosis)
 
 
 def test_a_run_in_progress_is_not_early_stopped_or_finished() -> None:
     diagnosis = diagnose(HEALTHY[:4], planned_epochs=8, in_progress=True)
     assert not {"early_stopped", "still_improving"} & _kinds(diagnosis)
-    assert diagnosis.verdict.startswith("So far: training looks healthy.")
+    assert verdict_text(diagnosis).startswith("So far: training looks healthy.")
 
 
 def test_unstable_validation_loss_is_flagged() -> None:
@@ -153,7 +155,7 @@ def test_unstable_validation_loss_is_flagged() -> None:
     )
     finding = _finding(diagnose(rows), "unstable")
     assert finding.epoch == 3
-    assert "3, 6" in finding.message
+    assert "3, 6" in finding_text(finding)
 
 
 def test_a_jump_into_fine_tuning_is_not_instability() -> None:
@@ -167,7 +169,8 @@ def test_a_jump_into_fine_tuning_is_not_instability() -> None:
 
 def test_empty_input() -> None:
     diagnosis = diagnose([])
-    assert diagnosis == Diagnosis([], None, None, [], None, [], "No epochs yet.")
+    assert diagnosis == Diagnosis([], None, None, None, [], None, [])
+    assert verdict_text(diagnosis) == "No epochs yet."
 
 
 def test_missing_validation_never_crashes() -> None:
@@ -184,7 +187,7 @@ def test_nan_loss_is_reported_as_divergence() -> None:
     diagnosis = diagnose(rows)
     assert _finding(diagnosis, "diverged").severity == "warning"
     assert diagnosis.best_epoch == 1
-    assert diagnosis.verdict.startswith("Training diverged")
+    assert verdict_text(diagnosis).startswith("Training diverged")
 
 
 def test_objects_with_attributes_work_like_mappings() -> None:

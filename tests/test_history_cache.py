@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.models import EpochMetric, Experiment, Status
 from app.services.comparison import History
+from app.services.diagnostics import diagnose
 from app.services.history_cache import HistoryCache
 from app.web.main import create_app
 from tests.factories import claim, make_evaluated, make_experiment
@@ -31,7 +32,7 @@ def finished(experiment_id: int, **changes: object) -> Experiment:
 
 
 def history(epochs: int) -> History:
-    return History(epochs, None, None, [], {})
+    return History(epochs, None, None, [], diagnose([]))
 
 
 def test_a_finished_experiment_is_kept_until_its_run_changes() -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session, undefer
 
-from app.core.models import Base, Evaluation
+from app.core.models import IMPORTED_MODEL, Base, Evaluation, Experiment, Status
 from app.migrate import downgrade, upgrade
 
 
@@ -117,3 +117,39 @@ def test_per_image_results_survive_packing_and_unpacking(database_url: str) -> N
     stored = [json.loads(v) if isinstance(v, str) else v for v in row]
     assert stored[0] == labels and stored[1] == predictions
     assert np.allclose(stored[2], confidences)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def statuses_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_server").create_database("statuses"))
+    return f"sqlite:///{tmp_path / 'statuses.db'}"
+
+
+def test_status_is_the_enum_in_python_and_the_same_text_in_the_database(
+    statuses_url: str,
+) -> None:
+    """Rows written as text before Experiment.status was typed read back as ``Status``, and
+    new rows store the same text: no migration, no database enum type."""
+    upgrade(statuses_url)
+    engine = create_engine(statuses_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO experiments (id, name, model, spec, tags, status, created_at, "
+                "current_epoch, epoch_progress, total_epochs, notes, attempts) VALUES (1, 'study', "
+                "'imported', '{}', '[]', 'imported', '2026-01-01 00:00:00', 0, 0.0, 0, '', 0)"
+            )
+        )
+    with Session(engine) as session:
+        old = session.get_one(Experiment, 1)
+        assert old.status is Status.imported and old.model == IMPORTED_MODEL
+        session.add(Experiment(id=2, name="new", model="custom_cnn", spec={}))
+        session.commit()
+        assert session.get_one(Experiment, 2).status is Status.queued
+        queued = select(Experiment.id).where(Experiment.status == "queued")
+        assert session.scalars(queued).all() == [2]
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT status FROM experiments ORDER BY id")).scalars()
+        assert stored.all() == ["imported", "queued"]
+    engine.dispose()

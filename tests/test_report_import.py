@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
+from app.core.models import IMPORTED_MODEL
 from app.core.report_import import parse_classification_report, parse_confusion_matrix
+from app.core.zoo import MODELS
 
 SEED_REPORTS = Path(__file__).resolve().parents[2] / "shared" / "seed-reports"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -261,3 +263,8 @@ def test_10_supports_beyond_any_test_set_are_refused(support: str) -> None:
     rows = ROWS.replace("         2\n", f"  {support}\n")
     with pytest.raises(ValueError, match=r"line 3: support must be a whole number"):
         parse_classification_report(HEADER + rows + SUMMARY)
+
+
+def test_the_imported_reports_model_name_is_no_zoo_model() -> None:
+    """``?model=imported`` lists imported reports only while no trainable model takes the name."""
+    assert IMPORTED_MODEL not in MODELS

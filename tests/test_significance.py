@@ -14,9 +14,9 @@ from app.services.significance import (
     McNemarResult,
     _binomial_lower_tail,
     bootstrap_accuracy_difference,
-    describe,
     mcnemar,
 )
+from app.web.presentation import describe
 
 
 def _pairs(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[bool], list[bool]]:

@@ -23,7 +23,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, undefer
 
-from app.core.models import EpochMetric, Evaluation, Experiment, Status, User, Worker, utcnow
+from app.core.models import (
+    IMPORTED_MODEL,
+    EpochMetric,
+    Evaluation,
+    Experiment,
+    Status,
+    User,
+    Worker,
+    utcnow,
+)
 from app.core.report_import import ImportedReport
 from app.core.schemas import ExperimentSpec
 
@@ -575,10 +584,10 @@ def import_experiment(
     experiment = Experiment(
         owner_id=owner_id,
         name=name,
-        model="imported",
+        model=IMPORTED_MODEL,
         tags=tags,
         notes=notes,
-        spec={"name": name, "model": "imported", "tags": tags},
+        spec={"name": name, "model": IMPORTED_MODEL, "tags": tags},
         status=Status.imported,
         test_accuracy=imported.accuracy,
         macro_f1=float(imported.report["macro avg"]["f1-score"]),
@@ -652,7 +661,7 @@ def request_cancel(*, session: Session, experiment: Experiment) -> bool:
 
     Conditional on the status and attempt read: a run that finished meanwhile keeps its
     outcome. Returns whether the cancel was recorded; ``experiment`` is brought up to date."""
-    seen = Status(experiment.status)
+    seen = experiment.status
     if seen.finished:
         return False
     values: dict[str, Any] = {"status": Status.cancelled}

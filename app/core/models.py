@@ -74,6 +74,8 @@ class Base(DeclarativeBase):
 
 
 class Status(enum.StrEnum):
+    """Where an experiment stands; stored as its text (``"queued"``), no database enum type."""
+
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -84,6 +86,27 @@ class Status(enum.StrEnum):
     @property
     def finished(self) -> bool:
         return self is not Status.queued and self is not Status.running
+
+
+IMPORTED_MODEL = "imported"
+"""The ``model`` of an imported report: no model of the zoo trained it, and clients filter
+``GET /api/experiments?model=imported`` for them. Whether an experiment *is* imported is its
+status (``Status.imported``); this name only fills the column."""
+
+
+class StatusText(TypeDecorator[Status]):
+    """``Status`` in Python, its text in the database: the same VARCHAR(16) the column always
+    had, so neither a migration nor a database enum type is needed. Filters may pass plain
+    text (``?status=`` is validated before it gets here)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Status | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Status | None:
+        return None if value is None else Status(value)
 
 
 class User(Base):
@@ -157,7 +180,7 @@ class Experiment(Base):
     model: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=Status.queued)
+    status: Mapped[Status] = mapped_column(StatusText(), index=True, default=Status.queued)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from app.core.hyperparameters import TrainingHyperparameters
-from app.core.models import INTEGER_MAX
+from app.core.models import INTEGER_MAX, Status
 from app.core.zoo import MODELS
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,10 @@ class ExperimentSpec(BaseModel):
 
 
 def _spec_class(model_name: str, hyperparameters: type[BaseModel]) -> type[ExperimentSpec]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{model_name}_spec",
         __base__=ExperimentSpec,
-        model=(Literal[model_name], ...),  # type: ignore[arg-type, valid-type]
+        model=(Literal[model_name], ...),  # type: ignore[arg-type]
         hyperparameters=(hyperparameters, Field(default_factory=hyperparameters)),
     )
 
@@ -141,7 +141,7 @@ class ExperimentSummary(BaseModel):
     notes: str
     owner_id: int | None
     owner_name: str | None
-    status: str
+    status: Status
     spec: dict[str, Any]
     error: str | None
     created_at: UtcDatetime

@@ -1,27 +1,48 @@
-"""What the compare page shows, as plain data: the page and GET /api/compare share it."""
+"""What the compare page shows, as typed facts: ids, statuses, numbers, kinds.
+
+``build_comparison`` decides what is compared and what makes the comparison unfair; the web
+(``app.web.presentation``) gives each experiment its colour and each fact its sentence, once,
+for the page, GET /api/compare and the CSV alike.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from typing_extensions import TypedDict
 
 from app.core.crud import EpochRow
 from app.core.models import Experiment, Status
-from app.services.diagnostics import diagnose
-from app.services.significance import bootstrap_from_table, describe, mcnemar
+from app.services.diagnostics import Diagnosis, diagnose
+from app.services.significance import BootstrapResult, McNemarResult, bootstrap_from_table, mcnemar
 
-# Plotly's default palette: experiment i keeps colour i on every chart of the page.
-COLORS = (
-    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
-    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
-)  # fmt: skip
 METRICS = ("precision", "recall", "f1-score")
 SUMMARY_ROWS = ("macro avg", "weighted avg")
 MAX_CURVE_POINTS = 200
+ACTIVE = frozenset({Status.queued, Status.running})
+
+
+class CurvePoint(TypedDict):
+    """One epoch of a chart's curve (a dict: 200 points per experiment go to JSON as is)."""
+
+    epoch: int
+    phase: str
+    loss: float | None
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+
+
+MetricValues = dict[str, float]
+"""``precision``, ``recall``, ``f1-score`` and ``support`` of one report row (accuracy has
+``f1-score`` and ``support`` only), as scikit-learn names them."""
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -38,8 +59,8 @@ class History:
     epochs: int
     seconds_per_epoch: float | None
     images_per_second: float | None
-    curve: list[dict[str, Any]]
-    diagnostics: dict[str, Any]
+    curve: list[CurvePoint]
+    diagnosis: Diagnosis
 
 
 def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
@@ -48,26 +69,47 @@ def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
         seconds_per_epoch=_mean([row.seconds for row in epochs]),
         images_per_second=_mean([row.images_per_second for row in epochs]),
         curve=[_curve(row) for row in downsample(epochs)],
-        diagnostics=diagnostics(experiment, epochs),
+        diagnosis=diagnostics(experiment, epochs),
     )
 
 
-def summary(experiment: Experiment, history: History, color: str) -> dict[str, Any]:
-    return {
-        "id": experiment.id,
-        "name": experiment.name,
-        "model": experiment.model,
-        "status": experiment.status,
-        "color": color,
-        "test_accuracy": experiment.test_accuracy,
-        "macro_f1": experiment.macro_f1,
-        "parameters": experiment.parameters,
-        "epochs": history.epochs,
-        "training_seconds": experiment.duration_seconds,
-        "seconds_per_epoch": history.seconds_per_epoch,
-        "images_per_second": history.images_per_second,
-        "test_size": experiment.evaluation.test_size if experiment.evaluation else None,
-    }
+@dataclass(frozen=True)
+class Summary:
+    """One compared experiment's headline figures."""
+
+    id: int
+    name: str
+    model: str
+    status: Status
+    test_accuracy: float | None
+    macro_f1: float | None
+    parameters: int | None
+    epochs: int
+    training_seconds: float | None
+    seconds_per_epoch: float | None
+    images_per_second: float | None
+    test_size: int | None
+
+    @property
+    def imported(self) -> bool:
+        return self.status is Status.imported
+
+
+def summary(experiment: Experiment, history: History) -> Summary:
+    return Summary(
+        id=experiment.id,
+        name=experiment.name,
+        model=experiment.model,
+        status=experiment.status,
+        test_accuracy=experiment.test_accuracy,
+        macro_f1=experiment.macro_f1,
+        parameters=experiment.parameters,
+        epochs=history.epochs,
+        training_seconds=experiment.duration_seconds,
+        seconds_per_epoch=history.seconds_per_epoch,
+        images_per_second=history.images_per_second,
+        test_size=experiment.evaluation.test_size if experiment.evaluation else None,
+    )
 
 
 def downsample(epochs: Sequence[EpochRow], limit: int = MAX_CURVE_POINTS) -> list[EpochRow]:
@@ -82,9 +124,18 @@ def downsample(epochs: Sequence[EpochRow], limit: int = MAX_CURVE_POINTS) -> lis
     return [epochs[i] for i in sorted(keep) if i < len(epochs)]
 
 
-def per_class_table(
-    experiments: Sequence[Experiment], baseline_id: int | None
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of the merged report: each experiment's values by id, the ids best at each
+    metric, and each non-baseline experiment's differences from the baseline."""
+
+    row: str
+    values: dict[int, MetricValues]
+    best: dict[str, list[int]]
+    delta: dict[int, MetricValues]
+
+
+def per_class_table(experiments: Sequence[Experiment], baseline_id: int | None) -> list[ReportRow]:
     """One row per class (then accuracy and the averages): every experiment's precision,
     recall and F1 side by side, the best marked, and deltas against the baseline."""
     evaluated = [e for e in experiments if e.evaluation is not None]
@@ -97,30 +148,25 @@ def per_class_table(
     return rows
 
 
-def _metric_row(name: str, experiments: Sequence[Experiment], baseline_id: int | None) -> dict:
-    values: dict[int, dict[str, float]] = {}
+def _metric_row(name: str, experiments: Sequence[Experiment], baseline_id: int | None) -> ReportRow:
+    values: dict[int, MetricValues] = {}
     for experiment in experiments:
         assert experiment.evaluation is not None
         entry = experiment.evaluation.report.get(name)
         if isinstance(entry, dict):
             values[experiment.id] = {key: entry[key] for key in (*METRICS, "support")}
     best = {metric: _argmax({i: v[metric] for i, v in values.items()}) for metric in METRICS}
-    return {"row": name, "values": values, "best": best, "delta": _deltas(values, baseline_id)}
+    return ReportRow(name, values, best, _deltas(values, baseline_id))
 
 
-def _accuracy_row(experiments: Sequence[Experiment], baseline_id: int | None) -> dict:
+def _accuracy_row(experiments: Sequence[Experiment], baseline_id: int | None) -> ReportRow:
     values = {
         e.id: {"f1-score": e.evaluation.accuracy, "support": float(e.evaluation.test_size)}
         for e in experiments
         if e.evaluation is not None
     }
     best = {"f1-score": _argmax({i: v["f1-score"] for i, v in values.items()})}
-    return {
-        "row": "accuracy",
-        "values": values,
-        "best": best,
-        "delta": _deltas(values, baseline_id),
-    }
+    return ReportRow("accuracy", values, best, _deltas(values, baseline_id))
 
 
 def _argmax(values: dict[int, float]) -> list[int]:
@@ -130,7 +176,7 @@ def _argmax(values: dict[int, float]) -> list[int]:
     return [i for i, value in values.items() if value == top]
 
 
-def _deltas(values: dict[int, dict[str, float]], baseline_id: int | None) -> dict:
+def _deltas(values: dict[int, MetricValues], baseline_id: int | None) -> dict[int, MetricValues]:
     base = values.get(baseline_id) if baseline_id is not None else None
     if base is None:
         return {}
@@ -145,7 +191,16 @@ def _flat_hyperparameters(experiment: Experiment) -> dict[str, Any]:
     return {"model": experiment.model, **experiment.spec.get("hyperparameters", {})}
 
 
-def hyperparameters(experiments: Sequence[Experiment]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Every setting's value by experiment id (``None`` where an experiment lacks it), and
+    the settings whose values differ among trained runs."""
+
+    table: dict[str, dict[int, Any]]
+    differing: list[str]
+
+
+def hyperparameters(experiments: Sequence[Experiment]) -> Hyperparameters:
     """All values, and the keys whose values differ (shown by default) among trained runs:
     an imported report has no settings, which is not a difference."""
     flat = {e.id: _flat_hyperparameters(e) for e in experiments}
@@ -157,33 +212,51 @@ def hyperparameters(experiments: Sequence[Experiment]) -> dict[str, Any]:
         for key, by_id in table.items()
         if len({repr(v) for i, v in by_id.items() if i in trained}) > 1
     ]
-    return {"all": table, "differing": differing}
+    return Hyperparameters(table, differing)
 
 
-def warnings(experiments: Sequence[Experiment]) -> list[str]:
+class CaveatKind(enum.StrEnum):
+    """What makes a comparison unfair, in the order the page warns of it."""
+
+    test_sizes = "test_sizes"  # evaluated on test sets of different sizes
+    test_images = "test_images"  # same size, different images (another subset or seed)
+    imported = "imported"  # imported reports: which test images they used is unknown
+    seeds = "seeds"  # trained runs with different seeds
+    datasets = "datasets"  # trained runs on different datasets
+    unfinished = "unfinished"  # still queued or running: the numbers will change
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """One reason the comparison is unfair and whom it concerns: ``values`` maps each
+    experiment id concerned, in the order given, to its differing value (a test-set size, a
+    seed, a dataset), or to ``None`` where only who matters."""
+
+    kind: CaveatKind
+    values: dict[int, Any]
+
+
+def caveats(experiments: Sequence[Experiment]) -> list[Caveat]:
     """What makes a comparison unfair, said at the top of the page."""
-    found: list[str] = []
+    found: list[Caveat] = []
     evaluated = [e for e in experiments if e.evaluation is not None]
     sizes = {e.id: e.evaluation.test_size for e in evaluated if e.evaluation is not None}
     if len(set(sizes.values())) > 1:
-        found.append(f"Different test-set sizes: {_listing(evaluated, sizes)}.")
+        found.append(Caveat(CaveatKind.test_sizes, dict(sizes)))
     prints = {e.evaluation.test_set_fingerprint for e in evaluated if e.evaluation is not None}
     if len(set(sizes.values())) == 1 and len(prints - {None}) > 1:
-        found.append("Same test-set size but different test images (another subset or seed).")
-    imported = [e.name for e in evaluated if e.status == Status.imported]
+        found.append(Caveat(CaveatKind.test_images, {e.id: None for e in evaluated}))
+    imported = {e.id: None for e in evaluated if e.status is Status.imported}
     if imported:
-        found.append(
-            f"Imported reports ({', '.join(imported)}) carry no per-image predictions: which "
-            "test images they used cannot be checked."
-        )
-    trained = [e for e in experiments if e.status != Status.imported]
-    for key, label in (("seed", "seeds"), ("dataset", "datasets")):
+        found.append(Caveat(CaveatKind.imported, imported))
+    trained = [e for e in experiments if e.status is not Status.imported]
+    for key, kind in (("seed", CaveatKind.seeds), ("dataset", CaveatKind.datasets)):
         values = {e.id: _setting(e, key) for e in trained}
         if len({repr(v) for v in values.values()}) > 1:
-            found.append(f"Different {label}: {_listing(trained, values)}.")
-    unfinished = [e.name for e in experiments if e.status in (Status.queued, Status.running)]
+            found.append(Caveat(kind, values))
+    unfinished = {e.id: None for e in experiments if e.status in ACTIVE}
     if unfinished:
-        found.append(f"Still training: {', '.join(unfinished)}; their numbers will change.")
+        found.append(Caveat(CaveatKind.unfinished, unfinished))
     return found
 
 
@@ -193,11 +266,9 @@ def _setting(experiment: Experiment, key: str) -> Any:
     return experiment.spec.get("hyperparameters", {}).get(key)
 
 
-def _listing(experiments: Sequence[Experiment], values: dict[int, Any]) -> str:
-    return "; ".join(f"{e.name}: {values[e.id]}" for e in experiments)
-
-
-def _correct(experiment: Experiment, labels: np.ndarray | None) -> np.ndarray | None:
+def _correct(
+    experiment: Experiment, labels: npt.NDArray[Any] | None
+) -> npt.NDArray[np.bool_] | None:
     """Right/wrong per test image, as one numpy comparison (10,000 images per experiment)."""
     evaluation = experiment.evaluation
     if evaluation is None or evaluation.predictions is None or labels is None:
@@ -206,7 +277,21 @@ def _correct(experiment: Experiment, labels: np.ndarray | None) -> np.ndarray | 
     return predictions == labels if predictions.shape == labels.shape else None
 
 
-def significance(experiments: Sequence[Experiment], baseline: Experiment) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Pairing:
+    """Experiment ``b`` against the baseline ``a``: McNemar's test and the bootstrap interval
+    of the accuracy difference when both were scored on the same test images with per-image
+    predictions kept; otherwise neither, and ``unevaluated`` lists which of the two have no
+    evaluation yet (none: they were scored on different images, or without predictions)."""
+
+    a: int
+    b: int
+    mcnemar: McNemarResult | None = None
+    bootstrap: BootstrapResult | None = None
+    unevaluated: tuple[int, ...] = ()
+
+
+def significance(experiments: Sequence[Experiment], baseline: Experiment) -> list[Pairing]:
     """Each experiment against the baseline, when both were scored on the same test images.
     Equal fingerprints mean equal labels, so only the baseline's labels are read."""
     results = []
@@ -219,94 +304,74 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
     for other in experiments:
         if other.id == baseline.id:
             continue
-        pair: dict[str, Any] = {"a": baseline.id, "b": other.id}
         same = other.evaluation is not None and other.evaluation.test_set_fingerprint == base_print
         other_correct = _correct(other, labels) if same else None
         if base_correct is None or other_correct is None or base_print is None:
-            pair["text"] = _no_pairing(baseline, other)
-            results.append(pair)
+            unevaluated = tuple(e.id for e in (baseline, other) if e.evaluation is None)
+            results.append(Pairing(baseline.id, other.id, unevaluated=unevaluated))
             continue
         test = mcnemar(base_correct, other_correct)
-        interval = bootstrap_from_table(test)
-        pair |= {
-            "mcnemar": {
-                "p_value": test.p_value, "statistic": test.statistic, "method": test.method,
-                "only_a_correct": test.only_a_correct, "only_b_correct": test.only_b_correct,
-                "n": test.n,
-            },
-            "bootstrap": {
-                "difference": interval.difference, "low": interval.low, "high": interval.high,
-                "confidence": interval.confidence,
-            },
-            "text": describe(baseline.name, other.name, test, interval),
-        }  # fmt: skip
-        results.append(pair)
+        results.append(Pairing(baseline.id, other.id, test, bootstrap_from_table(test)))
     return results
 
 
-def _no_pairing(baseline: Experiment, other: Experiment) -> str:
-    unevaluated = [e.name for e in (baseline, other) if e.evaluation is None]
-    if unevaluated:
-        verb = "have" if len(unevaluated) > 1 else "has"
-        return (
-            f"{' and '.join(unevaluated)} {verb} no evaluation yet, so no paired test can be run."
-        )
-    return (
-        f"{other.name} and {baseline.name} were not scored on the same test images with "
-        "per-image predictions kept, so no paired test can be run."
-    )
-
-
-def diagnostics(experiment: Experiment, epochs: Sequence[EpochRow]) -> dict[str, Any]:
-    diagnosis = diagnose(
+def diagnostics(experiment: Experiment, epochs: Sequence[EpochRow]) -> Diagnosis:
+    """The run's curves read as its status allows: a queued or running one is not done."""
+    return diagnose(
         epochs,
         planned_epochs=experiment.total_epochs or None,
-        in_progress=experiment.status in (Status.queued, Status.running),
+        in_progress=experiment.status in ACTIVE,
     )
-    return {
-        "verdict": diagnosis.verdict,
-        "best_epoch": diagnosis.best_epoch,
-        "best_val_accuracy": diagnosis.best_val_accuracy,
-        "phase_boundary": diagnosis.phase_boundary,
-        "lr_reductions": diagnosis.lr_reductions,
-        "early_stop_epoch": len(epochs)
-        if any(f.kind == "early_stopped" for f in diagnosis.findings)
-        else None,
-        "generalization_gap": [[epoch, gap] for epoch, gap in diagnosis.generalization_gap],
-        "findings": [
-            {"kind": f.kind, "severity": f.severity, "epoch": f.epoch, "message": f.message}
-            for f in diagnosis.findings
-        ],
-    }
 
 
-def _curve(row: EpochRow) -> dict[str, Any]:
-    keys = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
-    return {key: getattr(row, key) for key in keys}
+def _curve(row: EpochRow) -> CurvePoint:
+    return CurvePoint(
+        epoch=row.epoch, phase=row.phase, loss=row.loss, accuracy=row.accuracy,
+        val_loss=row.val_loss, val_accuracy=row.val_accuracy, learning_rate=row.learning_rate,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    classes: list[str]
+    matrix: list[list[int]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the compare page draws, as facts; ``experiments`` in the order the user
+    gave them, ``histories`` (curves and diagnoses) and ``confusion_matrices`` by id."""
+
+    baseline_id: int
+    experiments: list[Summary]
+    caveats: list[Caveat]
+    per_class: list[ReportRow]
+    hyperparameters: Hyperparameters
+    significance: list[Pairing]
+    histories: dict[int, History]
+    confusion_matrices: dict[int, ConfusionMatrix]
 
 
 def build_comparison(
     experiments: Sequence[Experiment],
     histories: Mapping[int, History],
     baseline_id: int | None = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """Everything the compare page draws; ``experiments`` in the order the user gave them."""
     if baseline_id is None or baseline_id not in {e.id for e in experiments}:
         baseline_id = experiments[0].id
     baseline = next(e for e in experiments if e.id == baseline_id)
-    colors = {e.id: COLORS[i % len(COLORS)] for i, e in enumerate(experiments)}
-    return {
-        "baseline_id": baseline_id,
-        "experiments": [summary(e, histories[e.id], colors[e.id]) for e in experiments],
-        "warnings": warnings(experiments),
-        "per_class": per_class_table(experiments, baseline_id),
-        "hyperparameters": hyperparameters(experiments),
-        "significance": significance(experiments, baseline),
-        "diagnostics": {e.id: histories[e.id].diagnostics for e in experiments},
-        "curves": {e.id: histories[e.id].curve for e in experiments},
-        "confusion_matrices": {
-            e.id: {"classes": e.evaluation.classes, "matrix": e.evaluation.confusion_matrix}
+    return Comparison(
+        baseline_id=baseline_id,
+        experiments=[summary(e, histories[e.id]) for e in experiments],
+        caveats=caveats(experiments),
+        per_class=per_class_table(experiments, baseline_id),
+        hyperparameters=hyperparameters(experiments),
+        significance=significance(experiments, baseline),
+        histories={e.id: histories[e.id] for e in experiments},
+        confusion_matrices={
+            e.id: ConfusionMatrix(e.evaluation.classes, e.evaluation.confusion_matrix)
             for e in experiments
             if e.evaluation is not None and e.evaluation.confusion_matrix is not None
         },
-    }
+    )

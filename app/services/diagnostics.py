@@ -1,8 +1,9 @@
-"""Pure functions: a run's epoch curves -> findings in plain language.
+"""Pure functions: a run's epoch curves -> typed findings (kinds, epochs, numbers).
 
 The original study read its loss and accuracy curves by eye ("the model overfits from epoch N",
 "more epochs would help"); this module applies the same reading to every run, so each
-experiment page can say it and the compare page can sort by it.
+experiment page can say it and the compare page can sort by it. The words are the web's
+(``app.web.presentation``): a finding here carries only what its sentence needs.
 
 The rules, each a small function below (thresholds are the module constants):
 
@@ -30,15 +31,34 @@ describe finished runs only.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row
 
-Severity = Literal["info", "warning"]
+
+class Severity(enum.StrEnum):
+    info = "info"
+    warning = "warning"
+
+
+class FindingKind(enum.StrEnum):
+    """The rules of the module docstring, one member each."""
+
+    overfitting = "overfitting"
+    underfitting = "underfitting"
+    unstable = "unstable"
+    diverged = "diverged"
+    still_improving = "still_improving"
+    early_stopped = "early_stopped"
+    lr_reduced = "lr_reduced"
+    no_validation = "no_validation"
+    healthy = "healthy"
+
 
 MIN_EPOCHS_AFTER_BEST = 2
 TRAIN_LOSS_FALL = 0.01  # relative fall of training loss after the best epoch
@@ -51,31 +71,52 @@ HIGH_LOSS = 1.0  # cross-entropy; chance level for 10 classes is ln 10 = 2.30
 JUMP_RATIO = 0.50  # an epoch-to-epoch validation loss rise of more than half
 MIN_JUMPS = 2
 FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
-WARNING_ORDER = ("diverged", "overfitting", "unstable", "underfitting")
+HEADLINE_ORDER = (
+    FindingKind.diverged, FindingKind.overfitting, FindingKind.unstable,
+    FindingKind.underfitting, FindingKind.healthy, FindingKind.no_validation,
+)  # fmt: skip
+"""Which finding a run's one-line verdict leads with: the worst warning, else the all-clear."""
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One observation about a run's curves, worded for a person deciding what to try next."""
+    """One observation about a run's curves, with the numbers its sentence quotes: ``epochs``
+    lists the jumps (unstable) or the cuts (lr_reduced), ``accuracy`` is the final training
+    accuracy (underfitting), ``gap`` the final train - validation accuracy (underfitting,
+    healthy), ``planned`` the planned epochs (early_stopped)."""
 
-    kind: str
+    kind: FindingKind
     severity: Severity
     epoch: int | None
-    message: str
+    epochs: tuple[int, ...] = ()
+    accuracy: float | None = None
+    gap: float | None = None
+    planned: int | None = None
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Everything the curves say about a run; ``best_val_accuracy`` is the validation
-    accuracy at ``best_epoch``, the weights early stopping with restore_best_weights keeps."""
+    """Everything the curves say about a run; ``best_val_loss`` and ``best_val_accuracy`` are
+    the validation figures at ``best_epoch``, the weights early stopping with
+    restore_best_weights keeps. ``in_progress``: read while the run still trains."""
 
     generalization_gap: list[tuple[int, float]]
     best_epoch: int | None
+    best_val_loss: float | None
     best_val_accuracy: float | None
     lr_reductions: list[int]
     phase_boundary: int | None
     findings: list[Finding]
-    verdict: str
+    in_progress: bool = False
+
+    @property
+    def headline(self) -> Finding | None:
+        """The finding the verdict leads with; ``None`` only when there are no epochs."""
+        by_kind = {finding.kind: finding for finding in self.findings}
+        return next((by_kind[kind] for kind in HEADLINE_ORDER if kind in by_kind), None)
+
+    def has(self, kind: FindingKind) -> bool:
+        return any(finding.kind == kind for finding in self.findings)
 
 
 class _Epoch(NamedTuple):
@@ -202,15 +243,7 @@ def _overfitting(rows: Sequence[_Epoch], best: _Epoch | None) -> Finding | None:
     )
     if not apart:
         return None
-    n = best.epoch
-    return Finding(
-        "overfitting",
-        "warning",
-        n,
-        f"Validation loss stopped improving at epoch {n} while training loss kept falling: "
-        f"the model is overfitting from epoch {n}. More data augmentation, dropout or weight "
-        f"decay, or early stopping at epoch {n} would help.",
-    )
+    return Finding(FindingKind.overfitting, Severity.warning, best.epoch)
 
 
 def _underfitting(last: _Epoch) -> Finding | None:
@@ -222,13 +255,7 @@ def _underfitting(last: _Epoch) -> Finding | None:
     if not (close or loss_high):
         return None
     return Finding(
-        "underfitting",
-        "warning",
-        last.epoch,
-        f"Training accuracy ended at {last.accuracy:.1%}, "
-        + ("about the same as validation" if gap is not None and close else "still low")
-        + ": the model is underfitting. Train longer, raise the learning rate, use a larger "
-        "model or start from pretrained weights.",
+        FindingKind.underfitting, Severity.warning, last.epoch, accuracy=last.accuracy, gap=gap
     )
 
 
@@ -243,26 +270,13 @@ def _unstable(rows: Sequence[_Epoch], boundary: int | None) -> Finding | None:
     ]
     if len(jumps) < MIN_JUMPS:
         return None
-    listed = ", ".join(str(epoch) for epoch in jumps)
-    return Finding(
-        "unstable",
-        "warning",
-        jumps[0],
-        f"Validation loss jumped by more than half at epochs {listed}: training is unstable. "
-        "A lower learning rate or a larger batch size would help.",
-    )
+    return Finding(FindingKind.unstable, Severity.warning, jumps[0], epochs=tuple(jumps))
 
 
 def _diverged(non_finite: bool) -> Finding | None:
     if not non_finite:
         return None
-    return Finding(
-        "diverged",
-        "warning",
-        None,
-        "A loss or metric became NaN or infinite: training diverged. Lower the learning rate, "
-        "and check the inputs are scaled as the model expects.",
-    )
+    return Finding(FindingKind.diverged, Severity.warning, None)
 
 
 def _still_improving(
@@ -273,91 +287,33 @@ def _still_improving(
         return None
     if planned is not None and rows[-1].epoch < planned:
         return None
-    return Finding(
-        "still_improving",
-        "info",
-        best.epoch,
-        f"Validation loss was still falling at the last epoch ({best.epoch}): "
-        "more epochs would likely help.",
-    )
+    return Finding(FindingKind.still_improving, Severity.info, best.epoch)
 
 
 def _early_stopped(rows: Sequence[_Epoch], planned: int | None) -> Finding | None:
     last = rows[-1].epoch
     if planned is None or last >= planned:
         return None
-    return Finding(
-        "early_stopped",
-        "info",
-        last,
-        f"Training stopped after epoch {last} of the {planned} planned: it ended early.",
-    )
+    return Finding(FindingKind.early_stopped, Severity.info, last, planned=planned)
 
 
 def _lr_reduced(reductions: Sequence[int]) -> Finding | None:
     if not reductions:
         return None
-    if len(reductions) > 3:
-        where = f"at {len(reductions)} epochs, from epoch {reductions[0]} (a schedule)"
-    else:
-        where = "at epoch" + ("s " if len(reductions) > 1 else " ")
-        where += ", ".join(str(epoch) for epoch in reductions)
-    return Finding(
-        "lr_reduced",
-        "info",
-        reductions[0],
-        f"The learning rate was lowered {where}; a drop in the loss right after a cut shows "
-        "the smaller steps helped.",
-    )
+    return Finding(FindingKind.lr_reduced, Severity.info, reductions[0], epochs=tuple(reductions))
 
 
 def _no_validation(best: _Epoch | None) -> Finding | None:
     if best is not None:
         return None
-    return Finding(
-        "no_validation",
-        "info",
-        None,
-        "There is no validation loss, so overfitting and underfitting cannot be judged; "
-        "set a validation split to see them.",
-    )
+    return Finding(FindingKind.no_validation, Severity.info, None)
 
 
 def _healthy(last: _Epoch) -> Finding:
-    gap = _gap(last)
-    side = "above" if gap is not None and gap >= 0 else "below"
-    gap_text = (
-        "" if gap is None else f", train accuracy {abs(gap) * 100:.1f} points {side} validation"
-    )
-    return Finding(
-        "healthy", "info", None, f"Training and validation curves look healthy{gap_text}."
-    )
+    return Finding(FindingKind.healthy, Severity.info, None, gap=_gap(last))
 
 
-# --- summary -------------------------------------------------------------------------------
-
-HEADLINES = {
-    "diverged": "Training diverged (a loss became NaN or infinite).",
-    "overfitting": "The model overfits from epoch {epoch}: validation loss stopped improving "
-    "while training loss kept falling.",
-    "unstable": "Training is unstable: validation loss jumped more than once.",
-    "underfitting": "The model underfits: training accuracy stayed low.",
-    "healthy": "Training looks healthy.",
-    "no_validation": "Without validation metrics the curves cannot be judged.",
-}
-
-
-def _verdict(findings: Sequence[Finding], best: _Epoch | None) -> str:
-    kinds = {finding.kind: finding for finding in findings}
-    order = (*WARNING_ORDER, "healthy", "no_validation")
-    top = next(kinds[kind] for kind in order if kind in kinds)
-    first = HEADLINES[top.kind].format(epoch=top.epoch)
-    if "still_improving" in kinds and top.kind != "overfitting":
-        return f"{first} Validation loss was still falling at the end: more epochs would help."
-    if best is None:
-        return first
-    accuracy = "" if best.val_accuracy is None else f", validation accuracy {best.val_accuracy:.1%}"
-    return f"{first} Best epoch: {best.epoch} (validation loss {best.val_loss:.3f}{accuracy})."
+# --- the diagnosis -------------------------------------------------------------------------
 
 
 def _findings(
@@ -395,16 +351,15 @@ def diagnose(
         raise ValueError(f"planned_epochs must be at least 1 or None, got {planned_epochs}")
     rows, non_finite = _rows(epochs)
     if not rows:
-        return Diagnosis([], None, None, [], None, [], "No epochs yet.")
+        return Diagnosis([], None, None, None, [], None, [], in_progress)
     best = _best_row(rows)
-    findings = _findings(rows, best, non_finite, planned_epochs, in_progress)
-    verdict = _verdict(findings, best)
     return Diagnosis(
         generalization_gap=_generalization_gap(rows),
         best_epoch=None if best is None else best.epoch,
+        best_val_loss=None if best is None else best.val_loss,
         best_val_accuracy=None if best is None else best.val_accuracy,
         lr_reductions=_lr_reductions(rows),
         phase_boundary=_phase_boundary(rows),
-        findings=findings,
-        verdict=f"So far: {verdict[0].lower()}{verdict[1:]}" if in_progress else verdict,
+        findings=_findings(rows, best, non_finite, planned_epochs, in_progress),
+        in_progress=in_progress,
     )

@@ -21,7 +21,7 @@ from datetime import datetime
 from app.core.models import Experiment, Status
 from app.services.comparison import History
 
-Version = tuple[str, datetime, int, int]
+Version = tuple[Status, datetime, int, int]
 
 MAX_EPOCHS = 100_000
 """What the cache holds at most, counted in epochs: 2,000 experiments of 50 epochs, about
@@ -29,7 +29,7 @@ MAX_EPOCHS = 100_000
 
 
 def _version(experiment: Experiment) -> Version | None:
-    if not Status(experiment.status).finished or experiment.finished_at is None:
+    if not experiment.status.finished or experiment.finished_at is None:
         return None
     return (
         experiment.status,

@@ -2,8 +2,9 @@
 
 Two experiments evaluated on the same images give paired outcomes: per image, each model was
 right or wrong. McNemar's test looks only at the images the models disagree on, and a paired
-bootstrap gives an interval for the accuracy difference; ``describe`` puts both into words for
-the compare page. Pure Python plus numpy: this runs in the web process, so no scipy.
+bootstrap gives an interval for the accuracy difference (``app.web.presentation.describe`` puts
+both into words for the compare page). Pure Python plus numpy: this runs in the web process, so
+no scipy.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import numpy as np
 import numpy.typing as npt
 
 EXACT_BELOW = 25  # discordant pairs; below this the chi-square approximation is poor
-VERY_SMALL_P = 0.001
-SMALLEST_SHOWN_P = 0.0001
 Outcomes = Sequence[bool] | npt.ArrayLike  # per test image: did the model get it right?
 
 
@@ -80,7 +79,7 @@ def _binomial_lower_tail(k: int, n: int) -> float:
     for i in range(k):
         term = term * (n - i) // (i + 1)  # C(n, i + 1), exact in integers
         total += term
-    return total / 2**n
+    return total / (1 << n)  # 2**n, typed as an int
 
 
 def _mcnemar_p(b: int, c: int) -> tuple[float, float, Literal["exact", "chi2"]]:
@@ -170,68 +169,4 @@ def _bootstrap(
         high=float(high),
         confidence=confidence,
         resamples=resamples,
-    )
-
-
-def _format_p(p_value: float) -> str:
-    """Two significant figures, never scientific notation: "p = 0.047", "p = 0.0003"."""
-    if p_value < SMALLEST_SHOWN_P:
-        return f"p < {SMALLEST_SHOWN_P:g}"
-    decimals = max(2, 1 - math.floor(math.log10(p_value)))
-    text = f"{p_value:.{decimals}f}".rstrip("0").rstrip(".")
-    return f"p = {text}"
-
-
-def _difference_sentence(name_a: str, name_b: str, n: int, result: BootstrapResult) -> str:
-    """Said from the leader's side, so the interval reads in the same direction as the claim."""
-    points = result.difference * 100
-    low, high = result.low * 100, result.high * 100
-    if points < 0:
-        name_a, name_b, points, low, high = name_b, name_a, -points, -high, -low
-    ci = f"{result.confidence:.0%} CI {low:.1f} to {high:.1f} points"
-    if low <= 0 <= high:
-        ci += ", which includes no difference"
-    images = f"on the same {n:,} test images"
-    if points == 0:
-        return f"{name_a} and {name_b} are equally accurate {images} ({ci})."
-    size = f"{points:.1f} points" if points >= 0.05 else "less than 0.1 points"
-    return f"{name_b} is {size} more accurate than {name_a} {images} ({ci})."
-
-
-def _test_sentence(p_value: float, alpha: float, ci_includes_zero: bool) -> str:
-    verdict = (
-        "the difference is very unlikely to be chance"
-        if p_value < min(alpha, VERY_SMALL_P)
-        else "the difference is unlikely to be chance"
-        if p_value < alpha
-        else "this difference could well be chance"
-    )
-    if (p_value < alpha) == ci_includes_zero:
-        verdict += "; the test and the interval disagree, so treat it as borderline"
-    return f"McNemar's test: {_format_p(p_value)}; {verdict}."
-
-
-def describe(
-    name_a: str,
-    name_b: str,
-    mcnemar: McNemarResult,
-    bootstrap: BootstrapResult,
-    alpha: float = 0.05,
-) -> str:
-    """Two sentences for the compare page: how big the difference is, with its interval, and
-    whether McNemar's test says it could be chance at level ``alpha``."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.05), got {alpha}")
-    expected = (mcnemar.only_b_correct - mcnemar.only_a_correct) / mcnemar.n
-    if not math.isclose(bootstrap.difference, expected, abs_tol=1e-9):
-        raise ValueError(
-            "the McNemar and bootstrap results describe different data: the bootstrap "
-            f"difference is {bootstrap.difference:.4f}, the McNemar table gives {expected:.4f}"
-        )
-    includes_zero = bootstrap.low <= 0 <= bootstrap.high
-    return " ".join(
-        [
-            _difference_sentence(name_a, name_b, mcnemar.n, bootstrap),
-            _test_sentence(mcnemar.p_value, alpha, includes_zero),
-        ]
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic_core
-from fastapi import Response
+from fastapi.responses import JSONResponse
 
 
 def encode(value: Any) -> bytes:
@@ -22,10 +22,9 @@ def dumps(value: Any, **_jinja_options: Any) -> str:
     return encode(value).decode()
 
 
-class JsonText(Response):
-    """A JSON response serialized by ``dumps``; routes return it with their plain data."""
-
-    media_type = "application/json"
+class JsonText(JSONResponse):
+    """A JSON response serialized by ``dumps``; routes return it with their plain data. A
+    ``JSONResponse`` so that OpenAPI documents a route's ``response_model`` as its body."""
 
     def render(self, content: Any) -> bytes:
         return encode(content)

@@ -28,11 +28,12 @@ from app.core.schemas import (
     RowId,
     SpecError,
 )
-from app.services.comparison import build_comparison, history
+from app.services.comparison import Comparison, build_comparison, history
 from app.services.history_cache import HistoryCache
 from app.web.auth import ActorDep, viewer
 from app.web.deps import HistoriesDep, SessionDep
 from app.web.json_text import JsonText
+from app.web.presentation import ComparisonPublic, comparison_public
 
 router = APIRouter(
     prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
@@ -76,7 +77,7 @@ def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
 
 def load_comparison(
     session: Session, histories: HistoryCache, ids: list[int], baseline: int | None
-) -> tuple[list[Experiment], dict[str, Any]]:
+) -> tuple[list[Experiment], Comparison]:
     """The experiments in the order given, and what the compare page and API show of them.
     Epochs are read only for experiments whose history is not already kept."""
     experiments = load_for_comparison(session, ids)
@@ -90,7 +91,7 @@ def load_comparison(
     return experiments, build_comparison(experiments, kept, baseline)
 
 
-@router.get("/compare", response_class=JsonText)
+@router.get("/compare", response_class=JsonText, response_model=ComparisonPublic)
 def compare(
     session: SessionDep,
     histories: HistoriesDep,
@@ -106,7 +107,8 @@ def compare(
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
     and confusion matrices."""
-    return JsonText(load_comparison(session, histories, parse_ids(ids), baseline)[1])
+    comparison = load_comparison(session, histories, parse_ids(ids), baseline)[1]
+    return JsonText(comparison_public(comparison))
 
 
 @router.post(

@@ -236,7 +236,7 @@ def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: Ro
     """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    status = Status(experiment.status)
+    status = experiment.status
     if status in (Status.failed, Status.cancelled):
         check_active_experiments(session, experiment.owner_id)
     if status not in (Status.failed, Status.cancelled) or not crud.requeue(
@@ -301,7 +301,7 @@ def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: R
     """Delete a finished experiment with its metrics, evaluation and files."""
     experiment = _experiment_or_404(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    if not Status(experiment.status).finished:
+    if not experiment.status.finished:
         raise HTTPException(
             status_code=409,
             detail=f"experiment {experiment_id} is {experiment.status}; cancel it first",

@@ -1,7 +1,8 @@
 """What the compare page and its CSV export are made of: template context, figures, CSV rows.
 
-``build_comparison`` decides what is compared; this module shapes it for the page (columns,
-hyperparameter rows, figures with export names) and for the CSV. ``pages.py`` serves both:
+``build_comparison`` decides what is compared and ``app.web.presentation`` words it as one
+``ComparisonPublic``; this module shapes that for the page (columns, hyperparameter rows,
+figures with export names) and for the CSV. ``pages.py`` serves both:
 one router keeps every HTML route in one ordered table.
 """
 
@@ -11,14 +12,15 @@ import csv
 import io
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from app.core.models import Experiment, Status
+from app.core.models import IMPORTED_MODEL, Experiment
 from app.core.zoo import MODELS
-from app.services.comparison import METRICS, SUMMARY_ROWS
+from app.services.comparison import ACTIVE, METRICS, SUMMARY_ROWS
 from app.services.history_cache import HistoryCache
 from app.web.charts import (
     comparison_confusion_figures,
@@ -29,6 +31,14 @@ from app.web.charts import (
     with_export_name,
 )
 from app.web.forms import shown_value
+from app.web.presentation import (
+    BootstrapPublic,
+    ComparisonPublic,
+    McNemarPublic,
+    ReportRowPublic,
+    SummaryPublic,
+    comparison_public,
+)
 from app.web.routes import analysis
 from app.web.routes.analysis import load_for_comparison, parse_ids
 from app.web.routes.formatting import format_number, format_signed
@@ -36,7 +46,6 @@ from app.web.routes.formatting import format_number, format_signed
 SECTIONS = (
     "warnings", "summary", "significance", "curves_note", "diagnostics", "per_class", "matrices",
 )  # fmt: skip
-ACTIVE = frozenset({Status.queued, Status.running})
 WIDE = 4  # above this many experiments the per-class table opens on F1 alone
 POLL_MILLISECONDS = 3000
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
@@ -51,7 +60,7 @@ CSV_HEADER = (
 
 
 def model_title(model: str) -> str:
-    if model == "imported":
+    if model == IMPORTED_MODEL:
         return "Imported report"
     return MODELS[model].title if model in MODELS else model
 
@@ -65,44 +74,78 @@ def has_gallery(experiment: Experiment) -> bool:
 
 def load_comparison(
     session: Session, histories: HistoryCache, ids: Sequence[str] | None, baseline: int | None
-) -> tuple[list[Experiment], dict[str, Any]]:
+) -> tuple[list[Experiment], ComparisonPublic]:
     """``ids`` as the query gave them (``1,2,3`` or repeated); raises SpecError (422, bad
     ids) or HTTPException (404, unknown ones) just as GET /api/compare does."""
-    return analysis.load_comparison(session, histories, parse_ids(",".join(ids or [])), baseline)
+    parsed = parse_ids(",".join(ids or []))
+    experiments, comparison = analysis.load_comparison(session, histories, parsed, baseline)
+    return experiments, comparison_public(comparison)
 
 
-def _columns(experiments: Sequence[Experiment], comparison: Mapping[str, Any]) -> list[dict]:
-    """One per experiment, in the order given: ``build_comparison``'s summary and what the
-    page adds (model title, gallery, imported, baseline)."""
+class Column(SummaryPublic):
+    """One experiment's column: its summary and what the page adds."""
+
+    model_title: str
+    has_gallery: bool
+    is_baseline: bool
+    has_curves: bool
+
+
+def _columns(experiments: Sequence[Experiment], comparison: ComparisonPublic) -> list[Column]:
+    """One per experiment, in the order given."""
     by_id = {e.id: e for e in experiments}
     return [
-        {
-            **summary,
-            "model_title": model_title(summary["model"]),
-            "imported": summary["status"] == Status.imported,
-            "has_gallery": has_gallery(by_id[summary["id"]]),
-            "is_baseline": summary["id"] == comparison["baseline_id"],
-            "has_curves": bool(comparison["curves"][summary["id"]]),
-        }
-        for summary in comparison["experiments"]
+        Column(
+            **summary.model_dump(),
+            model_title=model_title(summary.model),
+            has_gallery=has_gallery(by_id[summary.id]),
+            is_baseline=summary.id == comparison.baseline_id,
+            has_curves=bool(comparison.curves[summary.id]),
+        )
+        for summary in comparison.experiments
     ]
 
 
-def _best(columns: Sequence[Mapping[str, Any]], key: str) -> set[int]:
-    values = [c[key] for c in columns if c[key] is not None]
-    return {c["id"] for c in columns if values and c[key] == max(values)}
+def _best(columns: Sequence[Column], key: str) -> set[int]:
+    values = [value for c in columns if (value := getattr(c, key)) is not None]
+    return {c.id for c in columns if values and getattr(c, key) == max(values)}
 
 
-def _significance(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+@dataclass(frozen=True)
+class SignificanceEntry:
+    """A pairing with its two columns and, where a paired test ran, its interval in points."""
+
+    a: int
+    b: int
+    text: str
+    mcnemar: McNemarPublic | None
+    bootstrap: BootstrapPublic | None
+    first: Column
+    second: Column
+    points: dict[str, float] | None
+
+
+def _significance(
+    comparison: ComparisonPublic, columns: Sequence[Column]
+) -> list[SignificanceEntry]:
     """Each pair with its names and, where a paired test ran, p-value and interval in points."""
-    by_id = {c["id"]: c for c in columns}
+    by_id = {c.id: c for c in columns}
     entries = []
-    for pair in comparison["significance"]:
-        entry = {**pair, "first": by_id[pair["a"]], "second": by_id[pair["b"]]}
-        interval = pair.get("bootstrap")
+    for pair in comparison.significance:
+        interval = pair.bootstrap
+        points = None
         if interval is not None:
-            entry["points"] = {k: interval[k] * 100 for k in ("difference", "low", "high")}
-        entries.append(entry)
+            points = {
+                "difference": interval.difference * 100,
+                "low": interval.low * 100,
+                "high": interval.high * 100,
+            }
+        entries.append(
+            SignificanceEntry(
+                pair.a, pair.b, pair.text, pair.mcnemar, interval,
+                by_id[pair.a], by_id[pair.b], points,
+            )
+        )  # fmt: skip
     return entries
 
 
@@ -125,40 +168,55 @@ def _report_kind(row: str) -> str:
     return "accuracy" if row == "accuracy" else "average" if row in SUMMARY_ROWS else "class"
 
 
-def _per_class_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+class ReportLine(NamedTuple):
+    """A row of the merged report as the page draws it: a class, accuracy or an average."""
+
+    row: str
+    kind: str
+    cells: list[Cell]
+
+
+def _per_class_rows(comparison: ComparisonPublic, columns: Sequence[Column]) -> list[ReportLine]:
     """The merged report's rows with their cells formatted here: eight experiments make 312
     cells, and formatting them in the template took most of the page's render time."""
     rows = []
-    for row in comparison["per_class"]:
+    for row in comparison.per_class:
         cells = []
         for metric in METRICS:
-            best = row["best"].get(metric, []) if len(row["values"]) > 1 else []
+            best = row.best.get(metric, []) if len(row.values) > 1 else []
             for index, column in enumerate(columns):
-                value = row["values"].get(column["id"], {}).get(metric)
-                delta = row["delta"].get(column["id"], {}).get(metric)
-                css = "num" + (" best" if column["id"] in best else "")
+                value = row.values.get(column.id, {}).get(metric)
+                delta = row.delta.get(column.id, {}).get(metric)
+                css = "num" + (" best" if column.id in best else "")
                 cells.append(
                     Cell(
-                        metric, column["id"], css + (" group-start" if index == 0 else ""),
+                        metric, column.id, css + (" group-start" if index == 0 else ""),
                         "" if value is None else format_number(value),
                         "" if delta is None else format_signed(delta),
                         "" if delta is None else _direction(delta),
                     )
                 )  # fmt: skip
-        rows.append({"row": row["row"], "kind": _report_kind(row["row"]), "cells": cells})
+        rows.append(ReportLine(row.row, _report_kind(row.row), cells))
     return rows
 
 
-def _hyperparameter_rows(comparison: Mapping[str, Any], columns: Sequence[Mapping]) -> list[dict]:
+class SettingLine(NamedTuple):
+    key: str
+    values: list[str]
+    differs: bool
+
+
+def _hyperparameter_rows(
+    comparison: ComparisonPublic, columns: Sequence[Column]
+) -> list[SettingLine]:
     """Every setting; ``differs`` among the trained experiments only, since an imported
     report has no settings and would make every row look different."""
-    table = comparison["hyperparameters"]["all"]
-    trained = [c["id"] for c in columns if not c["imported"]]
+    trained = [c.id for c in columns if not c.imported]
     rows = []
-    for key, by_id in table.items():
+    for key, by_id in comparison.hyperparameters.all.items():
         distinct = {repr(by_id.get(i)) for i in trained}
-        shown = ["—" if c["imported"] else shown_value(by_id.get(c["id"])) for c in columns]
-        rows.append({"key": key, "values": shown, "differs": len(distinct) > 1})
+        shown = ["—" if c.imported else shown_value(by_id.get(c.id)) for c in columns]
+        rows.append(SettingLine(key, shown, len(distinct) > 1))
     return rows
 
 
@@ -173,7 +231,8 @@ def _urls(ids: str, baseline_id: int) -> dict[str, str]:
 
 
 def figures(comparison: Mapping[str, Any], ids: str) -> dict[str, dict[str, Any]]:
-    """The page's charts by element id, each saved as ``cifarlab-compare-<ids>-<chart>.png``."""
+    """The page's charts by element id, each saved as ``cifarlab-compare-<ids>-<chart>.png``;
+    ``comparison`` as ``ComparisonPublic.model_dump()`` gives it, which the charts read."""
     stem = f"cifarlab-compare-{ids.replace(',', '-')}"
     charts = {
         "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
@@ -199,22 +258,21 @@ def matrices(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def default_difference(
-    comparison: Mapping[str, Any], columns: Sequence[Mapping], normalized: bool
+    comparison: ComparisonPublic, columns: Sequence[Column], normalized: bool
 ) -> dict[str, Any] | None:
     """A - B for the first two experiments with matrices of the same classes, if any."""
-    entries = comparison["confusion_matrices"]
-    with_matrix = [c for c in columns if c["id"] in entries]
+    entries = comparison.confusion_matrices
+    with_matrix = [c for c in columns if c.id in entries]
     if len(with_matrix) < 2:
         return None
     first, second = with_matrix[:2]
-    if entries[first["id"]]["classes"] != entries[second["id"]]["classes"]:
+    if entries[first.id].classes != entries[second.id].classes:
         return None
     figure = difference_figure(
-        entries[first["id"]]["classes"], entries[first["id"]]["matrix"],
-        entries[second["id"]]["matrix"], names=(first["name"], second["name"]),
-        normalized=normalized,
+        entries[first.id].classes, entries[first.id].matrix, entries[second.id].matrix,
+        names=(first.name, second.name), normalized=normalized,
     )  # fmt: skip
-    return with_export_name(figure, f"cifarlab-difference-{first['id']}-{second['id']}")
+    return with_export_name(figure, f"cifarlab-difference-{first.id}-{second.id}")
 
 
 def difference(session: Session, a: int, b: int, *, normalized: bool) -> dict[str, Any]:
@@ -235,43 +293,45 @@ def difference(session: Session, a: int, b: int, *, normalized: bool) -> dict[st
 
 
 def compare_context(
-    experiments: Sequence[Experiment], comparison: Mapping[str, Any]
+    experiments: Sequence[Experiment], comparison: ComparisonPublic
 ) -> dict[str, Any]:
     """Everything compare.html and its section templates draw."""
     columns = _columns(experiments, comparison)
-    ids = ",".join(str(c["id"]) for c in columns)
-    sizes = {c["test_size"] for c in columns if c["test_size"] is not None}
+    ids = ",".join(str(c.id) for c in columns)
+    sizes = {c.test_size for c in columns if c.test_size is not None}
     normalized = len(sizes) > 1  # counts of different test sets do not compare
     return {
         "ids": ids,
         "columns": columns,
-        "baseline": next(c for c in columns if c["is_baseline"]),
-        "warnings": comparison["warnings"],
+        "baseline": next(c for c in columns if c.is_baseline),
+        "warnings": comparison.warnings,
         "best": {key: _best(columns, key) for key in ("test_accuracy", "macro_f1")},
         "per_class": _per_class_rows(comparison, columns),
         "metrics": METRICS,
         "metric_view": "all" if len(columns) <= WIDE else "f1-score",
         "significance": _significance(comparison, columns),
-        "diagnostics": comparison["diagnostics"],
+        "diagnostics": comparison.diagnostics,
         "hyperparameters": _hyperparameter_rows(comparison, columns),
-        "matrix_columns": [c for c in columns if c["id"] in comparison["confusion_matrices"]],
+        "matrix_columns": [c for c in columns if c.id in comparison.confusion_matrices],
         "matrix_mode": "normalized" if normalized else "counts",
         "difference": default_difference(comparison, columns, normalized),
-        "urls": _urls(ids, comparison["baseline_id"]),
-        "active": any(c["status"] in ACTIVE for c in columns),
+        "urls": _urls(ids, comparison.baseline_id),
+        "active": any(c.status in ACTIVE for c in columns),
     }
 
 
-def live_data(context: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
+def live_data(context: Mapping[str, Any], comparison: ComparisonPublic) -> dict[str, Any]:
     """What the page script draws: on load from the page, then from each live poll."""
+    # The charts read plain dicts; the curves already are, and copying them cost milliseconds.
+    plain = {**comparison.model_dump(exclude={"curves"}), "curves": comparison.curves}
     return {
         "active": context["active"],
-        "figures": figures(comparison, context["ids"]),
-        "matrices": matrices(comparison),
+        "figures": figures(plain, context["ids"]),
+        "matrices": matrices(plain),
     }
 
 
-def page_data(context: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
+def page_data(context: Mapping[str, Any], comparison: ComparisonPublic) -> dict[str, Any]:
     return {
         **live_data(context, comparison),
         "liveUrl": context["urls"]["live"],
@@ -297,36 +357,36 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
-def _report_values(row: Mapping[str, Any], experiment_id: int) -> list[Any]:
-    values = row["values"][experiment_id]
-    delta = row["delta"].get(experiment_id, {})
+def _report_values(row: ReportRowPublic, experiment_id: int) -> list[Any]:
+    values = row.values[experiment_id]
+    delta = row.delta.get(experiment_id, {})
     return [
-        row["row"],
+        row.row,
         *(values.get(metric) for metric in METRICS),
         values.get("support"),
         *(delta.get(metric) for metric in METRICS),
     ]
 
 
-def csv_text(comparison: Mapping[str, Any]) -> str:
+def csv_text(comparison: ComparisonPublic) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(csv_rows(comparison))
     return buffer.getvalue()
 
 
-def csv_rows(comparison: Mapping[str, Any]) -> list[list[str]]:
+def csv_rows(comparison: ComparisonPublic) -> list[list[str]]:
     """One line per experiment and report row (each class, accuracy, the averages), with
     the experiment's summary repeated on each: one flat table that pandas or a spreadsheet
     filters by ``row`` or ``experiment`` directly. Deltas are against the baseline."""
     lines = [list(CSV_HEADER)]
-    for summary in comparison["experiments"]:
+    for summary in comparison.experiments:
         head = [
-            summary["id"], summary["name"], summary["model"], summary["status"],
-            summary["id"] == comparison["baseline_id"],
-            *(summary[field] for field in SUMMARY_FIELDS),
+            summary.id, summary.name, summary.model, summary.status,
+            summary.id == comparison.baseline_id,
+            *(getattr(summary, field) for field in SUMMARY_FIELDS),
         ]  # fmt: skip
-        for row in comparison["per_class"]:
-            if summary["id"] in row["values"]:
-                values = [*head, *_report_values(row, summary["id"])]
+        for row in comparison.per_class:
+            if summary.id in row.values:
+                values = [*head, *_report_values(row, summary.id)]
                 lines.append([csv_cell(value) for value in values])
     return lines

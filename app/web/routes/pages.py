@@ -76,6 +76,7 @@ from app.web.forms import (
     study_preset,
     values_from_spec,
 )
+from app.web.presentation import diagnosis_public
 from app.web.routes import api, compare_pages
 from app.web.routes.formatting import (
     format_ago,
@@ -483,10 +484,10 @@ def _figures(
 def diagnostics_context(experiment: Experiment, rows: Sequence[EpochRow]) -> dict[str, Any]:
     """The curves read in words (``app.services.diagnostics``) beside the generalization gap
     chart."""
-    diagnosis = diagnostics(experiment, rows)
+    diagnosis = diagnosis_public(diagnostics(experiment, rows), len(rows))
     figure = gap_figure(
-        diagnosis["generalization_gap"],
-        diagnosis["best_epoch"],
+        diagnosis.generalization_gap,
+        diagnosis.best_epoch,
         total_epochs=experiment.total_epochs or None,
     )
     return {
@@ -502,7 +503,7 @@ def _page_data(
     last_epoch = epochs[-1].epoch if epochs else 0
     return {
         "id": experiment.id,
-        "finished": Status(experiment.status).finished,
+        "finished": experiment.status.finished,
         "lastEpoch": last_epoch,
         "lastPhase": epochs[-1].phase if epochs else None,
         "seconds": [row.seconds for row in epochs],

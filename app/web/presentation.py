@@ -1,0 +1,433 @@
+"""Words and colours for what the services found: a diagnosis's findings and verdict, a paired
+test's result, a comparison's caveats, each experiment's colour.
+
+``app.services.diagnostics``, ``significance`` and ``comparison`` return facts (kinds, epochs,
+numbers); this module turns them into the sentences the pages show and GET /api/compare
+returns, once, as the typed view models below (``ComparisonPublic`` is that route's
+documented response). The compare page, its live poll and its CSV all read one
+``ComparisonPublic``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.core.models import Status
+from app.services.comparison import (
+    Caveat,
+    CaveatKind,
+    Comparison,
+    CurvePoint,
+    MetricValues,
+    Pairing,
+    Summary,
+)
+from app.services.diagnostics import SMALL_GAP, Diagnosis, Finding, FindingKind, Severity
+from app.services.significance import BootstrapResult, McNemarResult
+
+# Plotly's default palette: experiment i keeps colour i on every chart of the page.
+COLORS = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
+    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+)  # fmt: skip
+
+# --- a diagnosis in words ------------------------------------------------------------------
+
+
+def _epochs(epochs: tuple[int, ...]) -> str:
+    return ", ".join(str(epoch) for epoch in epochs)
+
+
+def finding_text(finding: Finding) -> str:
+    """One finding, worded for a person deciding what to try next."""
+    n = finding.epoch
+    match finding.kind:
+        case FindingKind.overfitting:
+            return (
+                f"Validation loss stopped improving at epoch {n} while training loss kept "
+                f"falling: the model is overfitting from epoch {n}. More data augmentation, "
+                f"dropout or weight decay, or early stopping at epoch {n} would help."
+            )
+        case FindingKind.underfitting:
+            close = finding.gap is not None and finding.gap < SMALL_GAP
+            return (
+                f"Training accuracy ended at {finding.accuracy or 0.0:.1%}, "
+                + ("about the same as validation" if close else "still low")
+                + ": the model is underfitting. Train longer, raise the learning rate, use a "
+                "larger model or start from pretrained weights."
+            )
+        case FindingKind.unstable:
+            return (
+                f"Validation loss jumped by more than half at epochs {_epochs(finding.epochs)}: "
+                "training is unstable. A lower learning rate or a larger batch size would help."
+            )
+        case FindingKind.diverged:
+            return (
+                "A loss or metric became NaN or infinite: training diverged. Lower the learning "
+                "rate, and check the inputs are scaled as the model expects."
+            )
+        case FindingKind.still_improving:
+            return (
+                f"Validation loss was still falling at the last epoch ({n}): "
+                "more epochs would likely help."
+            )
+        case FindingKind.early_stopped:
+            return (
+                f"Training stopped after epoch {n} of the {finding.planned} planned: "
+                "it ended early."
+            )
+        case FindingKind.lr_reduced:
+            cuts = finding.epochs
+            if len(cuts) > 3:
+                where = f"at {len(cuts)} epochs, from epoch {cuts[0]} (a schedule)"
+            else:
+                where = "at epoch" + ("s " if len(cuts) > 1 else " ") + _epochs(cuts)
+            return (
+                f"The learning rate was lowered {where}; a drop in the loss right after a cut "
+                "shows the smaller steps helped."
+            )
+        case FindingKind.no_validation:
+            return (
+                "There is no validation loss, so overfitting and underfitting cannot be judged; "
+                "set a validation split to see them."
+            )
+        case FindingKind.healthy:
+            gap = finding.gap
+            side = "above" if gap is not None and gap >= 0 else "below"
+            gap_text = (
+                ""
+                if gap is None
+                else f", train accuracy {abs(gap) * 100:.1f} points {side} validation"
+            )
+            return f"Training and validation curves look healthy{gap_text}."
+
+
+HEADLINES = {
+    FindingKind.diverged: "Training diverged (a loss became NaN or infinite).",
+    FindingKind.overfitting: "The model overfits from epoch {epoch}: validation loss stopped "
+    "improving while training loss kept falling.",
+    FindingKind.unstable: "Training is unstable: validation loss jumped more than once.",
+    FindingKind.underfitting: "The model underfits: training accuracy stayed low.",
+    FindingKind.healthy: "Training looks healthy.",
+    FindingKind.no_validation: "Without validation metrics the curves cannot be judged.",
+}
+
+
+def verdict_text(diagnosis: Diagnosis) -> str:
+    """The run in one or two sentences: its headline finding, then either that more epochs
+    would help or its best epoch. A run still training reads "So far: ..."."""
+    top = diagnosis.headline
+    if top is None:
+        return "No epochs yet."
+    first = HEADLINES[top.kind].format(epoch=top.epoch)
+    if diagnosis.has(FindingKind.still_improving) and top.kind != FindingKind.overfitting:
+        text = f"{first} Validation loss was still falling at the end: more epochs would help."
+    elif diagnosis.best_epoch is None:
+        text = first
+    else:
+        accuracy = diagnosis.best_val_accuracy
+        shown = "" if accuracy is None else f", validation accuracy {accuracy:.1%}"
+        text = (
+            f"{first} Best epoch: {diagnosis.best_epoch} "
+            f"(validation loss {diagnosis.best_val_loss:.3f}{shown})."
+        )
+    return f"So far: {text[0].lower()}{text[1:]}" if diagnosis.in_progress else text
+
+
+class FindingPublic(BaseModel):
+    kind: FindingKind
+    severity: Severity
+    epoch: int | None
+    message: str
+
+
+class DiagnosisPublic(BaseModel):
+    """A run's curves read in words, with the epochs the charts mark."""
+
+    verdict: str
+    best_epoch: int | None
+    best_val_accuracy: float | None
+    phase_boundary: int | None
+    lr_reductions: list[int]
+    early_stop_epoch: int | None = Field(description="The last epoch, when training ended early")
+    generalization_gap: list[tuple[int, float]] = Field(
+        description="[epoch, train accuracy - validation accuracy] pairs"
+    )
+    findings: list[FindingPublic]
+
+
+def diagnosis_public(diagnosis: Diagnosis, epochs: int) -> DiagnosisPublic:
+    """``epochs``: how many the run has recorded (where an early stop is marked)."""
+    return DiagnosisPublic(
+        verdict=verdict_text(diagnosis),
+        best_epoch=diagnosis.best_epoch,
+        best_val_accuracy=diagnosis.best_val_accuracy,
+        phase_boundary=diagnosis.phase_boundary,
+        lr_reductions=diagnosis.lr_reductions,
+        early_stop_epoch=epochs if diagnosis.has(FindingKind.early_stopped) else None,
+        generalization_gap=diagnosis.generalization_gap,
+        findings=[
+            FindingPublic(kind=f.kind, severity=f.severity, epoch=f.epoch, message=finding_text(f))
+            for f in diagnosis.findings
+        ],
+    )
+
+
+# --- a paired test in words ---------------------------------------------------------------
+
+VERY_SMALL_P = 0.001
+SMALLEST_SHOWN_P = 0.0001
+
+
+def _format_p(p_value: float) -> str:
+    """Two significant figures, never scientific notation: "p = 0.047", "p = 0.0003"."""
+    if p_value < SMALLEST_SHOWN_P:
+        return f"p < {SMALLEST_SHOWN_P:g}"
+    decimals = max(2, 1 - math.floor(math.log10(p_value)))
+    text = f"{p_value:.{decimals}f}".rstrip("0").rstrip(".")
+    return f"p = {text}"
+
+
+def _difference_sentence(name_a: str, name_b: str, n: int, result: BootstrapResult) -> str:
+    """Said from the leader's side, so the interval reads in the same direction as the claim."""
+    points = result.difference * 100
+    low, high = result.low * 100, result.high * 100
+    if points < 0:
+        name_a, name_b, points, low, high = name_b, name_a, -points, -high, -low
+    ci = f"{result.confidence:.0%} CI {low:.1f} to {high:.1f} points"
+    if low <= 0 <= high:
+        ci += ", which includes no difference"
+    images = f"on the same {n:,} test images"
+    if points == 0:
+        return f"{name_a} and {name_b} are equally accurate {images} ({ci})."
+    size = f"{points:.1f} points" if points >= 0.05 else "less than 0.1 points"
+    return f"{name_b} is {size} more accurate than {name_a} {images} ({ci})."
+
+
+def _test_sentence(p_value: float, alpha: float, ci_includes_zero: bool) -> str:
+    verdict = (
+        "the difference is very unlikely to be chance"
+        if p_value < min(alpha, VERY_SMALL_P)
+        else "the difference is unlikely to be chance"
+        if p_value < alpha
+        else "this difference could well be chance"
+    )
+    if (p_value < alpha) == ci_includes_zero:
+        verdict += "; the test and the interval disagree, so treat it as borderline"
+    return f"McNemar's test: {_format_p(p_value)}; {verdict}."
+
+
+def describe(
+    name_a: str,
+    name_b: str,
+    mcnemar: McNemarResult,
+    bootstrap: BootstrapResult,
+    alpha: float = 0.05,
+) -> str:
+    """Two sentences for the compare page: how big the difference is, with its interval, and
+    whether McNemar's test says it could be chance at level ``alpha``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.05), got {alpha}")
+    expected = (mcnemar.only_b_correct - mcnemar.only_a_correct) / mcnemar.n
+    if not math.isclose(bootstrap.difference, expected, abs_tol=1e-9):
+        raise ValueError(
+            "the McNemar and bootstrap results describe different data: the bootstrap "
+            f"difference is {bootstrap.difference:.4f}, the McNemar table gives {expected:.4f}"
+        )
+    includes_zero = bootstrap.low <= 0 <= bootstrap.high
+    return " ".join(
+        [
+            _difference_sentence(name_a, name_b, mcnemar.n, bootstrap),
+            _test_sentence(mcnemar.p_value, alpha, includes_zero),
+        ]
+    )
+
+
+# --- a comparison in words -----------------------------------------------------------------
+
+
+def _listing(caveat: Caveat, names: Mapping[int, str]) -> str:
+    return "; ".join(f"{names[i]}: {value}" for i, value in caveat.values.items())
+
+
+def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
+    """One warning at the top of the compare page; ``names`` by experiment id."""
+    who = ", ".join(names[i] for i in caveat.values)
+    match caveat.kind:
+        case CaveatKind.test_sizes:
+            return f"Different test-set sizes: {_listing(caveat, names)}."
+        case CaveatKind.test_images:
+            return "Same test-set size but different test images (another subset or seed)."
+        case CaveatKind.imported:
+            return (
+                f"Imported reports ({who}) carry no per-image predictions: which test images "
+                "they used cannot be checked."
+            )
+        case CaveatKind.seeds | CaveatKind.datasets:
+            return f"Different {caveat.kind.value}: {_listing(caveat, names)}."
+        case CaveatKind.unfinished:
+            return f"Still training: {who}; their numbers will change."
+
+
+def pairing_text(pairing: Pairing, names: Mapping[int, str]) -> str:
+    """What the paired test says, or why none could run."""
+    if pairing.mcnemar is not None and pairing.bootstrap is not None:
+        return describe(names[pairing.a], names[pairing.b], pairing.mcnemar, pairing.bootstrap)
+    if pairing.unevaluated:
+        verb = "have" if len(pairing.unevaluated) > 1 else "has"
+        listed = " and ".join(names[i] for i in pairing.unevaluated)
+        return f"{listed} {verb} no evaluation yet, so no paired test can be run."
+    return (
+        f"{names[pairing.b]} and {names[pairing.a]} were not scored on the same test images "
+        "with per-image predictions kept, so no paired test can be run."
+    )
+
+
+class SummaryPublic(BaseModel):
+    """One compared experiment's headline figures, and its colour on every chart."""
+
+    id: int
+    name: str
+    model: str
+    status: Status
+    color: str
+    test_accuracy: float | None
+    macro_f1: float | None
+    parameters: int | None
+    epochs: int
+    training_seconds: float | None
+    seconds_per_epoch: float | None
+    images_per_second: float | None
+    test_size: int | None
+
+    @property
+    def imported(self) -> bool:
+        return self.status is Status.imported
+
+
+class ReportRowPublic(BaseModel):
+    """A row of the merged report (a class, ``accuracy``, an average), by experiment id."""
+
+    row: str
+    values: dict[int, MetricValues]
+    best: dict[str, list[int]] = Field(description="Per metric, the ids with the best value")
+    delta: dict[int, MetricValues] = Field(description="Differences from the baseline")
+
+
+class HyperparametersPublic(BaseModel):
+    all: dict[str, dict[int, Any]] = Field(description="Each setting's value by experiment id")
+    differing: list[str] = Field(description="Settings that differ among trained experiments")
+
+
+class McNemarPublic(BaseModel):
+    p_value: float
+    statistic: float
+    method: Literal["exact", "chi2"]
+    only_a_correct: int
+    only_b_correct: int
+    n: int
+
+
+class BootstrapPublic(BaseModel):
+    """The accuracy difference b - a and its bootstrap confidence interval, as fractions."""
+
+    difference: float
+    low: float
+    high: float
+    confidence: float
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class PairingPublic(BaseModel):
+    """Experiment ``b`` against the baseline ``a``; ``mcnemar`` and ``bootstrap`` are left
+    out when the two were not scored on the same test images."""
+
+    a: int
+    b: int
+    mcnemar: McNemarPublic | None = Field(default=None, exclude_if=_absent)
+    bootstrap: BootstrapPublic | None = Field(default=None, exclude_if=_absent)
+    text: str
+
+
+class ConfusionMatrixPublic(BaseModel):
+    classes: list[str]
+    matrix: list[list[int]]
+
+
+class ComparisonPublic(BaseModel):
+    """What the compare page shows: summaries, per-class table with best and deltas,
+    hyperparameters, fair-comparison warnings, significance, diagnostics, curves and
+    confusion matrices; experiments in the order given, the rest keyed by experiment id."""
+
+    baseline_id: int
+    experiments: list[SummaryPublic]
+    warnings: list[str]
+    per_class: list[ReportRowPublic]
+    hyperparameters: HyperparametersPublic
+    significance: list[PairingPublic]
+    diagnostics: dict[int, DiagnosisPublic]
+    curves: dict[int, list[CurvePoint]]
+    confusion_matrices: dict[int, ConfusionMatrixPublic]
+
+
+def _summary(summary: Summary, color: str) -> SummaryPublic:
+    return SummaryPublic(
+        id=summary.id, name=summary.name, model=summary.model, status=summary.status,
+        color=color, test_accuracy=summary.test_accuracy, macro_f1=summary.macro_f1,
+        parameters=summary.parameters, epochs=summary.epochs,
+        training_seconds=summary.training_seconds, seconds_per_epoch=summary.seconds_per_epoch,
+        images_per_second=summary.images_per_second, test_size=summary.test_size,
+    )  # fmt: skip
+
+
+def _pairing(pairing: Pairing, names: Mapping[int, str]) -> PairingPublic:
+    test, interval = pairing.mcnemar, pairing.bootstrap
+    return PairingPublic(
+        a=pairing.a,
+        b=pairing.b,
+        mcnemar=None if test is None else McNemarPublic(
+            p_value=test.p_value, statistic=test.statistic, method=test.method,
+            only_a_correct=test.only_a_correct, only_b_correct=test.only_b_correct, n=test.n,
+        ),
+        bootstrap=None if interval is None else BootstrapPublic(
+            difference=interval.difference, low=interval.low, high=interval.high,
+            confidence=interval.confidence,
+        ),
+        text=pairing_text(pairing, names),
+    )  # fmt: skip
+
+
+def comparison_public(comparison: Comparison) -> ComparisonPublic:
+    """The comparison with its colours and sentences: what the page, the API and the CSV show.
+    Its parts are built (and checked) one by one; the whole is assembled unchecked, since
+    checking 200 curve points per experiment again, already typed, cost milliseconds."""
+    names = {s.id: s.name for s in comparison.experiments}
+    histories = comparison.histories
+    return ComparisonPublic.model_construct(
+        baseline_id=comparison.baseline_id,
+        experiments=[
+            _summary(s, COLORS[i % len(COLORS)]) for i, s in enumerate(comparison.experiments)
+        ],
+        warnings=[caveat_text(caveat, names) for caveat in comparison.caveats],
+        per_class=[
+            ReportRowPublic(row=r.row, values=r.values, best=r.best, delta=r.delta)
+            for r in comparison.per_class
+        ],
+        hyperparameters=HyperparametersPublic(
+            all=comparison.hyperparameters.table, differing=comparison.hyperparameters.differing
+        ),
+        significance=[_pairing(pairing, names) for pairing in comparison.significance],
+        diagnostics={i: diagnosis_public(h.diagnosis, h.epochs) for i, h in histories.items()},
+        curves={i: h.curve for i, h in histories.items()},
+        confusion_matrices={
+            i: ConfusionMatrixPublic(classes=m.classes, matrix=m.matrix)
+            for i, m in comparison.confusion_matrices.items()
+        },
+    )
