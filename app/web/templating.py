@@ -32,7 +32,7 @@ from app.web.auth import (
     viewer,
 )
 from app.web.deps import SessionDep
-from app.web.routes.formatting import (
+from app.web.formatting import (
     format_ago,
     format_compact,
     format_datetime,

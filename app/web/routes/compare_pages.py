@@ -34,8 +34,8 @@ from app.web.charts import (
     with_export_name,
 )
 from app.web.deps import HistoriesDep, SessionDep
+from app.web.formatting import format_number, format_signed, model_title
 from app.web.forms import shown_value
-from app.web.routes.formatting import format_number, format_signed, model_title
 from app.web.templating import FRAGMENT_VIEWER, SIGNED_IN, error_page, page_router, templates
 
 router = page_router()
