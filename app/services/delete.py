@@ -18,8 +18,8 @@ def delete(session: Session, experiment: Experiment) -> None:
     Raises ``Conflict``."""
     experiment_id, status = experiment.id, experiment.status
     if not crud.delete_finished(session=session, experiment_id=experiment_id):
-        session.rollback()
+        session.rollback()  # SQLite holds its write lock from the DELETE until now
         raise Conflict(f"experiment {experiment_id} is {status}; cancel it first")
     session.commit()
-    session.expunge(experiment)
+    session.expunge(experiment)  # gone: a later read must not try to refresh it
     shutil.rmtree(get_settings().experiment_dir(experiment_id), ignore_errors=True)
