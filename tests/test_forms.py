@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from app.core.presets import PRESETS
-from app.core.schemas import FieldError, SpecError, parse_spec
+from app.core.report_import import ImportedReport
+from app.core.schemas import FieldError, ReportImport, SpecError, parse_spec
 from app.core.zoo import MODELS
+from app.services.importing import parse_report_import
 from app.web.forms import (
     OTHER_GROUP,
     PRIMARY_GROUPS,
@@ -18,10 +20,10 @@ from app.web.forms import (
     group_errors,
     grouped,
     hyperparameter_forms,
+    import_data,
     import_errors,
     open_groups,
     preset_sections,
-    report_import_from_form,
     shown_value,
     spec_from_form,
     spec_groups,
@@ -224,6 +226,11 @@ REPORT = """              precision    recall  f1-score   support
    macro avg       0.70      0.65      0.63        20
 weighted avg       0.70      0.65      0.63        20
 """
+
+
+def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, ImportedReport]:
+    """What the import form's route hands the import service, parsed as the service does."""
+    return parse_report_import(import_data(values))
 
 
 def _import_errors(values: dict[str, str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from app.web.json_text import JsonText, dumps
-from app.web.routes.pages import templates
+from app.web.templating import templates
 
 
 def test_non_finite_numbers_become_null_and_keys_become_strings() -> None:

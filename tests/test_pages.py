@@ -22,8 +22,9 @@ from app.core.report_import import parse_classification_report
 from app.core.schemas import EvaluationPublic, FieldError, SpecError
 from app.core.zoo import MODELS
 from app.services import outbox
+from app.web import templating
 from app.web.main import create_app
-from app.web.routes import events, pages
+from app.web.routes import events, experiment_pages, launch_pages
 from tests.factories import make_evaluated, make_experiment
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -359,7 +360,7 @@ def test_refused_preset_launch_shows_the_form_prefilled_with_the_error(
     def refuse(session: Session, spec: object, **_: object) -> Experiment:
         raise SpecError([FieldError(field="hyperparameters.epochs", message="no workers left")])
 
-    monkeypatch.setattr(pages, "launch", refuse)
+    monkeypatch.setattr(launch_pages, "launch", refuse)
     response = post_form(client, "/presets/quick-residual-cnn/launch")
     assert response.status_code == 422
     assert field_errors(response.text) == {"hyperparameters.epochs": "no workers left"}
@@ -625,14 +626,14 @@ def test_an_evaluation_without_a_matrix_shows_the_report_alone() -> None:
     evaluation = EvaluationPublic(
         accuracy=0.875, test_size=80, classes=CLASSES, confusion_matrix=None, report=_report()
     )
-    context = pages.evaluation_context(evaluation)
+    context = experiment_pages.evaluation_context(evaluation)
     assert context["confusion_figure"] is None
     assert [row["label"] for row in context["report_rows"]][-3:] == [
         "accuracy",
         "macro avg",
         "weighted avg",
     ]
-    html = pages.templates.get_template("_evaluation.html").render(context)
+    html = templating.templates.get_template("_evaluation.html").render(context)
     assert 'id="report"' in html and "confusion-matrix" not in html
 
 

@@ -680,5 +680,16 @@ def request_cancel(*, session: Session, experiment: Experiment) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def delete_experiment(*, session: Session, experiment: Experiment) -> None:
-    session.delete(experiment)
+FINISHED = tuple(status for status in Status if status.finished)
+
+
+def delete_finished(*, session: Session, experiment_id: int) -> bool:
+    """Delete an experiment only if it is finished, in one conditional DELETE: a run that a
+    retry requeued meanwhile is left alone. Epochs and evaluation go with it (ON DELETE
+    CASCADE). Returns whether it was deleted."""
+    result = session.execute(
+        delete(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status.in_(FINISHED))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -11,16 +11,24 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, undefer
 from typing_extensions import TypedDict
 
+from app.core import crud
 from app.core.crud import EpochRow
-from app.core.models import Experiment, Status
+from app.core.models import INTEGER_MAX, Evaluation, Experiment, Status
+from app.core.schemas import FieldError, SpecError
 from app.services.diagnostics import Diagnosis, diagnose
+from app.services.errors import NotFound
 from app.services.significance import BootstrapResult, McNemarResult, bootstrap_from_table, mcnemar
+
+if TYPE_CHECKING:  # history_cache keeps this module's History
+    from app.services.history_cache import HistoryCache
 
 METRICS = ("precision", "recall", "f1-score")
 SUMMARY_ROWS = ("macro avg", "weighted avg")
@@ -375,3 +383,59 @@ def build_comparison(
             if e.evaluation is not None and e.evaluation.confusion_matrix is not None
         },
     )
+
+
+# --- loading what is compared (the API, the page and its CSV call these) ------------------------
+
+MAX_COMPARED = 12
+
+
+def _ids_error(message: str) -> SpecError:
+    return SpecError([FieldError(field="ids", message=message)])
+
+
+def parse_ids(ids: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given. Raises
+    ``SpecError`` (422) naming ``ids``."""
+    parts = [part.strip() for part in ids.split(",") if part.strip()]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise _ids_error(f"write experiment ids as 1,2,3 (got {ids[:100]!r})")
+    if any(len(part) > 10 or not 1 <= int(part) <= INTEGER_MAX for part in parts):
+        raise _ids_error(f"experiment ids are 1 to {INTEGER_MAX}")
+    parsed = [int(part) for part in parts]
+    unique = list(dict.fromkeys(parsed))
+    if not 2 <= len(unique) <= MAX_COMPARED:
+        raise _ids_error(f"compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})")
+    return unique
+
+
+def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
+    """With each evaluation's predictions, in the same query (one row each: a join costs
+    less than a second query); labels load for the baseline only, when read. Raises
+    ``NotFound`` naming the ids that do not exist."""
+    rows = session.scalars(
+        select(Experiment)
+        .where(Experiment.id.in_(ids))
+        .options(joinedload(Experiment.evaluation).options(undefer(Evaluation.predictions)))
+    ).all()
+    found = {row.id: row for row in rows}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no experiment with id {', '.join(missing)}")
+    return [found[i] for i in ids]
+
+
+def load_comparison(
+    session: Session, histories: HistoryCache, ids: list[int], baseline: int | None
+) -> tuple[list[Experiment], Comparison]:
+    """The experiments in the order given, and what the compare page and API show of them.
+    Epochs are read only for experiments whose history is not already kept."""
+    experiments = load_for_comparison(session, ids)
+    kept = {e.id: h for e in experiments if (h := histories.get(e)) is not None}
+    missing = [e for e in experiments if e.id not in kept]
+    if missing:
+        epochs = crud.list_epochs_of(session=session, experiment_ids=[e.id for e in missing])
+        for experiment in missing:
+            kept[experiment.id] = history(experiment, epochs[experiment.id])
+            histories.put(experiment, kept[experiment.id])
+    return experiments, build_comparison(experiments, kept, baseline)

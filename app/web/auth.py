@@ -72,6 +72,21 @@ def csrf_matches(request: Request, sent: str | None) -> bool:
     return bool(expected and sent and hmac.compare_digest(str(expected), sent))
 
 
+class ForgedForm(Exception):
+    """A form post without the session's CSRF token; pages draw it as a 403 page
+    (``app.web.templating.install_page_errors``)."""
+
+
+async def require_form_token(request: Request) -> None:
+    """Another site can make a browser post a form here, cookies and all, but cannot read
+    the token the page was rendered with; without it nothing happens. A dependency of every
+    page route that takes a form (``app.web.templating.PageRoute``), checked before the
+    route runs; Starlette keeps the parsed form, so the route reads it again for free."""
+    sent = (await request.form()).get(CSRF_FIELD)
+    if not csrf_matches(request, sent if isinstance(sent, str) else None):
+        raise ForgedForm
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

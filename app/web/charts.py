@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any, Literal, TypedDict
 
+from app.core.models import Experiment
 from app.core.schemas import EpochMetricPublic
 
 Metric = Literal["accuracy", "loss"]
@@ -599,3 +600,10 @@ def difference_figure(
     figure = confusion_matrix_figure(classes, first, title=f"A − B: {first_name} − {second_name}")
     figure["data"] = [heatmap]
     return figure
+
+
+def has_gallery(experiment: Experiment) -> bool:
+    """Per-image predictions and stored test images come together; imported reports have
+    neither, so their matrix cells open nothing."""
+    evaluation = experiment.evaluation
+    return evaluation is not None and evaluation.test_set_fingerprint is not None

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from app.core.presets import PRESETS, Preset
-from app.core.report_import import ImportedReport, parse_for_import
-from app.core.schemas import FieldError, ReportImport, SpecError
+from app.core.schemas import FieldError
 from app.core.zoo import MODELS, ModelInfo
 
 HP_PREFIX = "hp."
@@ -349,23 +348,10 @@ def import_errors(
     return _attach(errors, list(IMPORT_FIELDS))
 
 
-def report_import_from_form(values: dict[str, str]) -> tuple[ReportImport, ImportedReport]:
-    """The import form's strings -> the API's ``ReportImport`` and the parsed report; raises
-    ``SpecError`` naming each field to fix (all of them at once), as the API names them."""
-    data = {key: values.get(key, "") for key in IMPORT_FIELDS}
-    matrix_text = data["confusion_matrix_text"] or None
-    body: ReportImport | None = None
-    errors: list[FieldError] = []
-    try:
-        body = ReportImport.model_validate(
-            {**data, "tags": split_tags(data["tags"]), "confusion_matrix_text": matrix_text}
-        )
-    except ValidationError as exc:
-        errors = SpecError.from_validation_error(exc).errors
-    imported: ImportedReport | None = None
-    if not any(error.field == "report_text" for error in errors):
-        imported, report_errors = parse_for_import(data["report_text"], matrix_text)
-        errors += report_errors
-    if body is None or imported is None:
-        raise SpecError(errors)
-    return body, imported
+def import_data(values: dict[str, str]) -> dict[str, Any]:
+    """The import form's strings as the API's ``ReportImport`` body: tags split at commas,
+    an empty matrix left out. ``app.services.importing`` validates and parses it."""
+    data: dict[str, Any] = {key: values.get(key, "") for key in IMPORT_FIELDS}
+    data["tags"] = split_tags(data["tags"])
+    data["confusion_matrix_text"] = data["confusion_matrix_text"] or None
+    return data

@@ -19,8 +19,20 @@ from app.web.auth import CrossSiteWriteGuard
 from app.web.cookies import SessionCookie
 from app.web.input_guard import InputGuard
 from app.web.limits import BodySizeLimit
-from app.web.routes import analysis, api, auth_pages, events, pages
+from app.web.routes import (
+    analysis,
+    api,
+    auth_pages,
+    compare_pages,
+    events,
+    experiment_pages,
+    launch_pages,
+    list_page,
+    static_files,
+    workers_page,
+)
 from app.web.security_headers import SecurityHeaders
+from app.web.templating import install_page_errors
 
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
@@ -30,7 +42,12 @@ ROUTERS = (
     analysis.router,
     events.router,
     auth_pages.router,
-    pages.router,
+    static_files.router,
+    list_page.router,
+    launch_pages.router,  # /experiments/new and /experiments/import ...
+    experiment_pages.router,  # ... before /experiments/{experiment_id}
+    workers_page.router,
+    compare_pages.router,
 )
 
 
@@ -76,6 +93,7 @@ def create_app() -> FastAPI:
     if settings.trusted_proxies.strip():  # outermost: the rest sees the client and scheme
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     api.install_error_handlers(app, routes=[route for r in ROUTERS for route in r.routes])
+    install_page_errors(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

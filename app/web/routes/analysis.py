@@ -12,12 +12,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, undefer
+from sqlalchemy.orm import Session, undefer
 
-from app.core import crud
 from app.core.config import get_settings
-from app.core.models import INTEGER_MAX, Evaluation, Experiment
-from app.core.report_import import parse_for_import
+from app.core.models import Evaluation, Experiment
 from app.core.schemas import (
     CREATED_EXPERIMENT,
     ERROR_RESPONSES,
@@ -28,8 +26,8 @@ from app.core.schemas import (
     RowId,
     SpecError,
 )
-from app.services.comparison import Comparison, build_comparison, history
-from app.services.history_cache import HistoryCache
+from app.services import importing
+from app.services.comparison import load_comparison, parse_ids
 from app.web.auth import ActorDep, viewer
 from app.web.deps import HistoriesDep, SessionDep
 from app.web.json_text import JsonText
@@ -38,57 +36,6 @@ from app.web.presentation import ComparisonPublic, comparison_public
 router = APIRouter(
     prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
 )
-MAX_COMPARED = 12
-
-
-def _ids_error(message: str) -> SpecError:
-    return SpecError([FieldError(field="ids", message=message)])
-
-
-def parse_ids(ids: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given. Raises
-    ``SpecError`` (422) naming ``ids``."""
-    parts = [part.strip() for part in ids.split(",") if part.strip()]
-    if not all(part.isascii() and part.isdigit() for part in parts):
-        raise _ids_error(f"write experiment ids as 1,2,3 (got {ids[:100]!r})")
-    if any(len(part) > 10 or not 1 <= int(part) <= INTEGER_MAX for part in parts):
-        raise _ids_error(f"experiment ids are 1 to {INTEGER_MAX}")
-    parsed = [int(part) for part in parts]
-    unique = list(dict.fromkeys(parsed))
-    if not 2 <= len(unique) <= MAX_COMPARED:
-        raise _ids_error(f"compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})")
-    return unique
-
-
-def load_for_comparison(session: Session, ids: list[int]) -> list[Experiment]:
-    """With each evaluation's predictions, in the same query (one row each: a join costs
-    less than a second query); labels load for the baseline only, when read."""
-    rows = session.scalars(
-        select(Experiment)
-        .where(Experiment.id.in_(ids))
-        .options(joinedload(Experiment.evaluation).options(undefer(Evaluation.predictions)))
-    ).all()
-    found = {row.id: row for row in rows}
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        raise HTTPException(404, detail=f"no experiment with id {', '.join(missing)}")
-    return [found[i] for i in ids]
-
-
-def load_comparison(
-    session: Session, histories: HistoryCache, ids: list[int], baseline: int | None
-) -> tuple[list[Experiment], Comparison]:
-    """The experiments in the order given, and what the compare page and API show of them.
-    Epochs are read only for experiments whose history is not already kept."""
-    experiments = load_for_comparison(session, ids)
-    kept = {e.id: h for e in experiments if (h := histories.get(e)) is not None}
-    missing = [e for e in experiments if e.id not in kept]
-    if missing:
-        epochs = crud.list_epochs_of(session=session, experiment_ids=[e.id for e in missing])
-        for experiment in missing:
-            kept[experiment.id] = history(experiment, epochs[experiment.id])
-            histories.put(experiment, kept[experiment.id])
-    return experiments, build_comparison(experiments, kept, baseline)
 
 
 @router.get("/compare", response_class=JsonText, response_model=ComparisonPublic)
@@ -119,15 +66,7 @@ def compare(
 )
 def import_report(session: SessionDep, principal: ActorDep, body: ReportImport) -> Experiment:
     """Import a result from elsewhere: a scikit-learn classification_report as text."""
-    imported, errors = parse_for_import(body.report_text, body.confusion_matrix_text)
-    if imported is None:
-        raise SpecError(errors)
-    experiment = crud.import_experiment(
-        session=session, name=body.name, tags=list(body.tags), notes=body.notes,
-        imported=imported, owner_id=principal.user_id,
-    )  # fmt: skip
-    session.commit()
-    return experiment
+    return importing.import_report(session, body.model_dump(), owner_id=principal.user_id)
 
 
 def _evaluation_with_predictions(session: Session, experiment_id: RowId) -> Evaluation:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 import logging
-import shutil
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
@@ -28,7 +25,7 @@ from starlette.routing import BaseRoute, Match
 
 from app.core import crud
 from app.core.config import get_settings
-from app.core.models import Experiment, Status, utcnow
+from app.core.models import Experiment
 from app.core.presets import PRESETS, Preset
 from app.core.queue import online_workers
 from app.core.schemas import (
@@ -48,21 +45,24 @@ from app.core.schemas import (
     summaries,
 )
 from app.core.zoo import MODELS
-from app.services import outbox
+from app.services.cancel import cancel
+from app.services.delete import delete
 from app.services.errors import Conflict, NotFound
 from app.services.launch import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
-from app.services.quotas import QuotaExceeded, check_active_experiments
+from app.services.lookup import find_experiment
+from app.services.quotas import QuotaExceeded
+from app.services.retry import retry
+from app.services.update import update
+from app.services.workers import list_online
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
 from app.web.deps import SessionDep
+from app.web.list_filters import ExperimentFilters
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/api", tags=["api"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
 )
 public_router = APIRouter(prefix="/api", tags=["api"], responses=ERROR_RESPONSES)
-SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
-DEFAULT_SORT = SortKey("created_at")
-WORKER_ONLINE_SECONDS = 60
 
 SPEC_EXAMPLE = {
     "name": "cnn baseline",
@@ -138,16 +138,6 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         )
 
 
-def _found(experiment: Experiment | None, experiment_id: RowId) -> Experiment:
-    if experiment is None:
-        raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")
-    return experiment
-
-
-def _experiment_or_404(session: Session, experiment_id: RowId) -> Experiment:
-    return _found(crud.get_experiment(session=session, experiment_id=experiment_id), experiment_id)
-
-
 LAUNCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "Stored and queued, but the broker did not answer; it is sent later"},
 }
@@ -181,29 +171,19 @@ def create_experiment(
 def list_experiments(
     session: SessionDep,
     principal: ViewerDep,
-    status: Status | None = None,
-    model: str | None = None,
-    tag: str | None = None,
-    owner: Annotated[str | None, Query(description="A username, or `me`")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in name or notes")] = None,
-    sort: Annotated[SortKey, Query(description="Column to sort by")] = DEFAULT_SORT,
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    filters: Annotated[ExperimentFilters, Query()],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
     items, total = crud.list_experiments(
-        session=session, status=status, model=model, tag=tag, q=q, sort=sort,
-        descending=order == "desc", limit=limit, offset=offset,
-        owner=principal.user.username if owner == "me" and principal.user else owner,
-    )  # fmt: skip
+        session=session, **filters.query(principal), limit=limit, offset=offset
+    )
     return {"items": summaries(items), "total": total}
 
 
 @router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
 def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPublic:
-    experiment = _found(
-        crud.get_experiment_detail(session=session, experiment_id=experiment_id), experiment_id
-    )
+    experiment = find_experiment(session, experiment_id, detail=True)
     public = ExperimentPublic.model_validate(experiment)
     public.queue_position = crud.queue_position(session=session, experiment=experiment)
     return public
@@ -211,13 +191,13 @@ def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPubli
 
 @router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)
 def get_metrics(session: SessionDep, experiment_id: RowId) -> dict[str, Any]:
-    _experiment_or_404(session, experiment_id)
+    find_experiment(session, experiment_id)
     return {"epochs": crud.list_epochs(session=session, experiment_id=experiment_id)}
 
 
 @router.get("/experiments/{experiment_id}/evaluation", response_model=EvaluationPublic)
 def get_evaluation(session: SessionDep, experiment_id: RowId) -> Any:
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     if experiment.evaluation is None:
         raise HTTPException(
             status_code=404,
@@ -234,43 +214,15 @@ def get_evaluation(session: SessionDep, experiment_id: RowId) -> Any:
 )
 def retry_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
     """Run a failed or cancelled experiment again; it resumes from its last epoch checkpoint."""
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    status = experiment.status
-    if status in (Status.failed, Status.cancelled):
-        check_active_experiments(session, experiment.owner_id)
-    if status not in (Status.failed, Status.cancelled) or not crud.requeue(
-        session=session,
-        experiment_id=experiment_id,
-        from_status=status,
-        attempt=experiment.attempts,
-    ):
-        raise HTTPException(
-            status_code=409,
-            detail=f"experiment {experiment_id} is {experiment.status}; only failed or cancelled "
-            "experiments can be retried",
-        )
-    session.commit()
-    if not outbox.send(session, experiment_id):
-        raise BrokerUnavailable(experiment)
-    session.refresh(experiment)
-    return experiment
+    return retry(session, experiment)
 
 
 @router.get("/workers", response_model=list[WorkerPublic])
 def list_workers(session: SessionDep) -> list[dict[str, Any]]:
     """Workers seen in the last minute, their device, and what each is running."""
-    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
-    workers = crud.online_workers(session=session, seen_since=seen_since)
-    running = crud.running_on(session=session, worker_names=[w.name for w in workers])
-    return [
-        {
-            "name": w.name, "hostname": w.hostname, "pid": w.pid, "device": w.device,
-            "started_at": w.started_at, "last_seen_at": w.last_seen_at,
-            "restarts": w.restarts, "last_exit": w.last_exit, "running": running.get(w.name),
-        }
-        for w in workers
-    ]  # fmt: skip
+    return list_online(session)
 
 
 @router.patch("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
@@ -278,37 +230,24 @@ def update_experiment(
     session: SessionDep, principal: ActorDep, experiment_id: RowId, changes: ExperimentUpdate
 ) -> Experiment:
     """Rename, retag or annotate an experiment."""
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    crud.update_experiment(
-        session=session, experiment=experiment, changes=changes.model_dump(exclude_unset=True)
-    )
-    session.commit()
-    return experiment
+    return update(session, experiment, changes.model_dump(exclude_unset=True))
 
 
 @router.post("/experiments/{experiment_id}/cancel", response_model=ExperimentPublic)
 def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Experiment:
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    crud.request_cancel(session=session, experiment=experiment)
-    session.commit()
-    return experiment
+    return cancel(session, experiment)
 
 
 @router.delete("/experiments/{experiment_id:int}", status_code=204)
 def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Response:
     """Delete a finished experiment with its metrics, evaluation and files."""
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     ensure_can_modify(principal, experiment)
-    if not experiment.status.finished:
-        raise HTTPException(
-            status_code=409,
-            detail=f"experiment {experiment_id} is {experiment.status}; cancel it first",
-        )
-    crud.delete_experiment(session=session, experiment=experiment)
-    session.commit()
-    shutil.rmtree(get_settings().experiment_dir(experiment_id), ignore_errors=True)
+    delete(session, experiment)
     return Response(status_code=204)
 
 
@@ -319,7 +258,7 @@ def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: R
 )
 def download_model(session: SessionDep, experiment_id: RowId) -> FileResponse:
     """The trained model as a `.keras` file (load with `keras.models.load_model`)."""
-    experiment = _experiment_or_404(session, experiment_id)
+    experiment = find_experiment(session, experiment_id)
     path = get_settings().model_path(experiment_id)
     if not path.is_file():
         raise HTTPException(

@@ -11,16 +11,16 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.services import accounts
 from app.services.security import new_csrf_token, verify_password
-from app.web.auth import CSRF_FIELD, SESSION_ID, csrf_matches
+from app.web.auth import CSRF_FIELD, SESSION_ID, csrf_matches, require_form_token
 from app.web.deps import SessionDep, admitted_session, hashing_turn
-from app.web.routes.pages import FORGED_FORM, error_page, templates
+from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,6 +78,7 @@ async def login(
     next_url: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
     next_url = _safe_next(next_url)
+    # Not ``require_form_token``: a sign-in form that expired is drawn again, username kept.
     if not csrf_matches(request, csrf):
         expired = "The form expired; please sign in again."
         return _login_page(request, expired, next_url, 403, username)
@@ -105,12 +106,8 @@ async def login(
     return RedirectResponse(next_url, status_code=303)
 
 
-@router.post("/logout")
-def logout(
-    request: Request, session: SessionDep, csrf: Annotated[str, Form(alias=CSRF_FIELD)] = ""
-) -> Response:
-    if not csrf_matches(request, csrf):
-        return error_page(request, 403, FORGED_FORM)
+@router.post("/logout", dependencies=[Depends(require_form_token)])
+def logout(request: Request, session: SessionDep) -> Response:
     session_id = request.session.get(SESSION_ID)
     if session_id:
         accounts.end_session(session=session, session_id=str(session_id))

@@ -1,9 +1,9 @@
-"""What the compare page and its CSV export are made of: template context, figures, CSV rows.
+"""The compare page, its live poll, its difference matrix and its CSV export: the routes and
+what they are made of (template context, figures, CSV rows).
 
 ``build_comparison`` decides what is compared and ``app.web.presentation`` words it as one
 ``ComparisonPublic``; this module shapes that for the page (columns, hyperparameter rows,
-figures with export names) and for the CSV. ``pages.py`` serves both:
-one router keeps every HTML route in one ordered table.
+figures with export names) and for the CSV.
 """
 
 from __future__ import annotations
@@ -13,23 +13,36 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlencode
 
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.models import IMPORTED_MODEL, Experiment
-from app.core.zoo import MODELS
-from app.services.comparison import ACTIVE, METRICS, SUMMARY_ROWS
+from app.core.models import Experiment
+from app.core.schemas import RowId, SpecError
+from app.services import comparison as comparisons
+from app.services.comparison import (
+    ACTIVE,
+    METRICS,
+    SUMMARY_ROWS,
+    load_for_comparison,
+    parse_ids,
+)
+from app.services.errors import NotFound
 from app.services.history_cache import HistoryCache
 from app.web.charts import (
     comparison_confusion_figures,
     comparison_curves_figure,
     comparison_gap_figure,
     difference_figure,
+    has_gallery,
     per_class_f1_figure,
     with_export_name,
 )
+from app.web.deps import HistoriesDep, SessionDep
+from app.web.formatting import format_number, format_signed, model_title
 from app.web.forms import shown_value
 from app.web.presentation import (
     BootstrapPublic,
@@ -39,10 +52,9 @@ from app.web.presentation import (
     SummaryPublic,
     comparison_public,
 )
-from app.web.routes import analysis
-from app.web.routes.analysis import load_for_comparison, parse_ids
-from app.web.routes.formatting import format_number, format_signed
+from app.web.templating import FRAGMENT_VIEWER, SIGNED_IN, error_page, page_router, templates
 
+router = page_router()
 SECTIONS = (
     "warnings", "summary", "significance", "curves_note", "diagnostics", "per_class", "matrices",
 )  # fmt: skip
@@ -59,26 +71,13 @@ CSV_HEADER = (
 )  # fmt: skip
 
 
-def model_title(model: str) -> str:
-    if model == IMPORTED_MODEL:
-        return "Imported report"
-    return MODELS[model].title if model in MODELS else model
-
-
-def has_gallery(experiment: Experiment) -> bool:
-    """Per-image predictions and stored test images come together; imported reports have
-    neither, so their matrix cells open nothing."""
-    evaluation = experiment.evaluation
-    return evaluation is not None and evaluation.test_set_fingerprint is not None
-
-
 def load_comparison(
     session: Session, histories: HistoryCache, ids: Sequence[str] | None, baseline: int | None
 ) -> tuple[list[Experiment], ComparisonPublic]:
     """``ids`` as the query gave them (``1,2,3`` or repeated); raises SpecError (422, bad
-    ids) or HTTPException (404, unknown ones) just as GET /api/compare does."""
+    ids) or NotFound (404, unknown ones) just as GET /api/compare does."""
     parsed = parse_ids(",".join(ids or []))
-    experiments, comparison = analysis.load_comparison(session, histories, parsed, baseline)
+    experiments, comparison = comparisons.load_comparison(session, histories, parsed, baseline)
     return experiments, comparison_public(comparison)
 
 
@@ -390,3 +389,84 @@ def csv_rows(comparison: ComparisonPublic) -> list[list[str]]:
                 values = [*head, *_report_values(row, summary.id)]
                 lines.append([csv_cell(value) for value in values])
     return lines
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+IdsQuery = Annotated[
+    list[str] | None, Query(description="Experiment ids: ids=1,2,3 or ids=1&ids=2&ids=3")
+]
+
+
+def _sections(context: dict[str, Any]) -> dict[str, str]:
+    """Each live section's HTML, rendered by the template the page itself includes."""
+    return {
+        name: templates.get_template(f"compare/{name}.html").render(context) for name in SECTIONS
+    }
+
+
+@router.get("/compare", dependencies=SIGNED_IN)
+def compare_page(
+    request: Request,
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: RowId | None = None,
+) -> Response:
+    try:
+        experiments, comparison = load_comparison(session, histories, ids, baseline)
+    except NotFound as exc:
+        return error_page(request, 404, str(exc))
+    except SpecError as exc:
+        return error_page(request, 422, str(exc))
+    context = compare_context(experiments, comparison)
+    context["page_data"] = page_data(context, comparison)
+    return templates.TemplateResponse(request, "compare.html", context)
+
+
+@router.get("/compare/live", dependencies=FRAGMENT_VIEWER)
+def compare_live(
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: RowId | None = None,
+) -> dict[str, Any]:
+    """What the compare page polls while an experiment is queued or running: its figures
+    and the HTML of each section that changes as runs progress."""
+    experiments, comparison = load_comparison(session, histories, ids, baseline)
+    context = compare_context(experiments, comparison)
+    return {**live_data(context, comparison), "sections": _sections(context)}
+
+
+@router.get("/compare/difference", dependencies=FRAGMENT_VIEWER)
+def compare_difference(
+    session: SessionDep,
+    a: Annotated[RowId, Query(description="Experiment A")],
+    b: Annotated[RowId, Query(description="Experiment B")],
+    normalized: bool = False,
+) -> JSONResponse:
+    """Confusion matrix A - B, for the two experiments the page's selects name."""
+    try:
+        return JSONResponse(difference(session, a, b, normalized=normalized))
+    except ValueError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+@router.get("/compare.csv", dependencies=SIGNED_IN)
+def compare_csv(
+    session: SessionDep,
+    histories: HistoriesDep,
+    ids: IdsQuery = None,
+    baseline: RowId | None = None,
+) -> Response:
+    """The compare page's tables as one flat CSV (see ``csv_rows``)."""
+    experiments, comparison = load_comparison(session, histories, ids, baseline)
+    stem = "-".join(str(e.id) for e in experiments)
+    return Response(
+        csv_text(comparison),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="cifarlab-compare-{stem}.csv"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core import crud
 from app.core.db import get_sessionmaker
-from app.core.models import INTEGER_MAX, Status
+from app.core.models import INTEGER_MAX
 from app.core.schemas import (
     ERROR_RESPONSES,
     Count,
@@ -108,7 +108,7 @@ def _status(state: StreamState) -> str:
 
 
 def _is_finished(snapshot: Snapshot) -> bool:
-    return Status(snapshot.experiment.status).finished
+    return snapshot.experiment.status.finished
 
 
 async def _wait_for_next_tick(request: Request) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.core.models import utcnow
+from app.core.models import IMPORTED_MODEL, utcnow
+from app.core.zoo import MODELS
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -77,3 +78,9 @@ def format_signed(value: float | None, digits: int = 3) -> str:
 def format_p_value(value: float) -> str:
     """Two significant figures, and a floor: a p-value of 1e-40 says no more than < 0.0001."""
     return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
+
+
+def model_title(model: str) -> str:
+    if model == IMPORTED_MODEL:
+        return "Imported report"
+    return MODELS[model].title if model in MODELS else model
