@@ -1,5 +1,6 @@
 """The module map holds: the contracts in pyproject.toml's ``[tool.importlinter]`` (web over
-services over core, the worker on the core alone, TensorFlow only in the worker) are kept.
+services over core, services free of the web framework, route modules independent of each
+other, the worker on the core alone, TensorFlow only in the worker) are kept.
 test_web_imports.py checks the same promise at run time, in a live process."""
 
 from __future__ import annotations
