@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -257,7 +257,20 @@ def _no_pairing(baseline: Experiment, other: Experiment) -> str:
     )
 
 
-def diagnostics(experiment: Experiment, epochs: Sequence[EpochRow]) -> dict[str, Any]:
+class Run(Protocol):
+    """What diagnostics read of an experiment: an ORM row, or the live stream's narrow read."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def total_epochs(self) -> int: ...
+
+
+def diagnostics(experiment: Run, epochs: Sequence[Any]) -> dict[str, Any]:
     diagnosis = diagnose(
         epochs,
         planned_epochs=experiment.total_epochs or None,

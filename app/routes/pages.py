@@ -37,6 +37,7 @@ from starlette.datastructures import FormData
 from app import crud, json_text
 from app.auth import CSRF_FIELD, Principal, csrf_matches, csrf_token, identify, viewer
 from app.charts import (
+    LIVE_TRACES,
     boundary_marks,
     confusion_matrix_figure,
     curves_figure,
@@ -47,7 +48,7 @@ from app.charts import (
     with_boundary,
     with_export_name,
 )
-from app.comparison import diagnostics
+from app.comparison import Run, diagnostics
 from app.crud import EpochRow
 from app.deps import HistoriesDep, SessionDep
 from app.forms import (
@@ -479,7 +480,9 @@ def _figures(
     }
 
 
-def diagnostics_context(experiment: Experiment, rows: Sequence[EpochRow]) -> dict[str, Any]:
+def diagnostics_context(
+    experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]
+) -> dict[str, Any]:
     """The curves read in words (``app.diagnostics``) beside the generalization gap chart."""
     diagnosis = diagnostics(experiment, rows)
     figure = gap_figure(
@@ -491,6 +494,23 @@ def diagnostics_context(experiment: Experiment, rows: Sequence[EpochRow]) -> dic
         "diagnosis": diagnosis,
         "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),
     }
+
+
+def render_diagnostics(experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]) -> str:
+    """The diagnostics section as its page draws it; the live stream sends it after each new
+    epoch and at the end, from the rows it holds."""
+    context = diagnostics_context(experiment, rows)
+    return templates.env.get_template("_diagnostics.html").render(context)
+
+
+def render_evaluation(experiment: Experiment) -> str | None:
+    """The evaluation section as its page draws it (None before there is one); the live
+    stream sends it once the run has been evaluated."""
+    evaluation = _evaluation_of(experiment)
+    if evaluation is None:
+        return None
+    context = evaluation_context(evaluation, experiment)
+    return templates.env.get_template("_evaluation.html").render(context)
 
 
 def _page_data(
@@ -508,8 +528,7 @@ def _page_data(
         "boundaryMarks": boundary_marks(0),
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
-        "evaluationUrl": f"/experiments/{experiment.id}/evaluation",
-        "diagnosticsUrl": f"/experiments/{experiment.id}/diagnostics",
+        "traces": {f"{chart.replace('_', '-')}-chart": keys for chart, keys in LIVE_TRACES.items()},
     }
 
 
@@ -556,27 +575,23 @@ def experiment_page(
 
 
 @router.get("/experiments/{experiment_id}/evaluation", dependencies=FRAGMENT_VIEWER)
-def evaluation_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
-    """The evaluation section alone: the live page swaps it in when training ends, so the
-    table and heatmap have one rendering path."""
+def evaluation_panel(session: SessionDep, experiment_id: RowId) -> Response:
+    """The evaluation section alone, as the live stream's ``evaluation`` event carries it."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
-    evaluation = None if experiment is None else _evaluation_of(experiment)
-    if evaluation is None:
+    html = None if experiment is None else render_evaluation(experiment)
+    if html is None:
         return HTMLResponse('<p class="muted">No evaluation yet.</p>', status_code=404)
-    context = evaluation_context(evaluation, experiment)
-    return templates.TemplateResponse(request, "_evaluation.html", context)
+    return HTMLResponse(html)
 
 
 @router.get("/experiments/{experiment_id}/diagnostics", dependencies=FRAGMENT_VIEWER)
-def diagnostics_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
-    """The diagnostics section alone: the live page swaps it in after each epoch and at the
-    end, when "so far" becomes the final verdict."""
+def diagnostics_panel(session: SessionDep, experiment_id: RowId) -> Response:
+    """The diagnostics section alone, as the live stream's ``diagnostics`` event carries it."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     if experiment is None:
         return HTMLResponse('<p class="muted">No such experiment.</p>', status_code=404)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
-    context = diagnostics_context(experiment, rows)
-    return templates.TemplateResponse(request, "_diagnostics.html", context)
+    return HTMLResponse(render_diagnostics(experiment, rows))
 
 
 # --- workers and the queue ---------------------------------------------------------------------
