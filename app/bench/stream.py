@@ -126,7 +126,8 @@ def run(options: Options) -> dict[str, Any]:
 
     stop = threading.Event()
     writer = threading.Thread(target=_train, args=(lease, options, stop), daemon=True)
-    with TestClient(create_app()) as client:
+    client = TestClient(create_app())  # not entered: no reaper thread adding its own reads
+    try:
         html = client.get(f"/experiments/{lease.experiment_id}").text
         match = PAGE_DATA.search(html)
         assert match is not None, "the experiment page carries its page data"
@@ -141,6 +142,8 @@ def run(options: Options) -> dict[str, Any]:
             event.remove(get_engine(), "before_cursor_execute", count)
             stop.set()
             writer.join()
+    finally:
+        client.close()
     per_minute = 60.0 / elapsed
     return {
         "seconds": round(elapsed, 1),
