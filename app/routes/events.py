@@ -143,17 +143,19 @@ def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str]
     events = []
     evaluation_html = None
     wants_evaluation = tick.has_evaluation and not state.evaluation_sent
-    if tick.facts != state.facts or wants_evaluation:
+    facts_changed = tick.facts != state.facts
+    if facts_changed or wants_evaluation:
         details = read_details(experiment_id)
         if details is None:
             return None
         experiment, evaluation_html = details
-        if tick.facts != state.facts:
+        if facts_changed:
             state.facts = tick.facts
             experiment.queue_position = tick.progress.queue_position
+            # The page takes its progress from this (read after the tick, so maybe newer).
             state.progress = ProgressEvent.model_validate(experiment, from_attributes=True)
             events.append(format_event("experiment", experiment.model_dump_json()))
-    if tick.progress != state.progress:
+    if not facts_changed and tick.progress != state.progress:
         state.progress = tick.progress
         events.append(format_event("progress", tick.progress.model_dump_json()))
     sent_epoch = False
