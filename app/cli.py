@@ -675,6 +675,24 @@ def bench_web(
         raise typer.Exit(code=1)
 
 
+@bench_cli.command("stream")
+def bench_stream(
+    seconds: Annotated[float, typer.Option(min=1, help="How long the page stays open.")] = 60,
+    epoch_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds per epoch.")] = 5,
+    progress_seconds: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between progress writes.")
+    ] = 1,
+) -> None:
+    """Queries and bytes per minute of one open experiment page while its run trains."""
+    _scratch_database()
+    from app.bench import stream
+
+    figures = stream.run(stream.Options(seconds=seconds, epoch_seconds=epoch_seconds,
+                                        progress_seconds=progress_seconds))  # fmt: skip
+    rows = [(key, str(value)) for key, value in figures.items()]
+    _print_figures("one open experiment page", rows, ("figure", "value"), figures)
+
+
 @bench_cli.command("login")
 def bench_login(
     loops: Annotated[int, typer.Option(min=1, help="Clients guessing passwords at once.")] = 30,

@@ -1,5 +1,6 @@
 // Live experiment page: charts.js has drawn the server-rendered figures; this follows the
-// SSE stream. Formatting mirrors the Jinja filters in app/routes/pages.py so live and
+// SSE stream (app/routes/events.py), which also carries the diagnostics and evaluation
+// sections rendered by the server. Formatting mirrors the Jinja filters in app/routes/pages.py so live and
 // reloaded pages match. The Cancel, Retry and Delete buttons (actions.js) exist only for the
 // experiment's owner or an admin; this shows each in the states where the API accepts it.
 "use strict";
@@ -8,8 +9,11 @@
   const DASH = "\u2014";
   const FINISHED = ["succeeded", "failed", "cancelled"];
   const page = JSON.parse(document.getElementById("experiment-data").textContent);
-  const CURVE_CHARTS = ["accuracy-chart", "loss-chart", "learning-rate-chart"];
+  // Each chart's traces in order, by the epoch field each plots (LIVE_TRACES in app/charts.py).
+  const TRACES = page.traces;
+  const CURVE_CHARTS = Object.keys(TRACES);
   const state = {
+    status: document.getElementById("status").dataset.status,
     lastEpoch: page.lastEpoch,
     lastPhase: page.lastPhase,
     seconds: page.seconds,
@@ -114,10 +118,11 @@
     });
   }
 
-  function updateProgress(experiment) {
-    const { current_epoch: current, total_epochs: total, epoch_progress: fraction } = experiment;
+  // A progress event, or the same fields of an experiment event; the status is the last one seen.
+  function updateProgress(progress) {
+    const { current_epoch: current, total_epochs: total, epoch_progress: fraction } = progress;
     const done = current > 0 ? current - 1 + fraction : 0;
-    const overall = experiment.status === "succeeded" ? 1 : total ? Math.min(done / total, 1) : 0;
+    const overall = state.status === "succeeded" ? 1 : total ? Math.min(done / total, 1) : 0;
     const box = document.getElementById("progress");
     box.dataset.currentEpoch = current;
     box.dataset.totalEpochs = total;
@@ -129,7 +134,7 @@
     track.setAttribute("aria-valuenow", String(Math.round(overall * 100)));
     const fill = box.querySelector(".progress-fill");
     fill.style.width = `${(overall * 100).toFixed(1)}%`;
-    fill.className = `progress-fill progress-${experiment.status}`;
+    fill.className = `progress-fill progress-${state.status}`;
   }
 
   function layerRow(layer) {
@@ -157,12 +162,18 @@
   }
 
   function onExperiment(experiment) {
+    state.status = experiment.status;
     updateActions(experiment.status);
     updateQueuePosition(experiment.queue_position);
     updateStatus(experiment.status);
     updateFacts(experiment);
     updateProgress(experiment);
     updateLayers(experiment.model_layers);
+  }
+
+  function onProgress(progress) {
+    updateQueuePosition(progress.queue_position);
+    updateProgress(progress);
   }
 
   // The dashed "fine-tuning" line, drawn where the phase changes while the page watches;
@@ -191,42 +202,22 @@
     }
     state.lastEpoch = row.epoch;
     state.lastPhase = row.phase;
-    const x = [[row.epoch], [row.epoch]];
-    Plotly.extendTraces("accuracy-chart", { x, y: [[row.accuracy], [row.val_accuracy]] }, [0, 1]);
-    Plotly.extendTraces("loss-chart", { x, y: [[row.loss], [row.val_loss]] }, [0, 1]);
-    Plotly.extendTraces("learning-rate-chart", { x: [[row.epoch]], y: [[row.learning_rate]] }, [0]);
+    Object.entries(TRACES).forEach(([id, keys]) => {
+      const update = { x: keys.map(() => [row.epoch]), y: keys.map((key) => [row[key]]) };
+      Plotly.extendTraces(id, update, keys.map((_, index) => index));
+    });
     updateSpeed(row);
-    refreshDiagnostics();
   }
 
-  async function onEvaluation() {
+  function onEvaluation(section) {
     if (state.hasEvaluation) return;
     state.hasEvaluation = true;
-    const response = await fetch(page.evaluationUrl, { headers: { Accept: "text/html" } });
-    if (!response.ok) {
-      state.hasEvaluation = false;
-      return;
-    }
-    cifarlab.replaceSection(document.getElementById("evaluation"), await response.text());
+    cifarlab.replaceSection(document.getElementById("evaluation"), section.html);
   }
 
-  // The diagnostics fragment (gap chart, findings, verdict) after each epoch and at the end,
-  // when "so far" becomes the final verdict. One request at a time; the latest state wins.
-  async function refreshDiagnostics() {
-    if (state.diagnosing) {
-      state.diagnoseAgain = true;
-      return;
-    }
-    state.diagnosing = true;
-    const response = await fetch(page.diagnosticsUrl, { headers: { Accept: "text/html" } });
-    if (response.ok) {
-      cifarlab.replaceSection(document.getElementById("diagnostics"), await response.text());
-    }
-    state.diagnosing = false;
-    if (state.diagnoseAgain) {
-      state.diagnoseAgain = false;
-      refreshDiagnostics();
-    }
+  // The gap chart, findings and verdict after each new epoch, and the final verdict at the end.
+  function onDiagnostics(section) {
+    cifarlab.replaceSection(document.getElementById("diagnostics"), section.html);
   }
 
   function setLive(on) {
@@ -239,12 +230,13 @@
       source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
     source.addEventListener("open", () => setLive(true));
     handle("experiment", onExperiment);
+    handle("progress", onProgress);
     handle("epoch", onEpoch);
+    handle("diagnostics", onDiagnostics);
     handle("evaluation", onEvaluation);
     handle("end", () => {
       source.close();
       setLive(false);
-      refreshDiagnostics();
     });
     // The browser reconnects by itself (sending Last-Event-ID); only a closed source is final.
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));

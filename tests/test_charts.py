@@ -9,6 +9,7 @@ import pytest
 
 from app.core.schemas import EpochMetricPublic
 from app.web.charts import (
+    LIVE_TRACES,
     boundary_marks,
     class_rows,
     comparison_confusion_figures,
@@ -67,6 +68,21 @@ def test_no_epochs_yet_gives_empty_traces_to_extend() -> None:
     figure = curves_figure([], "accuracy")
     assert [trace["x"] for trace in figure["data"]] == [[], []]
     assert [trace["y"] for trace in figure["data"]] == [[], []]
+
+
+def test_each_trace_plots_the_epoch_field_the_live_page_extends_it_with() -> None:
+    rows = [_metric(row) for row in EPOCHS]
+    figures = {
+        "accuracy": curves_figure(rows, "accuracy"),
+        "loss": curves_figure(rows, "loss"),
+        "learning_rate": learning_rate_figure(rows, total_epochs=None),
+    }
+    assert figures.keys() == LIVE_TRACES.keys()
+    for chart, keys in LIVE_TRACES.items():
+        traces = figures[chart]["data"]
+        assert [trace["y"] for trace in traces] == [
+            [getattr(row, key) for row in rows] for key in keys
+        ]
 
 
 def test_confusion_matrix_rows_are_true_classes_top_down() -> None:

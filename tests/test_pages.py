@@ -544,71 +544,7 @@ def test_unknown_experiment_is_a_404_page(client: TestClient) -> None:
     assert "12345" in response.text
 
 
-def parse_events(text: str) -> list[dict[str, str]]:
-    events = []
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if line and not line.startswith(":"):
-                key, _, value = line.partition(": ")
-                fields[key] = fields.get(key, "") + value
-        if "event" in fields:
-            events.append(fields)
-    return events
-
-
-def test_stream_of_finished_experiment_sends_everything_then_ends(
-    client: TestClient, session: Session
-) -> None:
-    experiment = finished_experiment(session)
-    with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = parse_events(response.read().decode())
-    assert [e["event"] for e in events] == ["experiment", "epoch", "epoch", "evaluation", "end"]
-    assert json.loads(events[0]["data"])["status"] == "succeeded"
-    assert [json.loads(e["data"])["epoch"] for e in events[1:3]] == [1, 2]
-    assert [e["id"] for e in events[1:3]] == ["1", "2"]
-    assert json.loads(events[3]["data"])["classes"] == CLASSES
-
-
-def test_stream_resumes_after_last_event_id(client: TestClient, session: Session) -> None:
-    experiment = finished_experiment(session)
-    url = f"/experiments/{experiment.id}/events"
-    with client.stream("GET", url, headers={"Last-Event-ID": "1"}) as response:
-        events = parse_events(response.read().decode())
-    assert [e.get("id") for e in events if e["event"] == "epoch"] == ["2"]
-    with client.stream("GET", url + "?after_epoch=2") as response:
-        events = parse_events(response.read().decode())
-    assert [e["event"] for e in events] == ["experiment", "evaluation", "end"]
-
-
-def test_stream_follows_a_running_experiment_to_the_end(
-    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(events, "POLL_SECONDS", 0.05)
-    experiment = make_experiment(session)
-    lease = crud.claim_experiment(
-        session=session, experiment_id=experiment.id, worker_host="h", device="CPU"
-    )
-    assert lease is not None
-    session.commit()
-    seen: list[str] = []
-    with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
-        for line in response.iter_lines():
-            if not line.startswith("event: "):
-                continue
-            seen.append(line.removeprefix("event: "))
-            if seen == ["experiment"]:  # the worker writes while the page listens
-                values = {"accuracy": 0.5, "val_accuracy": 0.4, "loss": 1.0, "val_loss": 1.2}
-                crud.record_epoch(session=session, lease=lease, epoch=1, values=values)
-                session.commit()
-            if seen[-1] == "epoch":
-                crud.end_attempt(session=session, lease=lease, status=Status.cancelled)
-                session.commit()
-    assert seen == ["experiment", "experiment", "epoch", "experiment", "end"]
-
-
-def test_evaluation_panel_is_the_fragment_the_live_page_swaps_in(
+def test_evaluation_panel_is_the_section_the_live_page_swaps_in(
     client: TestClient, session: Session
 ) -> None:
     experiment = finished_experiment(session)
@@ -664,9 +600,12 @@ def test_experiment_page_reads_its_curves_in_words(client: TestClient, session: 
              for chart, figure in _figures(html).items()}  # fmt: skip
     assert names["gap-chart"] == f"cifarlab-experiment-{experiment.id}-gap"
     assert names["confusion-matrix"] == f"cifarlab-experiment-{experiment.id}-confusion-matrix"
-    assert json.loads(_script(html, 'id="experiment-data"'))["diagnosticsUrl"].endswith(
-        f"/experiments/{experiment.id}/diagnostics"
-    )
+    traces = json.loads(_script(html, 'id="experiment-data"'))["traces"]  # for the live page
+    assert traces == {
+        "accuracy-chart": ["accuracy", "val_accuracy"],
+        "loss-chart": ["loss", "val_loss"],
+        "learning-rate-chart": ["learning_rate"],
+    }
 
 
 def test_a_running_experiments_diagnosis_is_provisional_and_refreshable(
@@ -744,12 +683,6 @@ def test_an_imported_report_shows_the_report_not_a_run(
     assert f'data-annotate="{experiment.id}"' in html
     bare = client.get(f"/experiments/{imported_experiment(session).id}").text
     assert 'id="report"' in bare and 'id="confusion-matrix"' not in bare
-
-
-def test_stream_of_unknown_experiment_is_json_404(client: TestClient) -> None:
-    response = client.get("/experiments/999/events")
-    assert response.status_code == 404
-    assert "999" in response.json()["detail"]
 
 
 # --- list, plotly.js, escaping, no CDN ---------------------------------------------------------
@@ -901,8 +834,8 @@ def test_a_queued_experiment_shows_its_place_in_the_queue(
     position = next(e for e in elements(html) if "data-queue-position" in e.attrs)
     assert position.text == "2"
     assert _shown(html, "cancel") and not _shown(html, "retry") and not _shown(html, "delete")
-    snapshot = events.read_snapshot(first.id, 0)
-    assert snapshot is not None and snapshot.experiment.queue_position == 1  # live, by SSE
+    tick = events.read_tick(first.id, 0)
+    assert tick is not None and tick.progress.queue_position == 1  # live, by SSE
     crud.claim_experiment(session=session, experiment_id=first.id, worker_host="h", device="CPU")
     session.commit()
     assert not _shown(client.get(f"/experiments/{first.id}").text, "queue-position")

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Select,
     String,
     case,
     cast,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, joinedload, undefer
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, joinedload, undefer
 
 from app.core.models import (
     IMPORTED_MODEL,
@@ -34,7 +35,7 @@ from app.core.models import (
     utcnow,
 )
 from app.core.report_import import ImportedReport
-from app.core.schemas import ExperimentSpec
+from app.core.schemas import EpochMetricPublic, ExperimentSpec
 
 
 @dataclass(frozen=True)
@@ -420,16 +421,56 @@ def record_memory(*, session: Session, experiment_id: int, memory: dict[str, Any
     )
 
 
+def _queued_before(
+    experiment_id: ColumnElement[int] | InstrumentedAttribute[int] | int,
+) -> Select[int]:
+    """How many queued experiments start before this one: the queue is oldest (lowest id)
+    first."""
+    ahead = aliased(Experiment)
+    return (
+        select(func.count())
+        .select_from(ahead)
+        .where(ahead.status == Status.queued, ahead.id < experiment_id)
+    )
+
+
 def queue_position(*, session: Session, experiment: Experiment) -> int | None:
     """1 for the next experiment to start; None when it is not waiting."""
     if experiment.status != Status.queued:
         return None
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Experiment)
-        .where(Experiment.status == Status.queued, Experiment.id < experiment.id)
+    return int(session.scalar(_queued_before(experiment.id)) or 0) + 1
+
+
+_LIVE_EPOCH_COLUMNS = tuple(getattr(EpochMetric, name) for name in EpochMetricPublic.model_fields)
+
+
+def read_live(*, session: Session, experiment_id: int, after_epoch: int) -> Sequence[Row[Any]]:
+    """What the live page follows, in one statement (one consistent snapshot): the status,
+    attempt and model size (a change means the page redraws its facts), the progress and place
+    in the queue, whether the evaluation exists, and the epochs after ``after_epoch``, one
+    row each (one row with ``epoch`` None when there are none). No rows: no such experiment."""
+    position = case(
+        (Experiment.status == Status.queued,
+         _queued_before(Experiment.id).scalar_subquery() + 1),
+        else_=None,
+    )  # fmt: skip
+    evaluated = (
+        select(Evaluation.experiment_id).where(Evaluation.experiment_id == Experiment.id).exists()
     )
-    return int(ahead or 0) + 1
+    return session.execute(
+        select(
+            Experiment.status, Experiment.attempts, Experiment.parameters,
+            Experiment.current_epoch, Experiment.total_epochs, Experiment.epoch_progress,
+            position.label("queue_position"), evaluated.label("has_evaluation"),
+            *_LIVE_EPOCH_COLUMNS,
+        )
+        .outerjoin(
+            EpochMetric,
+            (EpochMetric.experiment_id == Experiment.id) & (EpochMetric.epoch > after_epoch),
+        )
+        .where(Experiment.id == experiment_id)
+        .order_by(EpochMetric.epoch)
+    ).all()  # fmt: skip
 
 
 def see_worker(*, session: Session, name: str, hostname: str, pid: int, device: str) -> None:

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -323,8 +323,22 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
     return results
 
 
-def diagnostics(experiment: Experiment, epochs: Sequence[EpochRow]) -> Diagnosis:
-    """The run's curves read as its status allows: a queued or running one is not done."""
+class Run(Protocol):
+    """What diagnostics read of an experiment: an ORM row, or the live stream's narrow read."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def total_epochs(self) -> int: ...
+
+
+def diagnostics(experiment: Run, epochs: Sequence[Any]) -> Diagnosis:
+    """The run's curves read as its status allows: a queued or running one is not done.
+    ``epochs``: ORM rows or public epoch models (see ``diagnose``)."""
     return diagnose(
         epochs,
         planned_epochs=experiment.total_epochs or None,

@@ -32,6 +32,16 @@ AVERAGE_ROWS = ("macro avg", "weighted avg")
 SUMMARY_KEYS = frozenset({"accuracy", *AVERAGE_ROWS})
 
 
+LIVE_TRACES: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy", "val_accuracy"),
+    "loss": ("loss", "val_loss"),
+    "learning_rate": ("learning_rate",),
+}
+"""Each epoch chart's traces in order, by the epoch row field each one plots: the figures are
+built in this order and the live page extends trace ``i`` with field ``LIVE_TRACES[chart][i]``
+of each new epoch (passed to it in the page data)."""
+
+
 class ReportRow(TypedDict):
     """One line of scikit-learn's text report; ``None`` is a blank cell, as sklearn prints it."""
 
@@ -110,13 +120,11 @@ def curves_figure(
     *,
     total_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Train and validation ``metric`` per epoch: trace 0 is train, trace 1 validation.
-
-    The trace order is part of the contract: the live page appends to traces [0, 1].
-    """
+    """Train and validation ``metric`` per epoch, in the order ``LIVE_TRACES`` names."""
+    train_key, validation_key = LIVE_TRACES[metric]
     x = [int(_value(row, "epoch")) for row in epochs]
-    train = [_value(row, metric) for row in epochs]
-    validation = [_value(row, f"val_{metric}") for row in epochs]
+    train = [_value(row, train_key) for row in epochs]
+    validation = [_value(row, validation_key) for row in epochs]
     is_accuracy = metric == "accuracy"
     value_format = ".2%" if is_accuracy else ".4f"
     layout = _base_layout(metric.capitalize())
@@ -308,10 +316,11 @@ def learning_rate_figure(
     layout["yaxis"].update(title={"text": "Learning rate"}, type="log", exponentformat="power")
     if not epochs:
         layout["yaxis"]["range"] = [-5, -1]  # log10: 1e-5 to 1e-1 while waiting
+    (key,) = LIVE_TRACES["learning_rate"]
     trace = {
         **figure["data"][0],
         "name": "learning rate",
-        "y": [row.learning_rate for row in epochs],
+        "y": [_value(row, key) for row in epochs],
         "line": {"color": LEARNING_RATE_COLOR, "width": 2, "shape": "hvh"},
         "hovertemplate": "%{y:.2e}<extra></extra>",
     }

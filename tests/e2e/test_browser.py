@@ -151,6 +151,14 @@ def fine_tune_lines(page: Page) -> list[list[float]]:
     )
 
 
+def live_values(page: Page) -> dict[str, list[list[float]]]:
+    """Each curve chart's traces' values, in trace order."""
+    return page.evaluate(
+        "Object.fromEntries(['accuracy-chart', 'loss-chart', 'learning-rate-chart'].map((id) =>"
+        " [id, document.getElementById(id).data.map((trace) => trace.y)]))"
+    )
+
+
 def cancel_a_queued_run(stack: Stack, page: Page, session: Session) -> None:
     """A run no worker will take (created, never enqueued: marked sent, so the web's outbox
     leaves it) waits in the queue until the page cancels it; then it offers Retry and Delete."""
@@ -168,10 +176,14 @@ def cancel_a_queued_run(stack: Stack, page: Page, session: Session) -> None:
 
 
 def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
-    """Epochs written while the page watches: the dashed line comes with the first
-    fine-tuning epoch, and the download link once the run has succeeded. On the way, the
-    page's own buttons: Cancel a queued run, and Delete the finished one."""
+    """Epochs written while the page watches: each chart's traces grow by the fields the page
+    data names, the dashed line comes with the first fine-tuning epoch, the diagnosis and the
+    evaluation arrive in the stream itself (no request of their own), and the download link
+    once the run has succeeded. On the way, the page's own buttons: Cancel a queued run, and
+    Delete the finished one."""
     page.on("dialog", lambda dialog: dialog.accept())
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
     with Session(engine) as session:
         cancel_a_queued_run(stack, page, session)
@@ -192,6 +204,14 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
         write_epoch(session, lease, 2, "fine_tune")
         wait_for(page, "document.getElementById('loss-chart').data[0].x.length === 2")
         assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
+        epochs = (1, 2)  # write_epoch's values, trace by trace
+        assert live_values(page) == {
+            "accuracy-chart": [[0.4 + e / 10 for e in epochs], [0.35 + e / 10 for e in epochs]],
+            "loss-chart": [[2.0 / e for e in epochs], [2.2 / e for e in epochs]],
+            "learning-rate-chart": [[1e-3, 1e-4]],
+        }
+        wait_for(page, "document.getElementById('gap-chart').data[0].x.length === 2")
+        expect(page.locator("#diagnosis [data-verdict]")).to_have_text(re.compile("^So far"))
         labels = page.locator("#accuracy-chart").get_by_text("fine-tuning")
         expect(labels).to_have_count(1)
         expect(page.locator("[data-fact=seconds_per_epoch]")).to_have_text(
@@ -211,6 +231,9 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     expect(page.locator("#download")).to_be_visible()
     expect(page.locator("#report")).to_be_visible()
     assert fine_tune_lines(page) == [[1.5], [1.5], [1.5]]
+    expect(page.locator("#diagnosis [data-verdict]")).not_to_have_text(re.compile("^So far"))
+    sections = [url for url in fetched if url.endswith(("/evaluation", "/diagnostics"))]
+    assert sections == []  # the stream carried them
     expect(page.locator("#cancel")).to_be_hidden()
     page.locator("#delete").click()
     page.wait_for_url(f"{stack.base_url}/")

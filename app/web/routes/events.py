@@ -1,7 +1,11 @@
 """Server-sent events for the live experiment page, fed by polling the database.
 
-The worker writes to the database only, so polling it (a few cheap indexed reads per tick)
-works the same on SQLite and PostgreSQL and needs no extra channel between worker and web.
+The worker writes to the database only, so polling it works the same on SQLite and PostgreSQL
+and needs no extra channel between worker and web. Each tick is one narrow statement
+(``crud.read_live``: status, progress, new epoch rows); the whole experiment is read again only
+when its status, attempt or model changes, and its evaluation once, when it appears. The
+stream keeps every epoch row it has read, so the diagnostics it sends after each new epoch are
+computed from those, never from a re-read of the run.
 """
 
 from __future__ import annotations
@@ -16,22 +20,23 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core import crud
 from app.core.db import get_sessionmaker
-from app.core.models import INTEGER_MAX
+from app.core.models import INTEGER_MAX, Status
 from app.core.schemas import (
     ERROR_RESPONSES,
     Count,
     EpochMetricPublic,
-    EvaluationPublic,
     ExperimentPublic,
     RowId,
 )
 from app.services import quotas
 from app.web.auth import viewer
+from app.web.experiment_sections import render_diagnostics, render_evaluation
 
 router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
@@ -40,44 +45,89 @@ PING_SECONDS = 15.0
 RETRY_MILLISECONDS = 2000
 
 
+class ProgressEvent(BaseModel):
+    """The ``progress`` event: how far the run is (or its place in the queue), sent whenever
+    that moves, without the rest of the experiment."""
+
+    current_epoch: int
+    total_epochs: int
+    epoch_progress: float
+    queue_position: int | None
+
+
+class SectionEvent(BaseModel):
+    """The ``diagnostics`` and ``evaluation`` events: that section of the experiment page as a
+    reload draws it, for the page to swap in without a request of its own."""
+
+    html: str
+
+
 @dataclass(frozen=True)
-class Snapshot:
-    experiment: ExperimentPublic
+class LiveRun:
+    """What diagnostics read of the experiment (``app.services.comparison.Run``)."""
+
+    id: int
+    status: Status
+    total_epochs: int
+
+
+Facts = tuple[Status, int, int | None]
+"""Status, attempt and parameter count: when these change, the page redraws its facts."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One ``crud.read_live``: the experiment's state and the epochs after those held."""
+
+    run: LiveRun
+    facts: Facts
+    progress: ProgressEvent
+    has_evaluation: bool
     epochs: list[EpochMetricPublic]
-    evaluation: EvaluationPublic | None
 
 
 @dataclass
 class StreamState:
-    """What this client has been sent, so each tick sends only what changed."""
+    """What this client has been sent, so each tick sends only what changed; and every epoch
+    row read so far, for the diagnostics."""
 
     last_epoch: int
-    experiment: ExperimentPublic | None = None
+    epochs: list[EpochMetricPublic] = field(default_factory=list)
+    facts: Facts | None = None
+    progress: ProgressEvent | None = None
     evaluation_sent: bool = False
+    finished: bool = False
     last_send: float = field(default_factory=time.monotonic)
 
+    @property
+    def read_after(self) -> int:
+        return self.epochs[-1].epoch if self.epochs else 0
 
-def read_snapshot(experiment_id: int, after_epoch: int) -> Snapshot | None:
-    """One short-lived session per tick, so a long stream never holds a connection.
 
-    The experiment is read first: once it reads as finished, the epochs and evaluation the
-    worker committed before it are all visible to the reads that follow.
-    """
+def read_tick(experiment_id: int, after_epoch: int) -> Tick | None:
+    """One short-lived session per tick, so a long stream never holds a connection."""
     with get_sessionmaker()() as session:
-        experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+        rows = crud.read_live(session=session, experiment_id=experiment_id, after_epoch=after_epoch)
+    if not rows:
+        return None
+    first = rows[0]
+    return Tick(
+        run=LiveRun(id=experiment_id, status=first.status, total_epochs=first.total_epochs),
+        facts=(first.status, first.attempts, first.parameters),
+        progress=ProgressEvent.model_validate(first, from_attributes=True),
+        has_evaluation=bool(first.has_evaluation),
+        epochs=[EpochMetricPublic.model_validate(row) for row in rows if row.epoch is not None],
+    )
+
+
+def read_details(experiment_id: int) -> tuple[ExperimentPublic, str | None] | None:
+    """The whole experiment and its evaluation section (None before the evaluation): read
+    when the facts change or the evaluation appears, not every tick."""
+    with get_sessionmaker()() as session:
+        experiment = crud.get_experiment_detail(session=session, experiment_id=experiment_id)
         if experiment is None:
             return None
-        public = ExperimentPublic.model_validate(experiment)
-        public.queue_position = crud.queue_position(session=session, experiment=experiment)
-        rows = crud.list_epochs(
-            session=session, experiment_id=experiment_id, after_epoch=after_epoch
-        )
-        evaluation = experiment.evaluation
-        return Snapshot(
-            experiment=public,
-            epochs=[EpochMetricPublic.model_validate(row) for row in rows],
-            evaluation=None if evaluation is None else EvaluationPublic.model_validate(evaluation),
-        )
+        return ExperimentPublic.model_validate(experiment), render_evaluation(experiment)
 
 
 def format_event(event: str, data: str, event_id: int | None = None) -> str:
@@ -87,28 +137,54 @@ def format_event(event: str, data: str, event_id: int | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def snapshot_events(snapshot: Snapshot, state: StreamState) -> list[str]:
-    """The events this snapshot adds to what the client has: experiment, epochs, evaluation."""
+def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str] | None:
+    """What this tick adds to what the client has: ``experiment`` (facts changed) or
+    ``progress``, new ``epoch`` rows, ``diagnostics`` after new epochs and at the end, then
+    ``evaluation`` once. None when the experiment is gone."""
     events = []
-    if snapshot.experiment != state.experiment:
-        state.experiment = snapshot.experiment
-        events.append(format_event("experiment", snapshot.experiment.model_dump_json()))
-    for epoch in snapshot.epochs:
+    evaluation_html = None
+    wants_evaluation = tick.has_evaluation and not state.evaluation_sent
+    facts_changed = tick.facts != state.facts
+    if facts_changed or wants_evaluation:
+        details = read_details(experiment_id)
+        if details is None:
+            return None
+        experiment, evaluation_html = details
+        if facts_changed:
+            state.facts = tick.facts
+            experiment.queue_position = tick.progress.queue_position
+            # The page takes its progress from this (read after the tick, so maybe newer).
+            state.progress = ProgressEvent.model_validate(experiment, from_attributes=True)
+            events.append(format_event("experiment", experiment.model_dump_json()))
+    if not facts_changed and tick.progress != state.progress:
+        state.progress = tick.progress
+        events.append(format_event("progress", tick.progress.model_dump_json()))
+    sent_epoch = False
+    for epoch in tick.epochs:
+        state.epochs.append(epoch)
         if epoch.epoch > state.last_epoch:
             state.last_epoch = epoch.epoch
+            sent_epoch = True
             events.append(format_event("epoch", epoch.model_dump_json(), event_id=epoch.epoch))
-    if snapshot.evaluation is not None and not state.evaluation_sent:
+    state.finished = tick.run.status.finished
+    if sent_epoch or state.finished:
+        section = SectionEvent(html=render_diagnostics(tick.run, state.epochs))
+        events.append(format_event("diagnostics", section.model_dump_json()))
+    if wants_evaluation and evaluation_html is not None:
         state.evaluation_sent = True
-        events.append(format_event("evaluation", snapshot.evaluation.model_dump_json()))
+        section = SectionEvent(html=evaluation_html)
+        events.append(format_event("evaluation", section.model_dump_json()))
     return events
 
 
+def poll(experiment_id: int, state: StreamState) -> list[str] | None:
+    """One tick, in a worker thread (it reads and renders): None once the experiment is gone."""
+    tick = read_tick(experiment_id, state.read_after)
+    return None if tick is None else tick_events(experiment_id, tick, state)
+
+
 def _status(state: StreamState) -> str:
-    return "" if state.experiment is None else state.experiment.status
-
-
-def _is_finished(snapshot: Snapshot) -> bool:
-    return snapshot.experiment.status.finished
+    return "" if state.facts is None else state.facts[0]
 
 
 async def _wait_for_next_tick(request: Request) -> bool:
@@ -118,13 +194,12 @@ async def _wait_for_next_tick(request: Request) -> bool:
 
 
 async def event_stream(
-    request: Request, experiment_id: int, first: Snapshot, state: StreamState
+    request: Request, experiment_id: int, first: list[str], state: StreamState
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
-    snapshot: Snapshot | None = first
-    while snapshot is not None:
-        events = snapshot_events(snapshot, state)
-        if _is_finished(snapshot):
+    events: list[str] | None = first
+    while events is not None:
+        if state.finished:
             yield "".join(events) + format_event("end", json.dumps({"status": _status(state)}))
             return
         now = time.monotonic()
@@ -136,7 +211,7 @@ async def event_stream(
             yield ": ping\n\n"
         if not await _wait_for_next_tick(request):
             return
-        snapshot = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
+        events = await run_in_threadpool(poll, experiment_id, state)
 
 
 def open_viewer_stream(request: Request) -> str:
@@ -189,13 +264,24 @@ async def experiment_events(
     after_epoch: Annotated[Count, Query(description="Send only epochs after this one.")] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Live updates as server-sent events: ``experiment`` (state changed, with its place in
-    the queue while queued), ``epoch`` (one new row, ``id`` = its number), ``evaluation``,
-    then ``end`` once the run has finished. 401 once accounts exist and nobody signed in;
-    429 when the user has ``CIFARLAB_MAX_LIVE_STREAMS_PER_USER`` streams open already."""
+    """Live updates as server-sent events, each ``data`` one JSON object:
+
+    - ``experiment``: the whole experiment (as GET /api/experiments/{id}) when its status,
+      attempt or model changes, and first;
+    - ``progress``: ``{"current_epoch", "total_epochs", "epoch_progress", "queue_position"}``
+      whenever it moves;
+    - ``epoch``: one new epoch row (as in GET /api/experiments/{id}/metrics), ``id`` = its
+      number;
+    - ``diagnostics``: ``{"html"}``, the page's diagnostics section, after new epochs and at
+      the end;
+    - ``evaluation``: ``{"html"}``, the page's evaluation section, once;
+    - ``end``: ``{"status"}`` once the run has finished; the stream closes.
+
+    401 once accounts exist and nobody signed in; 429 when the user has
+    ``CIFARLAB_MAX_LIVE_STREAMS_PER_USER`` streams open already."""
     stream_id = await run_in_threadpool(open_viewer_stream, request)
     state = StreamState(last_epoch=_resume_after(after_epoch, last_event_id))
-    first = await run_in_threadpool(read_snapshot, experiment_id, state.last_epoch)
+    first = await run_in_threadpool(poll, experiment_id, state)
     if first is None:
         await run_in_threadpool(_in_session, quotas.close_stream, stream_id)
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} does not exist")

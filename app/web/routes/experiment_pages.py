@@ -11,56 +11,29 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.core import crud
-from app.core.crud import EpochRow
 from app.core.models import Experiment, Status
-from app.core.schemas import EpochMetricPublic, EvaluationPublic, ExperimentPublic, RowId
-from app.services.comparison import diagnostics
+from app.core.schemas import EpochMetricPublic, ExperimentPublic, RowId
 from app.web.charts import (
+    LIVE_TRACES,
     boundary_marks,
-    confusion_matrix_figure,
     curves_figure,
     fine_tune_start,
-    gap_figure,
-    has_gallery,
     learning_rate_figure,
-    report_rows,
     with_boundary,
     with_export_name,
 )
 from app.web.deps import SessionDep
+from app.web.experiment_sections import (
+    diagnostics_context,
+    evaluation_context,
+    evaluation_of,
+    render_diagnostics,
+    render_evaluation,
+)
 from app.web.forms import spec_groups, study_preset
-from app.web.presentation import diagnosis_public
 from app.web.templating import FRAGMENT_VIEWER, PageViewerDep, not_found, page_router, templates
 
 router = page_router()
-
-
-def evaluation_context(
-    evaluation: EvaluationPublic | None, experiment: Experiment | None = None
-) -> dict[str, Any]:
-    """An imported report may come without its confusion matrix: then the table stands alone.
-    With per-image predictions, the matrix's cells open the misclassified gallery."""
-    if evaluation is None:
-        return {"evaluation": None}
-    matrix = evaluation.confusion_matrix
-    figure = None if matrix is None else confusion_matrix_figure(evaluation.classes, matrix)
-    if figure is not None and experiment is not None:
-        with_export_name(figure, f"cifarlab-experiment-{experiment.id}-confusion-matrix")
-    gallery = None
-    if experiment is not None and has_gallery(experiment):
-        gallery = {"id": experiment.id, "name": experiment.name}
-    return {
-        "evaluation": evaluation,
-        "confusion_figure": figure,
-        "report_rows": report_rows(evaluation.report, evaluation.classes),
-        "gallery": gallery,
-    }
-
-
-def _evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
-    if experiment.evaluation is None:
-        return None
-    return EvaluationPublic.model_validate(experiment.evaluation)
 
 
 def mean_and_last(values: Sequence[float | None]) -> tuple[float, float] | None:
@@ -85,21 +58,6 @@ def _figures(
     }
 
 
-def diagnostics_context(experiment: Experiment, rows: Sequence[EpochRow]) -> dict[str, Any]:
-    """The curves read in words (``app.services.diagnostics``) beside the generalization gap
-    chart."""
-    diagnosis = diagnosis_public(diagnostics(experiment, rows), len(rows))
-    figure = gap_figure(
-        diagnosis.generalization_gap,
-        diagnosis.best_epoch,
-        total_epochs=experiment.total_epochs or None,
-    )
-    return {
-        "diagnosis": diagnosis,
-        "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),
-    }
-
-
 def _page_data(
     experiment: ExperimentPublic, epochs: Sequence[EpochMetricPublic], has_evaluation: bool
 ) -> dict[str, Any]:
@@ -115,8 +73,7 @@ def _page_data(
         "boundaryMarks": boundary_marks(0),
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
-        "evaluationUrl": f"/experiments/{experiment.id}/evaluation",
-        "diagnosticsUrl": f"/experiments/{experiment.id}/diagnostics",
+        "traces": {f"{chart.replace('_', '-')}-chart": keys for chart, keys in LIVE_TRACES.items()},
     }
 
 
@@ -125,7 +82,7 @@ def _imported_page(request: Request, experiment: Experiment, can_modify: bool) -
     context = {
         "experiment": ExperimentPublic.model_validate(experiment),
         "can_modify": can_modify,
-        **evaluation_context(_evaluation_of(experiment), experiment),
+        **evaluation_context(evaluation_of(experiment), experiment),
     }
     return templates.TemplateResponse(request, "imported.html", context)
 
@@ -146,7 +103,7 @@ def experiment_page(
     public.queue_position = crud.queue_position(session=session, experiment=experiment)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
     epochs = [EpochMetricPublic.model_validate(row) for row in rows]
-    evaluation = _evaluation_of(experiment)
+    evaluation = evaluation_of(experiment)
     context = {
         "experiment": public,
         "can_modify": can_modify,
@@ -163,24 +120,20 @@ def experiment_page(
 
 
 @router.get("/experiments/{experiment_id}/evaluation", dependencies=FRAGMENT_VIEWER)
-def evaluation_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
-    """The evaluation section alone: the live page swaps it in when training ends, so the
-    table and heatmap have one rendering path."""
+def evaluation_panel(session: SessionDep, experiment_id: RowId) -> Response:
+    """The evaluation section alone, as the live stream's ``evaluation`` event carries it."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
-    evaluation = None if experiment is None else _evaluation_of(experiment)
-    if evaluation is None:
+    html = None if experiment is None else render_evaluation(experiment)
+    if html is None:
         return HTMLResponse('<p class="muted">No evaluation yet.</p>', status_code=404)
-    context = evaluation_context(evaluation, experiment)
-    return templates.TemplateResponse(request, "_evaluation.html", context)
+    return HTMLResponse(html)
 
 
 @router.get("/experiments/{experiment_id}/diagnostics", dependencies=FRAGMENT_VIEWER)
-def diagnostics_panel(request: Request, session: SessionDep, experiment_id: RowId) -> Response:
-    """The diagnostics section alone: the live page swaps it in after each epoch and at the
-    end, when "so far" becomes the final verdict."""
+def diagnostics_panel(session: SessionDep, experiment_id: RowId) -> Response:
+    """The diagnostics section alone, as the live stream's ``diagnostics`` event carries it."""
     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
     if experiment is None:
         return HTMLResponse('<p class="muted">No such experiment.</p>', status_code=404)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
-    context = diagnostics_context(experiment, rows)
-    return templates.TemplateResponse(request, "_diagnostics.html", context)
+    return HTMLResponse(render_diagnostics(experiment, rows))

@@ -1,0 +1,87 @@
+"""The experiment page's two sections that change when a run ends: the evaluation (report,
+confusion matrix, gallery link) and the diagnostics (the curves in words, the gap chart).
+
+The page draws them, the live stream sends them (``app.web.routes.events``) and the fragment
+routes serve them; all three render here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.core.crud import EpochRow
+from app.core.models import Experiment
+from app.core.schemas import EpochMetricPublic, EvaluationPublic
+from app.services.comparison import Run, diagnostics
+from app.web.charts import (
+    confusion_matrix_figure,
+    gap_figure,
+    has_gallery,
+    report_rows,
+    with_export_name,
+)
+from app.web.presentation import diagnosis_public
+from app.web.templating import templates
+
+
+def evaluation_context(
+    evaluation: EvaluationPublic | None, experiment: Experiment | None = None
+) -> dict[str, Any]:
+    """An imported report may come without its confusion matrix: then the table stands alone.
+    With per-image predictions, the matrix's cells open the misclassified gallery."""
+    if evaluation is None:
+        return {"evaluation": None}
+    matrix = evaluation.confusion_matrix
+    figure = None if matrix is None else confusion_matrix_figure(evaluation.classes, matrix)
+    if figure is not None and experiment is not None:
+        with_export_name(figure, f"cifarlab-experiment-{experiment.id}-confusion-matrix")
+    gallery = None
+    if experiment is not None and has_gallery(experiment):
+        gallery = {"id": experiment.id, "name": experiment.name}
+    return {
+        "evaluation": evaluation,
+        "confusion_figure": figure,
+        "report_rows": report_rows(evaluation.report, evaluation.classes),
+        "gallery": gallery,
+    }
+
+
+def evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
+    if experiment.evaluation is None:
+        return None
+    return EvaluationPublic.model_validate(experiment.evaluation)
+
+
+def diagnostics_context(
+    experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]
+) -> dict[str, Any]:
+    """The curves read in words (``app.services.diagnostics``) beside the generalization gap
+    chart."""
+    diagnosis = diagnosis_public(diagnostics(experiment, rows), len(rows))
+    figure = gap_figure(
+        diagnosis.generalization_gap,
+        diagnosis.best_epoch,
+        total_epochs=experiment.total_epochs or None,
+    )
+    return {
+        "diagnosis": diagnosis,
+        "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),
+    }
+
+
+def render_diagnostics(experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]) -> str:
+    """The diagnostics section as its page draws it; the live stream sends it after each new
+    epoch and at the end, from the rows it holds."""
+    context = diagnostics_context(experiment, rows)
+    return templates.env.get_template("_diagnostics.html").render(context)
+
+
+def render_evaluation(experiment: Experiment) -> str | None:
+    """The evaluation section as its page draws it (None before there is one); the live
+    stream sends it once the run has been evaluated."""
+    evaluation = evaluation_of(experiment)
+    if evaluation is None:
+        return None
+    context = evaluation_context(evaluation, experiment)
+    return templates.env.get_template("_evaluation.html").render(context)
