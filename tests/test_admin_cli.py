@@ -15,8 +15,8 @@ from app import accounts, db
 from app.cli import cli
 from app.db import session_scope
 from app.main import create_app
-from tests.conftest import _clear_caches
-from tests.test_sign_in import PASSWORD, bearer, signed_in
+from tests.support.clients import PASSWORD, bearer, signed_in
+from tests.support.settings import clear_caches
 
 runner = CliRunner()
 
@@ -46,7 +46,7 @@ def test_user_create_refuses_a_database_that_is_not_there(
     assert code == 0 and f"created admin user alice in {missing}" in output
     assert missing.is_file()
     db.get_engine().dispose()
-    _clear_caches()
+    clear_caches()
 
 
 def test_user_create_writes_to_the_data_dir_it_is_given(

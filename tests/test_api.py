@@ -12,18 +12,12 @@ from sqlalchemy.orm import Session
 
 from app import accounts, config, crud, queue
 from app.embedded_redis import free_port
-from app.main import create_app
 from app.models import Status
-from tests.factories import claim, make_experiment, spec_data
+from tests.support.factories import claim, make_experiment, spec_data
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
 QUEUE = "cifarlab"
-
-
-@pytest.fixture
-def client(broker: redis.Redis) -> TestClient:
-    return TestClient(create_app())
 
 
 def queued_ids(broker: redis.Redis) -> list[int]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app import accounts
 from app.cli import check_exposure
 from app.main import create_app
-from tests.factories import spec_data
+from tests.support.factories import spec_data
 
 pytestmark = pytest.mark.both_databases
 PASSWORD = "correct horse battery"

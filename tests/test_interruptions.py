@@ -21,7 +21,7 @@ from app.interruptions import requeue_dead_worker
 from app.memory import MemoryFigures, read_memory
 from app.models import Experiment, Status
 from app.queue import enqueue_training, restore_unacknowledged
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 from worker.tasks import settle_lost_child
 
 GIB = 2**30

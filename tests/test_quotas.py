@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from app import accounts, crud, quotas
 from app.main import create_app
 from app.models import LiveStream, Status, utcnow
-from tests.conftest import _clear_caches
-from tests.factories import make_experiment, spec_data
+from tests.support.factories import make_experiment, spec_data
+from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.both_databases
 def limits(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_EXPERIMENTS_PER_USER", "2")
     monkeypatch.setenv("CIFARLAB_MAX_LIVE_STREAMS_PER_USER", "2")
-    _clear_caches()
+    clear_caches()
 
 
 def bearer(session: Session, username: str) -> dict[str, str]:
@@ -55,7 +55,7 @@ def test_a_user_at_the_experiment_limit_gets_429_naming_the_setting(
 
 
 def test_the_launch_form_shows_the_limit(limits: None, session: Session) -> None:
-    from tests.test_pages import form, post_form
+    from tests.support.pages import form, post_form
 
     for _ in range(2):
         make_experiment(session)

@@ -15,7 +15,7 @@ from app.config import get_settings
 from app.main import create_app
 from app.models import Experiment, Status, utcnow
 from app.reaper import reap_lost
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 
 pytestmark = pytest.mark.both_databases
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.supervisor import Backoff, Supervisor, describe_exit
-from tests.processes import alive
+from tests.support.processes import alive
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import yaml
 
 from app.bench.postgres import PostgresServer
 from app.embedded_redis import free_port
-from tests.factories import write_official_cifar10
+from tests.support.factories import write_official_cifar10
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

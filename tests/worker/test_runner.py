@@ -14,7 +14,7 @@ from app import crud
 from app.config import get_settings
 from app.models import Status
 from app.schemas import parse_spec
-from tests.factories import claim, make_experiment, spec_data
+from tests.support.factories import claim, make_experiment, spec_data
 from worker import runner
 from worker.evaluation import evaluate_predictions
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app import crud
 from app.config import get_settings
 from app.models import Status
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 from worker.tasks import train
 
 

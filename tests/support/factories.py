@@ -49,6 +49,10 @@ def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         pickle.dump({b"data": rows, b"labels": labels.tolist()}, file)
 
 
+TINY_RUN = {"train_size": 200, "test_size": 50, "batch_size": 50, "filters": 8}
+"""Hyperparameters for a run that real workers train in seconds, a few epochs at a time."""
+
+
 def spec_data(model: str = "custom_cnn", **hyperparameters: Any) -> dict[str, Any]:
     return {
         "name": "tiny cnn",
