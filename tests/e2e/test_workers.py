@@ -15,13 +15,16 @@ from tests.support.polling import wait_until
 from tests.support.servers import Cluster, epochs, experiment, finished, start_cluster, stop_group
 
 pytestmark = pytest.mark.e2e
-HEARTBEAT_TIMEOUT_SECONDS = 20  # roomy: a loaded CI machine must not reap live runs
+# Roomy: a loaded CI machine must not reap live runs (24 beats missed in a row); short
+# enough that the SIGKILLed worker's run is requeued within 12 to 18 s.
+HEARTBEAT_INTERVAL_SECONDS = 0.5
+HEARTBEAT_TIMEOUT_SECONDS = 12
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, tiny_cifar10: Path) -> Iterator[Cluster]:
     settings = {
-        "CIFARLAB_HEARTBEAT_INTERVAL_SECONDS": "1",
+        "CIFARLAB_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "CIFARLAB_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
     }
     with start_cluster(tmp_path_factory.mktemp("cluster"), tiny_cifar10, settings) as cluster:
@@ -69,6 +72,11 @@ def test_cancel_stops_a_running_experiment_and_keeps_its_epochs(cluster: Cluster
     # No more epochs come: the worker has logged its task's result, so the training loop
     # that could write one has ended (and finished_at fences off any write of the attempt).
     worker = experiment(cluster, experiment_id)["worker_name"].split("@")[0]
-    wait_until(lambda: "'cancelled'" in cluster.logs[worker].read_text(), 60)
+
+    def task_returned() -> bool:
+        log = cluster.logs[worker].read_text()
+        return f"experiment {experiment_id}: cancel requested" in log and "s: 'cancelled'" in log
+
+    wait_until(task_returned, 60, what="the train task returned 'cancelled'")
     assert epochs(cluster, experiment_id) == kept and len(kept) < 200
     assert experiment(cluster, experiment_id)["status"] == "cancelled"
