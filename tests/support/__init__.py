@@ -7,5 +7,6 @@
 - ``polling``: waiting on a condition with a deadline, never a fixed sleep.
 - ``servers``: real server processes (`cifarlab up`, or web and workers one by one).
 - ``processes``: what a server started, and whether it still runs, as /proc shows it.
+- ``settings``: clearing what was cached from CIFARLAB_* variables after a test changes one.
 - ``seed_reports``: the original study's classification reports, kept in tests/fixtures.
 """
