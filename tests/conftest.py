@@ -1,34 +1,31 @@
-"""Shared fixtures: a fresh database per test, a real Redis, and the whole running stack."""
+"""Shared fixtures: a fresh database per test, a client of the app, a real Redis, and the whole
+running stack. What they build on lives in tests/support."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.bench.postgres import PostgresServer, find_bin_dir, start_postgres, stop_postgres
-from app.core import config, db, queue
+from app.core import db
 from app.embedded_redis import free_port, redis_url, start_redis
-from app.migrate import upgrade
-from tests.factories import write_official_cifar10
-
-
-def _clear_caches() -> None:
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_sessionmaker.cache_clear()
-    queue.get_celery.cache_clear()
+from tests.support.clients import make_client
+from tests.support.database import (
+    copy_postgres_template,
+    copy_sqlite_template,
+    migrate_postgres_template,
+    migrate_sqlite_template,
+)
+from tests.support.factories import write_official_cifar10
+from tests.support.servers import Stack, start_stack, stop_stack
+from tests.support.settings import clear_caches
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -56,30 +53,52 @@ def postgres_server() -> Iterator[PostgresServer]:
     stop_postgres(server, process)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to head once per run; each test gets a copy."""
+    return migrate_sqlite_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A PostgreSQL database migrated to head once per run; each test gets a clone."""
+    return migrate_postgres_template(postgres_server)
+
+
 @pytest.fixture
 def data_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest
 ) -> Iterator[Path]:
-    """Settings pointed at an empty data directory and a fresh database (SQLite inside the
-    directory, or a new PostgreSQL database for ``both_databases`` tests), migrated to head."""
+    """Settings pointed at an empty data directory and a fresh database at head (SQLite inside
+    the directory, or a new PostgreSQL database for ``both_databases`` tests), copied from a
+    template that was migrated once."""
     directory = tmp_path / "data"
     monkeypatch.setenv("CIFARLAB_DATA_DIR", str(directory))
     monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
     if backend == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        name = f"t{uuid.uuid4().hex[:16]}"
-        monkeypatch.setenv("CIFARLAB_DATABASE_URL", server.create_database(name))
-    _clear_caches()
-    upgrade()
+        template: str = request.getfixturevalue("postgres_template")
+        url = copy_postgres_template(server, template, f"t{uuid.uuid4().hex[:16]}")
+        monkeypatch.setenv("CIFARLAB_DATABASE_URL", url)
+    else:
+        copy_sqlite_template(request.getfixturevalue("sqlite_template"), directory)
+    clear_caches()
     yield directory
     db.get_engine().dispose()
-    _clear_caches()
+    clear_caches()
 
 
 @pytest.fixture
 def session(data_dir: Path) -> Iterator[Session]:
     with db.get_sessionmaker()() as session:
         yield session
+
+
+@pytest.fixture
+def client(data_dir: Path) -> TestClient:
+    """A client of the app on this test's database. Tests that enqueue ask for ``broker``
+    first (``pytest.mark.usefixtures("broker")``), so that the app is built on its settings."""
+    return make_client()
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +115,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def broker(redis_server: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
     """Settings pointed at the real Redis, emptied; returns a client to inspect the queue."""
     monkeypatch.setenv("CIFARLAB_REDIS_URL", redis_server)
-    _clear_caches()
+    clear_caches()
     client = redis.Redis.from_url(redis_server)
     client.flushdb()
     return client
@@ -108,49 +127,6 @@ def tiny_cifar10(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_official_cifar10(
         tmp_path_factory.mktemp("cifar10"), train_per_class=50, test_per_class=20
     )
-
-
-@dataclass
-class Stack:
-    base_url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-
-
-def start_stack(
-    data_dir: Path,
-    cifar10_path: Path,
-    timeout_seconds: float = 120,
-    settings: dict[str, str] | None = None,
-) -> Stack:
-    """`cifarlab up` as a user runs it, waited on until a worker answers; ``settings``:
-    CIFARLAB_* variables to set."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
-    env.update(CIFARLAB_CIFAR10_PATH=str(cifar10_path), TF_CPP_MIN_LOG_LEVEL="2")
-    env.update(settings or {})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env,
-    )
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process)
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"cifarlab up exited with {process.returncode}")
-        try:
-            if httpx.get(f"{stack.base_url}/api/health", timeout=5).json()["status"] == "ok":
-                return stack
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.5)
-    stop_stack(stack)
-    raise RuntimeError(f"cifarlab up was not healthy within {timeout_seconds} s")
-
-
-def stop_stack(stack: Stack) -> int:
-    stack.process.send_signal(signal.SIGTERM)
-    return stack.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

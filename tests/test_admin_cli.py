@@ -16,8 +16,8 @@ from app.core import db
 from app.core.db import session_scope
 from app.services import accounts
 from app.web.main import create_app
-from tests.conftest import _clear_caches
-from tests.test_sign_in import PASSWORD, bearer, signed_in
+from tests.support.clients import PASSWORD, bearer, signed_in
+from tests.support.settings import clear_caches
 
 runner = CliRunner()
 
@@ -47,7 +47,7 @@ def test_user_create_refuses_a_database_that_is_not_there(
     assert code == 0 and f"created admin user alice in {missing}" in output
     assert missing.is_file()
     db.get_engine().dispose()
-    _clear_caches()
+    clear_caches()
 
 
 def test_user_create_writes_to_the_data_dir_it_is_given(

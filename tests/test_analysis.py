@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.report_import import parse_classification_report
-from app.web.main import create_app
-from tests.factories import make_evaluated, make_experiment
+from tests.support.factories import make_evaluated, make_experiment
+from tests.support.seed_reports import seed_report
 
 pytestmark = pytest.mark.both_databases
-
-SEED_REPORTS = Path(__file__).resolve().parents[1].parent / "shared" / "seed-reports"
-
-
-@pytest.fixture
-def client(data_dir: Path) -> TestClient:
-    return TestClient(create_app())
 
 
 def predictions_with_accuracy(labels: list[int], wrong_every: int) -> list[int]:
@@ -33,7 +25,6 @@ def predictions_with_accuracy(labels: list[int], wrong_every: int) -> list[int]:
 LABELS = [i % 10 for i in range(400)]
 
 
-@pytest.mark.skipif(not SEED_REPORTS.is_dir(), reason="the study's seed reports are not here")
 @pytest.mark.parametrize(
     "name",
     [
@@ -44,7 +35,7 @@ LABELS = [i % 10 for i in range(400)]
     ],
 )
 def test_the_study_reports_import_exactly(client: TestClient, name: str) -> None:
-    text = (SEED_REPORTS / f"{name}.txt").read_text()
+    text = seed_report(name)
     response = client.post(
         "/api/experiments/import", json={"name": name, "report_text": text, "tags": ["study"]}
     )
@@ -177,9 +168,7 @@ def test_imported_reports_add_no_hyperparameter_differences(
     trained = make_evaluated(session, LABELS, LABELS)
     other = make_evaluated(session, LABELS, LABELS)
     queued = make_experiment(session)
-    text = (SEED_REPORTS / "custom-cnn.txt").read_text() if SEED_REPORTS.is_dir() else None
-    if text is None:
-        pytest.skip("the study's seed reports are not here")
+    text = seed_report("custom-cnn")
     imported = client.post(
         "/api/experiments/import", json={"name": "study", "report_text": text}
     ).json()

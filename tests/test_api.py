@@ -14,17 +14,11 @@ from app.core import config, crud, queue
 from app.core.models import Status
 from app.embedded_redis import free_port
 from app.services import accounts
-from app.web.main import create_app
-from tests.factories import claim, make_experiment, spec_data
+from tests.support.factories import claim, make_experiment, spec_data
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
 QUEUE = "cifarlab"
-
-
-@pytest.fixture
-def client(broker: redis.Redis) -> TestClient:
-    return TestClient(create_app())
 
 
 def queued_ids(broker: redis.Redis) -> list[int]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.cli import check_exposure
 from app.services import accounts
 from app.web.main import create_app
-from tests.factories import spec_data
+from tests.support.factories import spec_data
 
 pytestmark = pytest.mark.both_databases
 PASSWORD = "correct horse battery"

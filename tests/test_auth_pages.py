@@ -5,7 +5,6 @@ Through the real app on SQLite (TestClient, no broker): ``enqueue_training`` rec
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 import pytest
@@ -16,11 +15,10 @@ from app.core import crud
 from app.core.models import Experiment, Status
 from app.services import accounts, outbox
 from app.web.main import create_app
-from tests.factories import make_experiment
-from tests.test_compare_pages import report_text
-from tests.test_pages import XSS, by_id, csrf_token, elements, form, post_form
+from tests.support.clients import PASSWORD, login_token, signed_in
+from tests.support.factories import make_experiment
+from tests.support.pages import XSS, by_id, csrf_token, elements, form, post_form, report_text
 
-PASSWORD = "correct horse battery"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
@@ -42,23 +40,6 @@ def team(session: Session) -> dict[str, int]:
         users[name] = user.id
     session.commit()
     return users
-
-
-def signed_in(username: str) -> TestClient:
-    client = TestClient(create_app())
-    response = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": login_token(client)},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
-
-
-def login_token(client: TestClient, url: str = "/login") -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).text)
-    assert match
-    return match.group(1)
 
 
 def owned(session: Session, owner_id: int, status: Status = Status.failed) -> Experiment:

@@ -11,16 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.metrics import classification_report
 from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import Experiment, Status
 from app.core.report_import import parse_classification_report
-from app.web.main import create_app
 from app.web.routes import compare_pages
-from tests.factories import CLASSES, make_evaluated, make_experiment
-from tests.test_pages import XSS, by_id, elements, field_errors, inputs, post_form
+from tests.support.factories import CLASSES, make_evaluated, make_experiment
+from tests.support.pages import XSS, by_id, elements, field_errors, inputs, post_form, report_text
 
 LABELS = [i % 10 for i in range(400)]
 OVERFIT = [
@@ -29,11 +27,6 @@ OVERFIT = [
     for e in range(6)
 ]  # fmt: skip
 ROWS = [*CLASSES, "accuracy", "macro avg", "weighted avg"]
-
-
-@pytest.fixture
-def client(data_dir: object) -> TestClient:
-    return TestClient(create_app())
 
 
 def wrong_every(step: int, labels: list[int] = LABELS) -> list[int]:
@@ -292,10 +285,6 @@ def test_user_text_is_escaped_on_the_compare_page_and_safe_in_csv(
 
 
 # --- importing a report ---------------------------------------------------------------------------
-
-
-def report_text(predictions: list[int]) -> str:
-    return classification_report(LABELS, predictions, target_names=CLASSES, zero_division=0)
 
 
 def matrix_text() -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.web.main import create_app
-from tests.factories import claim, make_experiment
+from tests.support.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
 EPOCHS = 40

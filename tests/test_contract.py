@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.web.main import create_app
 from app.web.security_headers import inline_script_hashes
-from tests.factories import make_experiment
-
-
-@pytest.fixture
-def client(data_dir: object) -> TestClient:
-    return TestClient(create_app())
+from tests.support.factories import make_experiment
 
 
 def _script_src(response: object) -> str:

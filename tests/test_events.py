@@ -15,17 +15,10 @@ from sqlalchemy.orm import Session
 from app.core import crud, db
 from app.core.models import Status
 from app.core.schemas import EpochMetricPublic
-from app.web.main import create_app
 from app.web.routes import events
-from tests.factories import claim, make_experiment
-from tests.test_pages import CLASSES, finished_experiment
+from tests.support.factories import CIFAR10_CLASSES, claim, finished_experiment, make_experiment
 
 PROGRESS_KEYS = {"current_epoch", "total_epochs", "epoch_progress", "queue_position"}
-
-
-@pytest.fixture
-def client(data_dir: object) -> TestClient:
-    return TestClient(create_app())
 
 
 def parse_events(text: str) -> list[dict[str, str]]:
@@ -84,7 +77,7 @@ def test_stream_of_finished_experiment_sends_everything_then_ends(
         'id="report"' in evaluation["html"]
         and 'data-chart="confusion-matrix"' in evaluation["html"]
     )
-    assert all(name in evaluation["html"] for name in CLASSES)
+    assert all(name in evaluation["html"] for name in CIFAR10_CLASSES)
     assert json.loads(sent[5]["data"]) == {"status": "succeeded"}
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core import crud, db
 from app.core.models import Status
-from tests.factories import claim, make_experiment
+from tests.support.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
 

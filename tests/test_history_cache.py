@@ -15,8 +15,7 @@ from app.core.models import EpochMetric, Experiment, Status
 from app.services.comparison import History
 from app.services.diagnostics import diagnose
 from app.services.history_cache import HistoryCache
-from app.web.main import create_app
-from tests.factories import claim, make_evaluated, make_experiment
+from tests.support.factories import claim, make_evaluated, make_experiment
 
 LABELS = [i % 10 for i in range(100)]
 EPOCHS = [{"loss": 1.0 / e, "accuracy": 0.1 * e, "val_loss": 1.2 / e, "val_accuracy": 0.09 * e}
@@ -72,11 +71,6 @@ def test_the_least_recently_used_go_first_when_the_epochs_exceed_the_bound() -> 
 
 
 # --- through the compare API, on a real database ---------------------------------------------
-
-
-@pytest.fixture
-def client(data_dir: object) -> TestClient:
-    return TestClient(create_app())
 
 
 def epochs_shown(client: TestClient, ids: str, experiment: Experiment) -> int:

@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.web.main import create_app
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
 BIG = str(2**64)
 REPORT = (
@@ -25,11 +24,6 @@ REPORT = (
     "   macro avg       0.50      0.50      0.50         4\n"
     "weighted avg       0.50      0.50      0.50         4\n"
 )
-
-
-@pytest.fixture
-def client(broker: redis.Redis) -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
 
 
 def _fields(response: object) -> list[str]:

@@ -21,7 +21,7 @@ from app.core.interruptions import requeue_dead_worker
 from app.core.memory import MemoryFigures, read_memory
 from app.core.models import Experiment, Status
 from app.core.queue import enqueue_training, restore_unacknowledged
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 from worker.tasks import settle_lost_child
 
 GIB = 2**30

@@ -12,7 +12,7 @@ from app.core.schemas import SpecError
 from app.services import cancel, delete, importing, retry
 from app.services.errors import Conflict
 from app.services.lookup import find_experiment
-from tests.factories import claim, make_experiment
+from tests.support.factories import claim, make_experiment
 
 
 def failed_run(session: Session) -> int:

@@ -11,8 +11,8 @@ from app.core.models import Status
 from app.core.schemas import parse_spec
 from app.web.list_filters import ExperimentFilters
 from app.web.main import create_app
-from tests.factories import spec_data
-from tests.test_pages import elements
+from tests.support.factories import spec_data
+from tests.support.pages import elements
 
 
 def page_names(html: str) -> list[str]:

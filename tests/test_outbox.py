@@ -26,8 +26,8 @@ from app.core.models import Experiment, Status, utcnow
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.services import outbox
 from app.web.main import create_app
-from tests.conftest import _clear_caches
-from tests.factories import make_experiment, spec_data
+from tests.support.factories import make_experiment, spec_data
+from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
 
@@ -62,7 +62,7 @@ def stallable(
 ) -> Iterator[Stallable]:
     """Settings pointed at the server, emptied; it runs again after each test, whatever."""
     monkeypatch.setenv("CIFARLAB_REDIS_URL", stallable_server.url)
-    _clear_caches()
+    clear_caches()
     redis.Redis.from_url(stallable_server.url).flushdb()
     try:
         yield stallable_server

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -22,72 +20,16 @@ from app.core.report_import import parse_classification_report
 from app.core.schemas import EvaluationPublic, FieldError, SpecError
 from app.core.zoo import MODELS
 from app.services import outbox
-from app.web import templating
-from app.web.main import create_app
-from app.web.routes import events, experiment_pages, launch_pages
-from tests.factories import make_evaluated, make_experiment
-
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-XSS = "<script>alert(1)</script>"
-
-
-@dataclass
-class Element:
-    tag: str
-    attrs: dict[str, str]
-    disabled: bool = False  # inside a disabled fieldset: not submitted
-    text: str = ""
-
-
-class ElementCollector(HTMLParser):
-    """Every start tag with its attributes and the text directly inside it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[Element] = []
-        self._open: list[Element] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        disabled = any(e.tag == "fieldset" and "disabled" in e.attrs for e in self._open)
-        element = Element(tag, {key: value or "" for key, value in attrs}, disabled)
-        self.elements.append(element)
-        if tag not in {"input", "meta", "link", "br", "img"}:
-            self._open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._open and self._open[-1].tag == tag:
-            self._open.pop()
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self._open[-1].text += data
-
-
-def elements(html: str) -> list[Element]:
-    collector = ElementCollector()
-    collector.feed(html)
-    return collector.elements
-
-
-def inputs(html: str) -> dict[str, dict[str, str]]:
-    """The inputs and selects the browser would submit, by name."""
-    return {
-        e.attrs["name"]: e.attrs
-        for e in elements(html)
-        if e.tag in ("input", "select") and "name" in e.attrs and not e.disabled
-    }
-
-
-def field_errors(html: str) -> dict[str, str]:
-    return {
-        e.attrs["data-field"]: e.text.strip()
-        for e in elements(html)
-        if "field-error" in e.attrs.get("class", "").split()
-    }
-
-
-def by_id(html: str, element_id: str) -> Element:
-    return next(e for e in elements(html) if e.attrs.get("id") == element_id)
+from app.web import experiment_sections, templating
+from app.web.routes import events, launch_pages
+from tests.support.factories import (
+    CIFAR10_CLASSES,
+    cifar10_report,
+    finished_experiment,
+    make_evaluated,
+    make_experiment,
+)
+from tests.support.pages import XSS, Element, by_id, elements, field_errors, form, inputs, post_form
 
 
 @dataclass
@@ -109,94 +51,6 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
 
     monkeypatch.setattr(outbox, "enqueue_training", fake_enqueue)
     return record
-
-
-@pytest.fixture
-def client(data_dir: object) -> TestClient:
-    return TestClient(create_app())
-
-
-def csrf_token(client: TestClient) -> str:
-    """The session's CSRF token, as every page embeds it for its forms and scripts."""
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/workers").text)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def post_form(
-    client: TestClient,
-    url: str,
-    data: dict[str, str] | None = None,
-    *,
-    follow_redirects: bool = True,
-) -> httpx.Response:
-    """A form post as a page sends it: with the session's CSRF token."""
-    data = {**(data or {}), "csrf_token": csrf_token(client)}
-    return client.post(url, data=data, follow_redirects=follow_redirects)
-
-
-def form(**overrides: str) -> dict[str, str]:
-    values = {
-        "name": "form run",
-        "model": "custom_cnn",
-        "tags": "baseline, small ",
-        "hp.epochs": "3",
-        "hp.batch_size": "64",
-        "hp.learning_rate": "0.002",
-        "hp.train_size": "",
-        "hp.test_size": "500",
-        "hp.seed": "",
-    }
-    values.update(overrides)
-    return values
-
-
-def finished_experiment(session: Session, name: str = "finished cnn") -> Experiment:
-    """An experiment as a worker leaves it: claimed, two epochs, evaluated."""
-    experiment = make_experiment(session)
-    experiment.name = name
-    experiment.spec = {**experiment.spec, "name": name}
-    lease = crud.claim_experiment(
-        session=session, experiment_id=experiment.id, worker_host="gpu-1", device="CPU:0"
-    )
-    assert lease is not None
-    crud.set_model_info(
-        session=session,
-        lease=lease,
-        parameters=550570,
-        trainable_parameters=550000,
-        layers=[
-            {"name": "conv2d", "type": "Conv2D", "parameters": 896, "trainable": True},
-            {"name": "dense", "type": "Dense", "parameters": 549674, "trainable": False},
-        ],
-    )
-    for epoch, (accuracy, val_accuracy) in enumerate([(0.31, 0.28), (0.52, 0.47)], start=1):
-        values = {"accuracy": accuracy, "val_accuracy": val_accuracy, "loss": 2.0 / epoch}
-        values["val_loss"] = 2.1 / epoch
-        crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
-    crud.save_evaluation(
-        session=session,
-        lease=lease,
-        classes=CLASSES,
-        confusion_matrix=[
-            [7 if i == j else 1 if j == (i + 1) % 10 else 0 for j in range(10)] for i in range(10)
-        ],
-        report=_report(),
-    )
-    session.commit()
-    session.refresh(experiment)
-    return experiment
-
-
-def _report() -> dict:
-    row = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 8.0}
-    average = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 80.0}
-    return {
-        **{name: row for name in CLASSES},
-        "accuracy": 0.875,
-        "macro avg": average,
-        "weighted avg": average,
-    }
 
 
 # --- the launch form ---------------------------------------------------------------------------
@@ -417,11 +271,11 @@ def test_experiment_page_renders_facts_charts_and_report(
     ]
     assert figures["loss-chart"]["data"][0]["x"] == [1, 2]
     heatmap = figures["confusion-matrix"]["data"][0]
-    assert heatmap["y"] == CLASSES and heatmap["z"][0][0] == 7
+    assert heatmap["y"] == CIFAR10_CLASSES and heatmap["z"][0][0] == 7
     report = by_id(html, "report")
     assert report.tag == "table"
     rows = [e.attrs["data-row"] for e in elements(html) if "data-row" in e.attrs]
-    assert rows == [*CLASSES, "accuracy", "macro avg", "weighted avg"]
+    assert rows == [*CIFAR10_CLASSES, "accuracy", "macro avg", "weighted avg"]
     page_data = json.loads(_script(html, 'id="experiment-data"'))
     assert page_data["lastEpoch"] == 2 and page_data["finished"] is True
 
@@ -560,9 +414,13 @@ def test_evaluation_panel_is_the_section_the_live_page_swaps_in(
 def test_an_evaluation_without_a_matrix_shows_the_report_alone() -> None:
     """Imported reports may come without their confusion matrix."""
     evaluation = EvaluationPublic(
-        accuracy=0.875, test_size=80, classes=CLASSES, confusion_matrix=None, report=_report()
+        accuracy=0.875,
+        test_size=80,
+        classes=CIFAR10_CLASSES,
+        confusion_matrix=None,
+        report=cifar10_report(),
     )
-    context = experiment_pages.evaluation_context(evaluation)
+    context = experiment_sections.evaluation_context(evaluation)
     assert context["confusion_figure"] is None
     assert [row["label"] for row in context["report_rows"]][-3:] == [
         "accuracy",

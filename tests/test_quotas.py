@@ -14,8 +14,8 @@ from app.core import crud
 from app.core.models import LiveStream, Status, utcnow
 from app.services import accounts, quotas
 from app.web.main import create_app
-from tests.conftest import _clear_caches
-from tests.factories import make_experiment, spec_data
+from tests.support.factories import make_experiment, spec_data
+from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.both_databases
 def limits(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIFARLAB_MAX_ACTIVE_EXPERIMENTS_PER_USER", "2")
     monkeypatch.setenv("CIFARLAB_MAX_LIVE_STREAMS_PER_USER", "2")
-    _clear_caches()
+    clear_caches()
 
 
 def bearer(session: Session, username: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ def test_a_user_at_the_experiment_limit_gets_429_naming_the_setting(
 
 
 def test_the_launch_form_shows_the_limit(limits: None, session: Session) -> None:
-    from tests.test_pages import form, post_form
+    from tests.support.pages import form, post_form
 
     for _ in range(2):
         make_experiment(session)

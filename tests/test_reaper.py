@@ -15,7 +15,7 @@ from app.core.config import get_settings
 from app.core.models import Experiment, Status, utcnow
 from app.services.reaper import reap_lost
 from app.web.main import create_app
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 
 pytestmark = pytest.mark.both_databases
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,8 @@ from sklearn.metrics import classification_report, confusion_matrix
 from app.core.models import IMPORTED_MODEL
 from app.core.report_import import parse_classification_report, parse_confusion_matrix
 from app.core.zoo import MODELS
+from tests.support.seed_reports import SEED_REPORTS, seed_report
 
-SEED_REPORTS = Path(__file__).resolve().parents[2] / "shared" / "seed-reports"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SEED_ACCURACY = {
     "custom-cnn.txt": 0.82,
@@ -28,12 +27,6 @@ SEED_ACCURACY = {
     "efficientnetb2-fine-tuned.txt": 0.94,
 }
 NUMBER = re.compile(r"\d+\.\d+|\d+")
-
-
-def _seed_report(name: str) -> str:
-    if not SEED_REPORTS.is_dir():
-        pytest.skip(f"the original study's reports are not checked out at {SEED_REPORTS}")
-    return (SEED_REPORTS / name).read_text()
 
 
 def _expected_from_text(text: str) -> dict[str, Any]:
@@ -55,14 +48,12 @@ def _expected_from_text(text: str) -> dict[str, Any]:
 
 
 def test_all_four_seed_reports_are_present() -> None:
-    if not SEED_REPORTS.is_dir():
-        pytest.skip(f"the original study's reports are not checked out at {SEED_REPORTS}")
     assert sorted(path.name for path in SEED_REPORTS.glob("*.txt")) == sorted(SEED_ACCURACY)
 
 
 @pytest.mark.parametrize("name", sorted(SEED_ACCURACY))
 def test_seed_report_parses_exactly(name: str) -> None:
-    text = _seed_report(name)
+    text = seed_report(name)
     imported = parse_classification_report(text)
     expected = _expected_from_text(text)
     assert imported.classes == CIFAR10
@@ -78,15 +69,15 @@ def test_seed_report_parses_exactly(name: str) -> None:
 
 
 def test_seed_report_spot_values() -> None:
-    report = parse_classification_report(_seed_report("custom-cnn.txt")).report
+    report = parse_classification_report(seed_report("custom-cnn.txt")).report
     assert report["cat"] == {"precision": 0.70, "recall": 0.61, "f1-score": 0.65, "support": 1000.0}
     assert report["weighted avg"]["f1-score"] == 0.82
-    fine_tuned = parse_classification_report(_seed_report("efficientnetb2-fine-tuned.txt"))
+    fine_tuned = parse_classification_report(seed_report("efficientnetb2-fine-tuned.txt"))
     assert fine_tuned.report["airplane"]["f1-score"] == 0.95
 
 
 def test_seed_report_survives_windows_endings_tabs_and_indentation() -> None:
-    text = _seed_report("efficientnetb4-transfer.txt")
+    text = seed_report("efficientnetb4-transfer.txt")
     mangled = "\n\n" + "\r\n".join(
         "\t" + line.strip().replace("      ", "\t") for line in text.splitlines()
     )
@@ -95,7 +86,7 @@ def test_seed_report_survives_windows_endings_tabs_and_indentation() -> None:
 
 
 def test_notebook_string_repr_and_preamble_are_accepted() -> None:
-    text = _seed_report("custom-cnn.txt")
+    text = seed_report("custom-cnn.txt")
     parsed = parse_classification_report(text)
     assert parse_classification_report(repr(text)) == parsed
     assert parse_classification_report(f"Out[3]: {text!r}") == parsed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.schemas import SpecError, parse_spec
-from tests.factories import spec_data
+from tests.support.factories import spec_data
 
 
 def test_defaults_fill_what_is_not_given() -> None:

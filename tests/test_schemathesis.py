@@ -13,7 +13,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 import redis
 
 from app.embedded_redis import free_port
+from tests.support.polling import wait_until
 
 MAX_EXAMPLES = 10
 MAX_SECONDS = 150
@@ -57,13 +57,10 @@ def served(broker: redis.Redis, data_dir: Path) -> Iterator[str]:
         env=env,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base_url}/api/health", timeout=5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"{base_url}/api/health", timeout=5).status_code, 60,
+        ignoring=(httpx.HTTPError,), what="the server answering",
+    )  # fmt: skip
     yield base_url
     process.terminate()
     process.wait(timeout=30)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,9 +18,9 @@ from app.core.config import get_settings
 from app.core.models import ApiToken, utcnow
 from app.services import accounts
 from app.web.main import create_app
+from tests.support.clients import PASSWORD, bearer, login, login_token, signed_in
 
 pytestmark = pytest.mark.both_databases
-PASSWORD = "correct horse battery"
 DEADLINE = 20  # seconds: a bound on waiting, not a timing assertion
 
 
@@ -41,33 +40,9 @@ def setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     get_settings.cache_clear()
 
 
-def login(client: TestClient, username: str, password: str = PASSWORD):  # noqa: ANN201
-    page = client.get("/login").text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": csrf},
-        follow_redirects=False,
-    )
-
-
-def signed_in(username: str = "alice") -> TestClient:
-    client = TestClient(create_app())
-    assert login(client, username).status_code == 303
-    return client
-
-
 def copy_of(client: TestClient) -> TestClient:
     """Another browser holding a copy of the cookie."""
     return TestClient(create_app(), cookies=dict(client.cookies))
-
-
-def csrf(client: TestClient) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
-
-
-def bearer(token: str) -> TestClient:
-    return TestClient(create_app(), headers={"Authorization": f"Bearer {token}"})
 
 
 # --- item 5: sessions and tokens can be taken back --------------------------------------------
@@ -77,7 +52,7 @@ def test_a_copied_cookie_stops_working_at_logout(alice: str) -> None:
     browser = signed_in()
     thief = copy_of(browser)
     assert thief.get("/api/experiments").status_code == 200
-    out = browser.post("/logout", data={"csrf_token": csrf(browser)}, follow_redirects=False)
+    out = browser.post("/logout", data={"csrf_token": login_token(browser)}, follow_redirects=False)
     assert out.status_code == 303
     assert thief.get("/api/experiments").status_code == 401
     assert thief.get("/", follow_redirects=False).status_code == 303  # to /login

@@ -16,7 +16,7 @@ import pytest
 
 from app.core.interruptions import describe_exit
 from app.supervisor import Backoff, Supervisor
-from tests.processes import alive
+from tests.support.processes import alive
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,9 @@ from sqlalchemy.orm import Session
 from app.bench.web import Served, serve
 from app.core.models import Status
 from app.web_server import GRACEFUL_SECONDS, command
-from tests.factories import make_experiment
-from tests.processes import alive, descendants
+from tests.support.factories import make_experiment
+from tests.support.polling import wait_until
+from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 ESTABLISHED = "01"
@@ -80,9 +80,8 @@ def test_stopping_the_server_stops_every_process(
     os.kill(server.pid, signum)
     _, status = os.waitpid(server.pid, 0)
     assert os.waitstatus_to_exitcode(status) == exit_code
-    deadline = time.monotonic() + 15
-    while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not any(alive(pid) for pid in processes), 15, interval=0.1,
+               what="every process ended")  # fmt: skip
     assert [pid for pid in processes if alive(pid)] == []
 
 
@@ -98,9 +97,12 @@ def test_an_open_live_page_does_not_hold_a_stopping_server(
     assert stream.recv(12).startswith(b"HTTP/1.1 200")
     try:
         os.kill(server.pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACEFUL_SECONDS + 3  # the launcher kills at 10 s
-        while os.waitpid(server.pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(
+            lambda: os.waitpid(server.pid, os.WNOHANG) != (0, 0),
+            GRACEFUL_SECONDS + 3,  # the launcher kills at 10 s
+            interval=0.1,
+            what="the server stopped without waiting for the event stream",
+        )
         assert not alive(server.pid), "the server still waits for the event stream"
     finally:
         stream.close()

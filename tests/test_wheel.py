@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import venv
 import zipfile
 from collections import Counter
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from app.embedded_redis import free_port
+from tests.support.polling import wait_until
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -112,16 +112,13 @@ def served(installed: Installed, tmp_path: Path) -> Iterator[str]:
         env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        assert process.poll() is None, (tmp_path / "web.log").read_text()
+        return httpx.get(f"{base_url}/api/experiments", timeout=2) is not None
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "web.log").read_text()
-            try:
-                httpx.get(f"{base_url}/api/experiments", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()
-                time.sleep(0.2)
+        wait_until(answering, 60, ignoring=(httpx.TransportError,), what="the wheel's web server")
         yield base_url
     finally:
         process.terminate()

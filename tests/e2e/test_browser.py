@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.models import utcnow
 from app.core.presets import PRESETS
-from tests.conftest import Stack
-from tests.e2e.polling import wait_for
+from tests.support.polling import wait_for
+from tests.support.servers import Stack
 
 pytestmark = pytest.mark.e2e
 

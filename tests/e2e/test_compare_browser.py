@@ -14,10 +14,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import Stack
-from tests.e2e.polling import wait_for
-from tests.e2e.test_training_flow import wait_until_finished
-from tests.factories import spec_data
+from tests.support.factories import spec_data
+from tests.support.polling import wait_for
+from tests.support.servers import Stack, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +88,7 @@ def test_compare_three_runs_live_then_open_a_cells_images(stack: Stack, page: Pa
     deadline = time.monotonic() + TRAINING_TIMEOUT_MS / 1000
     for experiment_id in ids:
         remaining = max(1.0, deadline - time.monotonic())
-        finished = wait_until_finished(stack.base_url, experiment_id, remaining)
+        finished = wait_until_finished(stack, experiment_id, remaining)
         assert finished["status"] == "succeeded", finished["error"]
     wait_for(
         page,

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ import yaml
 
 from app.bench.postgres import PostgresServer
 from app.embedded_redis import free_port
-from tests.factories import write_official_cifar10
+from tests.support.factories import write_official_cifar10
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -163,14 +163,13 @@ def start_compose_redis(
         stdout=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if client.ping():
-                return process
-        except redis.ConnectionError:
-            assert process.poll() is None and time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.1)
+
+    def answering() -> bool:
+        assert process.poll() is None, "redis exited"
+        return bool(client.ping())
+
+    wait_until(answering, 15, interval=0.1, ignoring=(redis.ConnectionError,), what="redis")
+    return process
 
 
 @pytest.fixture
@@ -229,21 +228,22 @@ def poll(
     timeout_seconds: float,
 ) -> dict[str, Any]:
     """check() until it returns something truthy, failing early if a service exits."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
+
+    def checked() -> dict[str, Any] | None:
         for service in services:
             if service.process.poll() is not None:
                 pytest.fail(f"{service.name} exited with {service.process.returncode} "
                             f"while waiting for {what}:\n{tail(service.log)}")  # fmt: skip
-        try:
-            found = check()
-        except (httpx.HTTPError, ValueError):
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {s.name}\n{tail(s.log)}" for s in services)
-    pytest.fail(f"no {what} within {timeout_seconds} s\n{logs}")
+        return check()
+
+    try:
+        return wait_until(
+            checked, timeout_seconds, interval=0.5, ignoring=(httpx.HTTPError, ValueError),
+            what=what,
+        )  # fmt: skip
+    except AssertionError:
+        logs = "\n".join(f"--- {s.name}\n{tail(s.log)}" for s in services)
+        pytest.fail(f"no {what} within {timeout_seconds} s\n{logs}")
 
 
 @pytest.mark.e2e

@@ -10,16 +10,16 @@ import os
 import re
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Stack, start_stack, stop_stack
-from tests.factories import spec_data
-from tests.processes import alive, descendants
+from tests.support.factories import spec_data
+from tests.support.polling import wait_until
+from tests.support.processes import alive, descendants
+from tests.support.servers import Stack, epochs, get, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e
 EPOCHS = 3
@@ -70,27 +70,6 @@ class Poller:
         self._thread.join(timeout=30)
 
 
-def wait_for(condition: Callable[[], bool], timeout_seconds: float) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout_seconds} s")
-
-
-def get(stack: Stack, path: str) -> dict | list:
-    response = httpx.get(f"{stack.base_url}{path}", timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def epochs(stack: Stack, experiment_id: int) -> list[int]:
-    return [
-        row["epoch"] for row in get(stack, f"/api/experiments/{experiment_id}/metrics")["epochs"]
-    ]
-
-
 def worker_pid(stack: Stack, name: str) -> int:
     return next(w["pid"] for w in get(stack, "/api/workers") if w["name"] == name)
 
@@ -105,12 +84,12 @@ def run_and_kill(stack: Stack, pick_victim: Callable[[dict], int]) -> tuple[dict
     experiment_id = response.json()["id"]
     path = f"/api/experiments/{experiment_id}"
     with Poller([f"{stack.base_url}{path}", f"{stack.base_url}/workers/live"]) as poller:
-        wait_for(lambda: len(epochs(stack, experiment_id)) >= 1, 240)
+        wait_until(lambda: len(epochs(stack, experiment_id)) >= 1, 240)
         running = get(stack, path)
         assert running["status"] == "running" and running["current_epoch"] < EPOCHS, running
         victim = pick_victim(running)
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: get(stack, path)["status"] in {"succeeded", "failed", "cancelled"}, 300)
+        wait_until(lambda: get(stack, path)["status"] in {"succeeded", "failed", "cancelled"}, 300)
     return get(stack, path), victim, poller
 
 
@@ -183,16 +162,16 @@ def test_sigkilled_redis_is_restarted_while_the_web_answers(up: Stack) -> None:
     [victim] = redis_pids()
     with Poller([f"{up.base_url}/api/experiments", f"{up.base_url}/workers/live"]) as poller:
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len(redis_pids()) == 1 and redis_pids() != [victim], 60)
+        wait_until(lambda: len(redis_pids()) == 1 and redis_pids() != [victim], 60)
         # The worker reconnects to the restarted broker and answers its ping again.
-        wait_for(lambda: get(up, "/api/health")["status"] == "ok", 120)
+        wait_until(lambda: get(up, "/api/health")["status"] == "ok", 120)
     assert poller.failures == [] and poller.answered > 0
 
 
 def test_sigkilled_web_server_is_restarted(up: Stack) -> None:
     [victim] = started_by_up(up, b"app.web_server")
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: started_by_up(up, b"app.web_server") not in ([], [victim]), 60)
+    wait_until(lambda: started_by_up(up, b"app.web_server") not in ([], [victim]), 60)
 
     def answers() -> bool:
         try:
@@ -200,4 +179,4 @@ def test_sigkilled_web_server_is_restarted(up: Stack) -> None:
         except httpx.HTTPError:
             return False
 
-    wait_for(answers, 120)
+    wait_until(answers, 120)

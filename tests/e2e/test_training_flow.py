@@ -13,21 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.factories import spec_data
+from tests.support.factories import spec_data
+from tests.support.polling import wait_until
+from tests.support.servers import Stack, epochs, wait_until_finished
 
 pytestmark = pytest.mark.e2e
-FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-def wait_until_finished(base_url: str, experiment_id: int, timeout_seconds: float = 240) -> dict:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        experiment = httpx.get(f"{base_url}/api/experiments/{experiment_id}").json()
-        if experiment["status"] in FINISHED:
-            return experiment  # type: ignore[no-any-return]
-        time.sleep(0.5)
-    raise AssertionError(f"experiment {experiment_id} did not finish in {timeout_seconds} s")
 
 
 def test_api_launch_trains_and_reports(stack: Stack) -> None:
@@ -36,19 +26,15 @@ def test_api_launch_trains_and_reports(stack: Stack) -> None:
     response = httpx.post(f"{stack.base_url}/api/experiments", json=spec)
     assert response.status_code == 201, response.text
     experiment_id = response.json()["id"]
-    first_epoch_seconds = None
-    while first_epoch_seconds is None and time.monotonic() - launched_at < 240:
-        epochs = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()
-        if epochs["epochs"]:
-            first_epoch_seconds = time.monotonic() - launched_at
-        time.sleep(0.25)
-    experiment = wait_until_finished(stack.base_url, experiment_id)
+    wait_until(lambda: epochs(stack, experiment_id), 240, interval=0.25, what="a first epoch")
+    first_epoch_seconds = time.monotonic() - launched_at
+    experiment = wait_until_finished(stack, experiment_id)
     assert experiment["status"] == "succeeded", experiment["error"]
     assert experiment["device"].startswith("CPU")
     assert experiment["worker_host"] and experiment["duration_seconds"] > 0
-    epochs = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()["epochs"]
-    assert [row["epoch"] for row in epochs] == [1, 2]
-    for row in epochs:
+    rows = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()["epochs"]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for row in rows:
         assert all(row[key] is not None for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
     evaluation = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/evaluation").json()
     assert sum(map(sum, evaluation["confusion_matrix"])) == 100

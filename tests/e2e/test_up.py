@@ -6,14 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from app.embedded_redis import free_port
-from tests.conftest import start_stack
-from tests.processes import alive, descendants
+from tests.support.polling import wait_until
+from tests.support.processes import alive, descendants
+from tests.support.servers import start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -43,10 +43,12 @@ def test_start_up_log_is_short_and_ends_with_the_address(tmp_path: Path) -> None
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while "press Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
+
+        def started() -> bool:
             assert process.poll() is None, log.read_text()
-            time.sleep(0.2)
+            return "press Ctrl-C to stop" in log.read_text()
+
+        wait_until(started, 120, what="the address printed")
         lines = log.read_text().splitlines()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ import pytest
 from app.core.config import Settings
 from app.core.schemas import parse_spec
 from app.core.zoo import MODELS
-from tests.factories import spec_data
+from tests.support.factories import spec_data
 from worker import hardware, weights
 from worker.architectures import transfer_base, unfreeze_base
 from worker.builders import build_model

@@ -14,7 +14,7 @@ from app.core import crud
 from app.core.config import get_settings
 from app.core.models import Status
 from app.core.schemas import parse_spec
-from tests.factories import claim, make_experiment, spec_data
+from tests.support.factories import claim, make_experiment, spec_data
 from worker import runner
 from worker.evaluation import evaluate_predictions
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.config import get_settings
 from app.core.models import Status
-from tests.factories import make_experiment
+from tests.support.factories import make_experiment
 from worker.tasks import train
 
 

@@ -49,6 +49,10 @@ def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         pickle.dump({b"data": rows, b"labels": labels.tolist()}, file)
 
 
+TINY_RUN = {"train_size": 200, "test_size": 50, "batch_size": 50, "filters": 8}
+"""Hyperparameters for a run that real workers train in seconds, a few epochs at a time."""
+
+
 def spec_data(model: str = "custom_cnn", **hyperparameters: Any) -> dict[str, Any]:
     return {
         "name": "tiny cnn",
@@ -116,3 +120,56 @@ def make_evaluated(
     session.commit()
     session.refresh(experiment)
     return experiment
+
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+
+
+def finished_experiment(session: Session, name: str = "finished cnn") -> Experiment:
+    """An experiment as a worker leaves it: claimed, two epochs, evaluated."""
+    experiment = make_experiment(session)
+    experiment.name = name
+    experiment.spec = {**experiment.spec, "name": name}
+    lease = crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="gpu-1", device="CPU:0"
+    )
+    assert lease is not None
+    crud.set_model_info(
+        session=session,
+        lease=lease,
+        parameters=550570,
+        trainable_parameters=550000,
+        layers=[
+            {"name": "conv2d", "type": "Conv2D", "parameters": 896, "trainable": True},
+            {"name": "dense", "type": "Dense", "parameters": 549674, "trainable": False},
+        ],
+    )
+    for epoch, (accuracy, val_accuracy) in enumerate([(0.31, 0.28), (0.52, 0.47)], start=1):
+        values = {"accuracy": accuracy, "val_accuracy": val_accuracy, "loss": 2.0 / epoch}
+        values["val_loss"] = 2.1 / epoch
+        crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
+    crud.save_evaluation(
+        session=session,
+        lease=lease,
+        classes=CIFAR10_CLASSES,
+        confusion_matrix=[
+            [7 if i == j else 1 if j == (i + 1) % 10 else 0 for j in range(10)] for i in range(10)
+        ],
+        report=cifar10_report(),
+    )
+    session.commit()
+    session.refresh(experiment)
+    return experiment
+
+
+def cifar10_report() -> dict:
+    row = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 8.0}
+    average = {"precision": 0.7, "recall": 0.875, "f1-score": 0.7778, "support": 80.0}
+    return {
+        **{name: row for name in CIFAR10_CLASSES},
+        "accuracy": 0.875,
+        "macro avg": average,
+        "weighted avg": average,
+    }
