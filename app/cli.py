@@ -34,7 +34,10 @@ from app.web_server import command as web_command
 cli = typer.Typer(
     help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
 )
-console = Console()
+# soft_wrap: a line longer than the terminal is left for the terminal to wrap, so a printed
+# path or token stays one string to copy, and piped output never gets line breaks inside it.
+# Tables still fit the width.
+console = Console(soft_wrap=True)
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 ApiUrl = Annotated[
@@ -48,7 +51,7 @@ def _client(api_url: str | None) -> ApiClient:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -150,7 +153,6 @@ def up(
         f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
         "press Ctrl-C to stop",
         highlight=False,
-        soft_wrap=True,
     )
     raise typer.Exit(code=supervisor.wait())
 
@@ -277,9 +279,9 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     existed = has_schema(settings.sqlalchemy_url)
     upgrade()
     if existed:
-        console.print(f"cifarlab database is up to date: {where}", highlight=False, soft_wrap=True)
+        console.print(f"cifarlab database is up to date: {where}", highlight=False)
     else:
-        console.print(f"created a new cifarlab database: {where}", highlight=False, soft_wrap=True)
+        console.print(f"created a new cifarlab database: {where}", highlight=False)
     if settings.admin_user:
         try:
             with session_scope() as session:
@@ -870,7 +872,7 @@ def token_create(
                                           expires_at=expires)  # fmt: skip
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    console.print(token, highlight=False, soft_wrap=True)
+    console.print(token, highlight=False)
     until = "never expires" if expires is None else f"expires {_when(expires)} UTC"
     console.print(f"token {name!r} for {username}, {until}, in {where}", style="dim",
                   highlight=False)  # fmt: skip

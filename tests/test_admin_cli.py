@@ -22,9 +22,11 @@ from tests.support.settings import clear_caches
 runner = CliRunner()
 
 
-def run(*args: str, password: str = PASSWORD) -> tuple[int, str]:
-    result = runner.invoke(cli, list(args), env={"CIFARLAB_PASSWORD": password, "COLUMNS": "200"})
-    return result.exit_code, " ".join(result.output.split())  # rich may wrap long paths
+def run(*args: str, password: str = PASSWORD, columns: int = 200) -> tuple[int, str]:
+    """The command's exit code and output on a terminal ``columns`` wide (tables fit it)."""
+    env = {"CIFARLAB_PASSWORD": password, "COLUMNS": str(columns)}
+    result = runner.invoke(cli, list(args), env=env)
+    return result.exit_code, result.output
 
 
 def test_user_create_refuses_a_database_that_is_not_there(
@@ -103,3 +105,17 @@ def test_password_change_and_disable_from_the_command_line(
     assert run("user", "enable", "alice")[0] == 0
     assert bearer(token).get("/api/experiments").status_code == 200
     assert run("user", "disable", "nobody")[0] == 2
+
+
+def test_paths_and_tokens_print_whole_on_a_narrow_terminal(data_dir: Path) -> None:
+    """Rich wrapped printed lines at the terminal's width, so the database path came out as
+    ``.../ci`` and ``farlab.db`` on two lines: a user copying it, or a script reading it,
+    got a path that does not exist. Lines are now left whole for the terminal to wrap."""
+    where = str(data_dir.resolve() / "cifarlab.db")
+    assert len(where) > 40
+    code, output = run("user", "create", "alice", columns=40)
+    assert code == 0 and f"created user alice in {where}\n" in output
+    code, output = run("token", "create", "alice", "--name", "laptop", columns=40)
+    assert code == 0 and where in output
+    token = re.search(r"^cl_[\w-]+$", output, re.MULTILINE)
+    assert token is not None and bearer(token.group(0)).get("/api/experiments").status_code == 200
