@@ -10,11 +10,12 @@ documented response). The compare page, its live poll and its CSV all read one
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.models import Status
 from app.services.comparison import (
@@ -324,6 +325,10 @@ class HyperparametersPublic(BaseModel):
 
 
 class McNemarPublic(BaseModel):
+    """The figures of ``McNemarResult`` the page and the API show, read from it by name."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     p_value: float
     statistic: float
     method: Literal["exact", "chi2"]
@@ -334,6 +339,8 @@ class McNemarPublic(BaseModel):
 
 class BootstrapPublic(BaseModel):
     """The accuracy difference b - a and its bootstrap confidence interval, as fractions."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     difference: float
     low: float
@@ -378,13 +385,7 @@ class ComparisonPublic(BaseModel):
 
 
 def _summary(summary: Summary, color: str) -> SummaryPublic:
-    return SummaryPublic(
-        id=summary.id, name=summary.name, model=summary.model, status=summary.status,
-        color=color, test_accuracy=summary.test_accuracy, macro_f1=summary.macro_f1,
-        parameters=summary.parameters, epochs=summary.epochs,
-        training_seconds=summary.training_seconds, seconds_per_epoch=summary.seconds_per_epoch,
-        images_per_second=summary.images_per_second, test_size=summary.test_size,
-    )  # fmt: skip
+    return SummaryPublic(**dataclasses.asdict(summary), color=color)
 
 
 def _pairing(pairing: Pairing, names: Mapping[int, str]) -> PairingPublic:
@@ -392,14 +393,8 @@ def _pairing(pairing: Pairing, names: Mapping[int, str]) -> PairingPublic:
     return PairingPublic(
         a=pairing.a,
         b=pairing.b,
-        mcnemar=None if test is None else McNemarPublic(
-            p_value=test.p_value, statistic=test.statistic, method=test.method,
-            only_a_correct=test.only_a_correct, only_b_correct=test.only_b_correct, n=test.n,
-        ),
-        bootstrap=None if interval is None else BootstrapPublic(
-            difference=interval.difference, low=interval.low, high=interval.high,
-            confidence=interval.confidence,
-        ),
+        mcnemar=None if test is None else McNemarPublic.model_validate(test),
+        bootstrap=None if interval is None else BootstrapPublic.model_validate(interval),
         text=pairing_text(pairing, names),
     )  # fmt: skip
 
