@@ -33,11 +33,17 @@ def test_the_api_and_the_page_filter_alike(session: Session) -> None:
         experiment.status = Status.failed if name == "beta" else Status.queued
     session.commit()
     client = TestClient(create_app())
-    query = {"status": "", "q": " a ", "owner": "me", "sort": "name", "order": "asc"}
+    query = {"q": "a", "owner": "me", "sort": "name", "order": "asc"}
     listed = client.get("/api/experiments", params=query)
     assert listed.status_code == 200, listed.text
     assert [item["name"] for item in listed.json()["items"]] == ["alpha", "beta", "gamma"]
     assert page_names(client.get("/", params=query).text) == ["alpha", "beta", "gamma"]
+    # The page's form sends empty fields, which filter nothing; the API documents `status`
+    # as one of the statuses, so it refuses an empty one (schemathesis found it accepted).
+    form = {**query, "status": "", "q": " a "}
+    assert page_names(client.get("/", params=form).text) == ["alpha", "beta", "gamma"]
+    blank = client.get("/api/experiments", params={"status": ""})
+    assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "status"
     failed = {"status": "failed", "sort": "nonsense"}
     assert page_names(client.get("/", params=failed).text) == ["beta"]
     refused = client.get("/api/experiments", params=failed)

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from app.core import crud
 from app.core.models import Status
@@ -32,19 +32,13 @@ class ExperimentFilters(BaseModel):
     sort: SortKey = Field(default=DEFAULT_SORT, description="Column to sort by")
     order: Literal["asc", "desc"] = "desc"
 
-    @field_validator("status", "model", "tag", "owner", "q", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        """The page's form sends every field, empty ones as ``""``: those filter nothing."""
-        if isinstance(value, str):
-            return value.strip() or None
-        return value
-
     @classmethod
     def lenient(cls, params: Mapping[str, str]) -> ExperimentFilters:
         """The filters a hand-edited URL names, leaving out any that do not parse (an unknown
-        sort column sorts by the default)."""
-        data = {name: params[name] for name in cls.model_fields if name in params}
+        sort column sorts by the default). The page's form sends every field, empty ones as
+        ``""``: those filter nothing. The API states no such rule, so it refuses ``status=``."""
+        given = {name: params[name].strip() for name in cls.model_fields if name in params}
+        data = {name: value for name, value in given.items() if value}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
