@@ -30,12 +30,14 @@ from app.core.models import (
     Evaluation,
     Experiment,
     Status,
+    Sweep,
     User,
     Worker,
     utcnow,
 )
 from app.core.report_import import ImportedReport
 from app.core.schemas import EpochMetricPublic, ExperimentSpec
+from app.core.sweeps import SweepSpec, Trial
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,11 @@ def create_experiment(
     owner_id: int | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    sweep_id: int | None = None,
 ) -> Experiment:
     experiment = Experiment(
         owner_id=owner_id,
+        sweep_id=sweep_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         name=spec.name,
@@ -304,13 +308,45 @@ def requeue(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+ACTIVE = (Status.queued, Status.running)
+
+
+def _holds_a_slot(experiment: type[Experiment] | Any) -> ColumnElement[bool]:
+    """Sent to the broker, or being sent: what a sweep's cap on parallel trials counts."""
+    return experiment.status.in_(ACTIVE) & (
+        experiment.enqueued_at.is_not(None) | experiment.enqueue_claimed_at.is_not(None)
+    )
+
+
+def _below_sweep_cap() -> ColumnElement[bool]:
+    """True for an experiment of no sweep, or of a sweep with fewer trials holding a slot than
+    its ``max_parallel`` (itself not counted, so a lapsed lease of its own can be retaken).
+    Checked again in the claim's UPDATE, so of the waiting trials only as many as fit are
+    sent; two web processes claiming at the same instant may pass the cap by one."""
+    sibling = aliased(Experiment)
+    in_flight = (
+        select(func.count())
+        .select_from(sibling)
+        .where(
+            sibling.sweep_id == Experiment.sweep_id,
+            sibling.id != Experiment.id,
+            _holds_a_slot(sibling),
+        )
+        .scalar_subquery()
+    )
+    cap = select(Sweep.max_parallel).where(Sweep.id == Experiment.sweep_id).scalar_subquery()
+    return Experiment.sweep_id.is_(None) | cap.is_(None) | (in_flight < cap)
+
+
 def _unsent(claimed_before: datetime) -> list[Any]:
-    """Queued, not taken by the broker, and nobody's send under way (or its lease ran out)."""
+    """Queued, not taken by the broker, nobody's send under way (or its lease ran out), and
+    room for it in its sweep's cap."""
     return [
         Experiment.status == Status.queued,
         Experiment.enqueued_at.is_(None),
         (Experiment.enqueue_claimed_at.is_(None))
         | (Experiment.enqueue_claimed_at < claimed_before),
+        _below_sweep_cap(),
     ]
 
 
@@ -341,13 +377,28 @@ def settle_send(*, session: Session, experiment_id: int, sent: bool) -> None:
     session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
 
 
+def is_enqueued(*, session: Session, experiment_id: int) -> bool:
+    """Whether the broker has taken this experiment's message (read now, not from the session's
+    copy)."""
+    enqueued_at = session.scalar(
+        select(Experiment.enqueued_at).where(Experiment.id == experiment_id)
+    )
+    return enqueued_at is not None
+
+
 def active_experiments(*, session: Session, owner_id: int | None) -> int:
-    """Queued or running experiments of one owner (None: those launched without accounts)."""
+    """Queued or running experiments of one owner (None: those launched without accounts).
+    A sweep's trials count once sent: those waiting behind its ``max_parallel`` were counted
+    when the sweep was launched, as the cap."""
     owner = Experiment.owner_id.is_(None) if owner_id is None else Experiment.owner_id == owner_id
     count = session.scalar(
         select(func.count())
         .select_from(Experiment)
-        .where(owner, Experiment.status.in_([Status.queued, Status.running]))
+        .where(
+            owner,
+            Experiment.status.in_(ACTIVE),
+            Experiment.sweep_id.is_(None) | _holds_a_slot(Experiment),
+        )
     )
     return int(count or 0)
 
@@ -734,3 +785,61 @@ def delete_finished(*, session: Session, experiment_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def create_sweep(
+    *, session: Session, spec: SweepSpec, trials: Sequence[Trial], owner_id: int | None
+) -> tuple[Sweep, list[Experiment]]:
+    """The sweep and every trial as queued experiments, flushed in one transaction: a sweep
+    is stored whole or not at all."""
+    sweep = Sweep(
+        owner_id=owner_id,
+        name=spec.name,
+        model=spec.model,
+        spec=spec.model_dump(mode="json"),
+        max_parallel=spec.max_parallel,
+    )
+    session.add(sweep)
+    session.flush()
+    experiments = [
+        create_experiment(session=session, spec=trial.spec, owner_id=owner_id, sweep_id=sweep.id)
+        for trial in trials
+    ]
+    return sweep, experiments
+
+
+def get_sweep(*, session: Session, sweep_id: int) -> Sweep | None:
+    return session.get(Sweep, sweep_id)
+
+
+def list_sweeps(
+    *, session: Session, limit: int = 50, offset: int = 0
+) -> tuple[Sequence[Sweep], int]:
+    """Newest first."""
+    total = session.scalar(select(func.count()).select_from(Sweep)) or 0
+    rows = session.scalars(
+        select(Sweep).order_by(Sweep.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return rows, total
+
+
+def sweep_trials(*, session: Session, sweep_id: int) -> Sequence[Experiment]:
+    """A sweep's trials in launch order."""
+    return session.scalars(
+        select(Experiment).where(Experiment.sweep_id == sweep_id).order_by(Experiment.id)
+    ).all()
+
+
+def sweep_status_counts(
+    *, session: Session, sweep_ids: Sequence[int]
+) -> dict[int | None, dict[Status, int]]:
+    """How many trials of each sweep are in each status, in one grouped query."""
+    counts: dict[int | None, dict[Status, int]] = {i: {} for i in sweep_ids}
+    rows = session.execute(
+        select(Experiment.sweep_id, Experiment.status, func.count())
+        .where(Experiment.sweep_id.in_(sweep_ids))
+        .group_by(Experiment.sweep_id, Experiment.status)
+    )
+    for sweep_id, status, count in rows:
+        counts[sweep_id][Status(status)] = count  # the WHERE leaves no NULL sweep_id
+    return counts

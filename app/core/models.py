@@ -82,6 +82,7 @@ class Status(enum.StrEnum):
     failed = "failed"
     cancelled = "cancelled"
     imported = "imported"  # a pasted classification report: no run behind it
+    pruned = "pruned"  # a sweep's trial stopped early for doing worse than its siblings
 
     @property
     def finished(self) -> bool:
@@ -167,6 +168,28 @@ class LoginFailure(Base):
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+class Sweep(Base):
+    """A set of trials launched together: a base spec, the axes it varies, and seeds
+    (``app.core.sweeps.SweepSpec``, stored whole in ``spec``). Each trial is an ordinary
+    experiment pointing back here; the sweep keeps what applies to all of them: how many may
+    run at once and the pruning rule."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Trials sent to the workers at once; the rest wait in the outbox. None: no cap.
+    max_parallel: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    owner: Mapped[User | None] = relationship(lazy="joined")
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
     # The list's default order, newest first: read from this index, not sorted from every row.
@@ -214,6 +237,12 @@ class Experiment(Base):
     # "<owner>:<Idempotency-Key>", so a client's retried launch finds its first one.
     idempotency_key: Mapped[str | None] = mapped_column(String(300), default=None, unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The sweep that launched it, if any; deleting a sweep would leave its runs standing.
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True, default=None
+    )
+    # Why a run stopped before its planned epochs without failing: "pruned at epoch 3 because".
+    stop_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
     @property
     def duration_seconds(self) -> float | None:
