@@ -321,8 +321,8 @@ def _holds_a_slot(experiment: type[Experiment] | Any) -> ColumnElement[bool]:
 def _below_sweep_cap() -> ColumnElement[bool]:
     """True for an experiment of no sweep, or of a sweep with fewer trials holding a slot than
     its ``max_parallel`` (itself not counted, so a lapsed lease of its own can be retaken).
-    Checked again in the claim's UPDATE, so of the waiting trials only as many as fit are
-    sent; two web processes claiming at the same instant may pass the cap by one."""
+    Part of the claim's UPDATE, so however a trial is sent (launch, outbox loop, retry) the cap
+    holds; two web processes claiming at the same instant may pass it by one."""
     sibling = aliased(Experiment)
     in_flight = (
         select(func.count())
@@ -339,33 +339,68 @@ def _below_sweep_cap() -> ColumnElement[bool]:
 
 
 def _unsent(claimed_before: datetime) -> list[Any]:
-    """Queued, not taken by the broker, nobody's send under way (or its lease ran out), and
-    room for it in its sweep's cap."""
+    """Queued, not taken by the broker, and nobody's send under way (or its lease ran out)."""
     return [
         Experiment.status == Status.queued,
         Experiment.enqueued_at.is_(None),
         (Experiment.enqueue_claimed_at.is_(None))
         | (Experiment.enqueue_claimed_at < claimed_before),
-        _below_sweep_cap(),
     ]
 
 
+def _free_slots(*, session: Session, sweep_ids: set[int]) -> dict[int, int | None]:
+    """Per sweep, how many more trials may be sent now (None: no cap), in one query each for
+    the caps and the trials holding slots."""
+    if not sweep_ids:
+        return {}
+    caps: dict[int, int | None] = {
+        sweep_id: cap
+        for sweep_id, cap in session.execute(
+            select(Sweep.id, Sweep.max_parallel).where(Sweep.id.in_(sweep_ids))
+        ).tuples()
+    }
+    held: dict[int | None, int] = {
+        sweep_id: count
+        for sweep_id, count in session.execute(
+            select(Experiment.sweep_id, func.count())
+            .where(Experiment.sweep_id.in_(sweep_ids), _holds_a_slot(Experiment))
+            .group_by(Experiment.sweep_id)
+        ).tuples()
+    }
+    return {
+        i: None if caps.get(i) is None else max(0, (caps[i] or 0) - held.get(i, 0))
+        for i in sweep_ids
+    }
+
+
 def unsent_experiments(*, session: Session, claimed_before: datetime, limit: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(Experiment.id)
-            .where(*_unsent(claimed_before))
-            .order_by(Experiment.id)
-            .limit(limit)
-        )
-    )
+    """The next experiments to send, in launch order, leaving out sweep trials past their
+    sweep's cap. The cap is counted once per sweep here, not per waiting trial: a 1,000-trial
+    sweep waiting behind a cap of 4 costs the outbox's loop two small queries."""
+    waiting = session.execute(
+        select(Experiment.id, Experiment.sweep_id)
+        .where(*_unsent(claimed_before))
+        .order_by(Experiment.id)
+    ).tuples()
+    rows = list(waiting)
+    free = _free_slots(session=session, sweep_ids={s for _, s in rows if s is not None})
+    chosen: list[int] = []
+    for experiment_id, sweep_id in rows:
+        if sweep_id is not None and free[sweep_id] is not None:
+            if free[sweep_id] == 0:
+                continue
+            free[sweep_id] = (free[sweep_id] or 0) - 1
+        chosen.append(experiment_id)
+        if len(chosen) == limit:
+            break
+    return chosen
 
 
 def claim_send(*, session: Session, experiment_id: int, claimed_before: datetime) -> bool:
     """Take the lease on sending this experiment: of several web processes, one wins."""
     result = session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id, *_unsent(claimed_before))
+        .where(Experiment.id == experiment_id, *_unsent(claimed_before), _below_sweep_cap())
         .values(enqueue_claimed_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
