@@ -4,6 +4,7 @@ real database with tiny synthetic per-image results."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -191,3 +192,29 @@ def test_api_refuses_an_unknown_group_and_too_many_groups(
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "ids"
     assert "13 seed groups" in response.json()["errors"][0]["message"]
+
+
+def test_the_compare_page_switches_to_seed_groups(client: TestClient, session: Session) -> None:
+    slow = group_of(session, 0.001, [30, 32, 28])
+    fast = group_of(session, 0.003, [10, 12])
+    ids = ",".join(str(e.id) for e in [*slow, *fast])
+    runs = client.get("/compare", params={"ids": ids})
+    assert runs.status_code == 200
+    assert f'href="/compare?ids={ids.replace(",", "%2C")}&amp;group=seed' in runs.text
+    page = client.get("/compare", params={"ids": ids, "group": "seed"})
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'aria-current="page">Seed groups' in html
+    assert html.count('<tr data-group="') == 2
+    assert "70.0 % ± 2.0" in html and 'data-verdict="larger"' in html
+    assert "different numbers of evaluated seeds" in html and "Fewer than 3" in html
+    data = json.loads(html.split('id="groups-data">')[1].split("</script>")[0])
+    bands = [
+        t["meta"]
+        for t in data["figures"]["group-accuracy-chart"]["data"]
+        if t["meta"]["kind"] == "band"
+    ]
+    assert {(m["group"], m["band"]) for m in bands} == {
+        (g, band) for g in (slow[0].id, fast[0].id) for band in ("std", "ci")
+    }
+    assert client.get("/compare", params={"ids": ids, "group": "runs"}).status_code == 422
