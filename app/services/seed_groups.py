@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import fmean, stdev
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,9 +51,12 @@ FEW_SEEDS = 3  # below this many seeds a group's spread is a guess
 CURVE_METRICS = ("accuracy", "val_accuracy", "loss", "val_loss")
 
 
-def _t_quantile(probability: float, df: float) -> float:
-    """Student's t quantile. scipy is imported here, not at the top: the web process imports
-    this module at start and needs scipy.stats only when a page shows seed groups."""
+@lru_cache(maxsize=256)
+def _t_quantile(probability: float, df: int) -> float:
+    """Student's t quantile, kept: a group's curves ask for the same few (one per seed count)
+    at every epoch, and each scipy call costs a quarter of a millisecond. scipy is imported
+    here, not at the top: the web process imports this module at start and needs scipy.stats
+    only when a page shows seed groups."""
     from scipy.stats import t
 
     return float(t.ppf(probability, df))
@@ -112,10 +115,11 @@ def estimate(values: Sequence[float]) -> Estimate:
     values = tuple(values)
     if not values:
         return Estimate(0, None, None, None, None, values)
-    mean = fmean(values)
+    mean = math.fsum(values) / len(values)
     if len(values) < 2:
         return Estimate(1, mean, None, None, None, values)
-    std = stdev(values)
+    # statistics.stdev is exact (fractions) and took most of a 2 x 10-seed page's time
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = _t_quantile((1 + CONFIDENCE) / 2, len(values) - 1) * std / math.sqrt(len(values))
     return Estimate(len(values), mean, std, mean - half, mean + half, values)
 
