@@ -22,6 +22,7 @@ from app.services.seed_groups import (
     group_experiments,
     load_seed_groups,
 )
+from app.web.seed_groups_public import seed_groups_public
 from tests.support.factories import make_evaluated, make_experiment
 
 LABELS = [i % 10 for i in range(100)]
@@ -109,12 +110,15 @@ def test_a_clear_difference_over_three_seeds_is_larger_than_the_noise(session: S
 def test_identical_groups_are_within_the_noise(session: Session) -> None:
     first = group_of(session, 0.001, [30, 32, 28])
     second = group_of(session, 0.003, [30, 32, 28])
-    [comparison] = compared(session, first, second).comparisons
+    result = compared(session, first, second)
+    [comparison] = result.comparisons
     assert comparison.difference == pytest.approx(0.0)
     assert comparison.welch is not None and comparison.welch.p_value == pytest.approx(1.0)
     assert comparison.verdict is Verdict.within
     assert comparison.pooled is not None
     assert comparison.pooled.result.only_a_correct == comparison.pooled.result.only_b_correct == 0
+    [words] = seed_groups_public(result).comparisons
+    assert "within the seed-to-seed noise" in words.text
 
 
 def test_unequal_seed_counts_and_single_seeds_warn_and_leave_the_verdict_open(
@@ -128,6 +132,8 @@ def test_unequal_seed_counts_and_single_seeds_warn_and_leave_the_verdict_open(
     assert kinds[GroupWarningKind.few_seeds] == {one[0].id: 1}
     [comparison] = result.comparisons
     assert comparison.welch is None and comparison.verdict is Verdict.unknown
+    [words] = seed_groups_public(result).comparisons
+    assert "noise cannot be estimated" in words.text
     assert comparison.pooled is not None and comparison.pooled.seeds == (0,)
 
 

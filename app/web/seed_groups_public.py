@@ -18,6 +18,7 @@ from app.core.models import Status
 from app.services.seed_groups import (
     ALPHA,
     FEW_SEEDS,
+    Estimate,
     GroupComparison,
     GroupWarning,
     GroupWarningKind,
@@ -189,8 +190,9 @@ def comparison_text(
     name_a, name_b = names[a.id], names[b.id]
     difference = comparison.difference
     if difference is None:
-        missing = " and ".join(names[g.id] for g in (a, b) if g.test_accuracy.n == 0)
-        return f"{missing} has no evaluated run yet, so the groups cannot be compared."
+        missing = [names[g.id] for g in (a, b) if g.test_accuracy.n == 0]
+        verb = "have" if len(missing) > 1 else "has"
+        return f"{' and '.join(missing)} {verb} no evaluated run yet, so no test can run."
     n_a, n_b = a.test_accuracy.n, b.test_accuracy.n
     direction = "higher" if difference > 0 else "lower"
     size = f"{_points(difference)} {direction}" if difference else "the same"
@@ -243,7 +245,7 @@ def warning_text(warning: GroupWarning, names: Mapping[int, str]) -> str:
 # --- the public model ---------------------------------------------------------------------------
 
 
-def _estimate(figure: Any) -> EstimatePublic:
+def _estimate(figure: Estimate) -> EstimatePublic:
     return EstimatePublic(**{**dataclasses.asdict(figure), "values": list(figure.values)})
 
 
