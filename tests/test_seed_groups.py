@@ -158,7 +158,9 @@ def test_api_compares_seed_groups_beyond_twelve_runs(client: TestClient, session
     slow = group_of(session, 0.001, [30, 32, 28, 31, 29, 30, 30])
     fast = group_of(session, 0.003, [10, 12, 8, 11, 9, 10, 10])
     ids = ",".join(str(e.id) for e in [*slow, *fast])
-    assert client.get("/api/compare", params={"ids": ids}).status_code == 422  # 14 runs
+    refused = client.get("/api/compare", params={"ids": ids})  # 14 runs, one by one
+    assert refused.status_code == 422
+    assert "group=seed compares more" in refused.json()["errors"][0]["message"]
     response = client.get(
         "/api/compare", params={"ids": ids, "group": "seed", "baseline": fast[2].id}
     )

@@ -420,7 +420,10 @@ def parse_ids(ids: str, *, limit: int = MAX_COMPARED) -> list[int]:
     parsed = [int(part) for part in parts]
     unique = list(dict.fromkeys(parsed))
     if not 2 <= len(unique) <= limit:
-        raise _ids_error(f"compare 2 to {limit} different experiments (got {len(unique)})")
+        message = f"compare 2 to {limit} different experiments (got {len(unique)})"
+        if len(unique) > limit == MAX_COMPARED:
+            message += "; group=seed compares more, as seed groups"
+        raise _ids_error(message)
     return unique
 
 
