@@ -442,8 +442,8 @@ def _seed_groups_page(
     ids: Sequence[str] | None,
     baseline: int | None,
 ) -> Response:
-    """The same runs as seed groups (see ``app.services.seed_groups``): drawn once, without
-    the live poll, since a group's figures are read when its runs have finished."""
+    """The same runs as seed groups (see ``app.services.seed_groups``), drawn once, without
+    the live poll: while runs still train the page says so, and a reload shows newer figures."""
     try:
         groups = load_seed_groups(session, histories, ",".join(ids or []), baseline)
     except NotFound as exc:
