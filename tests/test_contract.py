@@ -69,13 +69,14 @@ def test_15_openapi_documents_error_bodies_as_they_are(client: TestClient) -> No
 
 
 def test_openapi_documents_the_comparison_and_the_statuses(client: TestClient) -> None:
-    """GET /api/compare names its body (ComparisonPublic) field by field, and an experiment's
-    ``status`` lists the values it takes."""
+    """GET /api/compare names its bodies (ComparisonPublic, or SeedGroupsPublic with
+    group=seed) field by field, and an experiment's ``status`` lists the values it takes."""
     schema = client.get("/openapi.json").json()
     content = schema["paths"]["/api/compare"]["get"]["responses"]["200"]["content"]
-    ref = content["application/json"]["schema"]["$ref"]
+    refs = [option["$ref"] for option in content["application/json"]["schema"]["anyOf"]]
     components = schema["components"]["schemas"]
-    comparison = components[ref.rsplit("/", 1)[1]]
+    comparison, groups = (components[ref.rsplit("/", 1)[1]] for ref in refs)
+    assert set(groups["required"]) == {"baseline_id", "groups", "comparisons", "warnings"}
     assert set(comparison["required"]) == {
         "baseline_id", "experiments", "warnings", "per_class", "hyperparameters",
         "significance", "diagnostics", "curves", "confusion_matrices",

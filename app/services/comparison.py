@@ -408,9 +408,10 @@ def _ids_error(message: str) -> SpecError:
     return SpecError([FieldError(field="ids", message=message)])
 
 
-def parse_ids(ids: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: two to MAX_COMPARED distinct ids, in the order given. Raises
-    ``SpecError`` (422) naming ``ids``."""
+def parse_ids(ids: str, *, limit: int = MAX_COMPARED) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: two to ``limit`` distinct ids, in the order given (seed groups
+    take more ids than single runs, see ``app.services.seed_groups``). Raises ``SpecError``
+    (422) naming ``ids``."""
     parts = [part.strip() for part in ids.split(",") if part.strip()]
     if not all(part.isascii() and part.isdigit() for part in parts):
         raise _ids_error(f"write experiment ids as 1,2,3 (got {ids[:100]!r})")
@@ -418,8 +419,11 @@ def parse_ids(ids: str) -> list[int]:
         raise _ids_error(f"experiment ids are 1 to {INTEGER_MAX}")
     parsed = [int(part) for part in parts]
     unique = list(dict.fromkeys(parsed))
-    if not 2 <= len(unique) <= MAX_COMPARED:
-        raise _ids_error(f"compare 2 to {MAX_COMPARED} different experiments (got {len(unique)})")
+    if not 2 <= len(unique) <= limit:
+        message = f"compare 2 to {limit} different experiments (got {len(unique)})"
+        if len(unique) > limit == MAX_COMPARED:
+            message += "; group=seed compares more, as seed groups"
+        raise _ids_error(message)
     return unique
 
 
@@ -445,6 +449,16 @@ def load_comparison(
     """The experiments in the order given, and what the compare page and API show of them.
     Epochs are read only for experiments whose history is not already kept."""
     experiments = load_for_comparison(session, ids)
+    return experiments, build_comparison(
+        experiments, load_histories(session, histories, experiments), baseline
+    )
+
+
+def load_histories(
+    session: Session, histories: HistoryCache, experiments: Sequence[Experiment]
+) -> dict[int, History]:
+    """Each experiment's History by id; epochs are read, in one query, only for experiments
+    whose history is not already kept."""
     kept = {e.id: h for e in experiments if (h := histories.get(e)) is not None}
     missing = [e for e in experiments if e.id not in kept]
     if missing:
@@ -452,4 +466,4 @@ def load_comparison(
         for experiment in missing:
             kept[experiment.id] = history(experiment, epochs[experiment.id])
             histories.put(experiment, kept[experiment.id])
-    return experiments, build_comparison(experiments, kept, baseline)
+    return kept

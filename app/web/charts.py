@@ -616,3 +616,148 @@ def has_gallery(experiment: Experiment) -> bool:
     neither, so their matrix cells open nothing."""
     evaluation = experiment.evaluation
     return evaluation is not None and evaluation.test_set_fingerprint is not None
+
+
+# --- seed groups: mean curves with bands, F1 and accuracy with their spread ---------------------
+
+BANDS = ("std", "ci")  # ±1 standard deviation over seeds, or the 95 % t-interval of the mean
+BAND_ALPHA = 0.18
+
+
+def _translucent(color: str, alpha: float) -> str:
+    """``#rrggbb`` as ``rgba(r, g, b, alpha)``: a band in its group's colour, see-through."""
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
+def _band_trace(
+    group: Mapping[str, Any], points: Sequence[Mapping[str, Any]], band: str
+) -> dict[str, Any]:
+    """One closed polygon, upper edge forward and lower edge back; where fewer than two seeds
+    reached an epoch the band closes on the mean."""
+    x = [int(p["epoch"]) for p in points]
+    if band == "std":
+        upper = [p["mean"] + (p["std"] or 0.0) for p in points]
+        lower = [p["mean"] - (p["std"] or 0.0) for p in points]
+    else:
+        upper = [p["mean"] if p["ci_high"] is None else p["ci_high"] for p in points]
+        lower = [p["mean"] if p["ci_low"] is None else p["ci_low"] for p in points]
+    return {
+        "type": "scatter", "mode": "lines", "name": plot_text(group["label"]),
+        "x": x + x[::-1], "y": upper + lower[::-1], "fill": "toself",
+        "fillcolor": _translucent(group["color"], BAND_ALPHA), "line": {"width": 0},
+        "hoverinfo": "skip", "visible": band == BANDS[0],
+        "meta": {"group": group["id"], "kind": "band", "band": band},
+    }  # fmt: skip
+
+
+def _mean_trace(
+    group: Mapping[str, Any], points: Sequence[Mapping[str, Any]], value_format: str
+) -> dict[str, Any]:
+    return {
+        "type": "scatter", "mode": "lines+markers", "name": plot_text(group["label"]),
+        "x": [int(p["epoch"]) for p in points], "y": [p["mean"] for p in points],
+        "customdata": [[p["n"], p["std"]] for p in points],
+        "line": {"color": group["color"], "width": 2.5}, "marker": {"size": 5},
+        "meta": {"group": group["id"], "kind": "mean"},
+        "hovertemplate": f"<b>%{{fullData.name}}</b><br>epoch %{{x}}: mean %{{y:{value_format}}}"
+        f" ± %{{customdata[1]:{value_format}}} (n = %{{customdata[0]}})<extra></extra>",
+    }  # fmt: skip
+
+
+def group_curves_figure(groups: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+    """Each seed group's mean validation ``metric`` per epoch in its colour, with both bands
+    drawn (±1 std shown, the 95 % CI hidden): the page switches between them in place.
+    ``groups`` as ``SeedGroupPublic.model_dump()`` gives them."""
+    value_format = ".2%" if "accuracy" in metric else ".4f"
+    data: list[dict[str, Any]] = []
+    longest = 0
+    for group in groups:
+        points = group["curves"].get(metric, [])
+        if not points:
+            continue
+        longest = max(longest, *(int(p["epoch"]) for p in points))
+        data += [_band_trace(group, points, band) for band in BANDS]
+        data.append(_mean_trace(group, points, value_format))
+    title = ("Validation " + metric.removeprefix("val_")).capitalize()
+    layout = _base_layout(f"{title}, mean over seeds")
+    yaxis: dict[str, Any] = {"title": {"text": title}, "gridcolor": GRID_COLOR, "zeroline": False}
+    if "accuracy" in metric:
+        yaxis["tickformat"] = "~%"
+    layout.update(
+        xaxis=_epoch_axis(longest, None), yaxis=yaxis, showlegend=False, hovermode="closest"
+    )
+    if not longest:
+        _mark_waiting(layout)
+    return {"data": data, "layout": layout}
+
+
+def group_f1_figure(groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """F1 per class as grouped bars of the mean over seeds, one colour per group, with ±1
+    std whiskers: a class where the whiskers overlap is no win for either group."""
+    classes: list[str] = []
+    for group in groups:
+        classes += [name for name in group["per_class_f1"] if name not in classes]
+    data = []
+    for group in groups:
+        figures = [group["per_class_f1"].get(name) or {} for name in classes]
+        data.append(
+            {
+                "type": "bar", "name": plot_text(group["label"]),
+                "x": [plot_text(name) for name in classes],
+                "y": [f.get("mean") for f in figures],
+                "error_y": {"type": "data", "array": [f.get("std") or 0 for f in figures],
+                            "visible": True, "color": "#344054", "thickness": 1.2},
+                "customdata": [f.get("n", 0) for f in figures],
+                "marker": {"color": group["color"]},
+                "meta": {"group": group["id"], "kind": "bar"},
+                "hovertemplate": "<b>%{fullData.name}</b><br>%{x}: F1 %{y:.3f} "
+                "(n = %{customdata})<extra></extra>",
+            }
+        )  # fmt: skip
+    layout = _base_layout("F1 per class, mean ± std over seeds")
+    layout.update(
+        barmode="group", bargap=0.25, bargroupgap=0.05, showlegend=False,
+        xaxis={"type": "category"},
+        yaxis={"title": {"text": "F1"}, "range": [0, 1.05], "gridcolor": GRID_COLOR},
+    )  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
+def group_accuracy_figure(groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each seed's test accuracy as a dot beside its group's mean ± std: the spread the
+    difference between groups is weighed against, seen."""
+    data = []
+    for group in groups:
+        accuracy = group["test_accuracy"]
+        label = plot_text(group["label"])
+        data.append(
+            {
+                "type": "scatter", "mode": "markers", "name": label,
+                "x": [label] * len(accuracy["values"]), "y": accuracy["values"],
+                "marker": {"color": _translucent(group["color"], 0.55), "size": 9},
+                "meta": {"group": group["id"], "kind": "seed"},
+                "hovertemplate": "<b>%{fullData.name}</b><br>one seed: %{y:.2%}<extra></extra>",
+            }
+        )  # fmt: skip
+        if accuracy["mean"] is not None:
+            data.append(
+                {
+                    "type": "scatter", "mode": "markers", "name": label,
+                    "x": [label], "y": [accuracy["mean"]],
+                    "error_y": {"type": "data", "array": [accuracy["std"] or 0],
+                                "visible": True, "color": group["color"], "thickness": 2},
+                    "marker": {"color": group["color"], "size": 14, "symbol": "line-ew-open",
+                               "line": {"width": 3, "color": group["color"]}},
+                    "meta": {"group": group["id"], "kind": "mean"},
+                    "hovertemplate": f"<b>%{{fullData.name}}</b><br>mean %{{y:.2%}} ± "
+                    f"{(accuracy['std'] or 0) * 100:.2f} points (n = {accuracy['n']})"
+                    "<extra></extra>",
+                }
+            )  # fmt: skip
+    layout = _base_layout("Test accuracy per seed, and mean ± std")
+    layout.update(
+        showlegend=False, hovermode="closest", xaxis={"type": "category"},
+        yaxis={"title": {"text": "Test accuracy"}, "tickformat": "~%", "gridcolor": GRID_COLOR},
+    )  # fmt: skip
+    return {"data": data, "layout": layout}

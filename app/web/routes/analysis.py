@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -28,32 +28,44 @@ from app.core.schemas import (
 )
 from app.services import importing
 from app.services.comparison import load_comparison, parse_ids
+from app.services.seed_groups import MAX_GROUPED_IDS, MAX_GROUPS, load_seed_groups
 from app.web.auth import ActorDep, viewer
 from app.web.deps import HistoriesDep, SessionDep
 from app.web.json_text import JsonText
 from app.web.presentation import ComparisonPublic, comparison_public
+from app.web.seed_groups_public import SeedGroupsPublic, seed_groups_public
 
 router = APIRouter(
     prefix="/api", tags=["analysis"], dependencies=[Depends(viewer)], responses=ERROR_RESPONSES
 )
 
 
-@router.get("/compare", response_class=JsonText, response_model=ComparisonPublic)
+@router.get("/compare", response_class=JsonText, response_model=ComparisonPublic | SeedGroupsPublic)
 def compare(
     session: SessionDep,
     histories: HistoriesDep,
     ids: Annotated[
         str,
         Query(
-            description="2 to 12 different experiment ids, comma-separated: 1,2,3",
+            description=(
+                "2 to 12 different experiment ids, comma-separated: 1,2,3; with group=seed, "
+                f"up to {MAX_GROUPED_IDS} ids forming at most {MAX_GROUPS} seed groups"
+            ),
             pattern=r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$",
         ),
     ],
     baseline: Annotated[RowId | None, Query(description="Deltas and tests are against it")] = None,
+    group: Annotated[
+        Literal["seed"] | None,
+        Query(description="seed: compare groups of runs that differ only in their seed"),
+    ] = None,
 ) -> JsonText:
     """What the compare page shows: summaries, per-class table with best and deltas,
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
-    and confusion matrices."""
+    and confusion matrices. With ``group=seed``: the seed groups the runs form, each as
+    mean ± std over its seeds, and each group against the baseline's group."""
+    if group == "seed":
+        return JsonText(seed_groups_public(load_seed_groups(session, histories, ids, baseline)))
     comparison = load_comparison(session, histories, parse_ids(ids), baseline)[1]
     return JsonText(comparison_public(comparison))
 

@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlencode
 
 from fastapi import Query, Request
@@ -32,6 +32,7 @@ from app.services.comparison import (
 )
 from app.services.errors import NotFound
 from app.services.history_cache import HistoryCache
+from app.services.seed_groups import load_seed_groups
 from app.web.charts import (
     comparison_confusion_figures,
     comparison_curves_figure,
@@ -52,6 +53,8 @@ from app.web.presentation import (
     SummaryPublic,
     comparison_public,
 )
+from app.web.seed_group_page import group_context
+from app.web.seed_groups_public import seed_groups_public
 from app.web.templating import FRAGMENT_VIEWER, SIGNED_IN, error_page, page_router, templates
 
 router = page_router()
@@ -223,6 +226,7 @@ def _urls(ids: str, baseline_id: int) -> dict[str, str]:
     query = urlencode({"ids": ids, "baseline": baseline_id})
     return {
         "json": f"/api/compare?{query}",
+        "groups": f"/compare?{urlencode({'ids': ids, 'group': 'seed', 'baseline': baseline_id})}",
         "csv": f"/compare.csv?{query}",
         "live": f"/compare/live?{query}",
         "difference": "/compare/difference",
@@ -396,6 +400,10 @@ def csv_rows(comparison: ComparisonPublic) -> list[list[str]]:
 IdsQuery = Annotated[
     list[str] | None, Query(description="Experiment ids: ids=1,2,3 or ids=1&ids=2&ids=3")
 ]
+GroupQuery = Annotated[
+    Literal["seed"] | None,
+    Query(description="seed: show the seed groups the runs form instead of each run"),
+]
 
 
 def _sections(context: dict[str, Any]) -> dict[str, str]:
@@ -412,7 +420,10 @@ def compare_page(
     histories: HistoriesDep,
     ids: IdsQuery = None,
     baseline: RowId | None = None,
+    group: GroupQuery = None,
 ) -> Response:
+    if group == "seed":
+        return _seed_groups_page(request, session, histories, ids, baseline)
     try:
         experiments, comparison = load_comparison(session, histories, ids, baseline)
     except NotFound as exc:
@@ -422,6 +433,25 @@ def compare_page(
     context = compare_context(experiments, comparison)
     context["page_data"] = page_data(context, comparison)
     return templates.TemplateResponse(request, "compare.html", context)
+
+
+def _seed_groups_page(
+    request: Request,
+    session: Session,
+    histories: HistoryCache,
+    ids: Sequence[str] | None,
+    baseline: int | None,
+) -> Response:
+    """The same runs as seed groups (see ``app.services.seed_groups``), drawn once, without
+    the live poll: while runs still train the page says so, and a reload shows newer figures."""
+    try:
+        groups = load_seed_groups(session, histories, ",".join(ids or []), baseline)
+    except NotFound as exc:
+        return error_page(request, 404, str(exc))
+    except SpecError as exc:
+        return error_page(request, 422, str(exc))
+    context = group_context(seed_groups_public(groups))
+    return templates.TemplateResponse(request, "compare_groups.html", context)
 
 
 @router.get("/compare/live", dependencies=FRAGMENT_VIEWER)
