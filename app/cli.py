@@ -640,8 +640,9 @@ def build_sweep(
     body of ``POST /api/sweeps``; the server validates it and every trial."""
     base = base_spec(preset, model)
     base["hyperparameters"].update(parse_assignments(assignments))
+    default_name = f"{base['name']} sweep" if preset else f"{base['model']} sweep from the CLI"
     sweep: dict[str, Any] = {
-        "name": name or f"{base['name']} sweep",
+        "name": name or default_name,
         "model": base["model"],
         "tags": [*base.get("tags", []), *tags],
         "hyperparameters": base["hyperparameters"],

@@ -40,7 +40,7 @@ def test_options_build_a_sweep_the_core_expands() -> None:
 def test_a_bare_sweep_leaves_the_server_its_defaults() -> None:
     body = build_sweep(**options(model="custom_cnn", grid=["epochs=1,2"]))
     assert set(body) == {"name", "model", "tags", "hyperparameters", "grid", "random"}
-    assert body["name"] == "custom_cnn from the CLI sweep"
+    assert body["name"] == "custom_cnn sweep from the CLI"
 
 
 @pytest.mark.parametrize(
