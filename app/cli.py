@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -296,18 +298,41 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
             console.print(f"created admin user {admin.username} (CIFARLAB_ADMIN_USER)")
 
 
+def parse_value(raw: str) -> Any:
+    """A value on the command line: JSON (numbers, null, true) or else text."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _split(option: str, assignment: str, example: str) -> tuple[str, str]:
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{option} {assignment!r}: write it as key=value, e.g. {example}")
+    return key.strip(), raw
+
+
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     """`--set key=value`: values read as JSON (numbers, null, true) or else as text."""
-    values: dict[str, Any] = {}
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {assignment!r}: write it as key=value, e.g. epochs=2")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw
-    return values
+    return {
+        key: parse_value(raw)
+        for key, raw in (_split("--set", assignment, "epochs=2") for assignment in assignments)
+    }
+
+
+def base_spec(preset: str | None, model: str | None) -> dict[str, Any]:
+    """A preset's spec, or ``model`` (default custom_cnn) with its defaults, as plain JSON:
+    what `launch` and `sweep` start from."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"no preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        base = PRESETS[preset].spec.model_dump(mode="json")
+        if model is not None and model != base["model"]:
+            raise ValueError(f"preset {preset} trains {base['model']}; drop --model {model}")
+        return base
+    model = model or "custom_cnn"
+    return {"name": f"{model} from the CLI", "model": model, "hyperparameters": {}}
 
 
 def build_spec(
@@ -319,15 +344,7 @@ def build_spec(
     tags: list[str],
 ) -> dict[str, Any]:
     """A spec from a preset (or a model's defaults) with `--set` overrides, as plain JSON."""
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"no preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        base = PRESETS[preset].spec.model_dump(mode="json")
-        if model is not None and model != base["model"]:
-            raise ValueError(f"preset {preset} trains {base['model']}; drop --model {model}")
-    else:
-        model = model or "custom_cnn"
-        base = {"name": f"{model} from the CLI", "model": model, "hyperparameters": {}}
+    base = base_spec(preset, model)
     base["hyperparameters"].update(parse_assignments(assignments))
     base["name"] = name or base["name"]
     base["tags"] = [*base.get("tags", []), *tags]
@@ -527,6 +544,317 @@ def workers(api_url: ApiUrl = None) -> None:
         )
         table.add_row(row["name"], row["device"], restarts, label)
     console.print(table)
+
+
+class _SweepFileLoader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-3`` (an exponent without a dot) as text; a sweep file writes
+    learning rates that way, so here it is a number, as in JSON."""
+
+
+_SweepFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_sweep_file(path: Path) -> Any:
+    """A sweep as a YAML or JSON file, in the body ``POST /api/sweeps`` takes."""
+    if path.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        raise ValueError(f"{path}: give a .yaml, .yml or .json file")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_SweepFileLoader)  # noqa: S506 (a SafeLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+
+
+RANDOM_EXAMPLE = "learning_rate=log_uniform:1e-4:1e-1"
+
+
+def parse_grid(axes: list[str]) -> dict[str, list[Any]]:
+    """`--grid name=v1,v2,...`: each value read as `--set` reads one."""
+    grid = {}
+    for axis in axes:
+        key, raw = _split("--grid", axis, "learning_rate=1e-3,3e-3")
+        grid[key] = [parse_value(value.strip()) for value in raw.split(",")]
+    return grid
+
+
+def parse_random(axes: list[str]) -> dict[str, dict[str, Any]]:
+    """`--random name=uniform:LOW:HIGH`, `name=log_uniform:LOW:HIGH` or `name=choice:A,B`."""
+    drawn: dict[str, dict[str, Any]] = {}
+    for axis in axes:
+        key, raw = _split("--random", axis, RANDOM_EXAMPLE)
+        distribution, _, rest = raw.partition(":")
+        low, sep, high = rest.partition(":")
+        if distribution == "choice" and rest:
+            values = [parse_value(value.strip()) for value in rest.split(",")]
+            drawn[key] = {"distribution": distribution, "values": values}
+        elif distribution in ("uniform", "log_uniform") and sep:
+            drawn[key] = {"distribution": distribution, "low": parse_value(low),
+                          "high": parse_value(high)}  # fmt: skip
+        else:
+            raise ValueError(
+                f"--random {axis!r}: write name=uniform:LOW:HIGH, name=log_uniform:LOW:HIGH "
+                f"or name=choice:A,B, e.g. {RANDOM_EXAMPLE}"
+            )
+    return drawn
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """`--seeds 3`: seeds 0, 1 and 2; `--seeds 0,1,2` (or `7,` for one): those seeds."""
+    parts = [part.strip() for part in text.split(",")]
+    if "," in text:
+        parts = [part for part in parts if part]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValueError(f"--seeds {text!r}: give a count (3) or a list of seeds (0,1,2)")
+    return int(parts[0]) if "," not in text else [int(part) for part in parts]
+
+
+class PruneRule(enum.StrEnum):
+    median = "median"
+    asha = "asha"
+
+
+def build_sweep(
+    *,
+    preset: str | None,
+    model: str | None,
+    assignments: list[str],
+    grid: list[str],
+    random: list[str],
+    trials: int | None,
+    seeds: str | None,
+    max_parallel: int | None,
+    prune: PruneRule | None,
+    name: str | None,
+    tags: list[str],
+) -> dict[str, Any]:
+    """A sweep from a preset (or a model's defaults), `--set` overrides and the axes, as the
+    body of ``POST /api/sweeps``; the server validates it and every trial."""
+    base = base_spec(preset, model)
+    base["hyperparameters"].update(parse_assignments(assignments))
+    default_name = f"{base['name']} sweep" if preset else f"{base['model']} sweep from the CLI"
+    sweep: dict[str, Any] = {
+        "name": name or default_name,
+        "model": base["model"],
+        "tags": [*base.get("tags", []), *tags],
+        "hyperparameters": base["hyperparameters"],
+        "grid": parse_grid(grid),
+        "random": parse_random(random),
+    }
+    optional = {"trials": trials, "max_parallel": max_parallel,
+                "seeds": None if seeds is None else parse_seeds(seeds),
+                "pruning": None if prune is None else {"rule": prune.value}}  # fmt: skip
+    return sweep | {key: value for key, value in optional.items() if value is not None}
+
+
+ACTIVE = ("queued", "running")
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    order = [*ACTIVE, "succeeded", "pruned", "failed", "cancelled"]
+    known = sorted(counts, key=lambda status: order.index(status) if status in order else 99)
+    return ", ".join(f"{counts[status]} {status}" for status in known)
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _trial_label(trial: dict[str, Any]) -> str:
+    point = ", ".join(f"{key}={_value_text(value)}" for key, value in trial["point"].items())
+    return f"trial {trial['id']} ({point})"
+
+
+def _print_sweep(sweep: dict[str, Any]) -> None:
+    """The trial table: varied values, seed, status and best metric; then the best trial."""
+    metric = sweep["metric"]
+    table = Table("trial", *sweep["varied"], "seed", "status", f"best {metric}", "test acc",
+                  "note", title=f"sweep {sweep['id']}: {sweep['name']}")  # fmt: skip
+    for trial in sweep["trials"]:
+        point = trial["point"]
+        table.add_row(
+            str(trial["id"]), *(_value_text(point.get(name)) for name in sweep["varied"]),
+            str(point.get("seed")), trial["status"],
+            "" if trial["best_metric"] is None else f"{trial['best_metric']:.4f}",
+            "" if trial["test_accuracy"] is None else f"{trial['test_accuracy']:.4f}",
+            trial["stop_reason"] or trial["error"] or "",
+        )  # fmt: skip
+    console.print(table)
+    console.print(_counts_text(sweep["counts"]), highlight=False)
+    best = sweep["best"]
+    if best is not None:
+        console.print(f"best: {_trial_label(best)}: {metric} {best['best_metric']:.4f}",
+                      highlight=False)  # fmt: skip
+
+
+def _follow_sweep(client: ApiClient, sweep_id: int) -> dict[str, Any]:
+    """A line each time the counts change, until every trial has finished; then the table."""
+    last = None
+    while True:
+        sweep = client.sweep(sweep_id)
+        active = sum(sweep["counts"].get(status, 0) for status in ACTIVE)
+        line = f"{sweep['trial_count'] - active}/{sweep['trial_count']} finished: " + (
+            _counts_text(sweep["counts"])
+        )
+        if sweep["eta_seconds"] and active:
+            line += f"; about {sweep['eta_seconds']:.0f} s left"
+        if line != last:
+            console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
+            last = line
+        if not active:
+            break
+        time.sleep(1.0)
+    _print_sweep(sweep)
+    return sweep
+
+
+@cli.command()
+def sweep(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The whole sweep as YAML or JSON (the body of POST /api/sweeps), "
+            "instead of the options below.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model to train (see `cifarlab models`); default custom_cnn.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a ready spec (see `cifarlab presets`).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Hyperparameter every trial has, as key=value; repeatable."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="Values to try, all combined: learning_rate=1e-3,3e-3; repeatable."),
+    ] = None,
+    random: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Drawn --trials times: {RANDOM_EXAMPLE}, dense_units=uniform:16:64 "
+            "or optimizer=choice:adam,sgd; repeatable."
+        ),
+    ] = None,
+    trials: Annotated[int | None, typer.Option(help="Random draws (with --random).")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="A count (3: seeds 0-2) or a list (0,1,2); default: seed 0.")
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option(help="Trials running at once; default: no cap.")
+    ] = None,
+    prune: Annotated[
+        PruneRule | None, typer.Option(help="Stop bad trials early; default: never.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Sweep name.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag of every trial; repeatable.")] = None,
+    follow: Annotated[bool, typer.Option(help="Show progress until every trial ends.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Launch a sweep through the API: a base spec, axes that vary it, and seeds."""
+    options = (model, preset, set_, grid, random, trials, seeds, max_parallel, prune, name, tag)
+    try:
+        if file is not None:
+            if any(option not in (None, []) for option in options):
+                raise ValueError("give the sweep as FILE or as options, not both")
+            body = load_sweep_file(file)
+        else:
+            body = build_sweep(
+                preset=preset, model=model, assignments=set_ or [], grid=grid or [],
+                random=random or [], trials=trials, seeds=seeds, max_parallel=max_parallel,
+                prune=prune, name=name, tags=tag or [],
+            )  # fmt: skip
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    client = _client(api_url)
+    try:
+        launched = client.launch_sweep(body)
+        ids = launched["experiment_ids"]
+        console.print(
+            f"launched sweep {launched['id']}: {len(ids)} trials: "
+            f"{client.base_url}/sweeps/{launched['id']}",
+            highlight=False,
+        )
+        console.print(f"trial ids: {' '.join(map(str, ids))}", highlight=False)
+        if follow:
+            finished = _follow_sweep(client, launched["id"])
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    if follow:
+        lost = {k: n for k, n in finished["counts"].items() if k in ("failed", "cancelled")}
+        if lost:
+            raise _fail(f"sweep {launched['id']}: {_counts_text(lost)}; "
+                        f"`cifarlab sweeps retry {launched['id']}` runs them again")  # fmt: skip
+
+
+sweeps_cli = typer.Typer(help="Sweeps: list them, show one's trials, cancel or retry them.")
+cli.add_typer(sweeps_cli, name="sweeps")
+
+
+@sweeps_cli.callback(invoke_without_command=True)
+def sweeps_list(
+    context: typer.Context,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    api_url: ApiUrl = None,
+) -> None:
+    """List sweeps, newest first, with their trials' statuses (or run a command below)."""
+    if context.invoked_subcommand is not None:
+        return
+    try:
+        page = _client(api_url).sweeps(limit=limit)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("id", "name", "model", "trials", "status", "created")
+    for item in page["items"]:
+        table.add_row(str(item["id"]), item["name"], item["model"], str(item["trial_count"]),
+                      _counts_text(item["counts"]), item["created_at"][:19])  # fmt: skip
+    console.print(table)
+    console.print(f"{len(page['items'])} of {page['total']}")
+
+
+@sweeps_cli.command("show")
+def sweeps_show(sweep_id: int, api_url: ApiUrl = None) -> None:
+    """Show a sweep's trials (varied values, seed, status, best metric) and its best trial."""
+    client = _client(api_url)
+    try:
+        found = client.sweep(sweep_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    _print_sweep(found)
+    console.print(f"{client.base_url}/sweeps/{sweep_id}", highlight=False)
+
+
+@sweeps_cli.command("cancel")
+def sweeps_cancel(sweep_id: int, api_url: ApiUrl = None) -> None:
+    """Cancel a sweep's queued and running trials; finished ones keep their results."""
+    try:
+        ids = _client(api_url).cancel_sweep(sweep_id)["experiment_ids"]
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"sweep {sweep_id}: cancelled {len(ids)} trials {' '.join(map(str, ids))}",
+                  highlight=False)  # fmt: skip
+
+
+@sweeps_cli.command("retry")
+def sweeps_retry(sweep_id: int, api_url: ApiUrl = None) -> None:
+    """Queue a sweep's failed and cancelled trials again, under its cap."""
+    try:
+        ids = _client(api_url).retry_sweep(sweep_id)["experiment_ids"]
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"sweep {sweep_id}: retrying {len(ids)} trials {' '.join(map(str, ids))}",
+                  highlight=False)  # fmt: skip
 
 
 bench_cli = typer.Typer(help="Benchmarks; each prints a table, then one JSON line.")

@@ -56,3 +56,18 @@ class ApiClient:
 
     def workers(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/workers")  # type: ignore[no-any-return]
+
+    def launch_sweep(self, sweep: Any) -> dict[str, Any]:
+        return self._request("POST", "/api/sweeps", json=sweep)  # type: ignore[no-any-return]
+
+    def sweeps(self, **params: Any) -> dict[str, Any]:
+        return self._request("GET", "/api/sweeps", params=params)  # type: ignore[no-any-return]
+
+    def sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/sweeps/{sweep_id}")  # type: ignore[no-any-return]
+
+    def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/sweeps/{sweep_id}/cancel")  # type: ignore[no-any-return]
+
+    def retry_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/sweeps/{sweep_id}/retry")  # type: ignore[no-any-return]

@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import get_settings
-from app.core.models import Experiment, User
+from app.core.models import Experiment, Sweep, User
 from app.services import accounts
 from app.services.security import new_csrf_token
 from app.web.deps import SessionDep
@@ -48,10 +48,10 @@ class Principal:
     def user_id(self) -> int | None:
         return self.user.id if self.user else None
 
-    def can_modify(self, experiment: Experiment) -> bool:
+    def can_modify(self, owned: Experiment | Sweep) -> bool:
         if not self.auth_required:
             return True
-        return self.user is not None and (self.user.is_admin or experiment.owner_id == self.user.id)
+        return self.user is not None and (self.user.is_admin or owned.owner_id == self.user.id)
 
 
 def auth_required(session: Session) -> bool:
@@ -134,11 +134,11 @@ def actor(principal: Annotated[Principal, Depends(viewer)], request: Request) ->
     return principal
 
 
-def ensure_can_modify(principal: Principal, experiment: Experiment) -> None:
-    if not principal.can_modify(experiment):
+def ensure_can_modify(principal: Principal, owned: Experiment | Sweep) -> None:
+    if not principal.can_modify(owned):
+        kind = "sweep" if isinstance(owned, Sweep) else "experiment"
         raise HTTPException(
-            403,
-            detail=f"only the owner of experiment {experiment.id} or an admin can change it",
+            403, detail=f"only the owner of {kind} {owned.id} or an admin can change it"
         )
 
 

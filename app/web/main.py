@@ -29,6 +29,7 @@ from app.web.routes import (
     launch_pages,
     list_page,
     static_files,
+    sweeps_api,
     workers_page,
 )
 from app.web.security_headers import SecurityHeaders
@@ -39,6 +40,7 @@ REDOC_URL = "/redoc"
 ROUTERS = (
     api.public_router,
     api.router,
+    sweeps_api.router,
     analysis.router,
     events.router,
     auth_pages.router,
