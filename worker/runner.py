@@ -27,6 +27,7 @@ from worker.data import (
 )
 from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_test_images
 from worker.hardware import without_cuinit_noise
+from worker.lease import holding
 from worker.pruning import TrialPruner
 from worker.training import Trainer, TrainingData, precision_policy
 
@@ -147,7 +148,10 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
     if trainer.cancelled:
         return RunOutcome(cancelled=True)
     if trainer.pruned:
-        checkpoint.clear()  # a pruned trial is over: no evaluation, no model, no resume point
+        # A pruned trial is over: no evaluation, no model, no resume point. Cleared while the
+        # lease holds, so a stale attempt never removes the checkpoint of the one that took over.
+        with holding(lease):
+            checkpoint.clear()
         return RunOutcome(cancelled=False, pruned=trainer.pruned)
     test_batches = make_dataset(
         test.x_test, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
