@@ -26,6 +26,7 @@ from rich.table import Table
 from app.bench import chart as charts
 from app.client import ApiClient, ApiError
 from app.core.config import get_settings, make_private_dir, restrict_file_modes
+from app.core.models import Status
 from app.core.presets import PRESETS
 from app.core.schemas import SpecError, parse_spec
 from app.core.zoo import MODELS
@@ -40,7 +41,7 @@ cli = typer.Typer(
 # path or token stays one string to copy, and piped output never gets line breaks inside it.
 # Tables still fit the width.
 console = Console(soft_wrap=True)
-FINISHED = {"succeeded", "failed", "cancelled"}
+FINISHED = {status.value for status in Status if status.finished}
 
 ApiUrl = Annotated[
     str | None, typer.Option(help="cifarlab server to talk to [env: CIFARLAB_API_URL].")

@@ -7,7 +7,7 @@
 
 (function (cifarlab) {
   const DASH = "\u2014";
-  const FINISHED = ["succeeded", "failed", "cancelled"];
+  const FINISHED = ["succeeded", "failed", "cancelled", "pruned"];
   const page = JSON.parse(document.getElementById("experiment-data").textContent);
   // Each chart's traces in order, by the epoch field each plots (LIVE_TRACES in app/charts.py).
   const TRACES = page.traces;
@@ -55,6 +55,7 @@
     macro_f1: orDash((value) => value.toFixed(3)),
     attempts: String,
     interruption: orDash(String),
+    stop_reason: orDash(String),
   };
 
   // format_mean_last in app/routes/pages.py: the mean over epochs and the last epoch's value.
@@ -93,6 +94,7 @@
     });
     document.getElementById("attempts-row").hidden = experiment.attempts <= 1;
     document.getElementById("interruption-row").hidden = !experiment.interruption;
+    document.getElementById("stop-reason-row").hidden = !experiment.stop_reason;
     const alert = document.getElementById("error");
     alert.hidden = !(experiment.status === "failed" && experiment.error);
     alert.querySelector("[data-fact=error]").textContent = experiment.error || "";

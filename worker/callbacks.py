@@ -10,6 +10,7 @@ import keras
 
 from app.core import crud
 from app.core.db import session_scope
+from worker.pruning import TrialPruner
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,9 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 
 class ExperimentRecorder(keras.callbacks.Callback):
     """Writes one row per epoch, progress within the epoch, and stops on a cancel request.
+
+    A sweep's trial (``pruner``) is judged once each epoch's row is written; when its rule
+    prunes it, training stops and ``pruned`` holds the reason.
 
     Every write is fenced by the attempt's lease: when another attempt has taken the run
     over, training stops at once and ``lost`` holds the ``LeaseLost`` for the caller to raise
@@ -40,13 +44,16 @@ class ExperimentRecorder(keras.callbacks.Callback):
         steps_per_epoch: int,
         train_images: int,
         phase: str = "train",
+        pruner: TrialPruner | None = None,
     ) -> None:
         super().__init__()
         self.lease = lease
         self.steps_per_epoch = max(steps_per_epoch, 1)
         self.train_images = train_images
         self.phase = phase
+        self.pruner = pruner
         self.cancelled = False
+        self.pruned: str | None = None
         self.lost: crud.LeaseLost | None = None
         self._epoch_started = 0.0
         self._last_progress = 0.0
@@ -114,6 +121,11 @@ class ExperimentRecorder(keras.callbacks.Callback):
             )  # raises LeaseLost: the checkpoint after it must not be saved either
         if cancel:  # epochs shorter than the progress interval still see a cancel
             self._stop()
+            return
+        decision = self.pruner.judge(epoch + 1, numbers) if self.pruner else None
+        if decision is not None and decision.prune:
+            self.pruned = decision.reason
+            self.model.stop_training = True
 
     def _learning_rate(self, logs: dict[str, Any]) -> float | None:
         if "learning_rate" in logs:

@@ -27,6 +27,8 @@ from worker.data import (
 )
 from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_test_images
 from worker.hardware import without_cuinit_noise
+from worker.lease import holding
+from worker.pruning import TrialPruner
 from worker.training import Trainer, TrainingData, precision_policy
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunOutcome:
     cancelled: bool
+    pruned: str | None = None
+    """Why the sweep's pruning rule stopped the run; it then has no evaluation and no model."""
 
 
 def describe_device() -> str:
@@ -138,11 +142,17 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
         model, start, best = initial_model(spec, settings), ResumePoint(), None
     trainer = Trainer(
         lease=lease, model=model, spec=spec, data=training, checkpoint=checkpoint, start=start,
-        best_weights=best,
+        best_weights=best, pruner=TrialPruner.for_experiment(experiment_id),
     )  # fmt: skip
     trainer.run(on_phase_start=lambda m, phase: record_model(lease, m, phase))
     if trainer.cancelled:
         return RunOutcome(cancelled=True)
+    if trainer.pruned:
+        # A pruned trial is over: no evaluation, no model, no resume point. Cleared while the
+        # lease holds, so a stale attempt never removes the checkpoint of the one that took over.
+        with holding(lease):
+            checkpoint.clear()
+        return RunOutcome(cancelled=False, pruned=trainer.pruned)
     test_batches = make_dataset(
         test.x_test, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
         shuffle=False, seed=hp.seed,

@@ -135,6 +135,10 @@ def train(self: Any, experiment_id: int) -> str:
         return _end(lease, Status.failed, _describe(exc))
     if outcome.cancelled:
         return _end(lease, Status.cancelled, None)
+    if outcome.pruned:
+        with session_scope() as session:
+            ended = crud.end_pruned(session=session, lease=lease, reason=outcome.pruned)
+        return Status.pruned if ended else SUPERSEDED
     return Status.succeeded
 
 

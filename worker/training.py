@@ -24,6 +24,7 @@ from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
 from worker.data import make_dataset
 from worker.hardware import native_bfloat16
 from worker.lease import holding
+from worker.pruning import TrialPruner
 from worker.schedule import ResumableEarlyStopping, schedule_callbacks
 
 PhaseListener = Callable[[keras.Model, str], None]
@@ -95,7 +96,8 @@ def precision_policy(hp: TrainingHyperparameters) -> str:
 
 
 class Trainer:
-    """Runs the phases of one experiment and reports whether a cancel stopped it.
+    """Runs the phases of one experiment and reports whether a cancel or its sweep's pruning
+    rule (``pruner``) stopped it.
 
     Resumed from a checkpoint, the phase it stopped in goes on with the checkpoint's compiled
     optimizer and schedule counters, on the same batches: its epochs match an uninterrupted
@@ -111,8 +113,10 @@ class Trainer:
         checkpoint: Checkpoint,
         start: ResumePoint,
         best_weights: list[np.ndarray] | None = None,
+        pruner: TrialPruner | None = None,
     ) -> None:
         self.lease = lease
+        self.pruner = pruner
         self.model = model
         self.hp = spec.hyperparameters
         self.data = data
@@ -126,6 +130,8 @@ class Trainer:
             image_size=self.hp.image_size, shuffle=False, seed=self.hp.seed,
         )  # fmt: skip
         self.cancelled = False
+        self.pruned: str | None = None
+        """Why the sweep's rule stopped the run, when it did."""
         # Only ImageNet bases are frozen first and keep BatchNorm frozen: a random base's
         # features and statistics teach the head nothing until they are trained.
         self.pretrained = (
@@ -142,7 +148,11 @@ class Trainer:
             on_phase_start(self.model, "train")
             epochs_done = self._fit("train", epochs_done, hp.epochs, hp.learning_rate, None)
             phase_one_epochs = epochs_done
-        if self.cancelled or not (isinstance(hp, TransferHyperparameters) and hp.fine_tune):
+        if (
+            self.cancelled
+            or self.pruned
+            or not (isinstance(hp, TransferHyperparameters) and hp.fine_tune)
+        ):
             return
         if not self._resuming("fine_tune"):
             unfreeze_base(self.model, hp.fine_tune_layers, keep_batchnorm_frozen=self.pretrained)
@@ -191,6 +201,7 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             train_images=len(self.data.x_train),
             phase=phase,
+            pruner=self.pruner,
         )
         saver = CheckpointCallback(
             self.checkpoint, lambda: holding(self.lease), steps_per_epoch=self.steps_per_epoch,
@@ -215,4 +226,5 @@ class Trainer:
         if recorder.lost is not None:
             raise recorder.lost
         self.cancelled = recorder.cancelled
+        self.pruned = recorder.pruned
         return initial_epoch + len(history.epoch)

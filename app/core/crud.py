@@ -37,7 +37,7 @@ from app.core.models import (
 )
 from app.core.report_import import ImportedReport
 from app.core.schemas import EpochMetricPublic, ExperimentSpec
-from app.core.sweeps import SweepSpec, Trial
+from app.core.sweeps import Metric, Pruning, SweepSpec, Trial
 
 
 @dataclass(frozen=True)
@@ -878,3 +878,55 @@ def sweep_status_counts(
     for sweep_id, status, count in rows:
         counts[sweep_id][Status(status)] = count  # the WHERE leaves no NULL sweep_id
     return counts
+
+
+def sweep_pruning(*, session: Session, experiment_id: int) -> tuple[int, Pruning] | None:
+    """The sweep an experiment is a trial of and its pruning rule, read once per run; None
+    when it belongs to no sweep or its sweep prunes nothing."""
+    row = session.execute(
+        select(Sweep.id, Sweep.spec)
+        .join(Experiment, Experiment.sweep_id == Sweep.id)
+        .where(Experiment.id == experiment_id)
+    ).first()
+    if row is None:
+        return None
+    pruning = Pruning.model_validate(row.spec.get("pruning") or {})
+    return None if pruning.rule == "none" else (row.id, pruning)
+
+
+def sibling_metrics(
+    *, session: Session, sweep_id: int, experiment_id: int, epoch: int, metric: Metric
+) -> list[float]:
+    """The other trials' ``metric`` at ``epoch``, in one query: every trial of the sweep that
+    recorded that epoch, whatever its status now (a pruned trial's values still count)."""
+    column = getattr(EpochMetric, metric)
+    return list(
+        session.scalars(
+            select(column)
+            .join(Experiment, Experiment.id == EpochMetric.experiment_id)
+            .where(
+                Experiment.sweep_id == sweep_id,
+                Experiment.id != experiment_id,
+                EpochMetric.epoch == epoch,
+                column.is_not(None),
+            )
+        )
+    )
+
+
+def end_pruned(*, session: Session, lease: Lease, reason: str) -> bool:
+    """The worker's end of a trial its sweep's rule stopped: running -> pruned with the
+    reason in ``stop_reason``, its epochs kept. A cancel requested during this attempt stands
+    (cancelled, no reason). Only while ``lease`` holds the run: a stale attempt changes
+    nothing and gets False."""
+    cancelled = Experiment.status == Status.cancelled
+    result = session.execute(
+        update(Experiment)
+        .where(*_held(lease))
+        .values(
+            status=case((cancelled, Status.cancelled), else_=Status.pruned),
+            stop_reason=case((cancelled, None), else_=reason),
+            finished_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -160,6 +160,7 @@ class ExperimentSummary(BaseModel):
     macro_f1: float | None
     attempts: int
     interruption: str | None  # why the last run was cut short (its worker was killed, ...)
+    stop_reason: str | None = None  # why a sweep's rule pruned it ("pruned at epoch 3 because")
     queue_position: int | None = None
 
 
