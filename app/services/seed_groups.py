@@ -284,7 +284,7 @@ def pooled_pairs(
     """Seed s of A against seed s of B where both kept per-image predictions on the same test
     images (equal fingerprints); ``labels`` by fingerprint, filled as read. ``None`` when no
     seed matches. Concatenating the matched seeds' outcomes sums their tables exactly."""
-    by_seed_b = {}
+    by_seed_b: dict[int | None, Experiment] = {}
     for experiment in b:
         by_seed_b.setdefault(seed_of(experiment), experiment)
     seeds: list[int] = []
