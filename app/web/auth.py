@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import get_settings
-from app.core.models import Experiment, User
+from app.core.models import Experiment, Sweep, User
 from app.services import accounts
 from app.services.security import new_csrf_token
 from app.web.deps import SessionDep
@@ -48,7 +48,8 @@ class Principal:
     def user_id(self) -> int | None:
         return self.user.id if self.user else None
 
-    def can_modify(self, experiment: Experiment) -> bool:
+    def can_modify(self, experiment: Experiment | Sweep) -> bool:
+        """An experiment, or a sweep with its trials: its owner or an admin."""
         if not self.auth_required:
             return True
         return self.user is not None and (self.user.is_admin or experiment.owner_id == self.user.id)
