@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import Experiment, Status, Sweep
+from app.core.sweeps import expand, parse_sweep
 from app.services import sweeps
+from app.services.sweeps import TrialView
+from app.web import sweep_charts
 from tests.support.factories import claim
 from tests.support.pages import by_id, elements, field_errors, form, inputs, post_form
 
@@ -294,3 +297,40 @@ def test_without_a_varied_setting_the_form_still_launches_one_experiment(
     assert response.status_code == 303
     assert re.fullmatch(r"/experiments/\d+", response.headers["location"])
     assert session.scalar(select(func.count()).select_from(Sweep)) == 0
+
+
+def test_text_axes_are_categories_and_a_random_log_axis_ticks_by_decade() -> None:
+    spec = parse_sweep(
+        sweep_data(
+            grid={"optimizer": ["adam", "sgd"]},
+            random={"learning_rate": {"distribution": "log_uniform", "low": 1e-5, "high": 1e-1}},
+            trials=10,
+        )
+    )
+    trials = [
+        TrialView(
+            id=i,
+            name=f"t{i}",
+            status=Status.succeeded,
+            point=trial.point,
+            current_epoch=2,
+            total_epochs=2,
+            best_metric=i / 100,
+            test_accuracy=None,
+            stop_reason=None,
+            error=None,
+            started_at=None,
+            finished_at=None,
+        )  # fmt: skip
+        for i, trial in enumerate(expand(spec))
+    ]
+    figure = sweep_charts.parallel_coordinates(spec, trials)
+    optimizer, learning_rate, seed, metric = figure["data"][0]["dimensions"]
+    assert optimizer["ticktext"] == ["adam", "sgd"] and optimizer["tickvals"] == [0, 1]
+    assert optimizer["values"] == [0 if t.point["optimizer"] == "adam" else 1 for t in trials]
+    assert learning_rate["label"] == "learning_rate (log)"
+    assert learning_rate["ticktext"][0] in {"1e-05", "0.0001"}
+    assert all(-5 <= v <= -1 for v in learning_rate["values"])
+    assert sweep_charts.scatter(spec, "optimizer", trials)["data"][0]["x"][:2] == ["adam", "adam"]
+    assert sweep_charts.scatter(spec, "learning_rate", trials)["layout"]["xaxis"]["type"] == "log"
+    assert sweep_charts.parallel_coordinates(spec, [])["data"] == []  # nothing scored yet

@@ -158,6 +158,12 @@ def scatter(spec: SweepSpec, name: str, trials: Sequence[TrialView]) -> dict[str
         "gridcolor": GRID_COLOR,
         "zeroline": False,
     }
+    domain = sorted({t.point.get(name) for t in trials}) if numeric else []
+    if numeric and len(domain) <= MAX_LISTED_TICKS:  # a grid: a tick at each of its values
+        layout["xaxis"]["tickvals"] = domain
+        layout["xaxis"]["ticktext"] = [
+            _label(v) if isinstance(v, float) else str(v) for v in domain
+        ]
     layout["yaxis"] = {"title": {"text": metric_title(spec)}, "gridcolor": GRID_COLOR}
     trace = {
         "type": "scatter",
