@@ -74,6 +74,17 @@
     if (sortValue !== undefined) cell.dataset.sort = sortValue;
   }
 
+  // The cells' text, as shown_cells words it in app/web/routes/sweep_pages.py.
+  function cellText(trial) {
+    return {
+      epoch: trial.epochs ? `${trial.epoch}/${trial.epochs}` : "—",
+      best: trial.best === null ? "" : trial.best.toFixed(4),
+      test: trial.test === null ? "" : `${(trial.test * 100).toFixed(2)}%`,
+    };
+  }
+
+  const sortValue = (value) => (value === null ? "" : String(value));
+
   function updateRow(trial) {
     const row = body.querySelector(`tr[data-trial="${trial.id}"]`);
     if (!row) return;
@@ -84,9 +95,8 @@
     badge.dataset.status = trial.status;
     badge.textContent = trial.status;
     status.querySelector('[data-cell="note"]').textContent = trial.note;
-    setCell(row, "epoch", trial.epoch, trial.epochSort);
-    setCell(row, "best", trial.best, trial.bestSort);
-    setCell(row, "test", trial.test, trial.testSort);
+    const text = cellText(trial);
+    ["epoch", "best", "test"].forEach((key) => setCell(row, key, text[key], sortValue(trial[key])));
   }
 
   // Numbers compare as numbers when both sides are numbers; empty cells go last either way.

@@ -163,8 +163,8 @@ def test_the_live_json_carries_counts_cells_and_figures_and_stops_when_all_finis
     assert live["best"]["id"] == ids[0]
     running = next(t for t in live["trials"] if t["id"] == ids[3])
     assert running == {
-        "id": ids[3], "status": "running", "epoch": "1/2", "epochSort": 1, "best": "0.4000",
-        "bestSort": "0.4", "test": "", "testSort": "", "note": "",
+        "id": ids[3], "status": "running", "epoch": 1, "epochs": 2, "best": 0.4, "test": None,
+        "note": "",
     }  # fmt: skip
     assert set(live["figures"]) == {"parcoords-chart", "scatter-0"}
     assert len(json.dumps(live)) < 8000  # no HTML: small enough to poll every 2 s

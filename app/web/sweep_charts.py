@@ -25,6 +25,11 @@ NO_SCORES = "No trial has finished an epoch yet."
 POINT_COLOR = "#2563eb"
 
 
+def rounded(value: float | None) -> float | None:
+    """Six decimals: metrics are stored as float32, whose noise digits only cost bytes."""
+    return None if value is None else round(value, 6)
+
+
 def metric_title(spec: SweepSpec) -> str:
     return METRIC_TITLES[spec.pruning.metric]
 
@@ -118,7 +123,7 @@ def parallel_coordinates(spec: SweepSpec, trials: Sequence[TrialView]) -> dict[s
     if not scored:
         return {"data": [], "layout": _note(layout, NO_SCORES)}
     layout["margin"] = {"l": 64, "r": 64, "t": 56, "b": 24}
-    metric = [t.best_metric for t in scored]
+    metric = [rounded(t.best_metric) for t in scored]
     dimensions = [
         dimension(
             name,
@@ -169,11 +174,10 @@ def scatter(spec: SweepSpec, name: str, trials: Sequence[TrialView]) -> dict[str
         "type": "scatter",
         "mode": "markers",
         "x": values if numeric else [shown_value(v) for v in values],
-        "y": [t.best_metric for t in scored],
-        "text": [plot_text(t.name) for t in scored],
+        "y": [rounded(t.best_metric) for t in scored],
         "customdata": [t.id for t in scored],
         "marker": {"size": 9, "color": POINT_COLOR, "opacity": 0.75},
-        "hovertemplate": "%{text}<br>%{x}: %{y:.4f}<extra></extra>",
+        "hovertemplate": "trial #%{customdata}<br>%{x}: %{y:.4f}<extra></extra>",
     }
     return {"data": [trace], "layout": layout}
 

@@ -27,7 +27,7 @@ from app.web.deps import SessionDep
 from app.web.formatting import format_number, format_percent
 from app.web.forms import shown_value
 from app.web.security_headers import WEBGL_CHARTS_POLICY
-from app.web.sweep_charts import metric_title, sweep_figures
+from app.web.sweep_charts import metric_title, rounded, sweep_figures
 from app.web.templating import (
     FRAGMENT_VIEWER,
     SIGNED_IN,
@@ -83,17 +83,25 @@ def _sort_value(value: Any) -> str:
 
 
 def trial_cells(trial: TrialView) -> dict[str, Any]:
-    """A trial's changing cells, as the table shows them and the live poll sends them."""
+    """A trial's changing values, as the live poll sends them: numbers, not text, to keep a
+    1,000-trial poll small; sweep.js words them as ``shown_cells`` does for the page."""
     return {
         "id": trial.id,
         "status": str(trial.status),
-        "epoch": f"{trial.current_epoch}/{trial.total_epochs}" if trial.total_epochs else "—",
-        "epochSort": trial.current_epoch,
-        "best": format_number(trial.best_metric, 4),
-        "bestSort": "" if trial.best_metric is None else repr(trial.best_metric),
-        "test": "" if trial.test_accuracy is None else format_percent(trial.test_accuracy),
-        "testSort": "" if trial.test_accuracy is None else repr(trial.test_accuracy),
+        "epoch": trial.current_epoch,
+        "epochs": trial.total_epochs,
+        "best": rounded(trial.best_metric),
+        "test": rounded(trial.test_accuracy),
         "note": trial.stop_reason or trial.error or "",
+    }
+
+
+def shown_cells(cells: dict[str, Any]) -> dict[str, str]:
+    """The table's text for ``trial_cells``; mirrored by ``cellText`` in sweep.js."""
+    return {
+        "epoch": f"{cells['epoch']}/{cells['epochs']}" if cells["epochs"] else "—",
+        "best": format_number(cells["best"], 4),
+        "test": "" if cells["test"] is None else format_percent(cells["test"]),
     }
 
 
@@ -132,6 +140,10 @@ def live_data(view: SweepView) -> dict[str, Any]:
     }
 
 
+def _sort_number(value: float | int | None) -> str:
+    return "" if value is None else repr(value)
+
+
 def sweep_context(view: SweepView, can_modify: bool) -> dict[str, Any]:
     data = live_data(view)
     columns = [*view.spec.varied, "seed"]
@@ -139,6 +151,8 @@ def sweep_context(view: SweepView, can_modify: bool) -> dict[str, Any]:
         {
             "trial": trial,
             "cells": cells,
+            "text": shown_cells(cells),
+            "sort": {key: _sort_number(cells[key]) for key in ("epoch", "best", "test")},
             "point": [
                 (_value_text(trial.point.get(c)), _sort_value(trial.point.get(c))) for c in columns
             ],
@@ -155,8 +169,8 @@ def sweep_context(view: SweepView, can_modify: bool) -> dict[str, Any]:
         "log_axes": [name for name in view.spec.varied if view.spec.log_scaled(name)],
         "rows": rows,
         "can_modify": can_modify,
-        "page_data": {
-            **data,
+        "page_data": {  # the table is drawn already: its cells come with the first poll
+            **{key: value for key, value in data.items() if key != "trials"},
             "liveUrl": f"/sweeps/{view.sweep.id}/live",
             "metricTitle": metric_title(view.spec),
             "pollMilliseconds": POLL_MILLISECONDS,
