@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.models import Experiment, Status, Sweep
 from app.core.sweeps import expand, parse_sweep
-from app.services import sweeps
+from app.services import accounts, sweeps
 from app.services.sweeps import TrialView
 from app.web import sweep_charts
+from tests.support.clients import PASSWORD, make_client, signed_in
 from tests.support.factories import claim
 from tests.support.pages import by_id, elements, field_errors, form, inputs, post_form
 
@@ -152,8 +153,9 @@ def test_a_pruned_trial_shows_why_and_seed_groups_link_the_succeeded_trials(
     assert groups.attrs["href"] == f"/compare?ids={first}%2C{second}&group=seed"
 
 
+@pytest.mark.both_databases
 def test_the_live_json_carries_counts_cells_and_figures_and_stops_when_all_finished(
-    client: TestClient, session: Session
+    client: TestClient, session: Session, backend: str
 ) -> None:
     ids = launch(session)
     sweep_id = session.scalar(select(Sweep.id))
@@ -334,3 +336,27 @@ def test_text_axes_are_categories_and_a_random_log_axis_ticks_by_decade() -> Non
     assert sweep_charts.scatter(spec, "optimizer", trials)["data"][0]["x"][:2] == ["adam", "adam"]
     assert sweep_charts.scatter(spec, "learning_rate", trials)["layout"]["xaxis"]["type"] == "log"
     assert sweep_charts.parallel_coordinates(spec, [])["data"] == []  # nothing scored yet
+
+
+def test_only_the_owner_or_an_admin_sees_and_may_use_cancel_and_retry(session: Session) -> None:
+    users = {}
+    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+        user = accounts.create_user(
+            session=session, username=name, password=PASSWORD, is_admin=admin
+        )
+        users[name] = user.id
+    session.commit()
+    launched = sweeps.launch_sweep(session, sweep_data(), owner_id=users["alice"])
+    url = f"/sweeps/{launched.sweep.id}"
+    bob = signed_in("bob")
+    html = bob.get(url).text
+    assert 'id="cancel-form"' not in html and 'id="retry-form"' not in html
+    assert post_form(bob, f"{url}/cancel").status_code == 403
+    session.expire_all()
+    assert not session.scalars(
+        select(Experiment).where(Experiment.status == Status.cancelled)
+    ).all()
+    for name in ("alice", "root"):
+        assert 'id="cancel-form"' in signed_in(name).get(url).text
+    signed_out = make_client().get(url, follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")

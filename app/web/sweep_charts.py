@@ -163,7 +163,7 @@ def scatter(spec: SweepSpec, name: str, trials: Sequence[TrialView]) -> dict[str
         "gridcolor": GRID_COLOR,
         "zeroline": False,
     }
-    domain = sorted({t.point.get(name) for t in trials}) if numeric else []
+    domain = sorted({t.point[name] for t in trials if _is_number(t.point.get(name))})
     if numeric and len(domain) <= MAX_LISTED_TICKS:  # a grid: a tick at each of its values
         layout["xaxis"]["tickvals"] = domain
         layout["xaxis"]["ticktext"] = [
