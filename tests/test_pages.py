@@ -61,7 +61,9 @@ def test_form_inputs_are_generated_from_the_hyperparameter_schema(client: TestCl
     assert response.status_code == 200
     fields = inputs(response.text)
     schema = MODELS["custom_cnn"].hyperparameters.model_json_schema()["properties"]
-    assert {"csrf_token", "name", "model", "tags"} | {f"hp.{key}" for key in schema} == set(fields)
+    varied = {f"vary.{key}" for key in schema if key != "seed"}  # a sweep's grid axes
+    expected = {"csrf_token", "name", "model", "tags", "seeds", "max_parallel"} | varied
+    assert expected | {f"hp.{key}" for key in schema} == set(fields)
     epochs = fields["hp.epochs"]
     assert (epochs["type"], epochs["value"], epochs["min"], epochs["max"], epochs["step"]) == (
         "number",

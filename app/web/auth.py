@@ -49,6 +49,7 @@ class Principal:
         return self.user.id if self.user else None
 
     def can_modify(self, owned: Experiment | Sweep) -> bool:
+        """An experiment, or a sweep with its trials: its owner or an admin."""
         if not self.auth_required:
             return True
         return self.user is not None and (self.user.is_admin or owned.owner_id == self.user.id)

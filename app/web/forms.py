@@ -16,9 +16,15 @@ from pydantic import BaseModel
 
 from app.core.presets import PRESETS, Preset
 from app.core.schemas import FieldError
+from app.core.sweeps import MAX_SEEDS
 from app.core.zoo import MODELS, ModelInfo
 
 HP_PREFIX = "hp."
+VARY_PREFIX = "vary."
+"""A field's "vary" box: comma-separated values that make it a sweep's grid axis."""
+SWEEP_FIELDS = ("seeds", "max_parallel")
+UNVARIED = frozenset({"seed"})
+"""Hyperparameters without a vary box: seeds are varied with the Seeds box."""
 PRIMARY_GROUPS = ("Training", "Model")
 OTHER_GROUP = "Other settings"
 FAMILY_TITLES = {"from_scratch": "From scratch", "transfer": "Transfer learning"}
@@ -50,6 +56,20 @@ class FormField:
     @property
     def error_path(self) -> str:
         return f"hyperparameters.{self.key}"
+
+    @property
+    def vary_name(self) -> str | None:
+        return None if self.key in UNVARIED else VARY_PREFIX + self.key
+
+    @property
+    def vary_error_path(self) -> str:
+        """Where a sweep's errors about this field's values point: ``grid.learning_rate[2]``."""
+        return f"grid.{self.key}"
+
+    @property
+    def vary_placeholder(self) -> str:
+        choices = [value for value, _ in self.options if value]
+        return ", ".join(choices[:4]) if choices else "e.g. 0.001, 0.003"
 
 
 @dataclass(frozen=True)
@@ -173,7 +193,8 @@ def open_groups(
     for group in form.groups:
         for f in group.fields:
             changed = values.get(f.input_name, f.default).strip() != f.default
-            if changed or f.error_path in error_paths:
+            varied = bool(f.vary_name and values.get(f.vary_name, "").strip())
+            if changed or varied or {f.error_path, f.vary_error_path} & error_paths:
                 opened.add(group.title)
     return opened
 
@@ -208,6 +229,55 @@ def spec_from_form(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def is_sweep(values: dict[str, str]) -> bool:
+    """A setting given several values, or more than one seed, makes the form a sweep."""
+    varied = any(k.startswith(VARY_PREFIX) and v.strip() for k, v in values.items())
+    return varied or values.get("seeds", "").strip() not in ("", "1")
+
+
+def _grid_value(text: str, is_number: bool) -> Any:
+    """A number field's values as numbers, so the sweep stores and plots numbers (and can tell
+    a log-scaled axis); anything that does not parse stays text for validation to name."""
+    if is_number:
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return text
+
+
+def _integer(text: str) -> int | None:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def sweep_from_form(values: dict[str, str]) -> dict[str, Any]:
+    """Form strings -> a sweep dict for ``app.services.sweeps.launch_sweep``: the spec as
+    ``spec_from_form`` reads it is the base, each filled vary box a grid axis (empty pieces
+    dropped, so a trailing comma is harmless), and N seeds count up from the form's seed."""
+    spec = spec_from_form(values)
+    kinds = {f.key: f.kind for f in _fields_of(spec["model"])}
+    grid: dict[str, list[Any]] = {}
+    for name, raw in values.items():
+        pieces = [piece.strip() for piece in raw.split(",") if piece.strip()]
+        if name.startswith(VARY_PREFIX) and pieces:
+            key = name.removeprefix(VARY_PREFIX)
+            grid[key] = [_grid_value(piece, kinds.get(key) == "number") for piece in pieces]
+    base = {k: v for k, v in spec["hyperparameters"].items() if k not in grid}
+    # Always a list: a bad count then reads "give 1 to 100 distinct seeds", not the errors of
+    # both branches of the API's list-or-count field. (Both boxes are number inputs.)
+    count = _integer(values.get("seeds", "").strip() or "1") or 0
+    first = _integer(values.get(HP_PREFIX + "seed", "")) or 0
+    seeds = list(range(first, first + min(max(count, 0), MAX_SEEDS + 1)))
+    data = {**spec, "hyperparameters": base, "grid": grid, "seeds": seeds}
+    if max_parallel := values.get("max_parallel", "").strip():
+        data["max_parallel"] = max_parallel
+    return data
+
+
 def values_from_spec(spec: dict[str, Any], *, name_suffix: str = "") -> dict[str, str]:
     """A stored spec -> form values: ``" (copy)"`` tells a clone from its source in the list,
     while a preset's spec keeps its own name."""
@@ -226,7 +296,7 @@ def values_from_spec(spec: dict[str, Any], *, name_suffix: str = "") -> dict[str
 
 def _error_target(error_field: str, paths: list[str]) -> str | None:
     """The input an error belongs to: ``tags.0`` belongs to ``tags``."""
-    matches = [p for p in paths if error_field == p or error_field.startswith(p + ".")]
+    matches = [p for p in paths if error_field == p or error_field.startswith((p + ".", p + "["))]
     return max(matches, key=len, default=None)
 
 
@@ -247,8 +317,11 @@ def _attach(
 def group_errors(
     errors: list[FieldError], model: str
 ) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
-    """Errors by the input they are shown next to, and those that belong to no input."""
-    return _attach(errors, ["name", "model", "tags", *(f.error_path for f in _fields_of(model))])
+    """Errors by the input they are shown next to, and those that belong to no input; a
+    sweep's ``grid.learning_rate[2]`` goes next to the learning rate's vary box."""
+    fields = _fields_of(model)
+    paths = [f.error_path for f in fields] + [f.vary_error_path for f in fields if f.vary_name]
+    return _attach(errors, ["name", "model", "tags", *SWEEP_FIELDS, *paths])
 
 
 def form_context(values: dict[str, str], errors: list[FieldError]) -> dict[str, Any]:
@@ -270,6 +343,7 @@ def form_context(values: dict[str, str], errors: list[FieldError]) -> dict[str, 
         "errors": errors,
         "attached": attached,
         "unattached": unattached,
+        "sweep": is_sweep(values),
     }
 
 

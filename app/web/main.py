@@ -29,6 +29,7 @@ from app.web.routes import (
     launch_pages,
     list_page,
     static_files,
+    sweep_pages,
     sweeps_api,
     workers_page,
 )
@@ -50,6 +51,7 @@ ROUTERS = (
     experiment_pages.router,  # ... before /experiments/{experiment_id}
     workers_page.router,
     compare_pages.router,
+    sweep_pages.router,
 )
 
 

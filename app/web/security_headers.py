@@ -39,11 +39,24 @@ HEADERS = {
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 
-def content_security_policy(script_hashes: list[str] | None = None) -> str:
+def content_security_policy(
+    script_hashes: list[str] | None = None, *, allow_eval: bool = False
+) -> str:
+    """``allow_eval`` only for a page drawing WebGL charts (``WEBGL_CHARTS_POLICY``)."""
     policy = dict(POLICY)
     if script_hashes:
         policy["script-src"] += "".join(f" 'sha256-{digest}'" for digest in script_hashes)
+    if allow_eval:
+        policy["script-src"] += " 'unsafe-eval'"
     return "; ".join(f"{name} {value}" for name, value in policy.items())
+
+
+WEBGL_CHARTS_POLICY = content_security_policy(allow_eval=True)
+"""For the sweep page's parallel coordinates: plotly.js draws them with WebGL through regl,
+which compiles its draw calls with ``new Function``; without ``'unsafe-eval'`` the chart shows
+"WebGL is not supported". Scripts still come only from this server (no inline script), and
+the page's scripts pass no user text to an eval. A route sets it on its own response; the
+middleware keeps a policy already set."""
 
 
 def inline_script_hashes(html: bytes) -> list[str]:

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from app.core import crud
 from app.core.presets import PRESETS
 from app.core.schemas import FieldError, RowId, SpecError
-from app.services import importing
+from app.services import importing, sweeps
 from app.services.launch import BrokerUnavailable, launch
 from app.services.quotas import QuotaExceeded
 from app.web.deps import SessionDep
@@ -22,8 +22,10 @@ from app.web.forms import (
     form_context,
     import_data,
     import_errors,
+    is_sweep,
     preset_sections,
     spec_from_form,
+    sweep_from_form,
     values_from_spec,
 )
 from app.web.templating import SIGNED_IN, PageViewerDep, not_found, page_router, templates
@@ -87,6 +89,9 @@ FormValuesDep = Annotated[dict[str, str], Depends(_form_values)]
 def launch_experiment(
     request: Request, session: SessionDep, principal: PageViewerDep, values: FormValuesDep
 ) -> Response:
+    """One experiment, or a sweep when a setting is varied or there is more than one seed."""
+    if is_sweep(values):
+        return _launch_sweep(request, session, principal.user_id, values)
     try:
         experiment = launch(session, spec_from_form(values), owner_id=principal.user_id)
     except SpecError as exc:
@@ -96,6 +101,20 @@ def launch_experiment(
     except BrokerUnavailable as exc:  # stored and queued: its page shows it waiting
         experiment = exc.experiment
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
+
+
+def _launch_sweep(
+    request: Request, session: SessionDep, owner_id: int | None, values: dict[str, str]
+) -> Response:
+    """The same validation as POST /api/sweeps: a refused sweep stores nothing and the form
+    comes back as typed, each error next to the box it names (``grid.learning_rate[2]``)."""
+    try:
+        launched = sweeps.launch_sweep(session, sweep_from_form(values), owner_id=owner_id)
+    except SpecError as exc:
+        return _render_form(request, values, exc.errors, status_code=422)
+    except QuotaExceeded as exc:
+        return _render_form(request, values, [quota_error(exc)], status_code=429)
+    return RedirectResponse(f"/sweeps/{launched.sweep.id}", status_code=303)
 
 
 @router.post("/presets/{name}/launch")
