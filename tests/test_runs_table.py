@@ -17,6 +17,8 @@ from app.core.report_import import ImportedReport, parse_classification_report
 from app.core.schemas import parse_spec
 from app.core.sweeps import expand, parse_sweep
 from app.services import accounts
+from app.services.delete import delete
+from app.services.runs_table import SortedColumns
 from app.web.main import create_app
 from tests.support.clients import PASSWORD, bearer, signed_in
 from tests.support.factories import claim, spec_data
@@ -284,3 +286,37 @@ def test_bulk_requests_are_checked_before_anything_happens(
     assert forged.status_code == 403
     session.expire_all()
     assert session.get(Experiment, ids["done"]) is not None
+
+
+def test_the_kept_order_of_a_hyperparameter_follows_every_insert_and_delete(
+    backend: str, session: Session, runs: dict[str, int]
+) -> None:
+    """The web process keeps each hyperparameter's order between requests; it answers as the
+    database does, including after a launch, and after the newest run is deleted and another
+    launched (SQLite reuses its id)."""
+    kept = SortedColumns()
+
+    def same_as_the_database(**query: Any) -> None:
+        for descending in (True, False):
+            for offset in (0, 1, 3):
+                arguments = {"sort": "hp.learning_rate", "descending": descending, **query}
+                expected = crud.list_experiments(
+                    session=session, limit=2, offset=offset, **arguments
+                )
+                answered = kept.list_experiments(session, limit=2, offset=offset, **arguments)
+                assert [e.id for e in answered[0]] == [e.id for e in expected[0]], arguments
+                assert answered[1] == expected[1]
+
+    same_as_the_database()
+    same_as_the_database(sort="hp.batch_norm")
+    newest = run(session, "newest", learning_rate=0.5)
+    same_as_the_database()
+    assert kept.list_experiments(session, limit=1, offset=0, sort="hp.learning_rate")[0] == [newest]
+    newest.status = Status.succeeded
+    session.commit()
+    delete(session, newest)
+    replaced = run(session, "replaced", learning_rate=0.00001)
+    same_as_the_database()
+    smallest = kept.list_experiments(session, limit=1, offset=3, sort="hp.learning_rate")[0]
+    assert smallest == [replaced]
+    same_as_the_database(status="queued")  # filtered: the database sorts

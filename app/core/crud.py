@@ -227,6 +227,42 @@ def list_experiments(
     return rows, total
 
 
+LIST_FILTERS = ("status", "model", "tag", "q", "owner", "sweep_id", "where")
+"""The arguments of ``list_experiments`` that narrow the rows (the rest order them)."""
+
+TableVersion: TypeAlias = tuple[int, int | None, datetime | None]
+
+
+def table_version(*, session: Session) -> TableVersion:
+    """How many experiments, the highest id and the newest launch: an insert raises the last
+    two, a delete lowers the count, so any change to the set of experiments changes this."""
+    # Three scalar subqueries: SQLite answers each from the table's count, its last rowid and
+    # the created_at index; asked together in one SELECT it scanned the table (1.5 ms).
+    count, highest, newest = session.execute(
+        select(
+            select(func.count()).select_from(Experiment).scalar_subquery(),
+            select(func.max(Experiment.id)).scalar_subquery(),
+            select(func.max(Experiment.created_at)).scalar_subquery(),
+        )
+    ).one()
+    return int(count), highest, newest
+
+
+def column_values(*, session: Session, column: Column) -> list[tuple[int, Any]]:
+    """Every experiment's value in a runs-table column, as ``column_expression`` reads it."""
+    rows = session.execute(select(Experiment.id, column_expression(column)))
+    return [(int(experiment_id), value) for experiment_id, value in rows]
+
+
+def experiments_in_order(*, session: Session, experiment_ids: Sequence[int]) -> list[Experiment]:
+    """These experiments in this order; an id deleted meanwhile is left out."""
+    if not experiment_ids:
+        return []
+    found = session.scalars(select(Experiment).where(Experiment.id.in_(experiment_ids)))
+    by_id = {experiment.id: experiment for experiment in found}
+    return [by_id[i] for i in experiment_ids if i in by_id]
+
+
 def best_val_accuracies(*, session: Session, experiment_ids: Sequence[int]) -> dict[int, float]:
     """Each run's highest validation accuracy, for the rows a page shows: one grouped query
     over their epochs. Runs without a validated epoch are left out."""

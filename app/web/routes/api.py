@@ -60,7 +60,7 @@ from app.services.retry import retry
 from app.services.update import update
 from app.services.workers import list_online
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
-from app.web.deps import SessionDep
+from app.web.deps import SessionDep, SortedColumnsDep
 from app.web.list_filters import ExperimentFilters, column_filters
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ def create_experiment(
 @router.get("/experiments", response_model=ExperimentsPublic)
 def list_experiments(
     session: SessionDep,
+    sorted_columns: SortedColumnsDep,
     principal: ViewerDep,
     filters: Annotated[ExperimentFilters, Query()],
     where: Annotated[list[ColumnFilter], Depends(column_filters)],
@@ -185,8 +186,8 @@ def list_experiments(
     (equal), `hp.learning_rate.min=0.0005`, `best_val_accuracy.max=0.9` (inclusive bounds);
     an unknown column is a 422 naming the parameter. Each item carries its
     `best_val_accuracy`."""
-    items, total = crud.list_experiments(
-        session=session, **filters.query(principal, where), limit=limit, offset=offset
+    items, total = sorted_columns.list_experiments(
+        session, **filters.query(principal, where), limit=limit, offset=offset
     )
     listed = summaries(items)
     best = crud.best_val_accuracies(session=session, experiment_ids=[i.id for i in listed])

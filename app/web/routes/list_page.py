@@ -21,7 +21,7 @@ from app.core import crud
 from app.core.columns import COLUMNS, HYPERPARAMETERS, METRICS, Column, ColumnFilter, Kind
 from app.core.models import INTEGER_MAX, Status
 from app.core.schemas import ExperimentSummary, summaries
-from app.web.deps import SessionDep
+from app.web.deps import SessionDep, SortedColumnsDep
 from app.web.formatting import format_number, format_percent
 from app.web.list_filters import DEFAULT_SORT, ExperimentFilters, lenient_column_filters
 from app.web.templating import PageViewerDep, page_router, templates
@@ -140,14 +140,15 @@ def sweep_groups(
 def experiments_page(
     request: Request,
     session: SessionDep,
+    sorted_columns: SortedColumnsDep,
     principal: PageViewerDep,
     filters: Annotated[ExperimentFilters, Depends(page_filters)],
     where: Annotated[list[ColumnFilter], Depends(lenient_column_filters)],
     page: int = 1,
 ) -> Response:
     page = min(max(page, 1), MAX_PAGE)
-    items, total = crud.list_experiments(
-        session=session, **filters.query(principal, where), limit=PAGE_SIZE,
+    items, total = sorted_columns.list_experiments(
+        session, **filters.query(principal, where), limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )  # fmt: skip
     experiments = summaries(items)
