@@ -223,8 +223,11 @@ def list_experiments(
     order: list[ColumnElement[Any]] = [key, tiebreak]
     if group_by_sweep:
         order = [Experiment.sweep_id.is_(None), Experiment.sweep_id.desc(), *order]
-    rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
-    return rows, total
+    # The order over ids alone, then the page's rows: sorting whole rows (a spec, a layer
+    # table) took SQLite three times as long at 10,000 experiments (41 ms against 14).
+    ids = session.scalars(query.with_only_columns(Experiment.id).order_by(*order).limit(limit)
+                          .offset(offset)).all()  # fmt: skip
+    return experiments_in_order(session=session, experiment_ids=ids), total
 
 
 LIST_FILTERS = ("status", "model", "tag", "q", "owner", "sweep_id", "where")
