@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
+from typer.testing import CliRunner
 
 from app.bench import web
+from app.cli import cli
 from app.core.models import EpochMetric, Evaluation, Experiment, Status, Sweep
 
 ENDPOINTS = {
@@ -157,3 +159,14 @@ def test_a_run_with_a_sweep_reports_what_this_version_cannot_serve(tmp_path: Pat
         assert endpoint["errors"] == 0, (name, endpoint["error_samples"])
     assert figures["goals"]["correct"] is True
     assert "one sweep of 20 trials" in web.report(figures)
+
+
+@pytest.mark.parametrize("trials", ["5", "19", "99"])
+def test_the_command_refuses_a_sweep_that_does_not_fit(trials: str) -> None:
+    """Ten seeds a configuration and two configurations compared; the sweep is among the
+    experiments, with two left beside it."""
+    result = CliRunner().invoke(
+        cli, ["bench", "web", "--experiments", "100", "--sweep-trials", trials]
+    )
+    assert result.exit_code == 2
+    assert "--sweep-trials" in result.output

@@ -100,3 +100,10 @@ def test_pick_a_hyperparameter_column_sort_select_and_scroll(page: Page, web: st
     expect(page.locator("#bulk-result")).to_have_text("Add tag: 3 done")
     tagged = httpx.get(f"{web}/api/experiments", params={"tag": "shortlist"}).json()
     assert tagged["total"] == 3
+
+    # More than 12 compare as seed groups.
+    page.locator("#select-all").check()
+    expect(page.locator("#compare-button")).to_have_text("Compare 25 as seed groups")
+    page.locator("#compare-button").click()
+    page.wait_for_url(re.compile(r"/compare\?ids=[\d,]+&group=seed$"))
+    assert len(page.url.split("ids=")[1].split("&")[0].split(",")) == 25
