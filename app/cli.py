@@ -967,6 +967,23 @@ def bench_web(
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of each finished experiment.")] = 50,
     clients: Annotated[int, typer.Option(min=1, help="Concurrent readers.")] = 20,
     requests: Annotated[int, typer.Option(min=1, help="Requests per endpoint.")] = 200,
+    sweep_trials: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=2000,
+            help="Make this many of the experiments one sweep's trials (ten seeds per "
+            "configuration; 20 or more) and measure its page and seed-group compare.",
+        ),
+    ] = 0,
+    per_image: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Store per-image test results for only the newest N experiments besides "
+            "the sweep (default: all; 10,000 experiments' take about 600 MB).",
+        ),
+    ] = None,
     database: Annotated[
         BenchDatabase, typer.Option(help="Database to measure.")
     ] = BenchDatabase.both,
@@ -991,11 +1008,16 @@ def bench_web(
     API with concurrent readers while a worker records epochs; exit 1 if anything failed."""
     from app.bench import web
 
+    if sweep_trials and not web.MIN_SWEEP_TRIALS <= sweep_trials <= experiments - 2:
+        raise typer.BadParameter(
+            f"0, or {web.MIN_SWEEP_TRIALS} to the experiments less two", param_hint="--sweep-trials"
+        )
     databases = web.DATABASES if database is BenchDatabase.both else (database.value,)
     figures = web.run(
         web.Options(
             experiments=experiments, epochs=epochs, clients=clients, requests=requests,
-            databases=databases, data_dir=data_dir,
+            databases=databases, data_dir=data_dir, sweep_trials=sweep_trials,
+            per_image=per_image,
             processes=tuple(processes or [get_settings().web_process_count]),
         )
     )  # fmt: skip

@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
+from typer.testing import CliRunner
 
 from app.bench import web
-from app.core.models import EpochMetric, Evaluation, Experiment, Status
+from app.cli import cli
+from app.core.models import EpochMetric, Evaluation, Experiment, Status, Sweep
 
 ENDPOINTS = {
-    "list_page", "list_api", "experiment_page", "metrics_api", "compare_page", "compare_api",
+    "list_page", "list_api", "list_sorted_page", "list_sorted_api", "experiment_page",
+    "metrics_api", "compare_page", "compare_api",
 }  # fmt: skip
+SWEEP_ENDPOINTS = {"sweep_page", "sweep_api", "compare_groups_page", "compare_groups_api"}
 
 
 def test_fill_writes_what_was_asked(session: Session) -> None:
@@ -104,3 +108,65 @@ def test_epoch_check_counts_lost_rows(session: Session) -> None:
     )  # fmt: skip
     run = web.WriterRun({"last_epochs": {running: (last or 0) + 2}, "written": 2, "errors": []})
     assert web.check_epochs(session, run)["lost_rows"] == 2
+
+
+def test_fill_with_a_sweep_writes_its_trials_with_their_drawn_settings(session: Session) -> None:
+    filled = web.fill(session, experiments=60, epochs=6, seed=4, sweep_trials=40, per_image=2)
+    session.commit()
+
+    sweep = session.get(Sweep, filled.sweep_id)
+    assert sweep is not None and sweep.model == "custom_cnn" and sweep.max_parallel == 8
+    trials = session.scalars(select(Experiment).where(Experiment.sweep_id == sweep.id)).all()
+    assert len(trials) == 40 and len(filled.experiment_ids) == 60
+    assert {t.status for t in trials} <= {Status.succeeded, Status.pruned, Status.failed}
+    for trial in trials:
+        hyperparameters = trial.spec["hyperparameters"]
+        assert 1e-4 <= hyperparameters["learning_rate"] <= 1e-2
+        assert hyperparameters["batch_size"] in (64, 128, 256)
+        assert trial.total_epochs == 6
+        if trial.status == Status.pruned:
+            assert trial.stop_reason and trial.stop_reason.startswith("pruned at epoch")
+            assert trial.current_epoch < 6
+    # Four configurations of ten seeds, each differing from the others only in its seed.
+    assert sorted(len(group) for group in filled.seed_groups) == [10, 10, 10, 10]
+    by_id = {t.id: t.spec["hyperparameters"] for t in trials}
+    for group in filled.seed_groups:
+        settings = [{k: v for k, v in by_id[i].items() if k != "seed"} for i in group]
+        assert all(s == settings[0] for s in settings)
+        assert sorted(by_id[i]["seed"] for i in group) == list(range(10))
+    # Per-image results: every evaluated trial's, and the newest two of the rest.
+    assert web.count_rows(session)["with_per_image"] == 2 + sum(
+        t.status == Status.succeeded for t in trials
+    )
+    assert len(filled.compare_ids) == 2 and not set(filled.compare_ids) & set(by_id)
+
+
+def test_a_run_with_a_sweep_reports_what_this_version_cannot_serve(tmp_path: Path) -> None:
+    """The sweep page and grouped compare come from other parts of cifarlab: where this build
+    answers 404 (or refuses more than 12 runs), they are reported as not available, and the
+    rest is measured and correct."""
+    options = web.Options(
+        experiments=40, epochs=3, clients=2, requests=3, databases=("sqlite",),
+        data_dir=tmp_path, sweep_trials=20,
+    )  # fmt: skip
+    figures = web.run(options)
+    (server,) = figures["sqlite"]["runs"]
+    measured, missing = set(server["endpoints"]), set(server["not_available"])
+    assert measured | missing == ENDPOINTS | SWEEP_ENDPOINTS and not measured & missing
+    assert ENDPOINTS <= measured
+    assert all(400 <= status < 500 for status in server["not_available"].values())
+    for name, endpoint in server["endpoints"].items():
+        assert endpoint["errors"] == 0, (name, endpoint["error_samples"])
+    assert figures["goals"]["correct"] is True
+    assert "one sweep of 20 trials" in web.report(figures)
+
+
+@pytest.mark.parametrize("trials", ["5", "19", "99"])
+def test_the_command_refuses_a_sweep_that_does_not_fit(trials: str) -> None:
+    """Ten seeds a configuration and two configurations compared; the sweep is among the
+    experiments, with two left beside it."""
+    result = CliRunner().invoke(
+        cli, ["bench", "web", "--experiments", "100", "--sweep-trials", trials]
+    )
+    assert result.exit_code == 2
+    assert "--sweep-trials" in result.output

@@ -2,10 +2,12 @@
 
 ``fill`` writes a realistic database quickly (bulk inserts): experiments of a few models with
 specs validated by ``parse_spec``, per-epoch curves, evaluations with a confusion matrix, a
-scikit-learn-shaped report and per-image predictions. ``run`` serves the real app with uvicorn
-on loopback, sends concurrent readers at each endpoint while a separate process records epochs
-as a worker does, then checks that no epoch row was lost and that nothing met "database is
-locked". ``report`` prints the figures, the last line one JSON object.
+scikit-learn-shaped report and per-image predictions; optionally one sweep (``sweep_trials``:
+a row in ``sweeps`` and its trials, their drawn hyperparameters in their specs, ten seeds
+each, some pruned) whose page and seed groups are measured too. ``run`` serves the real app
+with uvicorn on loopback, sends concurrent readers at each endpoint while a separate process
+records epochs as a worker does, then checks that no epoch row was lost and that nothing met
+"database is locked". ``report`` prints the figures, the last line one JSON object.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
-from app.core.models import EpochMetric, Evaluation, Experiment, Status, utcnow
+from app.core.models import EpochMetric, Evaluation, Experiment, Status, Sweep, utcnow
 from app.core.schemas import ExperimentSpec, parse_spec
+from app.core.sweeps import SweepSpec, Trial, expand, parse_sweep
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.migrate import upgrade
 
@@ -58,7 +61,11 @@ FINGERPRINT = "cifarlabbench0000000000000000000"  # one test set: every pair can
 RUNNING_PLANNED_EPOCHS = 500  # running experiments are long, so the writer never runs out
 STARTED_ATTEMPT = 1  # every started experiment is on its first attempt: the writer's lease
 COMPARED = 8
+SWEEP_SEEDS = 10  # each configuration of the bench's sweep runs with ten seeds
+GROUPS_COMPARED = 2  # compare with group=seed: two configurations' seed groups
+MIN_SWEEP_TRIALS = GROUPS_COMPARED * SWEEP_SEEDS
 EVALUATION_BATCH = 50  # evaluation rows per INSERT: per-image results are 60 KB each
+EPOCH_BATCH = 1000  # experiments whose epoch rows go in one INSERT: 50,000 rows at 50 epochs
 EPOCH_METRICS = EpochMetric.metadata.tables[EpochMetric.__tablename__]
 
 
@@ -124,12 +131,18 @@ class Filled:
     epoch_rows: int
     evaluations: int
     seconds: float
+    sweep_id: int | None = None
+    # The sweep's trials by configuration (each one id per seed), the most succeeded first.
+    seed_groups: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Evaluated:
-    predictions: npt.NDArray[np.int64]
-    confidences: npt.NDArray[np.float64]
+    """``predictions`` and ``confidences``: None for an evaluation stored without per-image
+    results (10,000 experiments' would take gigabytes of memory while filling)."""
+
+    predictions: npt.NDArray[np.int64] | None
+    confidences: npt.NDArray[np.float64] | None
     matrix: list[list[int]]
     report: dict[str, Any]
 
@@ -272,21 +285,42 @@ def _plan(
     epochs: int,
     labels: npt.NDArray[np.int64],
     rng: np.random.Generator,
+    *,
+    per_image: bool = True,
 ) -> _Planned:
     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
     planned = RUNNING_PLANNED_EPOCHS if status == Status.running else epochs
     spec = _spec(index, family, planned, rng)
+    created = utcnow() - timedelta(minutes=40 * (count - index))
+    return _planned(index, status, epochs, labels, rng, family, spec, created, per_image=per_image)
+
+
+def _planned(
+    index: int,
+    status: Status,
+    epochs: int,
+    labels: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+    family: Family,
+    spec: ExperimentSpec,
+    created: datetime,
+    *,
+    sweep_id: int | None = None,
+    per_image: bool = True,
+) -> _Planned:
+    """One experiment's row, curves and evaluation (with per-image results if
+    ``per_image``): ``status`` says how far it got."""
+    planned = spec.hyperparameters.planned_epochs
     done = {
         Status.succeeded: epochs,
         Status.running: epochs // 2,
         Status.queued: 0,
     }.get(status, int(rng.integers(1, max(2, epochs))))
     now = utcnow()
-    created = now - timedelta(minutes=40 * (count - index))
     started = None if status == Status.queued else created + timedelta(minutes=3)
     curves = _curves(rng, family, done, planned, spec)
     finished = None
-    if status in (Status.succeeded, Status.failed, Status.cancelled) and started is not None:
+    if status.finished and started is not None:
         finished = started + timedelta(seconds=sum(curves["seconds"]) + 30)
     row = {
         "name": spec.name, "model": spec.model, "tags": list(spec.tags),
@@ -304,7 +338,9 @@ def _plan(
         "parameters": None if started is None else family.parameters,
         "trainable_parameters": None if started is None else family.parameters,
         "model_layers": None if started is None else _layers(family),
-        "test_accuracy": None, "macro_f1": None, "owner_id": None,
+        "test_accuracy": None, "macro_f1": None, "owner_id": None, "sweep_id": sweep_id,
+        "stop_reason": f"pruned at epoch {done} because its val_accuracy was below the median "
+        "of the trials that reached that epoch" if status == Status.pruned else None,
     }  # fmt: skip
     if status != Status.succeeded:
         return _Planned(row=row, curves=curves, evaluation=None)
@@ -315,8 +351,64 @@ def _plan(
     report = classification_report(matrix)
     row["test_accuracy"] = report["accuracy"]
     row["macro_f1"] = report["macro avg"]["f1-score"]
-    evaluation = _Evaluated(predictions, confidences, matrix.tolist(), report)
+    evaluation = _Evaluated(
+        predictions if per_image else None,
+        confidences if per_image else None,
+        matrix.tolist(),
+        report,
+    )
     return _Planned(row=row, curves=curves, evaluation=evaluation)
+
+
+def bench_sweep(trials: int, epochs: int) -> SweepSpec:
+    """The bench's sweep of the custom CNN: ``trials // SWEEP_SEEDS`` random configurations
+    (a log-uniform learning rate, a dropout rate, a batch size), each with ten seeds, median
+    pruning; validated as any sweep is."""
+    if trials < MIN_SWEEP_TRIALS:
+        raise ValueError(f"a bench sweep needs at least {MIN_SWEEP_TRIALS} trials")
+    return parse_sweep({
+        "name": f"bench lr sweep ({trials} trials)", "model": "custom_cnn", "tags": ["bench"],
+        "hyperparameters": {"epochs": epochs},
+        "random": {
+            "learning_rate": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-2},
+            "dropout_rate": {"distribution": "uniform", "low": 0.1, "high": 0.6},
+            "batch_size": {"distribution": "choice", "values": [64, 128, 256]},
+        },
+        "trials": trials // SWEEP_SEEDS, "seeds": SWEEP_SEEDS, "max_parallel": 8,
+        "pruning": {"rule": "median", "metric": "val_accuracy", "warmup_epochs": 5},
+    })  # fmt: skip
+
+
+def _trial_statuses(count: int, rng: np.random.Generator) -> list[Status]:
+    """A finished sweep: mostly succeeded, an eighth pruned early, a few failed."""
+    draws = rng.random(count)
+    return [
+        Status.failed if d < 0.03 else Status.pruned if d < 0.15 else Status.succeeded
+        for d in draws
+    ]
+
+
+def _insert_sweep(session: Session, spec: SweepSpec, created: datetime) -> int:
+    sweep = {
+        "name": spec.name, "model": spec.model, "spec": spec.model_dump(mode="json"),
+        "max_parallel": spec.max_parallel, "created_at": created, "owner_id": None,
+    }  # fmt: skip
+    return int(session.scalars(insert(Sweep).returning(Sweep.id), [sweep]).one())
+
+
+def _seed_groups(
+    trials: Sequence[Trial], ids: Sequence[int], statuses: Sequence[Status]
+) -> list[list[int]]:
+    """Trial ids by configuration (the point less its seed), those with the most succeeded
+    seeds first: what compare with group=seed groups."""
+    groups: dict[str, list[tuple[int, Status]]] = {}
+    for trial, experiment_id, status in zip(trials, ids, statuses, strict=True):
+        key = repr(sorted((k, v) for k, v in trial.point.items() if k != "seed"))
+        groups.setdefault(key, []).append((experiment_id, status))
+    ranked = sorted(
+        groups.values(), key=lambda members: -sum(s == Status.succeeded for _, s in members)
+    )
+    return [[experiment_id for experiment_id, _ in members] for members in ranked]
 
 
 def fill(
@@ -327,48 +419,76 @@ def fill(
     *,
     running: int | None = None,
     per_image: int | None = None,
+    sweep_trials: int = 0,
 ) -> Filled:
     """Insert ``experiments`` experiments (succeeded ones with ``epochs`` epochs each and an
     evaluation; per-image results for the newest ``per_image`` of them, all by default) with
-    bulk INSERTs. The caller commits."""
-    if experiments < 2 or epochs < 1:
-        raise ValueError("fill needs at least 2 experiments of at least 1 epoch")
+    bulk INSERTs; ``sweep_trials`` of them are one sweep's trials (``bench_sweep``), each
+    evaluated one with per-image results. The caller commits."""
+    regular = experiments - sweep_trials
+    if regular < 2 or epochs < 1:
+        raise ValueError("fill needs at least 2 experiments besides the sweep, of 1+ epochs")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    running = min(4, max(1, experiments // 20)) if running is None else running
+    running = min(4, max(1, regular // 20)) if running is None else running
     labels = shared_test_labels(seed)
-    statuses = _statuses(experiments, running, rng)
-    plans = [_plan(i, experiments, s, epochs, labels, rng) for i, s in enumerate(statuses)]
+    statuses = _statuses(regular, running, rng)
+    succeeded = [i for i, status in enumerate(statuses) if status == Status.succeeded]
+    keep = len(succeeded) if per_image is None else min(per_image, len(succeeded))
+    detailed = set(succeeded[len(succeeded) - keep :])
+    plans = [
+        _plan(i, regular, s, epochs, labels, rng, per_image=i in detailed)
+        for i, s in enumerate(statuses)
+    ]
+    sweep_id, trials, trial_statuses = None, [], []
+    if sweep_trials:
+        spec = bench_sweep(sweep_trials, epochs)
+        trials = expand(spec)
+        # Launched as one, three weeks before the newest experiment, a minute for them all.
+        launched = utcnow() - timedelta(days=21)
+        sweep_id = _insert_sweep(session, spec, launched)
+        trial_statuses = _trial_statuses(len(trials), rng)
+        plans += [
+            _planned(
+                regular + n, status, epochs, labels, rng, FAMILIES[0], trial.spec,
+                launched + timedelta(milliseconds=50 * n), sweep_id=sweep_id,
+            )
+            for n, (trial, status) in enumerate(zip(trials, trial_statuses, strict=True))
+        ]  # fmt: skip
     ids = list(
         session.scalars(
             insert(Experiment).returning(Experiment.id, sort_by_parameter_order=True),
             [plan.row for plan in plans],
         )
     )
-    epoch_rows = [
-        {"experiment_id": experiment_id, **dict(zip(plan.curves, values, strict=True))}
-        for experiment_id, plan in zip(ids, plans, strict=True)
-        for values in zip(*plan.curves.values(), strict=True)
-    ]
-    if epoch_rows:
-        session.execute(insert(EPOCH_METRICS), epoch_rows)
-    evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.evaluation]
-    keep = len(evaluated) if per_image is None else min(per_image, len(evaluated))
-    detailed = {i for i, _ in evaluated[len(evaluated) - keep :]}
-    for start in range(0, len(evaluated), EVALUATION_BATCH):
+    epoch_rows = 0
+    for start in range(0, len(plans), EPOCH_BATCH):
         rows = [
-            _evaluation_row(i, plan, labels if i in detailed else None)
-            for i, plan in evaluated[start : start + EVALUATION_BATCH]
+            {"experiment_id": experiment_id, **dict(zip(plan.curves, values, strict=True))}
+            for experiment_id, plan in zip(
+                ids[start : start + EPOCH_BATCH], plans[start : start + EPOCH_BATCH], strict=True
+            )
+            for values in zip(*plan.curves.values(), strict=True)
         ]
+        if rows:
+            session.execute(insert(EPOCH_METRICS), rows)
+        epoch_rows += len(rows)
+    evaluated = [(i, plan) for i, plan in zip(ids, plans, strict=True) if plan.evaluation]
+    with_per_image = {i for i, plan in evaluated if plan.evaluation.predictions is not None}  # type: ignore[union-attr]
+    for start in range(0, len(evaluated), EVALUATION_BATCH):
+        batch = evaluated[start : start + EVALUATION_BATCH]
+        rows = [_evaluation_row(i, plan, labels) for i, plan in batch]
         session.execute(insert(Evaluation), rows)
     session.flush()
     filled = Filled(
         experiment_ids=ids,
-        running_ids=[i for i, s in zip(ids, statuses, strict=True) if s == Status.running],
-        compare_ids=[i for i, _ in evaluated if i in detailed],
-        epoch_rows=len(epoch_rows),
+        running_ids=[i for i, s in zip(ids, statuses, strict=False) if s == Status.running],
+        compare_ids=[i for i in ids[:regular] if i in with_per_image],
+        epoch_rows=epoch_rows,
         evaluations=len(evaluated),
         seconds=time.perf_counter() - started,
+        sweep_id=sweep_id,
+        seed_groups=_seed_groups(trials, ids[regular:], trial_statuses) if trials else [],
     )
     logger.info(
         "filled %s experiments, %s epochs, %s evaluations in %.1f s",
@@ -378,14 +498,13 @@ def fill(
 
 
 def _evaluation_row(
-    experiment_id: int, plan: _Planned, labels: npt.NDArray[np.int64] | None
+    experiment_id: int, plan: _Planned, labels: npt.NDArray[np.int64]
 ) -> dict[str, Any]:
-    """``labels`` is the shared test set's, or None for an evaluation stored without
-    per-image results."""
+    """``labels``: the shared test set's, stored with the per-image results if planned."""
     evaluation = plan.evaluation
     if evaluation is None:
         raise ValueError(f"experiment {experiment_id} was not planned with an evaluation")
-    per_image = labels is not None
+    per_image = evaluation.predictions is not None
     return {
         "experiment_id": experiment_id,
         "accuracy": evaluation.report["accuracy"],
@@ -395,9 +514,9 @@ def _evaluation_row(
         "test_size": TEST_IMAGES,
         "created_at": plan.row["finished_at"],
         "test_set_fingerprint": FINGERPRINT if per_image else None,
-        "labels": labels,
-        "predictions": evaluation.predictions if per_image else None,
-        "confidences": evaluation.confidences if per_image else None,
+        "labels": labels if per_image else None,
+        "predictions": evaluation.predictions,
+        "confidences": evaluation.confidences,
     }
 
 
@@ -658,11 +777,18 @@ class Endpoint:
     name: str
     goal_p95_ms: float
     path: Callable[[random.Random], str]
+    # Served by a part of cifarlab this version may lack: a 404 there is "not available".
+    optional: bool = False
 
 
-def endpoints(experiment_ids: Sequence[int], compare_ids: Sequence[int]) -> tuple[Endpoint, ...]:
-    """What people open most: the list, an experiment, its metrics, a comparison of eight."""
-    ids, pool = list(experiment_ids), list(compare_ids)
+SORTED_BY = "hp.learning_rate"  # the list sorted by a hyperparameter column
+
+
+def endpoints(filled: Filled) -> tuple[Endpoint, ...]:
+    """What people open most: the list (plain and sorted by a hyperparameter), an
+    experiment, its metrics, a comparison of eight; with a sweep, its page and API and a
+    comparison of two of its configurations as seed groups."""
+    ids, pool = list(filled.experiment_ids), list(filled.compare_ids)
     if len(pool) < 2:
         raise ValueError("the compare benchmark needs two or more evaluated experiments")
 
@@ -673,14 +799,47 @@ def endpoints(experiment_ids: Sequence[int], compare_ids: Sequence[int]) -> tupl
 
         return path
 
-    return (
+    chosen = (
         Endpoint("list_page", 100, lambda rng: "/"),
         Endpoint("list_api", 100, lambda rng: "/api/experiments"),
+        Endpoint("list_sorted_page", 100, lambda rng: f"/?sort={SORTED_BY}&order=asc"),
+        Endpoint("list_sorted_api", 100, lambda rng: f"/api/experiments?sort={SORTED_BY}"),
         Endpoint("experiment_page", 100, lambda rng: f"/experiments/{rng.choice(ids)}"),
         Endpoint("metrics_api", 100, lambda rng: f"/api/experiments/{rng.choice(ids)}/metrics"),
         Endpoint("compare_page", 300, compared("/compare")),
         Endpoint("compare_api", 300, compared("/api/compare")),
     )
+    if filled.sweep_id is None:
+        return chosen
+    # Two configurations' seed groups, drawn from those with the most succeeded seeds.
+    best = filled.seed_groups[: max(GROUPS_COMPARED, len(filled.seed_groups) // 4)]
+
+    def grouped(prefix: str) -> Callable[[random.Random], str]:
+        def path(rng: random.Random) -> str:
+            members = [i for group in rng.sample(best, GROUPS_COMPARED) for i in group]
+            return f"{prefix}?ids=" + ",".join(str(i) for i in members) + "&group=seed"
+
+        return path
+
+    sweep = filled.sweep_id
+    return (
+        *chosen,
+        Endpoint("sweep_page", 300, lambda rng: f"/sweeps/{sweep}", optional=True),
+        Endpoint("sweep_api", 300, lambda rng: f"/api/sweeps/{sweep}", optional=True),
+        Endpoint("compare_groups_page", 300, grouped("/compare"), optional=True),
+        Endpoint("compare_groups_api", 300, grouped("/api/compare"), optional=True),
+    )
+
+
+def refusal(base_url: str, endpoint: Endpoint) -> int | None:
+    """None when this version serves the endpoint; else the status its probe answered. An
+    optional one answering 404 (its route is not in this build) or another 4xx (compare
+    refusing more than 12 runs, before seed groups) is left out and reported as not
+    available; a 5xx is measured, and fails the run as any error does."""
+    if not endpoint.optional:
+        return None
+    status = httpx.get(base_url + endpoint.path(random.Random(0)), timeout=120).status_code
+    return status if 400 <= status < 500 else None
 
 
 @dataclass
@@ -836,6 +995,8 @@ class Options:
     data_dir: Path | None = None
     seed: int = 0
     writer_interval_seconds: float = 0.5
+    sweep_trials: int = 0  # trials of one sweep among the experiments; 0: no sweep
+    per_image: int | None = None  # experiments with per-image results (None: every one)
 
 
 class Skipped(Exception):
@@ -864,10 +1025,11 @@ def bench_server(
     offset = log_path.stat().st_size if log_path.exists() else 0
     with Session(engine) as session:
         start = last_epochs(session, filled.running_ids)
-    chosen = endpoints(filled.experiment_ids, filled.compare_ids)
     environment = server_environment(data_dir, database_url, redis_url)
     with serve(environment, processes, log_path) as server:
         static = check_static(server.base_url, filled.experiment_ids[0])
+        refused = {e.name: refusal(server.base_url, e) for e in endpoints(filled)}
+        chosen = [e for e in endpoints(filled) if refused[e.name] is None]
         with writer(database_url, start, options.writer_interval_seconds) as run:
             figures = measure(server, chosen, options.clients, options.requests, options.seed)
     with Session(engine) as session:
@@ -875,6 +1037,7 @@ def bench_server(
     return {
         "processes": processes,
         "endpoints": figures,
+        "not_available": {name: status for name, status in refused.items() if status},
         "recording": recording,
         "server_log": _server_log_problems(log_path, offset),
         "static": static,
@@ -931,7 +1094,10 @@ def bench_database(database: str, options: Options, root: Path, redis_url: str) 
             engine = make_engine(database_url)
             try:
                 with Session(engine) as session:
-                    filled = fill(session, options.experiments, options.epochs, options.seed)
+                    filled = fill(
+                        session, options.experiments, options.epochs, options.seed,
+                        per_image=options.per_image, sweep_trials=options.sweep_trials,
+                    )  # fmt: skip
                     session.commit()
                     rows = count_rows(session)
                 settle(engine)
@@ -950,6 +1116,13 @@ def bench_database(database: str, options: Options, root: Path, redis_url: str) 
         "fill_seconds": round(filled.seconds, 2),
         "rows": rows,
         "compare_pool": len(filled.compare_ids),
+        "sweep": None
+        if filled.sweep_id is None
+        else {
+            "id": filled.sweep_id,
+            "trials": options.sweep_trials,
+            "configurations": len(filled.seed_groups),
+        },
         "running_experiments": len(filled.running_ids),
         "runs": runs,
     }
@@ -1008,6 +1181,7 @@ def run(options: Options) -> dict[str, Any]:
         "benchmark": "web",
         "experiments": options.experiments,
         "epochs": options.epochs,
+        "sweep_trials": options.sweep_trials,
         "clients": options.clients,
         "requests_per_endpoint": options.requests,
         "machine": {
@@ -1034,6 +1208,9 @@ def _table(run: dict[str, Any]) -> list[str]:
             f"{f['requests_per_s']:>8.1f} {f['errors']:>7} {f['kb']:>7.1f}  {cpu}  "
             f"<{f['goal_p95_ms']:.0f} {mark}"
         )
+    if run.get("not_available"):
+        missing = ", ".join(f"{name} ({status})" for name, status in run["not_available"].items())
+        lines.append(f"  not available in this version: {missing}")
     r, log, static = run["recording"], run["server_log"], run["static"]
     lines.append(
         f"  recording: {r['epochs_written']} epochs into {r['experiments']} running experiments, "
@@ -1049,13 +1226,18 @@ def _table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sweep_words(figures: dict[str, Any]) -> str:
+    trials = figures.get("sweep_trials") or 0
+    return f" (one sweep of {trials:,} trials among them)" if trials else ""
+
+
 def report(figures: dict[str, Any]) -> str:
     """The table for people; the CLI prints it, then the figures as one JSON line."""
     machine = figures["machine"]
     lines = [
         f"cifarlab bench web: {figures['experiments']:,} experiments x {figures['epochs']} "
-        f"epochs, {figures['clients']} clients, {figures['requests_per_endpoint']} requests "
-        "per endpoint",
+        f"epochs{_sweep_words(figures)}, {figures['clients']} clients, "
+        f"{figures['requests_per_endpoint']} requests per endpoint",
         f"{machine['cpus']} CPUs; load average before {machine['load_average_before']}, after "
         f"{machine['load_average_after']}",
     ]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    SQLColumnExpression,
     String,
     case,
     cast,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, joinedload, undefer
 
+from app.core.columns import Column, ColumnFilter, Kind, find_column
 from app.core.models import (
     IMPORTED_MODEL,
     EpochMetric,
@@ -112,7 +114,7 @@ def create_experiment(
     return experiment
 
 
-SORTABLE = {
+SORTABLE: dict[str, InstrumentedAttribute[Any]] = {
     "created_at": Experiment.created_at,
     "name": Experiment.name,
     "model": Experiment.model,
@@ -138,6 +140,34 @@ def get_experiment_detail(*, session: Session, experiment_id: int) -> Experiment
     )
 
 
+def column_expression(column: Column) -> SQLColumnExpression[Any]:
+    """A runs-table column as SQL, the same on SQLite and PostgreSQL. A hyperparameter reads
+    the spec's JSON at one path (``json_extract`` / ``#>>``), cast to what it holds, so
+    numbers sort as numbers; best val accuracy is the highest of the run's epochs."""
+    if column.hyperparameter is not None:
+        value = Experiment.spec[("hyperparameters", column.hyperparameter)]
+        cast_to = {Kind.number: value.as_float, Kind.boolean: value.as_boolean}
+        extracted: SQLColumnExpression[Any] = cast_to.get(column.kind, value.as_string)()
+        return extracted
+    if column.name == "best_val_accuracy":
+        return (
+            select(func.max(EpochMetric.val_accuracy))
+            .where(EpochMetric.experiment_id == Experiment.id)
+            .correlate(Experiment)
+            .scalar_subquery()
+        )
+    return SORTABLE[column.name]
+
+
+def _column_condition(where: ColumnFilter) -> ColumnElement[bool]:
+    expression = column_expression(where.column)
+    if where.operator == "min":
+        return expression >= where.value
+    if where.operator == "max":
+        return expression <= where.value
+    return expression == where.value
+
+
 def list_experiments(
     *,
     session: Session,
@@ -146,11 +176,18 @@ def list_experiments(
     tag: str | None = None,
     q: str | None = None,
     owner: str | None = None,
+    sweep_id: int | None = None,
+    where: Sequence[ColumnFilter] = (),
     sort: str = "created_at",
     descending: bool = True,
+    group_by_sweep: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Experiment], int]:
+    """One page of the runs table and how many rows match. ``sort``: a key of ``SORTABLE``
+    or a column of ``app.core.columns``; ``where``: filters on those columns.
+    ``group_by_sweep`` puts each sweep's trials together (newest sweep first, runs of no
+    sweep last), each group in the chosen order."""
     query = select(Experiment)
     if status:
         query = query.where(Experiment.status == status)
@@ -164,16 +201,87 @@ def list_experiments(
     if q:
         pattern = f"%{q}%"
         query = query.where(Experiment.name.ilike(pattern) | Experiment.notes.ilike(pattern))
+    if sweep_id is not None:
+        query = query.where(Experiment.sweep_id == sweep_id)
+    for condition in where:
+        query = query.where(_column_condition(condition))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    column = SORTABLE[sort]
+    if sort in SORTABLE:
+        column: SQLColumnExpression[Any] = SORTABLE[sort]
+        # Columns that cannot be NULL sort plainly, so PostgreSQL can read them in index order.
+        nullable = bool(inspect(Experiment).columns[sort].nullable)
+    else:
+        known = find_column(sort)
+        if known is None:
+            raise ValueError(f"no column {sort!r} to sort by")
+        column, nullable = column_expression(known), True
     key = column.desc() if descending else column.asc()
-    # Experiments without a result yet go last whichever way the column sorts. Columns that
-    # cannot be NULL sort plainly, so PostgreSQL can read them in index order.
-    if inspect(Experiment).columns[sort].nullable:
+    # Experiments without a value yet go last whichever way the column sorts.
+    if nullable:
         key = key.nulls_last()
     tiebreak = Experiment.id.desc() if descending else Experiment.id.asc()
-    rows = session.scalars(query.order_by(key, tiebreak).limit(limit).offset(offset)).all()
-    return rows, total
+    order: list[ColumnElement[Any]] = [key, tiebreak]
+    if group_by_sweep:
+        order = [Experiment.sweep_id.is_(None), Experiment.sweep_id.desc(), *order]
+    # The order over ids alone, then the page's rows: sorting whole rows (a spec, a layer
+    # table) took SQLite three times as long at 10,000 experiments (41 ms against 14).
+    ids = session.scalars(query.with_only_columns(Experiment.id).order_by(*order).limit(limit)
+                          .offset(offset)).all()  # fmt: skip
+    return experiments_in_order(session=session, experiment_ids=ids), total
+
+
+LIST_FILTERS = ("status", "model", "tag", "q", "owner", "sweep_id", "where")
+"""The arguments of ``list_experiments`` that narrow the rows (the rest order them)."""
+
+TableVersion: TypeAlias = tuple[int, int | None, datetime | None]
+
+
+def table_version(*, session: Session) -> TableVersion:
+    """How many experiments, the highest id and the newest launch: an insert raises the last
+    two, a delete lowers the count, so any change to the set of experiments changes this."""
+    # Three scalar subqueries: SQLite answers each from the table's count, its last rowid and
+    # the created_at index; asked together in one SELECT it scanned the table (1.5 ms).
+    count, highest, newest = session.execute(
+        select(
+            select(func.count()).select_from(Experiment).scalar_subquery(),
+            select(func.max(Experiment.id)).scalar_subquery(),
+            select(func.max(Experiment.created_at)).scalar_subquery(),
+        )
+    ).one()
+    return int(count), highest, newest
+
+
+def column_values(*, session: Session, column: Column) -> list[tuple[int, Any]]:
+    """Every experiment's value in a runs-table column, as ``column_expression`` reads it."""
+    rows = session.execute(select(Experiment.id, column_expression(column)))
+    return [(int(experiment_id), value) for experiment_id, value in rows]
+
+
+def experiments_in_order(*, session: Session, experiment_ids: Sequence[int]) -> list[Experiment]:
+    """These experiments in this order; an id deleted meanwhile is left out."""
+    if not experiment_ids:
+        return []
+    found = session.scalars(select(Experiment).where(Experiment.id.in_(experiment_ids)))
+    by_id = {experiment.id: experiment for experiment in found}
+    return [by_id[i] for i in experiment_ids if i in by_id]
+
+
+def best_val_accuracies(*, session: Session, experiment_ids: Sequence[int]) -> dict[int, float]:
+    """Each run's highest validation accuracy, for the rows a page shows: one grouped query
+    over their epochs. Runs without a validated epoch are left out."""
+    if not experiment_ids:
+        return {}
+    rows = session.execute(
+        select(EpochMetric.experiment_id, func.max(EpochMetric.val_accuracy))
+        .where(EpochMetric.experiment_id.in_(experiment_ids))
+        .group_by(EpochMetric.experiment_id)
+    )
+    return {int(i): float(best) for i, best in rows if best is not None}
+
+
+def sweep_names(*, session: Session, sweep_ids: Sequence[int]) -> dict[int, str]:
+    rows = session.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(sweep_ids)))
+    return {int(i): str(name) for i, name in rows}
 
 
 EpochRow: TypeAlias = Row[Any]

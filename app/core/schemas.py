@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
 )
@@ -162,6 +163,9 @@ class ExperimentSummary(BaseModel):
     interruption: str | None  # why the last run was cut short (its worker was killed, ...)
     stop_reason: str | None = None  # why a sweep's rule pruned it ("pruned at epoch 3 because")
     queue_position: int | None = None
+    sweep_id: int | None = None  # the sweep that launched it
+    # The highest validation accuracy over its epochs: lists fill it in, one query a page.
+    best_val_accuracy: float | None = None
 
 
 def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
@@ -253,6 +257,42 @@ CREATED_EXPERIMENT = _experiment_links()
 class ExperimentsPublic(BaseModel):
     items: list[ExperimentSummary]
     total: int
+
+
+BULK_LIMIT = 1000
+"""Experiments one bulk request may name: a sweep's trials, a few pages of the table."""
+
+
+class BulkRequest(BaseModel):
+    """One action on the runs table's selection (``app.services.bulk``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[RowId] = Field(min_length=1, max_length=BULK_LIMIT)
+    action: Literal["tag", "cancel", "delete"]
+    tag: Tag | None = Field(
+        default=None, validate_default=True, description="The tag to add; with `tag` only"
+    )
+
+    @field_validator("tag")
+    @classmethod
+    def _tag_with_tagging(cls, value: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if action == "tag" and value is None:
+            raise ValueError("required with action tag")
+        if action not in (None, "tag") and value is not None:
+            raise ValueError(f"only with action tag, not {action}")
+        return value
+
+
+class BulkResultPublic(BaseModel):
+    id: int
+    outcome: Literal["done", "unchanged", "forbidden", "not_found", "conflict", "invalid"]
+    detail: str
+
+
+class BulkResultsPublic(BaseModel):
+    results: list[BulkResultPublic]
 
 
 class EpochMetricPublic(BaseModel):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.db import get_sessionmaker
 from app.services.history_cache import HistoryCache
+from app.services.runs_table import SortedColumns
 
 
 class Admission:
@@ -50,6 +51,7 @@ def install(app: FastAPI) -> None:
     app.state.admission = Admission(settings.request_concurrency)
     app.state.hashing = Admission(settings.password_hash_concurrency)
     app.state.histories = HistoryCache()
+    app.state.sorted_columns = SortedColumns()
 
 
 @asynccontextmanager
@@ -81,3 +83,11 @@ def get_histories(request: Request) -> HistoryCache:
 
 
 HistoriesDep = Annotated[HistoryCache, Depends(get_histories)]
+
+
+def get_sorted_columns(request: Request) -> SortedColumns:
+    sorted_columns: SortedColumns = request.app.state.sorted_columns
+    return sorted_columns
+
+
+SortedColumnsDep = Annotated[SortedColumns, Depends(get_sorted_columns)]

@@ -2,21 +2,31 @@
 
 The API takes them as typed query parameters and refuses a bad one with 422 naming it; the
 page, whose URLs people edit by hand, drops a bad one and shows the rest (``lenient``).
+Filters on the table's extra columns (``hp.learning_rate=0.001``, ``best_val_accuracy.min=0.8``,
+``app.core.columns``) are named by their column, so they come from the query string as a
+whole (``column_filters``), with the same two rules.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from app.core import crud
+from app.core.columns import COLUMNS, ColumnFilter, parse_filter
 from app.core.models import Status
+from app.core.schemas import RowId
 from app.web.auth import Principal
 
-SortKey = enum.StrEnum("SortKey", {key: key for key in crud.SORTABLE})  # type: ignore[misc]
+# The experiment's own columns, then every metric and hyperparameter column.
+SortKey = enum.StrEnum(  # type: ignore[misc]
+    "SortKey", {key: key for key in (*crud.SORTABLE, *COLUMNS)}
+)
 DEFAULT_SORT = SortKey("created_at")
 
 
@@ -29,8 +39,16 @@ class ExperimentFilters(BaseModel):
     tag: str | None = None
     owner: str | None = Field(default=None, description="A username, or `me`")
     q: str | None = Field(default=None, max_length=200, description="Text in name or notes")
-    sort: SortKey = Field(default=DEFAULT_SORT, description="Column to sort by")
+    sweep: RowId | None = Field(default=None, description="Only this sweep's trials")
+    sort: SortKey = Field(
+        default=DEFAULT_SORT,
+        description="Column to sort by: an experiment's column, a metric "
+        "(`best_val_accuracy`) or a hyperparameter (`hp.learning_rate`)",
+    )
     order: Literal["asc", "desc"] = "desc"
+    group: Literal["sweep"] | None = Field(
+        default=None, description="`sweep`: each sweep's trials together, newest sweep first"
+    )
 
     @classmethod
     def lenient(cls, params: Mapping[str, str]) -> ExperimentFilters:
@@ -47,7 +65,7 @@ class ExperimentFilters(BaseModel):
 
     @property
     def filtered(self) -> bool:
-        return any((self.status, self.model, self.tag, self.q, self.owner))
+        return any((self.status, self.model, self.tag, self.q, self.owner, self.sweep))
 
     def owner_name(self, principal: Principal) -> str | None:
         """``me`` is whoever is signed in; with nobody signed in it filters nothing."""
@@ -55,14 +73,45 @@ class ExperimentFilters(BaseModel):
             return principal.user.username if principal.user else None
         return self.owner
 
-    def query(self, principal: Principal) -> dict[str, Any]:
-        """Keyword arguments for ``crud.list_experiments``."""
+    def query(self, principal: Principal, where: Sequence[ColumnFilter] = ()) -> dict[str, Any]:
+        """Keyword arguments for ``crud.list_experiments``; ``where``: the column filters."""
         return {
             "status": self.status, "model": self.model, "tag": self.tag, "q": self.q,
-            "owner": self.owner_name(principal), "sort": str(self.sort),
-            "descending": self.order == "desc",
+            "owner": self.owner_name(principal), "sweep_id": self.sweep, "where": where,
+            "sort": str(self.sort), "descending": self.order == "desc",
+            "group_by_sweep": self.group == "sweep",
         }  # fmt: skip
 
     def as_strings(self) -> dict[str, str]:
         """For the page's links and inputs: each filter as text, ``""`` when unset."""
         return {name: "" if value is None else str(value) for name, value in self}
+
+
+def _parsed_filters(params: Any) -> tuple[list[ColumnFilter], list[dict[str, Any]]]:
+    """The column filters ``params`` state, and an error for each one that does not parse."""
+    parsed, errors = [], []
+    for name, text in params.multi_items():
+        try:
+            found = parse_filter(name, text)
+        except ValueError as exc:
+            errors.append({"loc": ("query", name), "msg": str(exc), "type": "value_error"})
+            continue
+        if found is not None:
+            parsed.append(found)
+    return parsed, errors
+
+
+def column_filters(request: Request) -> list[ColumnFilter]:
+    """The API's column filters; a bad one, or a hyperparameter no model has, is a 422
+    naming the parameter."""
+    parsed, errors = _parsed_filters(request.query_params)
+    if errors:
+        raise RequestValidationError(errors)
+    return parsed
+
+
+def lenient_column_filters(request: Request) -> list[ColumnFilter]:
+    """The page's column filters: the form's empty fields and bad ones filter nothing."""
+    params = request.query_params
+    given = type(params)([(name, text) for name, text in params.multi_items() if text.strip()])
+    return _parsed_filters(given)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import (
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute, Match
 
 from app.core import crud
+from app.core.columns import ColumnFilter
 from app.core.config import get_settings
 from app.core.models import Experiment
 from app.core.presets import PRESETS, Preset
@@ -31,6 +33,8 @@ from app.core.queue import online_workers
 from app.core.schemas import (
     CREATED_EXPERIMENT,
     ERROR_RESPONSES,
+    BulkRequest,
+    BulkResultsPublic,
     Count,
     EvaluationPublic,
     ExperimentPublic,
@@ -45,6 +49,7 @@ from app.core.schemas import (
     summaries,
 )
 from app.core.zoo import MODELS
+from app.services import bulk
 from app.services.cancel import cancel
 from app.services.delete import delete
 from app.services.errors import Conflict, NotFound
@@ -55,8 +60,8 @@ from app.services.retry import retry
 from app.services.update import update
 from app.services.workers import list_online
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
-from app.web.deps import SessionDep
-from app.web.list_filters import ExperimentFilters
+from app.web.deps import SessionDep, SortedColumnsDep
+from app.web.list_filters import ExperimentFilters, column_filters
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
@@ -170,15 +175,37 @@ def create_experiment(
 @router.get("/experiments", response_model=ExperimentsPublic)
 def list_experiments(
     session: SessionDep,
+    sorted_columns: SortedColumnsDep,
     principal: ViewerDep,
     filters: Annotated[ExperimentFilters, Query()],
+    where: Annotated[list[ColumnFilter], Depends(column_filters)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
-    items, total = crud.list_experiments(
-        session=session, **filters.query(principal), limit=limit, offset=offset
+    """Filter on any metric or hyperparameter column as well: `hp.learning_rate=0.001`
+    (equal), `hp.learning_rate.min=0.0005`, `best_val_accuracy.max=0.9` (inclusive bounds);
+    an unknown column is a 422 naming the parameter. Each item carries its
+    `best_val_accuracy`."""
+    items, total = sorted_columns.list_experiments(
+        session, **filters.query(principal, where), limit=limit, offset=offset
     )
-    return {"items": summaries(items), "total": total}
+    listed = summaries(items)
+    best = crud.best_val_accuracies(session=session, experiment_ids=[i.id for i in listed])
+    for item in listed:
+        item.best_val_accuracy = best.get(item.id)
+    return {"items": listed, "total": total}
+
+
+@router.post("/experiments/bulk", response_model=BulkResultsPublic)
+def bulk_action(session: SessionDep, principal: ActorDep, request: BulkRequest) -> dict[str, Any]:
+    """Tag, cancel or delete many experiments: each as its own request would, with the same
+    permission check, so the answer says per id what happened (`done`, `unchanged`,
+    `forbidden`, `not_found`, `conflict`, `invalid`) and one refusal stops nothing else."""
+    action = bulk.Action(request.action)
+    results = bulk.apply(
+        session, request.ids, action, may_modify=principal.can_modify, tag=request.tag
+    )
+    return {"results": [asdict(result) for result in results]}
 
 
 @router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)

@@ -1,19 +1,29 @@
-"""The experiments list: filters (``app.web.list_filters``), sortable columns, pages."""
+"""The experiments list: filters (``app.web.list_filters``), sortable columns, pages.
+
+Besides its own columns the table shows any metric or hyperparameter the person picks
+(``cols=best_val_accuracy,hp.learning_rate``; the page's script remembers the choice), sorts
+and filters on them, and can group a sweep's trials under one header row (``group=sweep``).
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from app.core import crud
-from app.core.models import INTEGER_MAX
-from app.core.schemas import summaries
-from app.web.deps import SessionDep
-from app.web.list_filters import DEFAULT_SORT, ExperimentFilters
+from app.core.columns import COLUMNS, HYPERPARAMETERS, METRICS, Column, ColumnFilter, Kind
+from app.core.models import INTEGER_MAX, Status
+from app.core.schemas import ExperimentSummary, summaries
+from app.web.deps import SessionDep, SortedColumnsDep
+from app.web.formatting import format_number, format_percent
+from app.web.list_filters import DEFAULT_SORT, ExperimentFilters, lenient_column_filters
 from app.web.templating import PageViewerDep, page_router, templates
 
 router = page_router()
@@ -39,13 +49,19 @@ def _list_url(filters: dict[str, str], page: int = 1) -> str:
     return "/?" + urlencode(query) if query else "/"
 
 
-def _sort_links(filters: dict[str, str]) -> dict[str, str]:
+def _first_order(column: str) -> str:
+    if column in FIRST_ORDER:
+        return FIRST_ORDER[column]
+    return "desc" if COLUMNS[column].kind is Kind.number else "asc"
+
+
+def _sort_links(filters: dict[str, str], extra: Sequence[Column]) -> dict[str, str]:
     """A column's header link: the same column again flips its order, another starts at its
     own first order; either way back to page 1."""
     links = {}
-    for column, first in FIRST_ORDER.items():
+    for column in [*FIRST_ORDER, *(c.name for c in extra)]:
         flipped = "asc" if filters["order"] == "desc" else "desc"
-        order = flipped if filters["sort"] == column else first
+        order = flipped if filters["sort"] == column else _first_order(column)
         links[column] = _list_url({**filters, "sort": column, "order": order})
     return links
 
@@ -54,27 +70,114 @@ def page_filters(request: Request) -> ExperimentFilters:
     return ExperimentFilters.lenient(request.query_params)
 
 
+# The table's own columns: choosing them adds nothing.
+CHOOSABLE = {name: column for name, column in COLUMNS.items() if name not in FIRST_ORDER}
+
+
+def shown_columns(
+    request: Request, filters: ExperimentFilters, where: Sequence[ColumnFilter]
+) -> list[Column]:
+    """The extra columns asked for (``cols``, unknown names left out), then the one sorted
+    by and those filtered on, so what orders or narrows the rows is always on screen."""
+    asked = [name.strip() for name in request.query_params.get("cols", "").split(",")]
+    names = [*asked, str(filters.sort), *(f.column.name for f in where)]
+    return [CHOOSABLE[name] for name in dict.fromkeys(names) if name in CHOOSABLE]
+
+
+def cell(column: Column, experiment: ExperimentSummary) -> str:
+    """What a row shows in an extra column: accuracies as percentages, settings as the spec
+    states them (``0.001``, ``yes``); "—" where the run has no value."""
+    if column.hyperparameter is not None:
+        value = (experiment.spec.get("hyperparameters") or {}).get(column.hyperparameter)
+    else:
+        value = getattr(experiment, column.name)
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if column.hyperparameter is None:
+        return format_percent(value) if "accuracy" in column.name else format_number(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class SweepGroup:
+    """A sweep's trials on this page under one header row; ``sweep_id`` None: runs of no
+    sweep (and, when not grouping, every row, with no header)."""
+
+    sweep_id: int | None
+    name: str = ""
+    counts: dict[Status, int] = field(default_factory=dict)
+    experiments: list[ExperimentSummary] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def sweep_groups(
+    session: SessionDep, experiments: list[ExperimentSummary], grouped: bool
+) -> list[SweepGroup]:
+    """The page's rows in runs of the same sweep (``crud.list_experiments`` ordered them
+    so), each with its whole sweep's status counts."""
+    if not grouped:
+        return [SweepGroup(sweep_id=None, experiments=experiments)]
+    runs = [
+        SweepGroup(sweep_id=sweep_id, experiments=list(rows))
+        for sweep_id, rows in groupby(experiments, key=lambda e: e.sweep_id)
+    ]
+    ids = [group.sweep_id for group in runs if group.sweep_id is not None]
+    counts = crud.sweep_status_counts(session=session, sweep_ids=ids) if ids else {}
+    names = crud.sweep_names(session=session, sweep_ids=ids) if ids else {}
+    for group in runs:
+        if group.sweep_id is not None:
+            group.counts = counts.get(group.sweep_id, {})
+            group.name = names.get(group.sweep_id, "")
+    return runs
+
+
 @router.get("/")
 def experiments_page(
     request: Request,
     session: SessionDep,
+    sorted_columns: SortedColumnsDep,
     principal: PageViewerDep,
     filters: Annotated[ExperimentFilters, Depends(page_filters)],
+    where: Annotated[list[ColumnFilter], Depends(lenient_column_filters)],
     page: int = 1,
 ) -> Response:
     page = min(max(page, 1), MAX_PAGE)
-    items, total = crud.list_experiments(
-        session=session, **filters.query(principal), limit=PAGE_SIZE,
+    items, total = sorted_columns.list_experiments(
+        session, **filters.query(principal, where), limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )  # fmt: skip
-    shown = filters.as_strings()
+    experiments = summaries(items)
+    extra = shown_columns(request, filters, where)
+    if METRICS["best_val_accuracy"] in extra:
+        ids = [experiment.id for experiment in experiments]
+        best = crud.best_val_accuracies(session=session, experiment_ids=ids)
+        for experiment in experiments:
+            experiment.best_val_accuracy = best.get(experiment.id)
+    chosen = ",".join(column.name for column in extra)
+    column_params = {f.param: f.text for f in where}
+    shown = {**filters.as_strings(), **column_params, "cols": chosen}
     pages = max(1, math.ceil(total / PAGE_SIZE))
     context = {
-        "experiments": summaries(items),
+        "experiments": experiments,
+        "groups": sweep_groups(session, experiments, filters.group == "sweep"),
+        "columns": extra,
+        "cell": cell,
+        "choosable": CHOOSABLE,
+        "hyperparameter_groups": _by_group(HYPERPARAMETERS.values()),
+        "column_filters": [
+            (f, _list_url({k: v for k, v in shown.items() if k != f.param})) for f in where
+        ],
+        "column_params": column_params,
+        "sweep_clear_url": _list_url({**shown, "sweep": ""}),
         "total": total,
         "filters": shown,
-        "filtered": filters.filtered,
-        "sort_links": _sort_links(shown),
+        "filtered": filters.filtered or bool(where),
+        "sort_links": _sort_links(shown, extra),
         "page": page,
         "previous_url": _list_url(shown, page - 1) if page > 1 else None,
         "next_url": _list_url(shown, page + 1) if page < pages else None,
@@ -83,3 +186,11 @@ def experiments_page(
         "show_owners": principal.auth_required or principal.user is not None,
     }
     return templates.TemplateResponse(request, "experiments.html", context)
+
+
+def _by_group(columns: Any) -> dict[str, list[Column]]:
+    """The chooser's sections: the launch form's groups (Training, Optimizer, ...)."""
+    groups: dict[str, list[Column]] = {}
+    for column in columns:
+        groups.setdefault(column.group, []).append(column)
+    return groups
