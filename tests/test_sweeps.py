@@ -16,6 +16,7 @@ from app.core.schemas import SpecError
 from app.core.sweeps import expand, parse_sweep
 from app.services import outbox, sweeps
 from app.services.quotas import QuotaExceeded
+from app.services.sweep_cache import SweepCache
 from tests.support.factories import claim
 from tests.support.settings import clear_caches
 
@@ -190,3 +191,26 @@ def test_a_sweep_counts_its_cap_against_the_active_experiments_limit(
     with pytest.raises(QuotaExceeded, match="set max_parallel to at most 4"):
         sweeps.launch_sweep(session, sweep_data())
     assert session.scalar(select(func.count()).select_from(Experiment)) == 0
+
+
+@pytest.mark.both_databases
+def test_the_cache_keeps_a_view_until_its_sweep_changes(
+    session: Session, broker: redis.Redis
+) -> None:
+    launched = sweeps.launch_sweep(session, sweep_data(seeds=[0], max_parallel=1))
+    first, second = launched.experiment_ids
+    cache = SweepCache()
+    seen = cache.get(session, launched.sweep.id)
+    assert cache.get(session, launched.sweep.id) is seen
+    assert seen.part("n", lambda view: len(view.trials)) == 2
+    assert seen.part("n", lambda view: -1) == 2  # made once per version
+
+    lease = claim(session, first)  # a trial starts
+    assert (started := cache.get(session, launched.sweep.id)) is not seen
+    assert started.view.counts == {Status.running: 1, Status.queued: 1}
+    crud.record_epoch(session=session, lease=lease, epoch=1, values={"val_accuracy": 0.4})
+    session.commit()  # an epoch is recorded
+    assert cache.get(session, launched.sweep.id).view.trials[0].best_metric == 0.4
+    sweeps.cancel_sweep(session, launched.sweep)  # statuses change, nothing else
+    assert cache.get(session, launched.sweep.id).view.counts == {Status.cancelled: 2}
+    assert cache.get(session, launched.sweep.id).view.trials[1].id == second

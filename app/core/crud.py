@@ -973,6 +973,41 @@ def sweep_trials(*, session: Session, sweep_id: int) -> Sequence[Experiment]:
     ).all()
 
 
+TrialRow: TypeAlias = Row[Any]
+"""A sweep's trial as its page reads it: ``Experiment``'s columns by name, no ORM object."""
+
+_TRIAL_COLUMNS = (
+    Experiment.id, Experiment.name, Experiment.status, Experiment.spec,
+    Experiment.current_epoch, Experiment.total_epochs, Experiment.test_accuracy,
+    Experiment.stop_reason, Experiment.error, Experiment.started_at, Experiment.finished_at,
+)  # fmt: skip
+
+
+def sweep_trial_rows(*, session: Session, sweep_id: int) -> Sequence[TrialRow]:
+    """A sweep's trials in launch order, as plain rows."""
+    return session.execute(
+        select(*_TRIAL_COLUMNS).where(Experiment.sweep_id == sweep_id).order_by(Experiment.id)
+    ).all()
+
+
+SweepVersion: TypeAlias = tuple[Any, ...]
+
+
+def sweep_version(*, session: Session, sweep_id: int) -> SweepVersion:
+    """One aggregate row that changes when a trial is added or removed, changes status,
+    starts an attempt, records an epoch or finishes: what a cached sweep view is checked
+    against. Read through the ``sweep_id`` index, about a millisecond at 1,000 trials."""
+    per_status = [func.sum(case((Experiment.status == status, 1), else_=0)) for status in Status]
+    row = session.execute(
+        select(
+            func.count(), func.max(Experiment.id), func.sum(Experiment.current_epoch),
+            func.sum(Experiment.attempts), func.max(Experiment.started_at),
+            func.max(Experiment.finished_at), *per_status,
+        ).where(Experiment.sweep_id == sweep_id)
+    ).one()  # fmt: skip
+    return tuple(row)
+
+
 def sweep_status_counts(
     *, session: Session, sweep_ids: Sequence[int]
 ) -> dict[int | None, dict[Status, int]]:

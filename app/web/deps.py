@@ -15,6 +15,7 @@ from app.core.config import get_settings
 from app.core.db import get_sessionmaker
 from app.services.history_cache import HistoryCache
 from app.services.runs_table import SortedColumns
+from app.services.sweep_cache import SweepCache
 
 
 class Admission:
@@ -52,6 +53,7 @@ def install(app: FastAPI) -> None:
     app.state.hashing = Admission(settings.password_hash_concurrency)
     app.state.histories = HistoryCache()
     app.state.sorted_columns = SortedColumns()
+    app.state.sweeps = SweepCache()
 
 
 @asynccontextmanager
@@ -91,3 +93,11 @@ def get_sorted_columns(request: Request) -> SortedColumns:
 
 
 SortedColumnsDep = Annotated[SortedColumns, Depends(get_sorted_columns)]
+
+
+def get_sweep_cache(request: Request) -> SweepCache:
+    cache: SweepCache = request.app.state.sweeps
+    return cache
+
+
+SweepCacheDep = Annotated[SweepCache, Depends(get_sweep_cache)]

@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
 from app.core import crud
 from app.core.models import Status
@@ -23,7 +25,8 @@ from app.services import sweeps
 from app.services.errors import Conflict, NotFound
 from app.services.retry import RETRYABLE
 from app.services.sweeps import SweepView, TrialView
-from app.web.deps import SessionDep
+from app.web import json_text
+from app.web.deps import SessionDep, SweepCacheDep
 from app.web.formatting import format_number, format_percent
 from app.web.forms import shown_value
 from app.web.security_headers import WEBGL_CHARTS_POLICY
@@ -144,7 +147,9 @@ def _sort_number(value: float | int | None) -> str:
     return "" if value is None else repr(value)
 
 
-def sweep_context(view: SweepView, can_modify: bool) -> dict[str, Any]:
+def sweep_context(view: SweepView) -> dict[str, Any]:
+    """The page's context for every viewer (who may cancel is added per request); the trial
+    rows come rendered (``rows_html``): at 1,000 trials they are most of the page's work."""
     data = live_data(view)
     columns = [*view.spec.varied, "seed"]
     rows = [
@@ -167,14 +172,17 @@ def sweep_context(view: SweepView, can_modify: bool) -> dict[str, Any]:
         "data": data,
         "columns": columns,
         "log_axes": [name for name in view.spec.varied if view.spec.log_scaled(name)],
-        "rows": rows,
-        "can_modify": can_modify,
-        "page_data": {  # the table is drawn already: its cells come with the first poll
-            **{key: value for key, value in data.items() if key != "trials"},
-            "liveUrl": f"/sweeps/{view.sweep.id}/live",
-            "metricTitle": metric_title(view.spec),
-            "pollMilliseconds": POLL_MILLISECONDS,
-        },
+        "rows_html": Markup(templates.get_template("_sweep_rows.html").render(rows=rows)),
+        "page_data_json": htmlsafe_json_dumps(
+            dumps=json_text.dumps,
+            obj={
+                # the table is drawn already: its cells come with the first poll
+                **{key: value for key, value in data.items() if key != "trials"},
+                "liveUrl": f"/sweeps/{view.sweep.id}/live",
+                "metricTitle": metric_title(view.spec),
+                "pollMilliseconds": POLL_MILLISECONDS,
+            },
+        ),
     }
 
 
@@ -193,24 +201,33 @@ def sweeps_page(request: Request, session: SessionDep) -> Response:
 
 @router.get("/sweeps/{sweep_id}")
 def sweep_page(
-    request: Request, session: SessionDep, principal: PageViewerDep, sweep_id: RowId
+    request: Request,
+    session: SessionDep,
+    cache: SweepCacheDep,
+    principal: PageViewerDep,
+    sweep_id: RowId,
 ) -> Response:
     """Cancel and Retry are drawn for the sweep's owner or an admin only. The parallel
     coordinates need WebGL, hence this page's own policy (``WEBGL_CHARTS_POLICY``)."""
     try:
-        view = sweeps.view(session, sweep_id)
+        cached = cache.get(session, sweep_id)
     except NotFound as exc:
         return not_found(request, str(exc))
-    context = sweep_context(view, principal.can_modify(view.sweep))
+    context = {
+        **cached.part("page", sweep_context),
+        "can_modify": principal.can_modify(cached.view.sweep),
+    }
     response = templates.TemplateResponse(request, "sweep.html", context)
     response.headers["Content-Security-Policy"] = WEBGL_CHARTS_POLICY
     return response
 
 
 @router.get("/sweeps/{sweep_id}/live", dependencies=FRAGMENT_VIEWER)
-def sweep_live(session: SessionDep, sweep_id: RowId) -> dict[str, Any]:
-    """What the page polls every two seconds while a trial is queued or running."""
-    return live_data(sweeps.view(session, sweep_id))
+def sweep_live(session: SessionDep, cache: SweepCacheDep, sweep_id: RowId) -> Response:
+    """What the page polls every two seconds while a trial is queued or running: the same
+    bytes for every viewer until the sweep changes."""
+    body = cache.get(session, sweep_id).part("live", lambda view: json_text.encode(live_data(view)))
+    return Response(body, media_type="application/json")
 
 
 def _act(

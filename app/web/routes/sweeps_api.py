@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from app.core import crud
 from app.core.schemas import ERROR_RESPONSES, Count, RowId
 from app.services import sweeps
 from app.web import sweep_public
 from app.web.auth import ActorDep, ensure_can_modify, viewer
-from app.web.deps import SessionDep
+from app.web.deps import SessionDep, SweepCacheDep
 from app.web.sweep_public import (
     SweepCreatedPublic,
     SweepPublic,
@@ -62,10 +62,13 @@ def list_sweeps(
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepPublic)
-def get_sweep(session: SessionDep, sweep_id: RowId) -> SweepPublic:
+def get_sweep(session: SessionDep, cache: SweepCacheDep, sweep_id: RowId) -> Response:
     """The sweep's spec and every trial (its varied values and seed, status and metrics),
     the counts per status, the best trial so far and an ETA."""
-    return sweep_public.detail(sweeps.view(session, sweep_id))
+    body = cache.get(session, sweep_id).part(
+        "api", lambda view: sweep_public.detail(view).model_dump_json().encode()
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.post("/sweeps/{sweep_id}/cancel", response_model=SweepTrialIdsPublic)
