@@ -10,18 +10,15 @@ one (50 examples) is the same command with ``-n 50``, see docs/architecture.md.
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
-from app.embedded_redis import free_port
-from tests.support.polling import wait_until
+from tests.support.servers import serve_app
 
 MAX_EXAMPLES = 10
 MAX_SECONDS = 150
@@ -49,21 +46,8 @@ def schemathesis_command(base_url: str, max_examples: int) -> list[str]:
 @pytest.fixture
 def served(broker: redis.Redis, data_dir: Path) -> Iterator[str]:
     """The app as production runs it: uvicorn in its own process, on a free port."""
-    port = free_port()
-    env = {**os.environ, "CIFARLAB_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.web.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: httpx.get(f"{base_url}/api/health", timeout=5).status_code, 60,
-        ignoring=(httpx.HTTPError,), what="the server answering",
-    )  # fmt: skip
-    yield base_url
-    process.terminate()
-    process.wait(timeout=30)
+    with serve_app(data_dir) as base_url:
+        yield base_url
 
 
 @pytest.mark.timeout(MAX_SECONDS + 90)

@@ -8,21 +8,17 @@ uvicorn in its own process, as production runs it, and driven by Debian's Chromi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from app.core.models import Experiment
-from app.embedded_redis import free_port
 from tests.support.factories import make_evaluated
-from tests.support.polling import wait_for, wait_until
+from tests.support.polling import wait_for
+from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.e2e
 
@@ -50,23 +46,8 @@ def seeds_of(session: Session, learning_rate: float, wrong: list[int]) -> list[E
 @pytest.fixture
 def served(data_dir: Path) -> Iterator[str]:
     """The web app alone (no broker or worker: nothing here trains), on a free port."""
-    port = free_port()
-    env = {**os.environ, "CIFARLAB_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.web.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{base_url}/static/app.css", timeout=5).status_code == 200, 60,
-            ignoring=(httpx.HTTPError,), what="the server answering",
-        )  # fmt: skip
+    with serve_app(data_dir) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_two_groups_of_three_seeds_draw_bands_and_a_verdict(

@@ -3,6 +3,7 @@
 ``start_stack``: `cifarlab up` (embedded Redis, a supervised worker, the web server).
 ``start_cluster``: Redis, the web server and named workers as separate processes, each
 logging to a file, for tests that stop or kill one worker while another runs on.
+``serve_app``: the web app alone in uvicorn, as production runs it, on a test's database.
 """
 
 from __future__ import annotations
@@ -59,6 +60,29 @@ def healthy(base_url: str, workers: int = 1) -> bool:
     except (httpx.HTTPError, ValueError):
         return False
     return health["status"] == "ok" and len(health["workers"]) >= workers
+
+
+@contextmanager
+def serve_app(data_dir: Path) -> Iterator[str]:
+    """uvicorn serving ``create_app`` on a free port with ``data_dir``'s database; yields its
+    base URL once it answers, and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "CIFARLAB_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.web.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: httpx.get(f"{base_url}/static/app.css", timeout=5).status_code == 200, 60,
+            ignoring=(httpx.HTTPError,), what="the server answering",
+        )  # fmt: skip
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def start_stack(
