@@ -21,7 +21,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from app.bench import chart as charts
 from app.client import ApiClient, ApiError
@@ -44,7 +44,7 @@ console = Console(soft_wrap=True)
 FINISHED = {status.value for status in Status if status.finished}
 
 ApiUrl = Annotated[
-    str | None, typer.Option(help="cifarlab server to talk to [env: CIFARLAB_API_URL].")
+    str | None, typer.Option(help="cifarlab server to talk to \\[env: CIFARLAB_API_URL].")
 ]
 
 
@@ -106,7 +106,7 @@ def up(
     host: Annotated[str, typer.Option(help="Address the web server listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web server.")] = 8000,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Database, broker and models [env: CIFARLAB_DATA_DIR].")
+        Path | None, typer.Option(help="Database, broker and models \\[env: CIFARLAB_DATA_DIR].")
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
     verbose: Annotated[
@@ -259,12 +259,12 @@ def worker(
 
 DataDir = Annotated[
     Path | None,
-    typer.Option(help="The data directory `cifarlab up` uses [env: CIFARLAB_DATA_DIR]."),
+    typer.Option(help="The data directory `cifarlab up` uses \\[env: CIFARLAB_DATA_DIR]."),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory "
-                 "[env: CIFARLAB_DATABASE_URL]."),
+                 "\\[env: CIFARLAB_DATABASE_URL]."),
 ]  # fmt: skip
 
 
@@ -397,7 +397,10 @@ def launch(
 @cli.command()
 def presets() -> None:
     """List the ready specs `launch --preset` takes."""
-    table = Table("preset", "model", "what", "published test acc")
+    # The ids are what `--preset` takes: never cut; the description wraps instead.
+    table = Table(Column("preset", no_wrap=True), Column("model", no_wrap=True),
+                  Column("what", overflow="fold"),
+                  "published test acc")  # fmt: skip
     for preset in PRESETS.values():
         published = (
             "" if preset.published_test_accuracy is None else str(preset.published_test_accuracy)
@@ -496,7 +499,14 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
         "error",
     ):
         console.print(f"{key:>16}: {experiment[key]}", highlight=False)
-    console.print(f"{'hyperparameters':>16}: {json.dumps(experiment['spec']['hyperparameters'])}")
+    hyperparameters = experiment["spec"].get("hyperparameters")
+    if hyperparameters is None:  # an imported report: a result without a run behind it
+        console.print(f"{'hyperparameters':>16}: none (an imported report)", highlight=False)
+    else:
+        settings = Table("hyperparameter", "value")
+        for name, value in hyperparameters.items():
+            settings.add_row(name, json.dumps(value))
+        console.print(settings)
     table = Table("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
     for row in epochs:
         table.add_row(
@@ -511,12 +521,18 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
 
 @cli.command()
 def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
-    """Cancel an experiment: a queued one never starts, a running one stops at its next batch."""
+    """Cancel an experiment: a queued one never starts, a running one stops at its next batch.
+    Exits 2, cancelling nothing, when it had already finished."""
+    client = _client(api_url)
     try:
-        experiment = _client(api_url).cancel(experiment_id)
+        before = client.experiment(experiment_id)["status"]
+        experiment = None if before in FINISHED else client.cancel(experiment_id)
     except ApiError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"experiment {experiment_id}: {experiment['status']}")
+    if experiment is None or experiment["status"] != "cancelled":
+        ended = before if experiment is None else experiment["status"]
+        raise _fail(f"experiment {experiment_id} is {ended}: nothing was cancelled")
+    console.print(f"experiment {experiment_id}: cancelled")
 
 
 @cli.command()
@@ -1074,7 +1090,7 @@ cli.add_typer(token_cli, name="token")
 PasswordOption = Annotated[
     str | None,
     typer.Option(
-        help="Default: asked for, hidden [env: CIFARLAB_PASSWORD].", envvar="CIFARLAB_PASSWORD"
+        help="Default: asked for, hidden \\[env: CIFARLAB_PASSWORD].", envvar="CIFARLAB_PASSWORD"
     ),
 ]
 
