@@ -852,26 +852,28 @@ def sweeps_show(sweep_id: int, api_url: ApiUrl = None) -> None:
     console.print(f"{client.base_url}/sweeps/{sweep_id}", highlight=False)
 
 
+def _act_on_sweep(sweep_id: int, api_url: str | None, *, retry: bool) -> None:
+    client = _client(api_url)
+    try:
+        found = client.retry_sweep(sweep_id) if retry else client.cancel_sweep(sweep_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    ids = found["experiment_ids"]
+    verb = "retrying" if retry else "cancelled"
+    console.print(f"sweep {sweep_id}: {verb} {len(ids)} trials {' '.join(map(str, ids))}",
+                  highlight=False)  # fmt: skip
+
+
 @sweeps_cli.command("cancel")
 def sweeps_cancel(sweep_id: int, api_url: ApiUrl = None) -> None:
     """Cancel a sweep's queued and running trials; finished ones keep their results."""
-    try:
-        ids = _client(api_url).cancel_sweep(sweep_id)["experiment_ids"]
-    except ApiError as exc:
-        raise _fail(str(exc)) from None
-    console.print(f"sweep {sweep_id}: cancelled {len(ids)} trials {' '.join(map(str, ids))}",
-                  highlight=False)  # fmt: skip
+    _act_on_sweep(sweep_id, api_url, retry=False)
 
 
 @sweeps_cli.command("retry")
 def sweeps_retry(sweep_id: int, api_url: ApiUrl = None) -> None:
     """Queue a sweep's failed and cancelled trials again, under its cap."""
-    try:
-        ids = _client(api_url).retry_sweep(sweep_id)["experiment_ids"]
-    except ApiError as exc:
-        raise _fail(str(exc)) from None
-    console.print(f"sweep {sweep_id}: retrying {len(ids)} trials {' '.join(map(str, ids))}",
-                  highlight=False)  # fmt: skip
+    _act_on_sweep(sweep_id, api_url, retry=True)
 
 
 bench_cli = typer.Typer(help="Benchmarks; each prints a table, then one JSON line.")

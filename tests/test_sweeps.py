@@ -17,21 +17,10 @@ from app.core.sweeps import expand, parse_sweep
 from app.services import outbox, sweeps
 from app.services.quotas import QuotaExceeded
 from app.services.sweep_cache import SweepCache
-from tests.support.factories import claim
+from tests.support.factories import claim, sweep_data
 from tests.support.settings import clear_caches
 
 QUEUE = "cifarlab"
-
-
-def sweep_data(**changes: Any) -> dict[str, Any]:
-    return {
-        "name": "lr sweep",
-        "model": "custom_cnn",
-        "hyperparameters": {"epochs": 2, "train_size": 200, "test_size": 100},
-        "grid": {"learning_rate": [0.001, 0.003]},
-        "seeds": [0, 1, 2],
-        **changes,
-    }
 
 
 def test_a_grid_and_seeds_expand_to_every_combination_in_order() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.models import Experiment, Status, Sweep
 from app.services import accounts
+from tests.support import factories
 from tests.support.clients import make_client
 from tests.support.factories import claim
 
@@ -21,15 +22,7 @@ QUEUE = "cifarlab"
 
 
 def sweep_data(**changes: Any) -> dict[str, Any]:
-    return {
-        "name": "lr sweep",
-        "model": "custom_cnn",
-        "hyperparameters": {"epochs": 2, "train_size": 200, "test_size": 100},
-        "grid": {"learning_rate": [0.001, 0.003]},
-        "seeds": [0, 1],
-        "max_parallel": 3,
-        **changes,
-    }
+    return factories.sweep_data(**{"seeds": [0, 1], "max_parallel": 3, **changes})
 
 
 def stored(session: Session) -> tuple[int, int]:

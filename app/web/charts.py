@@ -260,6 +260,14 @@ def with_export_name(figure: dict[str, Any], filename: str) -> dict[str, Any]:
     return figure
 
 
+def exported_as(stem: str, charts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Charts by element id (``accuracy-chart``), each saved as ``<stem>-accuracy.png``."""
+    return {
+        chart_id: with_export_name(figure, f"{stem}-{chart_id.removesuffix('-chart')}")
+        for chart_id, figure in charts.items()
+    }
+
+
 # --- phases and learning rate on one experiment's curves ---------------------------------------
 
 

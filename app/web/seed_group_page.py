@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 from app.services.comparison import MAX_COMPARED
 from app.web.charts import (
+    exported_as,
     group_accuracy_figure,
     group_curves_figure,
     group_f1_figure,
-    with_export_name,
 )
 from app.web.seed_groups_public import (
     EstimatePublic,
@@ -164,16 +164,15 @@ def figures(groups: SeedGroupsPublic) -> dict[str, dict[str, Any]]:
     """The view's charts by element id, each saved as ``cifarlab-seed-groups-<ids>-<chart>``."""
     plain = [g.model_dump() for g in groups.groups]
     stem = "cifarlab-seed-groups-" + "-".join(str(g.id) for g in groups.groups)
-    charts = {
-        "group-accuracy-chart": group_curves_figure(plain, "val_accuracy"),
-        "group-loss-chart": group_curves_figure(plain, "val_loss"),
-        "group-seeds-chart": group_accuracy_figure(plain),
-        "group-f1-chart": group_f1_figure(plain),
-    }
-    return {
-        chart_id: with_export_name(figure, f"{stem}-{chart_id.removesuffix('-chart')}")
-        for chart_id, figure in charts.items()
-    }
+    return exported_as(
+        stem,
+        {
+            "group-accuracy-chart": group_curves_figure(plain, "val_accuracy"),
+            "group-loss-chart": group_curves_figure(plain, "val_loss"),
+            "group-seeds-chart": group_accuracy_figure(plain),
+            "group-f1-chart": group_f1_figure(plain),
+        },
+    )
 
 
 def group_context(groups: SeedGroupsPublic) -> dict[str, Any]:

@@ -62,6 +62,18 @@ def spec_data(model: str = "custom_cnn", **hyperparameters: Any) -> dict[str, An
     }
 
 
+def sweep_data(**changes: Any) -> dict[str, Any]:
+    """A tiny sweep: 2 learning rates x 3 seeds of ``spec_data``'s CNN."""
+    return {
+        "name": "lr sweep",
+        "model": "custom_cnn",
+        "hyperparameters": {"epochs": 2, "train_size": 200, "test_size": 100},
+        "grid": {"learning_rate": [0.001, 0.003]},
+        "seeds": [0, 1, 2],
+        **changes,
+    }
+
+
 def claim(session: Session, experiment_id: int) -> crud.Lease:
     """Start a queued experiment as a worker does: its rows are written under this lease."""
     lease = crud.claim_experiment(

@@ -38,6 +38,7 @@ from app.web.charts import (
     comparison_curves_figure,
     comparison_gap_figure,
     difference_figure,
+    exported_as,
     has_gallery,
     per_class_f1_figure,
     with_export_name,
@@ -237,16 +238,15 @@ def figures(comparison: Mapping[str, Any], ids: str) -> dict[str, dict[str, Any]
     """The page's charts by element id, each saved as ``cifarlab-compare-<ids>-<chart>.png``;
     ``comparison`` as ``ComparisonPublic.model_dump()`` gives it, which the charts read."""
     stem = f"cifarlab-compare-{ids.replace(',', '-')}"
-    charts = {
-        "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
-        "loss-chart": comparison_curves_figure(comparison, "loss"),
-        "gap-chart": comparison_gap_figure(comparison),
-        "f1-chart": per_class_f1_figure(comparison),
-    }
-    return {
-        chart_id: with_export_name(figure, f"{stem}-{chart_id.removesuffix('-chart')}")
-        for chart_id, figure in charts.items()
-    }
+    return exported_as(
+        stem,
+        {
+            "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
+            "loss-chart": comparison_curves_figure(comparison, "loss"),
+            "gap-chart": comparison_gap_figure(comparison),
+            "f1-chart": per_class_f1_figure(comparison),
+        },
+    )
 
 
 def matrices(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
