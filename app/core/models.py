@@ -243,6 +243,9 @@ class Experiment(Base):
     )
     # Why a run stopped before its planned epochs without failing: "pruned at epoch 3 because".
     stop_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Wall time inside epochs (the sum of the epoch rows' seconds): queueing, idle time between
+    # attempts, data loading and evaluation are not training.
+    training_seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -299,6 +302,10 @@ class Evaluation(Base):
     confusion_matrix: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     test_size: Mapped[int] = mapped_column(Integer)
+    # How each test image was predicted: "none" (once) or "flip" (mean with its mirror image).
+    test_time_augmentation: Mapped[str] = mapped_column(
+        String(16), default="none", server_default="none"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Per test image, in evaluation order; None for imported reports.
     test_set_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
