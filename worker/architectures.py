@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 from keras.src.applications import convnext, efficientnet, efficientnet_v2, mobilenet_v2, resnet
 
@@ -206,3 +208,112 @@ def unfreeze_base(model: keras.Model, top_layers: int, keep_batchnorm_frozen: bo
     for layer in base.layers:
         is_batchnorm = isinstance(layer, layers.BatchNormalization)
         layer.trainable = layer in unfrozen and not (keep_batchnorm_frozen and is_batchnorm)
+
+
+BIAS_STEP_SCALE = 8.0
+"""The BatchNorm shifts of the fast family are stored divided by this, so their steps are
+its square (64) times larger than the weights': airbench's "bias scaler". The shift is all a
+scale-free BatchNorm learns, and at the weights' step size it would barely move in a short run."""
+
+
+@keras.saving.register_keras_serializable(package="cifarlab")
+class ScaledShift(layers.Layer):
+    """A per-channel shift ``scale * b``: gradient steps on b move the shift ``scale**2``
+    times as far as a plain bias would. Registered, so saved models load in safe mode."""
+
+    def __init__(self, scale: float = BIAS_STEP_SCALE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + self.scale * keras.ops.cast(self.shift, inputs.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _norm_gelu(x: keras.KerasTensor, momentum: float) -> keras.KerasTensor:
+    """BatchNorm without a scale (a GELU after it needs only a shift to choose its regime)."""
+    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-12, center=False, scale=False)(x)
+    return layers.Activation("gelu")(ScaledShift()(x))
+
+
+def _fast_block(x: keras.KerasTensor, filters: int, momentum: float) -> keras.KerasTensor:
+    """airbench's block: conv, pool, norm, conv, norm. Pooling right after the first conv
+    makes the normalisation and GELU work on a quarter of the pixels."""
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = _norm_gelu(layers.MaxPooling2D()(x), momentum)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    return _norm_gelu(x, momentum)
+
+
+def _identity_start(model: keras.Model) -> None:
+    """Start each 3x3 convolution's first ``inputs`` filters as the identity (the rest stay
+    random): an implicit residual connection, so the fresh network passes its input through
+    and the first steps refine features instead of searching for them (airbench's dirac
+    init). Done on the weights, not by a custom initializer, so nothing new is serialised."""
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D) and layer.kernel_size == (3, 3):
+            kernel = keras.ops.convert_to_numpy(layer.kernel).copy()
+            inputs = min(kernel.shape[2], kernel.shape[3])
+            kernel[:, :, :, :inputs] = 0.0
+            kernel[1, 1, np.arange(inputs), np.arange(inputs)] = 1.0
+            layer.kernel.assign(kernel)
+
+
+WHITENING_PATCH = 2
+"""Side of the patches the first layer whitens; 2x2x3 patches make 12 directions."""
+CIFAR10_MEAN = (125.307, 122.961, 113.8575)
+CIFAR10_STD = (62.9932, 62.0887, 66.7048)
+"""Per-channel pixel statistics of the CIFAR-10 training set, in 0..255."""
+WHITENING_IMAGES = 5000
+"""Images the whitening statistics come from: airbench's count, plenty for a 12x12 covariance."""
+
+
+def build_fast_cnn(
+    *, num_classes: int, widths: tuple[int, int, int], batchnorm_momentum: float
+) -> keras.Model:
+    """The fast family's network at 32 px (after airbench, written for Keras).
+
+    The first layer, named ``whitening``, is frozen; ``fit_whitening`` fills it from the
+    training images before the first epoch. Its 24 filters are the 12 whitening directions
+    of 2x2 patches and their negatives, so the GELU after it keeps both signs. The logits
+    are scaled by 1/9 before the softmax, which airbench found trains better than the usual
+    scale at its large learning rate."""
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = layers.Normalization(mean=CIFAR10_MEAN, variance=[s**2 for s in CIFAR10_STD])(inputs)
+    directions = 2 * 3 * WHITENING_PATCH**2
+    x = layers.Conv2D(directions, WHITENING_PATCH, padding="valid", name="whitening",
+                      trainable=False)(x)  # fmt: skip
+    x = layers.Activation("gelu")(x)
+    for filters in widths:
+        x = _fast_block(x, filters, batchnorm_momentum)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dense(num_classes, use_bias=False)(x)
+    x = layers.Rescaling(1.0 / 9)(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name="fast_cnn")
+    _identity_start(model)
+    return model
+
+
+def fit_whitening(model: keras.Model, images: np.ndarray, *, eps: float = 5e-4) -> None:
+    """Set the frozen ``whitening`` layer from ``images`` (uint8, N x 32 x 32 x 3): each
+    filter projects a normalised 2x2 patch onto one eigenvector of the patches' covariance,
+    divided by the square root of its eigenvalue, so every direction comes out with unit
+    variance; the negated copies follow. The bias centres the outputs."""
+    layer = model.get_layer("whitening")
+    normalised = (images[:WHITENING_IMAGES].astype(np.float32) - CIFAR10_MEAN) / CIFAR10_STD
+    k = WHITENING_PATCH
+    patches = np.lib.stride_tricks.sliding_window_view(normalised, (k, k), axis=(1, 2))
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * 3)  # (h, w, channel)
+    mean = patches.mean(axis=0)
+    covariance = np.cov(patches - mean, rowvar=False)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    filters = eigenvectors / np.sqrt(eigenvalues + eps)  # columns: one direction each
+    kernel = np.concatenate([filters, -filters], axis=1).reshape(k, k, 3, -1)
+    bias = -(mean @ np.concatenate([filters, -filters], axis=1))
+    layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])

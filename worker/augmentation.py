@@ -39,14 +39,16 @@ def build_augmenter(hp: TrainingHyperparameters) -> Augmenter | None:
 def _image_layers(hp: TrainingHyperparameters) -> list[keras.Layer]:
     seed = hp.seed
     found: list[keras.Layer] = []
-    if hp.augment_flip:
+    if hp.augment_flip and not hp.flip_alternating:  # alternating flips: worker/data.py
         found.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if hp.augment_translate:
+        # Nearest, not bilinear: a shift by whole pixels moves the image without blurring it.
         found.append(
             keras.layers.RandomTranslation(
-                hp.augment_translate, hp.augment_translate, fill_mode="reflect", seed=seed
+                hp.augment_translate, hp.augment_translate, fill_mode="reflect",
+                interpolation="nearest", seed=seed,
             )
-        )
+        )  # fmt: skip
     if hp.augment_rotation:
         found.append(
             keras.layers.RandomRotation(hp.augment_rotation, fill_mode="reflect", seed=seed)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from app.core.config import Settings
 from app.core.hyperparameters import (
     CustomCnnHyperparameters,
+    FastCnnHyperparameters,
     ResidualCnnHyperparameters,
     TransferHyperparameters,
 )
@@ -16,8 +18,10 @@ from app.core.schemas import ExperimentSpec
 from worker.architectures import (
     APPLICATIONS,
     build_custom_cnn,
+    build_fast_cnn,
     build_residual_cnn,
     build_transfer,
+    fit_whitening,
 )
 from worker.data import CLASS_NAMES
 from worker.weights import resolve_weights
@@ -46,6 +50,16 @@ def _residual_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
     )  # fmt: skip
 
 
+def _fast_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
+    hp = spec.hyperparameters
+    if not isinstance(hp, FastCnnHyperparameters):
+        raise TypeError(f"fast_cnn needs FastCnnHyperparameters, got {type(hp).__name__}")
+    return build_fast_cnn(
+        num_classes=NUM_CLASSES, widths=(hp.width_1, hp.width_2, hp.width_3),
+        batchnorm_momentum=hp.batchnorm_momentum,
+    )  # fmt: skip
+
+
 def _transfer(spec: ExperimentSpec, settings: Settings) -> keras.Model:
     hp = spec.hyperparameters
     if not isinstance(hp, TransferHyperparameters):
@@ -64,15 +78,23 @@ ModelBuilder = Callable[[ExperimentSpec, Settings], keras.Model]
 BUILDERS: dict[str, ModelBuilder] = {
     "custom_cnn": _custom_cnn,
     "residual_cnn": _residual_cnn,
+    "fast_cnn": _fast_cnn,
     **dict.fromkeys(APPLICATIONS, _transfer),
 }
 
 
-def build_model(spec: ExperimentSpec, settings: Settings) -> keras.Model:
+def build_model(
+    spec: ExperimentSpec, settings: Settings, train_images: np.ndarray | None = None
+) -> keras.Model:
+    """A fresh model; ``train_images`` fill the layers that are set from data rather than
+    learned (the fast family's whitening), which keep their initial values without them."""
     builder = BUILDERS.get(spec.model)
     if builder is None:
         raise ValueError(f"this worker has no builder for model {spec.model!r}; upgrade it")
-    return builder(spec, settings)
+    model = builder(spec, settings)
+    if train_images is not None and spec.model == "fast_cnn":
+        fit_whitening(model, train_images)
+    return model
 
 
 def load_warm_start(path: str, spec: ExperimentSpec) -> keras.Model:

@@ -449,6 +449,7 @@ def make_dataset(
     augment: Augmenter | None = None,
     first_epoch: int = 0,
     epochs: int = 1,
+    alternating_flip: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
 
@@ -459,25 +460,37 @@ def make_dataset(
     Shuffled, it yields ``epochs`` passes one after another (fit them with ``steps_per_epoch``),
     each in an order that depends only on (seed, epoch), epochs counted from 0: a run resumed
     at ``first_epoch`` sees the very batches an uninterrupted run would.
+
+    ``alternating_flip`` mirrors each image at random (seeded) in epoch 0 and then the other
+    way from the epoch before in every later one (airbench's alternating flip): two epochs in a
+    row always see both views of every image, where independent coin flips repeat a view for
+    half the images. It is a function of (seed, image, epoch), so resumes see the same views.
     """
     labels = _check_pipeline_inputs(images, labels, batch_size, image_size, num_classes)
     pixels = tf.constant(images)
     classes = tf.constant(labels)
     count = len(images)
 
+    first_flips = tf.constant(np.random.default_rng(seed).integers(0, 2, count).astype(bool))
+
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
         pair = tf.stack([tf.constant(seed, tf.int64), epoch])
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), pair)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        odd = tf.equal(epoch % 2, 1)
+        flips = tf.not_equal(tf.gather(first_flips, order), odd)
+        return tf.data.Dataset.from_tensor_slices((order, flips)).batch(batch_size)
 
     if shuffle:
         epoch_numbers = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
         batches = epoch_numbers.flat_map(epoch_order)
     else:
-        batches = tf.data.Dataset.range(count).batch(batch_size)
+        unflipped = tf.data.Dataset.range(count).map(lambda i: (i, tf.constant(False)))
+        batches = unflipped.batch(batch_size)
 
-    def prepare(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def prepare(indices: tf.Tensor, flips: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.cast(tf.gather(pixels, indices), tf.float32)
+        if alternating_flip:
+            batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         one_hot = tf.one_hot(tf.gather(classes, indices), num_classes, dtype=tf.float32)
         if augment is not None:
             batch, one_hot = augment(batch, one_hot)

@@ -76,10 +76,12 @@ def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, 
     return training, test
 
 
-def initial_model(spec: ExperimentSpec, settings: Settings) -> keras.Model:
+def initial_model(
+    spec: ExperimentSpec, settings: Settings, train_images: np.ndarray | None = None
+) -> keras.Model:
     source = spec.hyperparameters.warm_start_experiment_id
     if source is None:
-        return build_model(spec, settings)
+        return build_model(spec, settings, train_images)
     path = settings.model_path(source)
     if not path.is_file():
         raise ValueError(
@@ -139,7 +141,8 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
         model, start, best = resumed.model, resumed.point, resumed.best_weights
         logger.info("experiment %s resumes after epoch %s", experiment_id, start.epochs_done)
     else:
-        model, start, best = initial_model(spec, settings), ResumePoint(), None
+        model = initial_model(spec, settings, training.x_train)
+        start, best = ResumePoint(), None
     trainer = Trainer(
         lease=lease, model=model, spec=spec, data=training, checkpoint=checkpoint, start=start,
         best_weights=best, pruner=TrialPruner.for_experiment(experiment_id),
@@ -158,6 +161,12 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
         shuffle=False, seed=hp.seed,
     )  # fmt: skip
     probabilities = np.asarray(model.predict(test_batches, verbose=0))
+    if hp.test_time_augmentation == "flip":
+        mirrored = make_dataset(
+            test.x_test[:, :, ::-1], test.y_test, batch_size=hp.batch_size,
+            image_size=hp.image_size, shuffle=False, seed=hp.seed,
+        )  # fmt: skip
+        probabilities = (probabilities + np.asarray(model.predict(mirrored, verbose=0))) / 2
     result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
     fingerprint = fingerprint_test_set(test.x_test, test.y_test)
     save_test_images(test.x_test, settings.test_images_path(fingerprint))
@@ -172,7 +181,7 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
             crud.save_evaluation(
                 session=session, lease=lease, classes=result.classes,
                 confusion_matrix=result.confusion_matrix, report=result.report,
-                per_image=per_image,
+                per_image=per_image, test_time_augmentation=hp.test_time_augmentation,
             )  # fmt: skip
             # While the fenced UPDATE holds the row: only the attempt that succeeds renames.
             os.replace(staged, model_path)

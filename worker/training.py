@@ -23,6 +23,7 @@ from worker.callbacks import ExperimentRecorder
 from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
 from worker.data import make_dataset
 from worker.hardware import native_bfloat16
+from worker.learning_rate import TriangularSchedule
 from worker.lease import holding
 from worker.pruning import TrialPruner
 from worker.schedule import ResumableEarlyStopping, schedule_callbacks
@@ -39,17 +40,28 @@ class TrainingData:
     y_val: np.ndarray
 
 
-def make_optimizer(hp: TrainingHyperparameters, learning_rate: float) -> keras.optimizers.Optimizer:
+LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
+
+
+def make_optimizer(
+    hp: TrainingHyperparameters, learning_rate: LearningRate
+) -> keras.optimizers.Optimizer:
+    """The spec's optimizer; with ``ema_momentum`` it keeps an average of the weights among
+    its own variables, so a checkpoint resumes the average too."""
+    ema = {"use_ema": True, "ema_momentum": hp.ema_momentum} if hp.ema_momentum else {}
     if hp.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=hp.weight_decay)
+        return keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=hp.weight_decay, **ema
+        )
     if hp.optimizer == "sgd":
         return keras.optimizers.SGD(
             learning_rate=learning_rate,
             momentum=hp.momentum,
             nesterov=True,
             weight_decay=hp.weight_decay or None,
+            **ema,
         )
-    return keras.optimizers.Adam(learning_rate=learning_rate)
+    return keras.optimizers.Adam(learning_rate=learning_rate, **ema)
 
 
 def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
@@ -181,8 +193,12 @@ class Trainer:
         """Train epochs initial_epoch+1..final_epoch; returns the epochs done when it stopped."""
         resuming = self._resuming(phase)
         saved = self.model.optimizer if resuming else None
+        rate: LearningRate = learning_rate
+        if self.hp.learning_rate_schedule == "triangular":
+            phase_epochs = final_epoch - (phase_one_epochs or 0)
+            rate = TriangularSchedule(learning_rate, phase_epochs * self.steps_per_epoch)
         self.model.compile(
-            optimizer=make_optimizer(self.hp, learning_rate),
+            optimizer=make_optimizer(self.hp, rate),
             loss=make_loss(self.hp),
             metrics=["accuracy"],
             jit_compile=JIT_COMPILE[self.hp.xla],
@@ -212,14 +228,18 @@ class Trainer:
             image_size=self.hp.image_size, shuffle=True, seed=self.hp.seed,
             augment=self.augment, first_epoch=initial_epoch,
             epochs=max(final_epoch - initial_epoch, 1),
+            alternating_flip=self.hp.augment_flip and self.hp.flip_alternating,
         )  # fmt: skip
+        # Validation sees the averaged weights the final model will have.
+        averaging = [keras.callbacks.SwapEMAWeights()] if self.hp.ema_momentum else []
         history = self.model.fit(
             train_data,
             validation_data=self.validation_data,
             initial_epoch=initial_epoch,
             epochs=final_epoch,
             steps_per_epoch=self.steps_per_epoch,
-            callbacks=[recorder, *schedule, saver],  # the saver last: it saves their state
+            # The saver last: it saves the others' state.
+            callbacks=[*averaging, recorder, *schedule, saver],
             shuffle=False,  # the pipeline shuffles, seeded by epoch
             verbose=0,
         )

@@ -767,6 +767,7 @@ def save_evaluation(
     confusion_matrix: list[list[int]] | None,
     report: dict[str, Any],
     per_image: PerImageResults | None = None,
+    test_time_augmentation: str = "none",
 ) -> Evaluation:
     """Store the test-set result and mark the experiment succeeded, in one transaction, only
     while ``lease`` holds the run; raises ``LeaseLost`` otherwise, before writing anything.
@@ -796,6 +797,7 @@ def save_evaluation(
         confusion_matrix=confusion_matrix,
         report=report,
         test_size=int(sum(report[name]["support"] for name in classes)),
+        test_time_augmentation=test_time_augmentation,
     )
     if per_image is not None:
         evaluation.test_set_fingerprint = per_image.fingerprint

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.models import INTEGER_MAX
 
@@ -59,8 +59,18 @@ class TrainingHyperparameters(BaseModel):
         0.0, "Optimizer", "Decoupled weight decay per step (AdamW, SGD); 0: none.", ge=0, le=0.5
     )
     momentum: float = _field(0.9, "Optimizer", "SGD momentum.", ge=0, lt=1)
+    ema_momentum: float = _field(
+        0.0, "Optimizer", "Exponential moving average of the weights, per step: validation and "
+        "the final model use the average, a flatter point than the last step. 0: off.",
+        ge=0, lt=1,
+    )  # fmt: skip
 
     # Schedule
+    learning_rate_schedule: Literal["constant", "triangular"] = _field(
+        "constant", "Schedule", "constant: the learning rate moves only on a plateau. triangular: "
+        "it rises linearly from 0.2x to 1x over the first 20% of steps, then falls linearly to "
+        "0.07x at the last step (airbench's one-cycle shape); needs the plateau cut off.",
+    )  # fmt: skip
     reduce_lr_on_plateau: bool = _field(
         True, "Schedule", "Halve the learning rate when validation loss stops improving."
     )
@@ -92,6 +102,11 @@ class TrainingHyperparameters(BaseModel):
 
     # Augmentation, applied per training batch
     augment_flip: bool = _field(False, "Augmentation", "Random horizontal flips.")
+    flip_alternating: bool = _field(
+        False, "Augmentation", "With flips: flip each image at random in the first epoch, then "
+        "the opposite way from the last epoch in every later one, so consecutive epochs never "
+        "repeat a view (airbench's alternating flip).",
+    )  # fmt: skip
     augment_translate: float = _field(
         0.0, "Augmentation", "Random shifts up to this fraction of the side (0.125 = 4 px).",
         ge=0, le=0.5,
@@ -111,6 +126,12 @@ class TrainingHyperparameters(BaseModel):
     mix_alpha: float = _field(
         0.2, "Augmentation", "Beta(alpha, alpha) parameter of the mixing ratio.", gt=0, le=10
     )
+
+    # Evaluation
+    test_time_augmentation: Literal["none", "flip"] = _field(
+        "none", "Evaluation", "flip: predict each test image as the mean of its and its mirror "
+        "image's probabilities. Recorded with the evaluation; compare warns when runs differ.",
+    )  # fmt: skip
 
     # Speed
     mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = _field(
@@ -133,6 +154,16 @@ class TrainingHyperparameters(BaseModel):
         if isinstance(value, bool):
             return "on" if value else "off"
         return value
+
+    @model_validator(mode="after")
+    def _schedule_is_one_thing(self) -> TrainingHyperparameters:
+        """A triangular schedule sets every step's rate; a plateau cut cannot also set it."""
+        if self.learning_rate_schedule == "triangular" and self.reduce_lr_on_plateau:
+            raise ValueError(
+                "learning_rate_schedule: triangular sets the rate of every step; turn "
+                "reduce_lr_on_plateau off to use it"
+            )
+        return self
 
     @property
     def planned_epochs(self) -> int:
@@ -173,6 +204,79 @@ class ResidualCnnHyperparameters(TrainingHyperparameters):
         2, "Model", "Residual blocks (two 3x3 convolutions each) per stage.", ge=1, le=8
     )
     dropout_rate: float = _field(0.2, "Model", "Dropout before the classifier.", ge=0, le=0.9)
+
+
+class FastCnnHyperparameters(TrainingHyperparameters):
+    """A fast from-scratch recipe after airbench (Jordan, arXiv 2404.00498), written for Keras.
+
+    Every default carries the reason airbench gives for it: a frozen patch-whitening first
+    layer decorrelates pixels so the first steps learn edges instead of colour statistics;
+    BatchNorm without a scale and GELU make each block cheap and smooth; Nesterov SGD on a
+    triangular schedule with large batches uses few, large steps; label smoothing 0.2 keeps
+    confidence in check on a short run; an average of the weights evaluates a flatter point
+    than the last step; alternating flips and 2 px translations give new views without
+    repeats; a mirrored second look at each test image is nearly free accuracy.
+    """
+
+    epochs: int = _field(10, "Training", "Passes over the training data.", ge=1, le=500)
+    image_size: int = _field(
+        32, "Training", "Side in pixels: the network is built for CIFAR-10's own 32.", ge=32, le=32
+    )
+    batch_size: int = _field(1024, "Training", "Images per gradient step.", ge=1, le=4096)
+    validation_split: float = _field(
+        0.05, "Training", "Fraction of the training images held out, stratified.", ge=0.05, le=0.5
+    )
+    optimizer: Literal["adam", "adamw", "sgd"] = _field(
+        "sgd", "Optimizer", "Adam (the study's), AdamW, or SGD with Nesterov momentum."
+    )
+    learning_rate: float = _field(
+        1.0, "Optimizer", "Peak step size of the schedule (for a mean loss over the batch).",
+        gt=0, le=20,
+    )  # fmt: skip
+    momentum: float = _field(0.85, "Optimizer", "SGD momentum.", ge=0, lt=1)
+    weight_decay: float = _field(
+        0.005, "Optimizer", "Decoupled weight decay, times the step size, per step.", ge=0, le=0.5
+    )
+    learning_rate_schedule: Literal["constant", "triangular"] = _field(
+        "triangular", "Schedule", "constant: the learning rate moves only on a plateau. "
+        "triangular: it rises linearly from 0.2x to 1x over the first 20% of steps, then falls "
+        "linearly to 0.07x at the last step (airbench's one-cycle shape).",
+    )  # fmt: skip
+    reduce_lr_on_plateau: bool = _field(
+        False, "Schedule", "Halve the learning rate when validation loss stops improving."
+    )
+    early_stopping: bool = _field(
+        False, "Schedule", "Stop when validation loss stops improving; keep the best weights."
+    )
+    label_smoothing: float = _field(
+        0.2, "Loss", "Share of each target spread over all classes.", ge=0, lt=1
+    )
+    augment_flip: bool = _field(True, "Augmentation", "Random horizontal flips.")
+    flip_alternating: bool = _field(
+        True, "Augmentation", "With flips: flip each image at random in the first epoch, then "
+        "the opposite way from the last epoch in every later one, so consecutive epochs never "
+        "repeat a view (airbench's alternating flip).",
+    )  # fmt: skip
+    augment_translate: float = _field(
+        0.0625, "Augmentation", "Random shifts up to this fraction of the side (0.0625 = 2 px).",
+        ge=0, le=0.5,
+    )  # fmt: skip
+    test_time_augmentation: Literal["none", "flip"] = _field(
+        "flip", "Evaluation", "flip: predict each test image as the mean of its and its mirror "
+        "image's probabilities. Recorded with the evaluation; compare warns when runs differ.",
+    )  # fmt: skip
+    width_1: int = _field(64, "Model", "Filters of the first block (32 px).", ge=8, le=512)
+    width_2: int = _field(256, "Model", "Filters of the second block (16 px).", ge=8, le=1024)
+    width_3: int = _field(256, "Model", "Filters of the third block (8 px).", ge=8, le=1024)
+    batchnorm_momentum: float = _field(
+        0.4, "Model", "Share of the old moving statistics kept each step: low, because a short "
+        "run must evaluate with statistics of its last steps.", ge=0, lt=1,
+    )  # fmt: skip
+    ema_momentum: float = _field(
+        0.98, "Optimizer", "Exponential moving average of the weights, per step: validation and "
+        "the final model use the average, a flatter point than the last step. 0: off.",
+        ge=0, lt=1,
+    )  # fmt: skip
 
 
 class TransferHyperparameters(TrainingHyperparameters):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app.core.hyperparameters import (
     CustomCnnHyperparameters,
+    FastCnnHyperparameters,
     ResidualCnnHyperparameters,
     TransferHyperparameters,
 )
@@ -57,6 +58,15 @@ MODELS: dict[str, ModelInfo] = {
             description="A small ResNet with BatchNorm and augmentation, built to go well past "
             "the study's custom CNN.",
             hyperparameters=ResidualCnnHyperparameters,
+        ),
+        ModelInfo(
+            name="fast_cnn",
+            title="Fast CNN (from scratch, after airbench)",
+            family="from_scratch",
+            description="A whitened, BatchNorm-GELU network with Nesterov SGD on a triangular "
+            "schedule, label smoothing, an average of the weights, alternating flips and a "
+            "mirrored look at test time: the ideas of the fastest CIFAR-10 trainers, at 32 px.",
+            hyperparameters=FastCnnHyperparameters,
         ),
         _transfer("efficientnet_b0", "EfficientNetB0", _EFFICIENTNET),
         _transfer("efficientnet_b1", "EfficientNetB1", _EFFICIENTNET),
