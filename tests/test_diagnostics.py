@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.core.schemas import EpochMetricPublic
-from app.services.diagnostics import Diagnosis, diagnose
+from app.services.diagnostics import Diagnosis, Predictions, diagnose
 from app.web.presentation import finding_text, verdict_text
 
 
@@ -110,9 +110,10 @@ def test_learning_rate_cuts_and_phase_boundary_are_found() -> None:
         phase=["train"] * 5 + ["fine_tune"] * 2,
     )
     diagnosis = diagnose(rows)
-    assert diagnosis.lr_reductions == [4, 6]
+    assert diagnosis.lr_reductions == [4]  # epoch 6's rate is the fine-tuning phase's
     assert diagnosis.phase_boundary == 6
-    assert _finding(diagnosis, "lr_reduced").epoch == 4
+    assert _finding(diagnosis, "lr_reduced").epochs == (4,)
+    assert _finding(diagnosis, "fine_tuning").epoch == 6
 
 
 def test_float32_learning_rates_do_not_read_as_cuts() -> None:
@@ -219,3 +220,169 @@ def test_bad_rows_raise_helpful_errors(rows: list[dict[str, Any]], message: str)
 def test_planned_epochs_must_be_positive() -> None:
     with pytest.raises(ValueError, match="planned_epochs"):
         diagnose(HEALTHY, planned_epochs=0)
+
+
+# --- a run that learned nothing ------------------------------------------------------------
+
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def _all_predicted(column: int) -> Predictions | None:
+    """An evaluation that predicted class ``column`` for every one of 500 test images."""
+    matrix = [[50 if j == column else 0 for j in range(10)] for _ in range(10)]
+    return Predictions.from_confusion_matrix(CIFAR10, matrix)
+
+
+# The MobileNetV2 preset of issue #15: two epochs at exactly 10 % validation accuracy, every
+# one of the 500 test images predicted "airplane".
+MOBILENET_COLLAPSED = _rows(
+    loss=[2.35, 2.31],
+    val_loss=[2.3036, 2.3031],
+    accuracy=[0.098, 0.101],
+    val_accuracy=[0.1, 0.1],
+)
+
+
+def test_the_collapsed_run_of_the_issue_is_an_error_naming_its_class() -> None:
+    diagnosis = diagnose(MOBILENET_COLLAPSED, planned_epochs=2, predictions=_all_predicted(0))
+    finding = _finding(diagnosis, "collapsed")
+    assert finding.severity == "error"
+    assert "predicted 'airplane' for 100% of the 500 test images" in finding_text(finding)
+    assert diagnosis.headline == finding
+    assert verdict_text(diagnosis).startswith(
+        "The model collapsed: it predicted 'airplane' for 100% of the test images."
+    )
+    # Underfitting is subsumed; a collapsed run is neither healthy nor worth more epochs.
+    assert not {"underfitting", "healthy", "still_improving"} & _kinds(diagnosis)
+    assert "more epochs" not in verdict_text(diagnosis)
+
+
+def test_one_class_for_more_than_half_of_the_images_is_a_collapse() -> None:
+    matrix = [[6 if j == 3 else 4 if j == i else 0 for j in range(10)] for i in range(10)]
+    matrix[3][3] = 10  # "cat": 6 x 9 + 10 = 64 of the 100 predictions
+    diagnosis = diagnose(HEALTHY, predictions=Predictions.from_confusion_matrix(CIFAR10, matrix))
+    assert "predicted 'cat' for 64% of the 100 test images" in finding_text(
+        _finding(diagnosis, "collapsed")
+    )
+    assert "healthy" not in _kinds(diagnosis)
+    half = [[0] * 10 for _ in range(10)]
+    half[0][3], half[1][1] = 50, 50  # "cat" for exactly half of the 100: not more than half
+    evenly = Predictions.from_confusion_matrix(CIFAR10, half)
+    assert "collapsed" not in _kinds(diagnose(HEALTHY, predictions=evenly))
+
+
+def test_validation_accuracy_at_chance_after_epoch_2_is_a_collapse_naming_the_epochs() -> None:
+    rows = _rows(
+        loss=[2.2, 2.25, 2.3, 2.3, 2.3],
+        val_loss=[2.2, 2.3, 2.3, 2.3, 2.3],
+        accuracy=[0.2, 0.12, 0.1, 0.1, 0.1],
+        val_accuracy=[0.25, 0.12, 0.1, 0.085, 0.115],
+    )
+    diagnosis = diagnose(rows, planned_epochs=5)
+    finding = _finding(diagnosis, "collapsed")
+    assert (finding.severity, finding.epochs) == ("error", (2, 3, 4, 5))
+    text = finding_text(finding)
+    assert "within 2 points of chance (10%) at every epoch from 2 to 5, at most 12.0%" in text
+    assert verdict_text(diagnosis).startswith("The model learned nothing")
+    assert not {"underfitting", "healthy"} & _kinds(diagnosis)
+    for early_only in (
+        [0.1, 0.1],  # two epochs only: too early to tell without the predictions
+        [0.1, 0.1, 0.13],  # epoch 3 is more than 2 points above chance
+        [0.1, 0.1, 0.1, 0.3],  # left chance at epoch 4
+    ):
+        n = len(early_only)
+        rows = _rows(loss=[2.3] * n, val_loss=[2.3] * n, val_accuracy=early_only)
+        assert "collapsed" not in _kinds(diagnose(rows)), early_only
+
+
+def test_chance_is_one_over_the_evaluations_classes() -> None:
+    rows = _rows(loss=[1.4] * 3, val_loss=[1.4] * 3, val_accuracy=[0.3, 0.26, 0.24])
+    four = Predictions.from_confusion_matrix(["a", "b", "c", "d"], [[1] * 4 for _ in range(4)])
+    assert "collapsed" in _kinds(diagnose(rows, predictions=four))  # chance 25 %
+    assert "collapsed" not in _kinds(diagnose(rows))  # 10 classes: chance 10 %
+
+
+def test_a_confusion_matrix_of_the_wrong_shape_is_refused() -> None:
+    assert Predictions.from_confusion_matrix(CIFAR10, None) is None
+    with pytest.raises(ValueError, match="10 x 10"):
+        Predictions.from_confusion_matrix(CIFAR10, [[1, 2], [3, 4]])
+
+
+# --- learning-rate changes: the phase switch, and whether a change helped --------------------
+
+# A transfer run: 3 epochs training the head at 1e-3, then fine-tuning at 1e-4 (as float32
+# stores it) while validation loss rises.
+FINE_TUNING_WORSE = _rows(
+    loss=[1.6, 1.2, 1.0, 0.9, 0.8, 0.7],
+    val_loss=[1.5, 1.2, 1.05, 1.1, 1.15, 1.2],
+    accuracy=[0.45, 0.58, 0.65, 0.68, 0.72, 0.75],
+    val_accuracy=[0.47, 0.58, 0.63, 0.62, 0.62, 0.61],
+    learning_rate=[1e-3] * 3 + [9.999999747378752e-05] * 3,
+    phase=["train"] * 3 + ["fine_tune"] * 3,
+)
+
+
+def test_the_fine_tuning_switch_is_named_not_read_as_a_plateau_cut_that_helped() -> None:
+    diagnosis = diagnose(FINE_TUNING_WORSE, planned_epochs=6)
+    assert diagnosis.lr_reductions == [] and "lr_reduced" not in _kinds(diagnosis)
+    finding = _finding(diagnosis, "fine_tuning")
+    assert (finding.severity, finding.epoch, finding.helped) == ("info", 4, (False,))
+    text = finding_text(finding)
+    assert text.startswith("The fine-tuning phase started at epoch 4 at learning rate 1e-4")
+    assert "did not help" in text
+    texts = " ".join(finding_text(f) for f in diagnosis.findings)
+    assert " helped" not in texts.replace("did not help", "")
+
+
+def test_fine_tuning_that_reached_a_new_low_helped_and_its_jump_is_not_instability() -> None:
+    rows = _rows(
+        loss=[1.6, 1.2, 1.0, 0.9, 0.8, 0.7],
+        val_loss=[1.5, 1.0, 1.6, 2.5, 0.9, 0.95],  # jumps at 3 and into the new phase at 4
+        learning_rate=[1e-3] * 3 + [5e-4] * 3,
+        phase=["train"] * 3 + ["fine_tune"] * 3,
+    )
+    diagnosis = diagnose(rows)
+    assert not {"unstable", "lr_reduced"} & _kinds(diagnosis)
+    finding = _finding(diagnosis, "fine_tuning")
+    assert finding.helped == (True,)
+    assert finding_text(finding) == (
+        "The fine-tuning phase started at epoch 4 at learning rate 5e-4; validation loss "
+        "reached a new low in it: fine-tuning helped."
+    )
+
+
+def test_a_cut_helped_only_when_validation_loss_reached_a_new_low_after_it() -> None:
+    rows = _rows(
+        loss=[1.5, 1.2, 1.0, 0.95, 0.9, 0.85, 0.8, 0.78, 0.76],
+        val_loss=[1.4, 1.1, 1.0, 1.01, 1.0, 0.9, 0.92, 0.95, 0.93],
+        learning_rate=[1e-3] * 5 + [2e-4] * 2 + [4e-5] * 2,
+    )
+    finding = _finding(diagnose(rows, planned_epochs=9), "lr_reduced")
+    assert (finding.epochs, finding.helped) == ((6, 8), (True, False))
+    assert finding_text(finding) == (
+        "The learning rate was lowered at epochs 6, 8; validation loss reached a new low after "
+        "the cut at epoch 6, not after the cut at epoch 8."
+    )
+    helped = _finding(diagnose(rows[:7], planned_epochs=7), "lr_reduced")
+    assert finding_text(helped).endswith("after it: the smaller steps helped.")
+
+
+def test_a_cut_that_did_not_help_says_so() -> None:
+    rows = _rows(
+        loss=[1.5, 1.2, 1.0, 0.95, 0.9],
+        val_loss=[1.4, 1.1, 1.0, 1.05, 1.02],
+        learning_rate=[1e-3] * 3 + [2e-4] * 2,
+    )
+    text = finding_text(_finding(diagnose(rows), "lr_reduced"))
+    assert text.endswith("after it: the smaller steps did not help.")
+
+
+def test_without_validation_or_while_running_a_cut_is_not_judged() -> None:
+    rates = [1e-3] * 3 + [2e-4] * 2
+    no_validation = _rows(loss=[1.5, 1.2, 1.0, 0.95, 0.9], val_loss=[None] * 5, learning_rate=rates)
+    running = _rows(
+        loss=[1.5, 1.2, 1.0, 0.95], val_loss=[1.4, 1.1, 1.0, 1.05], learning_rate=rates[:4]
+    )
+    for diagnosis in (diagnose(no_validation), diagnose(running, in_progress=True)):
+        text = finding_text(_finding(diagnosis, "lr_reduced"))
+        assert text == "The learning rate was lowered at epoch 4."

@@ -819,3 +819,40 @@ def test_pages_load_nothing_from_other_hosts(client: TestClient, session: Sessio
     page = client.get(f"/experiments/{experiment.id}").text
     assert '<script src="/static/vendor/plotly.min.js"' in page
     assert "Plotly.newPlot" not in page  # plotly.js and page code stay in static files
+
+
+def test_a_collapsed_run_is_flagged_red_on_its_page_and_in_compare(
+    client: TestClient, session: Session
+) -> None:
+    """The run of issue #15: every test image predicted as one class, validation accuracy at
+    chance in both epochs; on the page, in compare and in the live page's last diagnostics."""
+    at_chance = [
+        {"loss": 2.35 - 0.02 * e, "accuracy": 0.1, "val_loss": 2.303, "val_accuracy": 0.1}
+        for e in range(2)
+    ]
+    collapsed = make_evaluated(session, [0] * len(LABELS), LABELS, epochs=at_chance)
+    other = make_evaluated(session, LABELS, LABELS, epochs=OVERFIT)
+
+    def red_findings(html: str) -> list[Element]:
+        return [e for e in elements(html) if e.attrs.get("data-finding") == "collapsed"]
+
+    page = client.get(f"/experiments/{collapsed.id}").text
+    (finding,) = red_findings(page)
+    assert "finding-error" in finding.attrs["class"].split()
+    assert "predicted 'class0' for 100% of the 100 test images" in finding.text
+    verdict = next(e for e in elements(page) if "data-verdict" in e.attrs).text
+    assert verdict.startswith("The model collapsed")
+    assert not {"healthy", "underfitting"} & {
+        e.attrs["data-finding"] for e in elements(page) if "data-finding" in e.attrs
+    }
+    compare = client.get(f"/compare?ids={other.id},{collapsed.id}").text
+    (in_compare,) = red_findings(compare)
+    assert "finding-error" in in_compare.attrs["class"].split()
+    assert in_compare.text == finding.text
+    with client.stream("GET", f"/experiments/{collapsed.id}/events") as response:
+        blocks = response.read().decode().split("\n\n")
+    live = next(block for block in blocks if block.startswith("event: diagnostics"))
+    (streamed,) = red_findings(json.loads(live.partition("data: ")[2])["html"])
+    assert streamed.text == finding.text  # the live page's final diagnostics say it too
+    css = client.get("/static/app.css").text
+    assert re.search(r"\.finding-error \{[^}]*var\(--danger\)", css)  # drawn red

@@ -23,7 +23,7 @@ from app.core import crud
 from app.core.crud import EpochRow
 from app.core.models import INTEGER_MAX, Evaluation, Experiment, Status
 from app.core.schemas import FieldError, SpecError
-from app.services.diagnostics import Diagnosis, diagnose
+from app.services.diagnostics import Diagnosis, Predictions, diagnose
 from app.services.errors import NotFound
 from app.services.significance import BootstrapResult, McNemarResult, bootstrap_from_table, mcnemar
 
@@ -77,7 +77,7 @@ def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
         seconds_per_epoch=_mean([row.seconds for row in epochs]),
         images_per_second=_mean([row.images_per_second for row in epochs]),
         curve=[_curve(row) for row in downsample(epochs)],
-        diagnosis=diagnostics(experiment, epochs),
+        diagnosis=diagnostics(experiment, epochs, experiment.evaluation),
     )
 
 
@@ -336,13 +336,31 @@ class Run(Protocol):
     def total_epochs(self) -> int: ...
 
 
-def diagnostics(experiment: Run, epochs: Sequence[Any]) -> Diagnosis:
+class Scored(Protocol):
+    """What diagnostics read of an evaluation (an ORM row or ``EvaluationPublic``): the
+    confusion matrix, whose columns are the predictions."""
+
+    @property
+    def classes(self) -> Sequence[Any]: ...
+
+    @property
+    def confusion_matrix(self) -> Sequence[Sequence[Any]] | None: ...
+
+
+def diagnostics(experiment: Run, epochs: Sequence[Any], evaluation: Scored | None) -> Diagnosis:
     """The run's curves read as its status allows: a queued or running one is not done.
-    ``epochs``: ORM rows or public epoch models (see ``diagnose``)."""
+    ``epochs``: ORM rows or public epoch models (see ``diagnose``); ``evaluation``, once there
+    is one, shows a run that collapsed to one class."""
+    predictions = None
+    if evaluation is not None:
+        predictions = Predictions.from_confusion_matrix(
+            evaluation.classes, evaluation.confusion_matrix
+        )
     return diagnose(
         epochs,
         planned_epochs=experiment.total_epochs or None,
         in_progress=experiment.status in ACTIVE,
+        predictions=predictions,
     )
 
 

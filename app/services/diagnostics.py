@@ -1,4 +1,5 @@
-"""Pure functions: a run's epoch curves -> typed findings (kinds, epochs, numbers).
+"""Pure functions: a run's epoch curves (and its evaluation's predictions) -> typed findings
+(kinds, epochs, numbers).
 
 The original study read its loss and accuracy curves by eye ("the model overfits from epoch N",
 "more epochs would help"); this module applies the same reading to every run, so each
@@ -7,6 +8,12 @@ experiment page can say it and the compare page can sort by it. The words are th
 
 The rules, each a small function below (thresholds are the module constants):
 
+- **collapsed** (error): the model learned nothing. Either the evaluation predicted one class
+  for more than ``COLLAPSE_SHARE`` of the test images (the column sums of its confusion
+  matrix; a MobileNetV2 with the wrong input scaling predicted "airplane" for all of them),
+  or validation accuracy stayed within ``CHANCE_MARGIN`` of chance (1 / classes) at every
+  epoch after epoch ``CHANCE_AFTER_EPOCH``. It subsumes underfitting, and a collapsed run is
+  never called healthy nor told that more epochs would help.
 - **overfitting** (warning): validation loss reached its minimum at epoch N with at least
   ``MIN_EPOCHS_AFTER_BEST`` epochs after it, training loss kept falling after N (by more than
   ``TRAIN_LOSS_FALL``, relative), and the curves moved apart: the final validation loss is
@@ -21,12 +28,20 @@ The rules, each a small function below (thresholds are the module constants):
 - **still_improving** (info): validation loss was lowest at the last epoch and every planned
   epoch ran: more epochs would likely help.
 - **early_stopped** (info): fewer epochs ran than were planned.
-- **lr_reduced** (info): the learning rate dropped (a plateau cut, a schedule, fine-tuning).
+- **fine_tuning** (info): the phase changed (a transfer run's "train" then "fine_tune"): the
+  learning rate at that epoch is the new phase's, not a plateau cut.
+- **lr_reduced** (info): the learning rate dropped within a phase (a plateau cut, a schedule).
 - **no_validation** (info): no validation loss, so over- and underfitting cannot be judged.
-- **healthy** (info): validation data exist and none of the warnings apply.
+- **healthy** (info): validation data exist and none of the errors or warnings apply.
+
+A change of learning rate (a cut, the start of fine-tuning) is said to have helped only when
+validation loss reached a new low after it: its best from the change until the next change
+below its best before the change. When it did not, the finding says so; without validation
+loss it says nothing about help.
 
 For a run still in progress pass ``in_progress=True``: "still improving" and "stopped early"
-describe finished runs only.
+describe finished runs only; a change whose epochs are still running is not yet judged
+not to have helped.
 """
 
 from __future__ import annotations
@@ -44,17 +59,20 @@ from sqlalchemy import Row
 class Severity(enum.StrEnum):
     info = "info"
     warning = "warning"
+    error = "error"
 
 
 class FindingKind(enum.StrEnum):
     """The rules of the module docstring, one member each."""
 
+    collapsed = "collapsed"
     overfitting = "overfitting"
     underfitting = "underfitting"
     unstable = "unstable"
     diverged = "diverged"
     still_improving = "still_improving"
     early_stopped = "early_stopped"
+    fine_tuning = "fine_tuning"
     lr_reduced = "lr_reduced"
     no_validation = "no_validation"
     healthy = "healthy"
@@ -70,20 +88,31 @@ LOW_ACCURACY = 0.60  # CIFAR-10 training accuracy below this is underfitting
 HIGH_LOSS = 1.0  # cross-entropy; chance level for 10 classes is ln 10 = 2.30
 JUMP_RATIO = 0.50  # an epoch-to-epoch validation loss rise of more than half
 MIN_JUMPS = 2
+COLLAPSE_SHARE = 0.50  # one class predicted for more than half of the test images
+CHANCE_MARGIN = 0.02  # validation accuracy this close to 1 / classes is chance
+CHANCE_AFTER_EPOCH = 2  # still at chance after this epoch: the run learned nothing
+CIFAR10_CLASSES = 10  # the chance level's classes when no evaluation names them
 FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 HEADLINE_ORDER = (
-    FindingKind.diverged, FindingKind.overfitting, FindingKind.unstable,
+    FindingKind.collapsed, FindingKind.diverged, FindingKind.overfitting, FindingKind.unstable,
     FindingKind.underfitting, FindingKind.healthy, FindingKind.no_validation,
 )  # fmt: skip
-"""Which finding a run's one-line verdict leads with: the worst warning, else the all-clear."""
+"""Which finding a run's one-line verdict leads with: the error, else the worst warning, else
+the all-clear."""
 
 
 @dataclass(frozen=True)
 class Finding:
     """One observation about a run's curves, with the numbers its sentence quotes: ``epochs``
-    lists the jumps (unstable) or the cuts (lr_reduced), ``accuracy`` is the final training
-    accuracy (underfitting), ``gap`` the final train - validation accuracy (underfitting,
-    healthy), ``planned`` the planned epochs (early_stopped)."""
+    lists the jumps (unstable), the cuts (lr_reduced), the phase switch (fine_tuning) or the
+    epochs at chance (collapsed); ``helped`` says, for each of a change's ``epochs``, whether
+    validation loss reached a new low after it (``None``: cannot tell yet or at all).
+    ``accuracy`` is the final training accuracy (underfitting) or the highest validation
+    accuracy at chance (collapsed), ``chance`` that chance level, ``gap`` the final train -
+    validation accuracy (underfitting, healthy), ``planned`` the planned epochs
+    (early_stopped), ``label``, ``share`` and ``images`` the class predicted most, its share of
+    the test images and their number (collapsed), ``learning_rate`` the new phase's
+    (fine_tuning)."""
 
     kind: FindingKind
     severity: Severity
@@ -92,6 +121,36 @@ class Finding:
     accuracy: float | None = None
     gap: float | None = None
     planned: int | None = None
+    helped: tuple[bool | None, ...] = ()
+    chance: float | None = None
+    label: str | None = None
+    share: float | None = None
+    images: int | None = None
+    learning_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """How many test images the evaluation predicted as each class: the column sums of its
+    confusion matrix (rows are true classes, columns predictions, as scikit-learn's)."""
+
+    classes: tuple[str, ...]
+    counts: tuple[int, ...]
+
+    @classmethod
+    def from_confusion_matrix(
+        cls, classes: Sequence[Any], matrix: Sequence[Sequence[Any]] | None
+    ) -> Predictions | None:
+        """``None`` without a matrix (an imported report may have none)."""
+        if not matrix:
+            return None
+        if any(len(row) != len(classes) for row in matrix) or len(matrix) != len(classes):
+            raise ValueError(
+                f"the confusion matrix must be {len(classes)} x {len(classes)}, one row and "
+                "one column per class"
+            )
+        counts = tuple(int(sum(column)) for column in zip(*matrix, strict=True))
+        return cls(tuple(str(name) for name in classes), counts)
 
 
 @dataclass(frozen=True)
@@ -206,12 +265,14 @@ def _best_row(rows: Sequence[_Epoch]) -> _Epoch | None:
     return min(with_val, key=lambda row: row.val_loss or 0.0) if with_val else None
 
 
-def _lr_reductions(rows: Sequence[_Epoch]) -> list[int]:
-    """A relative tolerance keeps float32 round-trips of one value from reading as a cut."""
+def _lr_reductions(rows: Sequence[_Epoch], boundary: int | None) -> list[int]:
+    """Cuts within a phase: the rate a new phase starts at (``boundary``) is that phase's, not
+    a cut. A relative tolerance keeps float32 round-trips of one value from reading as a cut."""
     return [
         row.epoch
         for previous, row in pairwise(rows)
-        if previous.learning_rate is not None
+        if row.epoch != boundary
+        and previous.learning_rate is not None
         and row.learning_rate is not None
         and row.learning_rate < previous.learning_rate * (1 - 1e-6)
     ]
@@ -222,7 +283,75 @@ def _phase_boundary(rows: Sequence[_Epoch]) -> int | None:
     return next((row.epoch for row in rows if row.phase != first), None)
 
 
+def _improved(rows: Sequence[_Epoch], start: int, end: int | None, running: bool) -> bool | None:
+    """Whether validation loss from epoch ``start`` until ``end`` (exclusive; ``None``: the
+    last epoch) got below its best before ``start``. ``None`` when either side has no
+    validation loss, or when the epochs after the change are still running (``running``) and
+    have not improved yet: a new low may still come."""
+    before = [row.val_loss for row in rows if row.epoch < start and row.val_loss is not None]
+    after = [
+        row.val_loss
+        for row in rows
+        if row.epoch >= start and (end is None or row.epoch < end) and row.val_loss is not None
+    ]
+    if not before or not after:
+        return None
+    if min(after) < min(before):
+        return True
+    return None if running and end is None else False
+
+
+def _dominant(predictions: Predictions | None) -> tuple[str, float, int] | None:
+    """The class predicted for more than ``COLLAPSE_SHARE`` of the test images, its share and
+    the number of images; ``None`` when no class dominates."""
+    if predictions is None or sum(predictions.counts) == 0:
+        return None
+    images = sum(predictions.counts)
+    top = max(range(len(predictions.counts)), key=lambda i: predictions.counts[i])
+    share = predictions.counts[top] / images
+    return (predictions.classes[top], share, images) if share > COLLAPSE_SHARE else None
+
+
+def _at_chance(rows: Sequence[_Epoch], chance: float) -> list[_Epoch]:
+    """When validation accuracy was within ``CHANCE_MARGIN`` of ``chance`` at every epoch
+    after ``CHANCE_AFTER_EPOCH`` (and there is one), the epochs at chance up to the last, the
+    earlier ones included where they were at chance too; else none. A small tolerance keeps
+    0.12 - 0.10 in floats from reading as more than 0.02."""
+
+    def at(row: _Epoch) -> bool:
+        return abs((row.val_accuracy or 0.0) - chance) <= CHANCE_MARGIN + 1e-9
+
+    with_val = [row for row in rows if row.val_accuracy is not None]
+    late = [row for row in with_val if row.epoch > CHANCE_AFTER_EPOCH]
+    if not late or not all(at(row) for row in late):
+        return []
+    missed = [row for row in with_val if row.epoch <= CHANCE_AFTER_EPOCH and not at(row)]
+    start = missed[-1].epoch if missed else 0
+    return [row for row in with_val if row.epoch > start]
+
+
 # --- rules ---------------------------------------------------------------------------------
+
+
+def _collapsed(rows: Sequence[_Epoch], predictions: Predictions | None) -> Finding | None:
+    classes = len(predictions.classes) if predictions is not None else CIFAR10_CLASSES
+    chance = 1 / classes
+    at_chance = _at_chance(rows, chance)
+    dominant = _dominant(predictions)
+    if dominant is None and not at_chance:
+        return None
+    label, share, images = dominant if dominant is not None else (None, None, None)
+    return Finding(
+        FindingKind.collapsed,
+        Severity.error,
+        at_chance[0].epoch if at_chance else None,
+        epochs=tuple(row.epoch for row in at_chance),
+        accuracy=max((row.val_accuracy or 0.0) for row in at_chance) if at_chance else None,
+        chance=chance if at_chance else None,
+        label=label,
+        share=share,
+        images=images,
+    )
 
 
 def _overfitting(rows: Sequence[_Epoch], best: _Epoch | None) -> Finding | None:
@@ -297,10 +426,36 @@ def _early_stopped(rows: Sequence[_Epoch], planned: int | None) -> Finding | Non
     return Finding(FindingKind.early_stopped, Severity.info, last, planned=planned)
 
 
-def _lr_reduced(reductions: Sequence[int]) -> Finding | None:
+def _changes(reductions: Sequence[int], boundary: int | None) -> list[int]:
+    """Every epoch the learning rate changed at: the cuts and the phase switch, in order."""
+    return sorted({*reductions, *([] if boundary is None else [boundary])})
+
+
+def _fine_tuning(rows: Sequence[_Epoch], boundary: int | None, in_progress: bool) -> Finding | None:
+    """The whole new phase is judged, cuts within it included."""
+    if boundary is None:
+        return None
+    rate = next(row.learning_rate for row in rows if row.epoch == boundary)
+    helped = _improved(rows, boundary, None, in_progress)
+    return Finding(
+        FindingKind.fine_tuning, Severity.info, boundary, epochs=(boundary,), helped=(helped,),
+        learning_rate=rate,
+    )  # fmt: skip
+
+
+def _lr_reduced(
+    rows: Sequence[_Epoch], reductions: Sequence[int], boundary: int | None, in_progress: bool
+) -> Finding | None:
+    """Each cut is judged on the epochs until the next change (a cut or the phase switch)."""
     if not reductions:
         return None
-    return Finding(FindingKind.lr_reduced, Severity.info, reductions[0], epochs=tuple(reductions))
+    changes = _changes(reductions, boundary)
+    following = dict(zip(changes, [*changes[1:], None], strict=True))
+    helped = tuple(_improved(rows, cut, following[cut], in_progress) for cut in reductions)
+    return Finding(
+        FindingKind.lr_reduced, Severity.info, reductions[0], epochs=tuple(reductions),
+        helped=helped,
+    )  # fmt: skip
 
 
 def _no_validation(best: _Epoch | None) -> Finding | None:
@@ -322,44 +477,61 @@ def _findings(
     non_finite: bool,
     planned: int | None,
     in_progress: bool,
+    predictions: Predictions | None,
 ) -> list[Finding]:
-    """Warnings first, worst first; then the informational notes. Underfitting is not claimed
-    beside overfitting: the two readings contradict each other."""
+    """The error first, then warnings, worst first; then the informational notes.
+    Underfitting is not claimed beside overfitting (the two readings contradict each other) nor
+    beside a collapse (which says more); a collapsed run's falling loss promises nothing, so it
+    is not told that more epochs would help."""
+    boundary = _phase_boundary(rows)
+    collapsed = _collapsed(rows, predictions)
     overfitting = _overfitting(rows, best)
     candidates = [
+        collapsed,
         _diverged(non_finite),
         overfitting,
-        _unstable(rows, _phase_boundary(rows)),
-        None if overfitting else _underfitting(rows[-1]),
+        _unstable(rows, boundary),
+        None if overfitting or collapsed else _underfitting(rows[-1]),
     ]
     if best is not None and not any(candidates):
         candidates.append(_healthy(rows[-1]))
     if not in_progress:
-        candidates += [_still_improving(rows, best, planned), _early_stopped(rows, planned)]
-    candidates += [_lr_reduced(_lr_reductions(rows)), _no_validation(best)]
+        still_improving = None if collapsed else _still_improving(rows, best, planned)
+        candidates += [still_improving, _early_stopped(rows, planned)]
+    candidates += [
+        _fine_tuning(rows, boundary, in_progress),
+        _lr_reduced(rows, _lr_reductions(rows, boundary), boundary, in_progress),
+        _no_validation(best),
+    ]
     return [finding for finding in candidates if finding is not None]
 
 
 def diagnose(
-    epochs: Sequence[Any], *, planned_epochs: int | None = None, in_progress: bool = False
+    epochs: Sequence[Any],
+    *,
+    planned_epochs: int | None = None,
+    in_progress: bool = False,
+    predictions: Predictions | None = None,
 ) -> Diagnosis:
     """Read a run's epoch rows (mappings or objects with ``epoch``, ``phase``, ``loss``,
     ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``; numbers may be ``None``)
     and apply the rules in the module docstring. ``planned_epochs`` is the run's total over all
-    phases; ``in_progress`` silences the rules that only make sense once a run has ended."""
+    phases; ``in_progress`` silences the rules that only make sense once a run has ended;
+    ``predictions``, the evaluation's, once there is one (a collapse shows there first)."""
     if planned_epochs is not None and planned_epochs < 1:
         raise ValueError(f"planned_epochs must be at least 1 or None, got {planned_epochs}")
     rows, non_finite = _rows(epochs)
     if not rows:
         return Diagnosis([], None, None, None, [], None, [], in_progress)
     best = _best_row(rows)
+    boundary = _phase_boundary(rows)
     return Diagnosis(
         generalization_gap=_generalization_gap(rows),
         best_epoch=None if best is None else best.epoch,
         best_val_loss=None if best is None else best.val_loss,
         best_val_accuracy=None if best is None else best.val_accuracy,
-        lr_reductions=_lr_reductions(rows),
-        phase_boundary=_phase_boundary(rows),
-        findings=_findings(rows, best, non_finite, planned_epochs, in_progress),
+        lr_reductions=_lr_reductions(rows, boundary),
+        phase_boundary=boundary,
+        findings=_findings(rows, best, non_finite, planned_epochs, in_progress, predictions),
         in_progress=in_progress,
     )

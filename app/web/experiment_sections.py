@@ -13,7 +13,7 @@ from typing import Any
 from app.core.crud import EpochRow
 from app.core.models import Experiment
 from app.core.schemas import EpochMetricPublic, EvaluationPublic
-from app.services.comparison import Run, diagnostics
+from app.services.comparison import Run, Scored, diagnostics
 from app.web.charts import (
     confusion_matrix_figure,
     gap_figure,
@@ -54,11 +54,11 @@ def evaluation_of(experiment: Experiment) -> EvaluationPublic | None:
 
 
 def diagnostics_context(
-    experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]
+    experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic], evaluation: Scored | None
 ) -> dict[str, Any]:
     """The curves read in words (``app.services.diagnostics``) beside the generalization gap
-    chart."""
-    diagnosis = diagnosis_public(diagnostics(experiment, rows), len(rows))
+    chart; with the evaluation, once there is one."""
+    diagnosis = diagnosis_public(diagnostics(experiment, rows, evaluation), len(rows))
     figure = gap_figure(
         diagnosis.generalization_gap,
         diagnosis.best_epoch,
@@ -70,10 +70,12 @@ def diagnostics_context(
     }
 
 
-def render_diagnostics(experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic]) -> str:
+def render_diagnostics(
+    experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic], evaluation: Scored | None
+) -> str:
     """The diagnostics section as its page draws it; the live stream sends it after each new
-    epoch and at the end, from the rows it holds."""
-    context = diagnostics_context(experiment, rows)
+    epoch and at the end, from the rows (and the evaluation) it holds."""
+    context = diagnostics_context(experiment, rows, evaluation)
     return templates.env.get_template("_diagnostics.html").render(context)
 
 

@@ -27,7 +27,14 @@ from app.services.comparison import (
     Pairing,
     Summary,
 )
-from app.services.diagnostics import SMALL_GAP, Diagnosis, Finding, FindingKind, Severity
+from app.services.diagnostics import (
+    CHANCE_MARGIN,
+    SMALL_GAP,
+    Diagnosis,
+    Finding,
+    FindingKind,
+    Severity,
+)
 from app.services.significance import BootstrapResult, McNemarResult
 
 # Plotly's default palette: experiment i keeps colour i on every chart of the page.
@@ -43,10 +50,106 @@ def _epochs(epochs: tuple[int, ...]) -> str:
     return ", ".join(str(epoch) for epoch in epochs)
 
 
+def _epoch_span(epochs: tuple[int, ...]) -> str:
+    """Says "at epoch 3" or "at every epoch from 3 to 8"."""
+    if len(epochs) == 1:
+        return f"at epoch {epochs[0]}"
+    return f"at every epoch from {epochs[0]} to {epochs[-1]}"
+
+
+def _rate(rate: float) -> str:
+    """0.01, 3e-3, 2.5e-4, 1e-4: as a learning rate is written, float32 noise rounded away."""
+    rounded = float(f"{rate:.3g}")
+    if rounded >= 0.01:
+        return f"{rounded:g}"
+    mantissa, exponent = f"{rounded:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _share(share: float | None) -> str:
+    """Rounded down to a tenth of a percent, so only all of the images read as 100%."""
+    return f"{math.floor((share or 0.0) * 1000 + 1e-9) / 10:g}%"
+
+
+def _collapsed_text(finding: Finding) -> str:
+    parts = []
+    if finding.label is not None:
+        parts.append(
+            f"The model predicted '{finding.label}' for {_share(finding.share)} of the "
+            f"{finding.images} test images: it collapsed to one class"
+        )
+    if finding.chance is not None:
+        parts.append(
+            f"validation accuracy stayed within {CHANCE_MARGIN * 100:.0f} points of chance "
+            f"({finding.chance:.0%}) {_epoch_span(finding.epochs)}, at most "
+            f"{finding.accuracy or 0.0:.1%}: the model learned nothing"
+        )
+    said = ", and ".join(parts)
+    return (
+        f"{said[0].upper()}{said[1:]}. Check that the inputs are scaled as the model expects "
+        "(a pretrained model has its own preprocessing), lower the learning rate, or use a "
+        "larger batch size with batch normalization."
+    )
+
+
+def _cuts(epochs: list[int]) -> str:
+    return ("the cuts at epochs " if len(epochs) > 1 else "the cut at epoch ") + _epochs(
+        tuple(epochs)
+    )
+
+
+def _lr_reduced_text(finding: Finding) -> str:
+    """Helped only where validation loss reached a new low after the cut; without
+    validation loss, nothing about help."""
+    cuts = finding.epochs
+    if len(cuts) > 3:
+        where = f"at {len(cuts)} epochs, from epoch {cuts[0]} (a schedule)"
+    else:
+        where = "at epoch" + ("s " if len(cuts) > 1 else " ") + _epochs(cuts)
+    text = f"The learning rate was lowered {where}"
+    helped = [cut for cut, yes in zip(cuts, finding.helped, strict=True) if yes]
+    missed = [cut for cut, yes in zip(cuts, finding.helped, strict=True) if yes is False]
+    if not helped and not missed:
+        return f"{text}."
+    if not missed:
+        after = "it" if len(cuts) == 1 else "each" if len(helped) == len(cuts) else _cuts(helped)
+        return f"{text}; validation loss reached a new low after {after}: the smaller steps helped."
+    if not helped:
+        return (
+            f"{text}; validation loss did not get below its earlier best after "
+            + ("it" if len(cuts) == 1 else "any of them")
+            + ": the smaller steps did not help."
+        )
+    if len(cuts) > 3:
+        return f"{text}; validation loss reached a new low after {len(helped)} of them."
+    return (
+        f"{text}; validation loss reached a new low after {_cuts(helped)}, "
+        f"not after {_cuts(missed)}."
+    )
+
+
+def _fine_tuning_text(finding: Finding) -> str:
+    rate = finding.learning_rate
+    text = f"The fine-tuning phase started at epoch {finding.epoch}" + (
+        "" if rate is None else f" at learning rate {_rate(rate)}"
+    )
+    match finding.helped:
+        case (True,):
+            return f"{text}; validation loss reached a new low in it: fine-tuning helped."
+        case (False,):
+            return (
+                f"{text}; validation loss did not get below its best from before: "
+                "fine-tuning did not help."
+            )
+    return f"{text}."
+
+
 def finding_text(finding: Finding) -> str:
     """One finding, worded for a person deciding what to try next."""
     n = finding.epoch
     match finding.kind:
+        case FindingKind.collapsed:
+            return _collapsed_text(finding)
         case FindingKind.overfitting:
             return (
                 f"Validation loss stopped improving at epoch {n} while training loss kept "
@@ -81,16 +184,10 @@ def finding_text(finding: Finding) -> str:
                 f"Training stopped after epoch {n} of the {finding.planned} planned: "
                 "it ended early."
             )
+        case FindingKind.fine_tuning:
+            return _fine_tuning_text(finding)
         case FindingKind.lr_reduced:
-            cuts = finding.epochs
-            if len(cuts) > 3:
-                where = f"at {len(cuts)} epochs, from epoch {cuts[0]} (a schedule)"
-            else:
-                where = "at epoch" + ("s " if len(cuts) > 1 else " ") + _epochs(cuts)
-            return (
-                f"The learning rate was lowered {where}; a drop in the loss right after a cut "
-                "shows the smaller steps helped."
-            )
+            return _lr_reduced_text(finding)
         case FindingKind.no_validation:
             return (
                 "There is no validation loss, so overfitting and underfitting cannot be judged; "
@@ -108,6 +205,7 @@ def finding_text(finding: Finding) -> str:
 
 
 HEADLINES = {
+    FindingKind.collapsed: "The model learned nothing: validation accuracy stayed at chance.",
     FindingKind.diverged: "Training diverged (a loss became NaN or infinite).",
     FindingKind.overfitting: "The model overfits from epoch {epoch}: validation loss stopped "
     "improving while training loss kept falling.",
@@ -118,13 +216,22 @@ HEADLINES = {
 }
 
 
+def _headline(finding: Finding) -> str:
+    if finding.kind == FindingKind.collapsed and finding.label is not None:
+        return (
+            f"The model collapsed: it predicted '{finding.label}' for "
+            f"{_share(finding.share)} of the test images."
+        )
+    return HEADLINES[finding.kind].format(epoch=finding.epoch)
+
+
 def verdict_text(diagnosis: Diagnosis) -> str:
     """The run in one or two sentences: its headline finding, then either that more epochs
     would help or its best epoch. A run still training reads "So far: ..."."""
     top = diagnosis.headline
     if top is None:
         return "No epochs yet."
-    first = HEADLINES[top.kind].format(epoch=top.epoch)
+    first = _headline(top)
     if diagnosis.has(FindingKind.still_improving) and top.kind != FindingKind.overfitting:
         text = f"{first} Validation loss was still falling at the end: more epochs would help."
     elif diagnosis.best_epoch is None:

@@ -5,7 +5,8 @@ and needs no extra channel between worker and web. Each tick is one narrow state
 (``crud.read_live``: status, progress, new epoch rows); the whole experiment is read again only
 when its status, attempt or model changes, and its evaluation once, when it appears. The
 stream keeps every epoch row it has read, so the diagnostics it sends after each new epoch are
-computed from those, never from a re-read of the run.
+computed from those, never from a re-read of the run; once the evaluation has been read, they
+read it too (a run that collapsed to one class shows there).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request
@@ -31,12 +32,13 @@ from app.core.schemas import (
     ERROR_RESPONSES,
     Count,
     EpochMetricPublic,
+    EvaluationPublic,
     ExperimentPublic,
     RowId,
 )
 from app.services import quotas
 from app.web.auth import viewer
-from app.web.experiment_sections import render_diagnostics, render_evaluation
+from app.web.experiment_sections import evaluation_of, render_diagnostics, render_evaluation
 
 router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
@@ -89,10 +91,11 @@ class Tick:
 @dataclass
 class StreamState:
     """What this client has been sent, so each tick sends only what changed; and every epoch
-    row read so far, for the diagnostics."""
+    row read so far, and the evaluation once read, for the diagnostics."""
 
     last_epoch: int
     epochs: list[EpochMetricPublic] = field(default_factory=list)
+    evaluation: EvaluationPublic | None = None
     facts: Facts | None = None
     progress: ProgressEvent | None = None
     evaluation_sent: bool = False
@@ -120,14 +123,26 @@ def read_tick(experiment_id: int, after_epoch: int) -> Tick | None:
     )
 
 
-def read_details(experiment_id: int) -> tuple[ExperimentPublic, str | None] | None:
-    """The whole experiment and its evaluation section (None before the evaluation): read
-    when the facts change or the evaluation appears, not every tick."""
+class Details(NamedTuple):
+    """The whole experiment, its evaluation and that section (both None before the
+    evaluation)."""
+
+    experiment: ExperimentPublic
+    evaluation: EvaluationPublic | None
+    evaluation_html: str | None
+
+
+def read_details(experiment_id: int) -> Details | None:
+    """Read when the facts change or the evaluation appears, not every tick."""
     with get_sessionmaker()() as session:
         experiment = crud.get_experiment_detail(session=session, experiment_id=experiment_id)
         if experiment is None:
             return None
-        return ExperimentPublic.model_validate(experiment), render_evaluation(experiment)
+        return Details(
+            ExperimentPublic.model_validate(experiment),
+            evaluation_of(experiment),
+            render_evaluation(experiment),
+        )
 
 
 def format_event(event: str, data: str, event_id: int | None = None) -> str:
@@ -149,7 +164,8 @@ def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str]
         details = read_details(experiment_id)
         if details is None:
             return None
-        experiment, evaluation_html = details
+        experiment, evaluation, evaluation_html = details
+        state.evaluation = evaluation or state.evaluation
         if facts_changed:
             state.facts = tick.facts
             experiment.queue_position = tick.progress.queue_position
@@ -168,7 +184,7 @@ def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str]
             events.append(format_event("epoch", epoch.model_dump_json(), event_id=epoch.epoch))
     state.finished = tick.run.status.finished
     if sent_epoch or state.finished:
-        section = SectionEvent(html=render_diagnostics(tick.run, state.epochs))
+        section = SectionEvent(html=render_diagnostics(tick.run, state.epochs, state.evaluation))
         events.append(format_event("diagnostics", section.model_dump_json()))
     if wants_evaluation and evaluation_html is not None:
         state.evaluation_sent = True

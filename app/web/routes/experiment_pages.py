@@ -113,7 +113,7 @@ def experiment_page(
         "images_per_second": mean_and_last([row.images_per_second for row in epochs]),
         "page_data": _page_data(public, epochs, evaluation is not None),
         **_figures(experiment_id, epochs, public.total_epochs or None),
-        **diagnostics_context(experiment, rows),
+        **diagnostics_context(experiment, rows, evaluation),
         **evaluation_context(evaluation, experiment),
     }
     return templates.TemplateResponse(request, "experiment.html", context)
@@ -136,4 +136,4 @@ def diagnostics_panel(session: SessionDep, experiment_id: RowId) -> Response:
     if experiment is None:
         return HTMLResponse('<p class="muted">No such experiment.</p>', status_code=404)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
-    return HTMLResponse(render_diagnostics(experiment, rows))
+    return HTMLResponse(render_diagnostics(experiment, rows, experiment.evaluation))
