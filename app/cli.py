@@ -495,7 +495,8 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
         "worker_host",
         "test_accuracy",
         "macro_f1",
-        "duration_seconds",
+        "training_seconds",
+        "wall_clock_seconds",
         "error",
     ):
         console.print(f"{key:>16}: {experiment[key]}", highlight=False)

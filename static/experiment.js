@@ -46,7 +46,8 @@
     created_at: formatDatetime,
     started_at: formatDatetime,
     finished_at: formatDatetime,
-    duration_seconds: formatDuration,
+    training_seconds: formatDuration,
+    wall_clock_seconds: formatDuration,
     worker_host: orDash(String),
     device: orDash(String),
     parameters: orDash(formatInteger),
@@ -71,9 +72,12 @@
   function updateSpeed(row) {
     state.seconds.push(row.seconds);
     state.imagesPerSecond.push(row.images_per_second);
+    // Training time is the sum of the epochs' seconds, as Experiment.training_seconds.
+    const known = state.seconds.filter((value) => value !== null && value !== undefined);
     const cells = {
       seconds_per_epoch: formatMeanLast(state.seconds, 1, " s"),
       images_per_second: formatMeanLast(state.imagesPerSecond, 0, ""),
+      training_seconds: known.length ? formatDuration(known.reduce((a, b) => a + b, 0)) : DASH,
     };
     Object.entries(cells).forEach(([key, text]) => {
       document.querySelector(`#facts [data-fact="${key}"]`).textContent = text;

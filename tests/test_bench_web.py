@@ -36,6 +36,9 @@ def test_fill_writes_what_was_asked(session: Session) -> None:
         assert epochs == [1, 2, 3, 4, 5]
         assert experiment.total_epochs == 5
         assert experiment.test_accuracy == experiment.evaluation.accuracy  # type: ignore[union-attr]
+    for experiment in experiments:  # as crud.record_epoch keeps it: the epochs' seconds summed
+        seconds = [row.seconds for row in experiment.epochs]
+        assert experiment.training_seconds == (pytest.approx(sum(seconds)) if seconds else None)
 
 
 def test_evaluations_are_consistent_and_sklearn_shaped(session: Session) -> None:

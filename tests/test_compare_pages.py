@@ -85,7 +85,9 @@ def test_compare_page_shows_three_experiments_in_one_colour_each(
     html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
     assert summary_rows(html) == [str(a.id), str(b.id), str(c.id)]
     data = page_data(html)
-    assert set(data["figures"]) == {"accuracy-chart", "loss-chart", "gap-chart", "f1-chart"}
+    assert set(data["figures"]) == {
+        "accuracy-chart", "loss-chart", "gap-chart", "time-chart", "f1-chart",
+    }  # fmt: skip
     assert set(data["matrices"]) == {f"matrix-{e.id}" for e in (a, b, c)}
     assert data["active"] is False and data["matrixMode"] == "normalized"  # 400 vs 200 images
     colours = {trace["meta"]["experiment"]: trace["marker"]["color"]
@@ -170,7 +172,7 @@ def test_exports_and_the_baseline_picker(client: TestClient, session: Session) -
     names = {figure["config"]["toImageButtonOptions"]["filename"]
              for figure in page_data(html)["figures"].values()}  # fmt: skip
     stem = f"cifarlab-compare-{ids.replace(',', '-')}"
-    assert names == {f"{stem}-{chart}" for chart in ("accuracy", "loss", "gap", "f1")}
+    assert names == {f"{stem}-{chart}" for chart in ("accuracy", "loss", "gap", "time", "f1")}
 
 
 @pytest.mark.parametrize(

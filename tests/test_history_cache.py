@@ -31,7 +31,7 @@ def finished(experiment_id: int, **changes: object) -> Experiment:
 
 
 def history(epochs: int) -> History:
-    return History(epochs, None, None, [], diagnose([]))
+    return History(epochs, None, None, [], diagnose([]), [])
 
 
 def test_a_finished_experiment_is_kept_until_its_run_changes() -> None:

@@ -563,7 +563,7 @@ def test_list_shows_filters_and_paginates(client: TestClient, session: Session) 
     assert cells["macro_f1"].text == "0.778"
     assert cells["parameters"].text == "550.6k"
     assert cells["parameters"].attrs["title"] == "550,570 parameters"
-    assert cells["duration"].text.endswith("s")
+    assert cells["training_seconds"].text == "30s"
     headers = [e.text for e in elements(filtered) if e.tag in ("th", "a") and e.text]
     assert {"Epochs", "Macro F1", "Parameters", "Training time", "Test accuracy"} <= set(headers)
     assert client.get("/?q=nomatch").text.count('class="row-link"') == 0

@@ -334,6 +334,7 @@ def _planned(
         "attempts": 0 if started is None else STARTED_ATTEMPT,
         "device": None if started is None else "GPU 0: NVIDIA A100-SXM4-40GB",
         "current_epoch": done, "epoch_progress": 1.0 if done else 0.0,
+        "training_seconds": sum(curves["seconds"]) if done else None,
         "total_epochs": spec.hyperparameters.planned_epochs,
         "parameters": None if started is None else family.parameters,
         "trainable_parameters": None if started is None else family.parameters,

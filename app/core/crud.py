@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Row,
+    ScalarSelect,
     Select,
     SQLColumnExpression,
     String,
@@ -123,6 +124,7 @@ SORTABLE: dict[str, InstrumentedAttribute[Any]] = {
     "macro_f1": Experiment.macro_f1,
     "parameters": Experiment.parameters,
     "current_epoch": Experiment.current_epoch,
+    "training_seconds": Experiment.training_seconds,
 }
 
 
@@ -716,7 +718,10 @@ def record_epoch(*, session: Session, lease: Lease, epoch: int, values: dict[str
     The row is written only while the attempt still holds the run, in the same transaction
     as the fenced update of the experiment; a stale attempt gets ``LeaseLost`` and writes
     nothing. A whole epoch is written even when a cancel arrived during it (its checkpoint
-    is saved too, so a retry continues after it). Returns whether a cancel was requested."""
+    is saved too, so a retry continues after it). The experiment's ``training_seconds`` is
+    set to the sum of its epoch rows' seconds after the upsert, in the same transaction: a
+    re-sent epoch replaces its row, so the sum counts it once. Returns whether a cancel was
+    requested."""
     values_now = {"current_epoch": epoch, "epoch_progress": 1.0, "heartbeat_at": utcnow()}
     cancel = _write_held(session=session, lease=lease, values=values_now)
     row: dict[str, Any] = {"experiment_id": lease.experiment_id, "epoch": epoch}
@@ -729,7 +734,22 @@ def record_epoch(*, session: Session, lease: Lease, epoch: int, values: dict[str
         set_={key: statement.excluded[key] for key in row if key not in ("experiment_id", "epoch")},
     )
     session.execute(statement)
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == lease.experiment_id)
+        .values(training_seconds=_training_seconds(lease.experiment_id))
+    )
     return cancel
+
+
+def _training_seconds(experiment_id: int) -> ScalarSelect[Any]:
+    """The time inside the experiment's epochs as SQL: what ``Experiment.training_seconds``
+    holds (migration 0013 filled it in the same way for older runs)."""
+    return (
+        select(func.sum(EpochMetric.seconds))
+        .where(EpochMetric.experiment_id == experiment_id)
+        .scalar_subquery()
+    )
 
 
 def record_progress(*, session: Session, lease: Lease, epoch: int, epoch_progress: float) -> bool:

@@ -248,7 +248,10 @@ class Experiment(Base):
     training_seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
     @property
-    def duration_seconds(self) -> float | None:
+    def wall_clock_seconds(self) -> float | None:
+        """Started to finished on the clock: with a retry or a requeue this counts the time
+        spent queued and idle between attempts, so it is not how long the run trained
+        (``training_seconds`` is)."""
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()

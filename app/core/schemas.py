@@ -148,7 +148,10 @@ class ExperimentSummary(BaseModel):
     created_at: UtcDatetime
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
-    duration_seconds: float | None
+    # Time inside epochs (the sum of their seconds): how long the run trained.
+    training_seconds: float | None
+    # Started to finished: includes queueing and idle time between attempts, and evaluation.
+    wall_clock_seconds: float | None
     worker_name: str | None
     worker_host: str | None
     device: str | None
@@ -182,6 +185,24 @@ def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
 
 class ExperimentPublic(ExperimentSummary):
     model_layers: list[dict[str, Any]] | None
+
+
+class TimeToAccuracyPublic(BaseModel):
+    """The first epoch that reached ``threshold`` validation accuracy and the training seconds
+    up to and including it; both null when the run never did."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    threshold: float
+    epoch: int | None
+    training_seconds: float | None
+
+
+class ExperimentDetail(ExperimentPublic):
+    """GET /api/experiments/{id}: the experiment and its time to each validation accuracy of
+    ``app.core.time_to_accuracy.THRESHOLDS``, read from its epochs."""
+
+    time_to_accuracy: list[TimeToAccuracyPublic]
 
 
 class ExperimentUpdate(BaseModel):
@@ -321,6 +342,8 @@ class EvaluationPublic(BaseModel):
     classes: list[str]
     confusion_matrix: list[list[int]] | None
     report: dict[str, Any]
+    # "none": each test image predicted once; "flip": the mean with its mirror image's.
+    test_time_augmentation: str = "none"
 
 
 class ModelPublic(BaseModel):

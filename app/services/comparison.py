@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from statistics import fmean
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,7 @@ from app.core import crud
 from app.core.crud import EpochRow
 from app.core.models import INTEGER_MAX, Evaluation, Experiment, Status
 from app.core.schemas import FieldError, SpecError
+from app.core.time_to_accuracy import Reached, time_to_accuracy
 from app.services.diagnostics import Diagnosis, Predictions, diagnose
 from app.services.errors import NotFound
 from app.services.significance import BootstrapResult, McNemarResult, bootstrap_from_table, mcnemar
@@ -46,6 +48,7 @@ class CurvePoint(TypedDict):
     val_loss: float | None
     val_accuracy: float | None
     learning_rate: float | None
+    training_seconds: float  # inside epochs, up to and including this one
 
 
 MetricValues = dict[str, float]
@@ -69,15 +72,25 @@ class History:
     images_per_second: float | None
     curve: list[CurvePoint]
     diagnosis: Diagnosis
+    time_to_accuracy: list[Reached]
 
 
 def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
+    # Summed over every epoch before thinning, so a thinned curve keeps the true times.
+    elapsed = dict(
+        zip(
+            (row.epoch for row in epochs),
+            accumulate(row.seconds or 0.0 for row in epochs),
+            strict=True,
+        )
+    )
     return History(
         epochs=len(epochs),
         seconds_per_epoch=_mean([row.seconds for row in epochs]),
         images_per_second=_mean([row.images_per_second for row in epochs]),
-        curve=[_curve(row) for row in downsample(epochs)],
+        curve=[_curve(row, elapsed[row.epoch]) for row in downsample(epochs)],
         diagnosis=diagnostics(experiment, epochs, experiment.evaluation),
+        time_to_accuracy=time_to_accuracy(epochs),
     )
 
 
@@ -97,6 +110,8 @@ class Summary:
     seconds_per_epoch: float | None
     images_per_second: float | None
     test_size: int | None
+    test_time_augmentation: str | None
+    time_to_accuracy: list[Reached]
 
     @property
     def imported(self) -> bool:
@@ -113,10 +128,14 @@ def summary(experiment: Experiment, history: History) -> Summary:
         macro_f1=experiment.macro_f1,
         parameters=experiment.parameters,
         epochs=history.epochs,
-        training_seconds=experiment.duration_seconds,
+        training_seconds=experiment.training_seconds,
         seconds_per_epoch=history.seconds_per_epoch,
         images_per_second=history.images_per_second,
         test_size=experiment.evaluation.test_size if experiment.evaluation else None,
+        test_time_augmentation=(
+            experiment.evaluation.test_time_augmentation if experiment.evaluation else None
+        ),
+        time_to_accuracy=history.time_to_accuracy,
     )
 
 
@@ -231,6 +250,8 @@ class CaveatKind(enum.StrEnum):
     imported = "imported"  # imported reports: which test images they used is unknown
     seeds = "seeds"  # trained runs with different seeds
     datasets = "datasets"  # trained runs on different datasets
+    # trained runs evaluated with different test-time augmentation ("flip" against "none")
+    test_time_augmentation = "test_time_augmentation"
     unfinished = "unfinished"  # still queued or running: the numbers will change
 
 
@@ -262,6 +283,14 @@ def caveats(experiments: Sequence[Experiment]) -> list[Caveat]:
         values = {e.id: _setting(e, key) for e in trained}
         if len({repr(v) for v in values.values()}) > 1:
             found.append(Caveat(kind, values))
+    # An imported report's augmentation is unknown; it is warned of as imported already.
+    augmentation = {
+        e.id: e.evaluation.test_time_augmentation
+        for e in evaluated
+        if e.evaluation is not None and e.status is not Status.imported
+    }
+    if len(set(augmentation.values())) > 1:
+        found.append(Caveat(CaveatKind.test_time_augmentation, augmentation))
     unfinished = {e.id: None for e in experiments if e.status in ACTIVE}
     if unfinished:
         found.append(Caveat(CaveatKind.unfinished, unfinished))
@@ -364,10 +393,11 @@ def diagnostics(experiment: Run, epochs: Sequence[Any], evaluation: Scored | Non
     )
 
 
-def _curve(row: EpochRow) -> CurvePoint:
+def _curve(row: EpochRow, training_seconds: float) -> CurvePoint:
     return CurvePoint(
         epoch=row.epoch, phase=row.phase, loss=row.loss, accuracy=row.accuracy,
         val_loss=row.val_loss, val_accuracy=row.val_accuracy, learning_rate=row.learning_rate,
+        training_seconds=training_seconds,
     )  # fmt: skip
 
 

@@ -510,6 +510,66 @@ def comparison_gap_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
     return {"data": data, "layout": _compare_layout("Generalization gap", longest, _gap_axis())}
 
 
+def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """Validation accuracy against cumulative training minutes (time inside epochs), one
+    line per experiment in its colour, its test accuracy a diamond where training ended: a
+    model that is better per epoch but slower per epoch shows where it really pays off."""
+    data: list[dict[str, Any]] = []
+    for experiment in comparison["experiments"]:
+        rows = comparison["curves"].get(experiment["id"], [])
+        if not rows:
+            continue
+        minutes = [row["training_seconds"] / 60 for row in rows]
+        line = _experiment_line(
+            experiment, "validation", minutes, [row.get("val_accuracy") for row in rows], ".2%"
+        )
+        line["customdata"] = [int(row["epoch"]) for row in rows]
+        line["hovertemplate"] = (
+            "<b>%{fullData.name}</b> · validation<br>epoch %{customdata}, "
+            "%{x:.1f} min: %{y:.2%}<extra></extra>"
+        )
+        data.append(line)
+        if experiment.get("test_accuracy") is not None:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": plot_text(experiment["name"]),
+                    "x": [minutes[-1]],
+                    "y": [experiment["test_accuracy"]],
+                    "meta": _meta(experiment["id"], "test"),
+                    "marker": {
+                        "symbol": "diamond",
+                        "size": 11,
+                        "color": experiment["color"],
+                        "line": {"color": "#ffffff", "width": 1},
+                    },
+                    "hovertemplate": "<b>%{fullData.name}</b><br>test accuracy %{y:.2%} after "
+                    "%{x:.1f} min of training<extra></extra>",
+                }  # fmt: skip
+            )
+    layout = _base_layout("Accuracy against training time")
+    layout.update(
+        xaxis={
+            "title": {"text": "Training time (minutes inside epochs)"},
+            "gridcolor": GRID_COLOR,
+            "zeroline": False,
+            "rangemode": "tozero",
+        },
+        yaxis={
+            "title": {"text": "Accuracy"},
+            "tickformat": "~%",
+            "gridcolor": GRID_COLOR,
+            "zeroline": False,
+        },
+        showlegend=False,
+        hovermode="closest",
+    )
+    if not data:
+        _mark_waiting(layout)
+    return {"data": data, "layout": layout}
+
+
 def class_rows(per_class: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The per-class table's class rows: those before its accuracy row."""
     labels = [row["row"] for row in per_class]

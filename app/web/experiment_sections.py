@@ -13,6 +13,7 @@ from typing import Any
 from app.core.crud import EpochRow
 from app.core.models import Experiment
 from app.core.schemas import EpochMetricPublic, EvaluationPublic
+from app.core.time_to_accuracy import time_to_accuracy
 from app.services.comparison import Run, Scored, diagnostics
 from app.web.charts import (
     confusion_matrix_figure,
@@ -57,7 +58,8 @@ def diagnostics_context(
     experiment: Run, rows: Sequence[EpochRow | EpochMetricPublic], evaluation: Scored | None
 ) -> dict[str, Any]:
     """The curves read in words (``app.services.diagnostics``) beside the generalization gap
-    chart; with the evaluation, once there is one."""
+    chart, and the training time each validation accuracy threshold took; with the
+    evaluation, once there is one."""
     diagnosis = diagnosis_public(diagnostics(experiment, rows, evaluation), len(rows))
     figure = gap_figure(
         diagnosis.generalization_gap,
@@ -67,6 +69,7 @@ def diagnostics_context(
     return {
         "diagnosis": diagnosis,
         "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),
+        "time_to_accuracy": time_to_accuracy(rows),
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.models import Status
+from app.core.schemas import TimeToAccuracyPublic
 from app.services.comparison import (
     Caveat,
     CaveatKind,
@@ -377,6 +378,11 @@ def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
             )
         case CaveatKind.seeds | CaveatKind.datasets:
             return f"Different {caveat.kind.value}: {_listing(caveat, names)}."
+        case CaveatKind.test_time_augmentation:
+            return (
+                f"Different test-time augmentation: {_listing(caveat, names)}. Their test "
+                "accuracies are not measured alike (flip averages each image with its mirror)."
+            )
         case CaveatKind.unfinished:
             return f"Still training: {who}; their numbers will change."
 
@@ -407,10 +413,14 @@ class SummaryPublic(BaseModel):
     macro_f1: float | None
     parameters: int | None
     epochs: int
-    training_seconds: float | None
+    training_seconds: float | None = Field(description="Time inside epochs, the sum of theirs")
     seconds_per_epoch: float | None
     images_per_second: float | None
     test_size: int | None
+    test_time_augmentation: str | None = Field(
+        description='How the test set was predicted: "none" or "flip"; null before evaluation'
+    )
+    time_to_accuracy: list[TimeToAccuracyPublic]
 
     @property
     def imported(self) -> bool:

@@ -31,7 +31,7 @@ def test_api_launch_trains_and_reports(stack: Stack) -> None:
     experiment = wait_until_finished(stack, experiment_id)
     assert experiment["status"] == "succeeded", experiment["error"]
     assert experiment["device"].startswith("CPU")
-    assert experiment["worker_host"] and experiment["duration_seconds"] > 0
+    assert experiment["worker_host"] and experiment["training_seconds"] > 0
     rows = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/metrics").json()["epochs"]
     assert [row["epoch"] for row in rows] == [1, 2]
     for row in rows:

@@ -101,9 +101,11 @@ def make_evaluated(
     *,
     fingerprint: str | None = "same",
     epochs: list[dict[str, float]] | None = None,
+    test_time_augmentation: str = "none",
     **hyperparameters: Any,
 ) -> Experiment:
-    """A succeeded experiment whose evaluation comes from these per-image predictions."""
+    """A succeeded experiment whose evaluation comes from these per-image predictions, made
+    with ``test_time_augmentation`` (which the worker records beside the evaluation)."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     experiment = make_experiment(session, **hyperparameters)
@@ -131,6 +133,9 @@ def make_evaluated(
     )  # fmt: skip
     session.commit()
     session.refresh(experiment)
+    assert experiment.evaluation is not None
+    experiment.evaluation.test_time_augmentation = test_time_augmentation
+    session.commit()
     return experiment
 
 
@@ -140,7 +145,7 @@ CIFAR10_CLASSES = [
 
 
 def finished_experiment(session: Session, name: str = "finished cnn") -> Experiment:
-    """An experiment as a worker leaves it: claimed, two epochs, evaluated."""
+    """An experiment as a worker leaves it: claimed, two epochs (10 s and 20 s), evaluated."""
     experiment = make_experiment(session)
     experiment.name = name
     experiment.spec = {**experiment.spec, "name": name}
@@ -160,7 +165,7 @@ def finished_experiment(session: Session, name: str = "finished cnn") -> Experim
     )
     for epoch, (accuracy, val_accuracy) in enumerate([(0.31, 0.28), (0.52, 0.47)], start=1):
         values = {"accuracy": accuracy, "val_accuracy": val_accuracy, "loss": 2.0 / epoch}
-        values["val_loss"] = 2.1 / epoch
+        values.update(val_loss=2.1 / epoch, seconds=10.0 * epoch)
         crud.record_epoch(session=session, lease=lease, epoch=epoch, values=values)
     crud.save_evaluation(
         session=session,

@@ -37,6 +37,7 @@ from app.core.schemas import (
     BulkResultsPublic,
     Count,
     EvaluationPublic,
+    ExperimentDetail,
     ExperimentPublic,
     ExperimentsPublic,
     ExperimentUpdate,
@@ -45,9 +46,11 @@ from app.core.schemas import (
     ModelPublic,
     RowId,
     SpecError,
+    TimeToAccuracyPublic,
     WorkerPublic,
     summaries,
 )
+from app.core.time_to_accuracy import time_to_accuracy
 from app.core.zoo import MODELS
 from app.services import bulk
 from app.services.cancel import cancel
@@ -208,12 +211,16 @@ def bulk_action(session: SessionDep, principal: ActorDep, request: BulkRequest) 
     return {"results": [asdict(result) for result in results]}
 
 
-@router.get("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
-def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentPublic:
+@router.get("/experiments/{experiment_id:int}", response_model=ExperimentDetail)
+def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentDetail:
+    """With `training_seconds` (time inside epochs) and `time_to_accuracy`: per validation
+    accuracy threshold, the first epoch that reached it and the training seconds until then."""
     experiment = find_experiment(session, experiment_id, detail=True)
     public = ExperimentPublic.model_validate(experiment)
     public.queue_position = crud.queue_position(session=session, experiment=experiment)
-    return public
+    epochs = crud.list_epochs(session=session, experiment_id=experiment_id)
+    reached = [TimeToAccuracyPublic.model_validate(r) for r in time_to_accuracy(epochs)]
+    return ExperimentDetail(**dict(public), time_to_accuracy=reached)
 
 
 @router.get("/experiments/{experiment_id}/metrics", response_model=MetricsPublic)

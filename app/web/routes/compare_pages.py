@@ -37,6 +37,7 @@ from app.web.charts import (
     comparison_confusion_figures,
     comparison_curves_figure,
     comparison_gap_figure,
+    comparison_time_figure,
     difference_figure,
     exported_as,
     has_gallery,
@@ -244,6 +245,7 @@ def figures(comparison: Mapping[str, Any], ids: str) -> dict[str, dict[str, Any]
             "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
             "loss-chart": comparison_curves_figure(comparison, "loss"),
             "gap-chart": comparison_gap_figure(comparison),
+            "time-chart": comparison_time_figure(comparison),
             "f1-chart": per_class_f1_figure(comparison),
         },
     )

@@ -34,7 +34,8 @@ MAX_PAGE = INTEGER_MAX // PAGE_SIZE
 # Each sortable column and the order its first click gives: names A-Z, numbers highest first.
 FIRST_ORDER = {
     "name": "asc", "model": "asc", "status": "asc", "current_epoch": "desc",
-    "test_accuracy": "desc", "macro_f1": "desc", "parameters": "desc", "created_at": "desc",
+    "test_accuracy": "desc", "macro_f1": "desc", "parameters": "desc",
+    "training_seconds": "desc", "created_at": "desc",
 }  # fmt: skip
 
 
