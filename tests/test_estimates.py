@@ -57,7 +57,8 @@ def test_other_models_runs_scale_by_the_cost_table(session: Session) -> None:
     costs = MACS_PER_32PX_IMAGE
     speed = 100 * costs["residual_cnn"] / costs["custom_cnn"]
     assert cpu.epoch_seconds == pytest.approx(800 / speed * 1.25)
-    assert cpu.basis == "scaled from 1 past run of residual_cnn by cost per image"
+    assert cpu.basis == f"scaled by cost per image from 1 past run of residual_cnn on {CPU}"
+    assert cpu.summary.endswith("(scaled by cost per image from 1 past run of residual_cnn)")
 
 
 def test_fine_tuning_costs_a_full_backward_pass_over_the_frozen_phase(session: Session) -> None:

@@ -214,9 +214,9 @@ def _estimate_device(
     total = sum(p.epochs * p.epoch_seconds for p in phases)
     counted = f"{measured.runs} past run{'' if measured.runs == 1 else 's'}"
     if measured.same_model:
-        basis = f"from {counted} of {spec.model} on {device}"
+        source = f"from {counted} of {spec.model}"
     else:
-        basis = f"scaled from {counted} of {', '.join(measured.models)} by cost per image"
+        source = f"scaled by cost per image from {counted} of {', '.join(measured.models)}"
     parallel = min(max_parallel or trials, workers, trials)
     sweep = total * math.ceil(trials / parallel) if trials > 1 else None
     summary = f"{device}: about {about(phases[0].epoch_seconds)} per epoch, {about(total)} for "
@@ -224,9 +224,9 @@ def _estimate_device(
     if sweep is not None:
         summary += f"; {about(sweep)} for the {trials} trials, {parallel} at a time"
     return DeviceTime(
-        device=device, workers=workers, has_gpu=has_gpu, basis=basis,
+        device=device, workers=workers, has_gpu=has_gpu, basis=f"{source} on {device}",
         epoch_seconds=phases[0].epoch_seconds, total_seconds=total, sweep_seconds=sweep,
-        phases=phases, summary=f"{summary} ({basis})",
+        phases=phases, summary=f"{summary} ({source})",
     )  # fmt: skip
 
 
