@@ -1,5 +1,5 @@
-// Launch form: only the chosen model's hyperparameters are shown and submitted, and the
-// button says when the form launches a sweep.
+// Launch form: only the chosen model's hyperparameters are shown and submitted, the button
+// says when the form launches a sweep, and the time the run would take is shown before launch.
 // A disabled <fieldset> submits none of its inputs, so hiding a model also drops its values.
 "use strict";
 
@@ -27,21 +27,97 @@
     return text.split(",").filter((piece) => piece.trim()).length;
   }
 
-  function updateButton() {
+  function trialCount() {
     const boxes = [...document.querySelectorAll("fieldset[data-models]:not([disabled]) [data-vary]")];
     const axes = boxes.map((box) => countValues(box.value)).filter((count) => count > 0);
     const seedCount = Math.max(1, Number.parseInt(seeds.value, 10) || 1);
     const trials = axes.reduce((product, count) => product * count, 1) * seedCount;
     const sweep = axes.length > 0 || !["", "1"].includes(seeds.value.trim());
+    return { sweep, trials };
+  }
+
+  function updateButton() {
+    const { sweep, trials } = trialCount();
     button.textContent = sweep ? `Launch sweep of ${trials} trial${trials === 1 ? "" : "s"}` : "Launch";
   }
 
-  document.getElementById("launch-form").addEventListener("input", updateButton);
+  // The estimate: the spec this form would launch, sent to POST /api/experiments/estimate
+  // (which launches nothing) a moment after the last change; only the newest answer is shown.
+  const estimateBox = document.getElementById("launch-estimate");
+  const estimateLines = estimateBox.querySelector("[data-estimate-lines]");
+  const estimateNote = estimateBox.querySelector("[data-estimate-note]");
+  const estimateWarning = estimateBox.querySelector("[data-estimate-warning]");
+  const maxParallel = document.getElementById("max_parallel");
+  const ESTIMATE_DELAY_MS = 400;
+  let estimateTimer = null;
+  let estimateRequest = null;
+
+  function chosenSpec() {
+    // As the server reads the form (app/web/forms.py spec_from_form): an empty box keeps the
+    // default. The name and tags do not change the time, so they cannot spoil the estimate.
+    const hyperparameters = {};
+    document.querySelectorAll('fieldset[data-models]:not([disabled]) [name^="hp."]').forEach((input) => {
+      const value = input.value.trim();
+      if (value) hyperparameters[input.name.slice("hp.".length)] = value;
+    });
+    return { name: "estimate", model: select.value, hyperparameters };
+  }
+
+  function showEstimate(lines, note, warning) {
+    estimateLines.replaceChildren(
+      ...lines.map((line) => {
+        const item = document.createElement("li");
+        item.textContent = line;
+        return item;
+      }),
+    );
+    estimateNote.textContent = note;
+    estimateWarning.textContent = warning || "";
+    estimateWarning.hidden = !warning;
+  }
+
+  async function updateEstimate() {
+    if (estimateRequest) estimateRequest.abort();
+    estimateRequest = new AbortController();
+    const { sweep, trials } = trialCount();
+    const query = new URLSearchParams();
+    if (sweep) query.set("trials", String(trials));
+    if (sweep && maxParallel.value.trim()) query.set("max_parallel", maxParallel.value.trim());
+    try {
+      const response = await fetch(`${estimateBox.dataset.estimateUrl}?${query}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(chosenSpec()),
+        signal: estimateRequest.signal,
+      });
+      const answer = await response.json();
+      if (!response.ok) {
+        showEstimate([`No estimate until the settings are valid: ${answer.detail}`], "", null);
+        return;
+      }
+      showEstimate(answer.devices.map((device) => device.summary), answer.note, answer.warning);
+    } catch (error) {
+      if (error.name !== "AbortError") showEstimate([`No estimate: ${error.message}`], "", null);
+    }
+  }
+
+  function scheduleEstimate() {
+    window.clearTimeout(estimateTimer);
+    estimateTimer = window.setTimeout(updateEstimate, ESTIMATE_DELAY_MS);
+  }
+
+  function formChanged() {
+    updateButton();
+    scheduleEstimate();
+  }
+
+  document.getElementById("launch-form").addEventListener("input", formChanged);
   select.addEventListener("change", () => {
     showModel(select.value);
-    updateButton();
+    formChanged();
   });
   // The browser may restore another selection on "back"; follow it.
   showModel(select.value);
   updateButton();
+  updateEstimate();
 })();

@@ -317,6 +317,28 @@ def list_epochs_of(*, session: Session, experiment_ids: Sequence[int]) -> dict[i
     return epochs
 
 
+TIMED_STATUSES = (Status.succeeded, Status.failed, Status.cancelled, Status.pruned)
+"""Runs whose epochs measured a worker: every finished run that trained, whatever ended it."""
+
+
+def timed_runs(*, session: Session, device: str, limit: int) -> Sequence[Experiment]:
+    """The most recent finished runs on ``device`` with at least one timed epoch, newest
+    first: what time estimates measure that kind of worker by."""
+    timed = (
+        select(EpochMetric.id)
+        .where(
+            EpochMetric.experiment_id == Experiment.id, EpochMetric.images_per_second.is_not(None)
+        )
+        .exists()
+    )
+    return session.scalars(
+        select(Experiment)
+        .where(Experiment.device == device, Experiment.status.in_(TIMED_STATUSES), timed)
+        .order_by(Experiment.id.desc())
+        .limit(limit)
+    ).all()
+
+
 def claim_experiment(
     *,
     session: Session,

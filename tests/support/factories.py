@@ -190,3 +190,43 @@ def cifar10_report() -> dict:
         "macro avg": average,
         "weighted avg": average,
     }
+
+
+def timed_run(
+    session: Session,
+    *,
+    device: str,
+    images_per_second: list[float],
+    model: str = "custom_cnn",
+    phase: str = "train",
+    overhead: float = 1.25,
+    **hyperparameters: Any,
+) -> Experiment:
+    """A succeeded run on ``device`` whose epochs trained at these images per second, each
+    epoch taking ``overhead`` times its training time (validation and callbacks)."""
+    spec = parse_spec(spec_data(model, **hyperparameters))
+    experiment = crud.create_experiment(session=session, spec=spec)
+    session.commit()
+    lease = crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="test (pid 1)", device=device
+    )
+    assert lease is not None
+    hp = spec.hyperparameters
+    fit_images = (hp.train_size or 50_000) * (1 - hp.validation_split)
+    for epoch, speed in enumerate(images_per_second, start=1):
+        values = {"images_per_second": speed, "seconds": fit_images / speed * overhead}
+        crud.record_epoch(
+            session=session, lease=lease, epoch=epoch, values={**values, "phase": phase}
+        )
+    crud.save_evaluation(
+        session=session, lease=lease, classes=CIFAR10_CLASSES, confusion_matrix=None,
+        report=cifar10_report(),
+    )  # fmt: skip
+    session.commit()
+    return experiment
+
+
+def online_worker(session: Session, name: str, device: str) -> None:
+    """A worker that has just said it is alive."""
+    crud.see_worker(session=session, name=name, hostname="test", pid=1, device=device)
+    session.commit()

@@ -48,14 +48,17 @@ from app.core.schemas import (
     SpecError,
     TimeToAccuracyPublic,
     WorkerPublic,
+    parse_spec,
     summaries,
 )
+from app.core.sweeps import MAX_TRIALS
 from app.core.time_to_accuracy import time_to_accuracy
 from app.core.zoo import MODELS
 from app.services import bulk
 from app.services.cancel import cancel
 from app.services.delete import delete
 from app.services.errors import Conflict, NotFound
+from app.services.estimates import TimeEstimatePublic, estimate
 from app.services.launch import BROKER_RETRY_AFTER_SECONDS, BrokerUnavailable, launch
 from app.services.lookup import find_experiment
 from app.services.quotas import QuotaExceeded
@@ -173,6 +176,23 @@ def create_experiment(
     """Launch an experiment. The body is an experiment spec; see GET /api/models for each
     model's hyperparameters, their defaults and bounds."""
     return launch(session, spec, owner_id=principal.user_id, idempotency_key=idempotency_key)
+
+
+@router.post("/experiments/estimate", response_model=TimeEstimatePublic)
+def estimate_experiment(
+    session: SessionDep,
+    spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
+    trials: Annotated[
+        int, Query(ge=1, le=MAX_TRIALS, description="Trials of a sweep of this spec.")
+    ] = 1,
+    max_parallel: Annotated[
+        int | None, Query(ge=1, le=MAX_TRIALS, description="A sweep's trials at once.")
+    ] = None,
+) -> TimeEstimatePublic:
+    """How long a spec would train on each kind of online worker, without launching it: the
+    body is what POST /api/experiments takes, refused the same way. Figures come from the
+    epochs that runs on each worker kind recorded; with none, ``basis`` says how to get one."""
+    return estimate(session, parse_spec(spec), trials=trials, max_parallel=max_parallel)
 
 
 @router.get("/experiments", response_model=ExperimentsPublic)

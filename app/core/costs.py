@@ -1,0 +1,55 @@
+"""What one training image costs each model of the zoo, relative to the others.
+
+Time estimates (``app.services.estimates``) measure a worker's speed on the runs it has
+finished and carry it to a spec by this cost: the measured images per second times the cost
+of what was trained is the worker's rate, and the rate over the new spec's cost is its
+images per second. Only ratios matter, so the figures need to be right in proportion, not
+exactly.
+
+``MACS_PER_32PX_IMAGE``: multiply-accumulates of one forward pass of a 32 x 32 image, at the
+model's default hyperparameters.
+
+- ``custom_cnn``: counted from ``worker/architectures.py`` at its defaults (3 blocks of two
+  3x3 convolutions, 32 filters doubling per block, 2x2 pooling, dense 128): 38.9 M.
+- ``residual_cnn``: counted the same way (a 3x3 stem, 3 stages of 2 blocks of two 3x3
+  convolutions, width 32 doubling per stage, 1x1 projection shortcuts): 105.7 M.
+- Pre-trained bases: the papers' multiply-adds ("FLOPs") at their ImageNet resolution,
+  scaled to 32 px by pixels, ``macs * (32 / resolution) ** 2``; the study's head adds little.
+  EfficientNetB0-B4: 0.39 G at 224, 0.70 G at 240, 1.0 G at 260, 1.8 G at 300, 4.2 G at 380
+  (Tan & Le 2019, Table 2). EfficientNetV2B0: 0.72 G at 224 (timm's tf_efficientnetv2_b0).
+  ResNet50V2: 4.1 G at 224 (timm's resnetv2_50). MobileNetV2: 0.30 G at 224 (Sandler et al.
+  2018, Table 4). ConvNeXtTiny: 4.5 G at 224 (Liu et al. 2022, Table 1).
+
+Left out, on purpose: a from-scratch model's width or depth other than its default, batch
+size, mixed precision and XLA. Runs of the same model on the same worker, which the estimate
+prefers, carry those in their measurement as long as they were launched alike.
+"""
+
+from __future__ import annotations
+
+MACS_PER_32PX_IMAGE: dict[str, float] = {
+    "custom_cnn": 38.9e6,
+    "residual_cnn": 105.7e6,
+    "efficientnet_b0": 7.96e6,
+    "efficientnet_b1": 12.4e6,
+    "efficientnet_b2": 15.1e6,
+    "efficientnet_b3": 20.5e6,
+    "efficientnet_b4": 29.8e6,
+    "efficientnetv2_b0": 14.7e6,
+    "resnet50v2": 83.7e6,
+    "mobilenet_v2": 6.12e6,
+    "convnext_tiny": 91.8e6,
+}
+
+TRAINING_PASSES = 3.0
+"""A training step's work in forward passes: the forward pass, then a backward pass that
+costs about two (gradients for the activations and for the weights)."""
+
+FROZEN_BASE_PASSES = 1.0
+"""With the base frozen, the backward pass stops at the small head: about one forward pass."""
+
+
+def training_cost(model: str, image_size: int, *, frozen_base: bool) -> float:
+    """Multiply-accumulates to train on one image: convolutions scale with the pixels."""
+    passes = FROZEN_BASE_PASSES if frozen_base else TRAINING_PASSES
+    return MACS_PER_32PX_IMAGE[model] * (image_size / 32) ** 2 * passes

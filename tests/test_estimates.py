@@ -1,0 +1,192 @@
+"""Time before launch (#15): estimates from the epochs past runs recorded, per worker kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.core.costs import MACS_PER_32PX_IMAGE, TRAINING_PASSES
+from app.core.models import Experiment
+from app.core.schemas import parse_spec
+from app.core.zoo import MODELS
+from app.services.estimates import estimate
+from tests.support.factories import online_worker, spec_data, timed_run
+
+CPU = "CPU (2 cores)"
+GPU = "GPU: NVIDIA Test"
+
+# The first epoch builds the graph: slow here on purpose, it must not count.
+WARM_UP_THEN_100 = [5.0, 100.0, 100.0, 100.0]
+
+
+def spec(model: str = "custom_cnn", **hyperparameters: Any) -> Any:
+    return parse_spec(spec_data(model, **hyperparameters))
+
+
+def test_same_model_scales_by_pixels_and_training_images(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100, image_size=32)
+    result = estimate(session, spec(image_size=64, train_size=1000, epochs=4))
+    [cpu] = result.devices
+    # 4x the pixels: 25 images/s; 800 training images; 1.25x for validation and callbacks.
+    assert cpu.epoch_seconds == pytest.approx(800 / 25 * 1.25)
+    assert cpu.total_seconds == pytest.approx(4 * 800 / 25 * 1.25)
+    assert result.train_images == 800 and result.planned_epochs == 4
+    assert cpu.basis == f"from 1 past run of custom_cnn on {CPU}"
+    assert cpu.workers == 1 and not cpu.has_gpu and result.warning is None
+
+
+def test_recent_runs_of_the_model_win_over_other_models_and_devices(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    timed_run(session, device=CPU, images_per_second=[50.0, 50.0], model="residual_cnn")
+    for speed in (90.0, 100.0, 110.0):
+        timed_run(session, device=CPU, images_per_second=[speed, speed])
+    timed_run(session, device=GPU, images_per_second=[9000.0, 9000.0])  # another kind
+    [cpu] = estimate(session, spec(train_size=1000)).devices
+    assert cpu.epoch_seconds == pytest.approx(800 / 100 * 1.25)  # the median run
+    assert cpu.basis == f"from 3 past runs of custom_cnn on {CPU}"
+
+
+def test_other_models_runs_scale_by_the_cost_table(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100, model="residual_cnn")
+    [cpu] = estimate(session, spec("custom_cnn", train_size=1000)).devices
+    costs = MACS_PER_32PX_IMAGE
+    speed = 100 * costs["residual_cnn"] / costs["custom_cnn"]
+    assert cpu.epoch_seconds == pytest.approx(800 / speed * 1.25)
+    assert cpu.basis == f"scaled by cost per image from 1 past run of residual_cnn on {CPU}"
+    assert cpu.summary.endswith("(scaled by cost per image from 1 past run of residual_cnn)")
+
+
+def test_fine_tuning_costs_a_full_backward_pass_over_the_frozen_phase(session: Session) -> None:
+    online_worker(session, "w1", GPU)
+    timed_run(
+        session, device=GPU, images_per_second=[400.0, 400.0], model="mobilenet_v2",
+        image_size=128, epochs=2,
+    )  # fmt: skip
+    result = estimate(
+        session,
+        spec("mobilenet_v2", image_size=128, epochs=2, fine_tune=True, fine_tune_epochs=3),
+    )
+    frozen, fine_tune = result.devices[0].phases
+    assert (frozen.phase, frozen.epochs, fine_tune.phase, fine_tune.epochs) == (
+        "train", 2, "fine_tune", 3,
+    )  # fmt: skip
+    assert frozen.epoch_seconds == pytest.approx(160 / 400 * 1.25)
+    assert fine_tune.epoch_seconds == pytest.approx(frozen.epoch_seconds * TRAINING_PASSES)
+    assert result.planned_epochs == 5
+
+
+def test_no_runs_on_a_worker_kind_says_how_to_get_an_estimate(session: Session) -> None:
+    online_worker(session, "w1", GPU)
+    timed_run(session, device=CPU, images_per_second=[100.0])  # no worker of this kind is online
+    result = estimate(session, spec())
+    [gpu] = result.devices
+    assert gpu.device == GPU and gpu.has_gpu
+    assert gpu.epoch_seconds is None and gpu.total_seconds is None
+    assert "No estimate yet" in gpu.basis and "Quick: custom CNN" in gpu.basis
+
+
+def test_no_worker_online_gives_no_figures(session: Session) -> None:
+    timed_run(session, device=CPU, images_per_second=[100.0])
+    result = estimate(session, spec())
+    assert result.devices == [] and "No worker is online" in result.note
+
+
+def _slow_cpu_run(session: Session) -> Experiment:
+    return timed_run(session, device=CPU, images_per_second=[10.0, 10.0])
+
+
+def test_hours_on_cpu_only_workers_are_warned_about(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    _slow_cpu_run(session)
+    # All 50,000 images, 40,000 after validation: 5,000 s an epoch, 50 epochs ~ 69 h.
+    result = estimate(session, spec(train_size=None, epochs=50))
+    assert result.warning is not None
+    assert result.warning.startswith("About 69 h on the CPU worker: consider a quick preset")
+    short = estimate(session, spec(train_size=200, epochs=2))
+    assert short.warning is None
+
+
+def test_no_cpu_warning_when_a_gpu_worker_is_online(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    online_worker(session, "w2", GPU)
+    _slow_cpu_run(session)
+    result = estimate(session, spec(train_size=None, epochs=50))
+    assert result.warning is None
+    figures = {d.device: d.total_seconds is not None for d in result.devices}
+    assert figures == {CPU: True, GPU: False}
+
+
+def test_sweep_runs_as_many_trials_at_once_as_workers_and_max_parallel_allow(
+    session: Session,
+) -> None:
+    online_worker(session, "w1", CPU)
+    online_worker(session, "w2", CPU)
+    _slow_cpu_run(session)
+    one = estimate(session, spec()).devices[0]
+    [two_workers] = estimate(session, spec(), trials=6).devices
+    [capped] = estimate(session, spec(), trials=6, max_parallel=1).devices
+    assert one.total_seconds is not None and one.sweep_seconds is None
+    assert two_workers.workers == 2
+    assert two_workers.sweep_seconds == pytest.approx(3 * one.total_seconds)
+    assert capped.sweep_seconds == pytest.approx(6 * one.total_seconds)
+    assert "for the 6 trials, 2 at a time" in two_workers.summary
+
+
+def test_every_model_has_a_cost() -> None:
+    assert set(MACS_PER_32PX_IMAGE) == set(MODELS)
+
+
+# --- the API and the form ----------------------------------------------------------------------
+
+
+@pytest.mark.both_databases
+def test_api_estimates_a_spec_without_launching_it(
+    client: TestClient, session: Session, backend: str
+) -> None:
+    online_worker(session, "w1", CPU)
+    timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100)
+    response = client.post(
+        "/api/experiments/estimate?trials=2", json=spec_data(train_size=1000, epochs=4)
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [cpu] = body["devices"]
+    assert cpu["epoch_seconds"] == pytest.approx(800 / 100 * 1.25)
+    assert cpu["total_seconds"] == pytest.approx(4 * 800 / 100 * 1.25)
+    assert cpu["sweep_seconds"] == pytest.approx(2 * cpu["total_seconds"])
+    assert body["trials"] == 2 and body["warning"] is None
+    assert client.get("/api/experiments").json()["total"] == 1  # only the past run
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (spec_data(epochs=0), "hyperparameters.epochs"),
+        (spec_data("no_such_model"), "model"),
+    ],
+)
+def test_api_refuses_a_bad_spec_naming_the_field(
+    client: TestClient, backend: str, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/api/experiments/estimate", json=body)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert client.get("/api/experiments").json()["total"] == 0
+
+
+def test_openapi_documents_the_estimate(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/api/experiments/estimate"]["post"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/TimeEstimatePublic"}
+
+
+def test_launch_form_has_a_place_for_the_estimate(client: TestClient) -> None:
+    html = client.get("/experiments/new").text
+    assert 'id="launch-estimate"' in html
+    assert 'data-estimate-url="/api/experiments/estimate"' in html
