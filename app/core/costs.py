@@ -13,6 +13,9 @@ model's default hyperparameters.
   3x3 convolutions, 32 filters doubling per block, 2x2 pooling, dense 128): 38.9 M.
 - ``residual_cnn``: counted the same way (a 3x3 stem, 3 stages of 2 blocks of two 3x3
   convolutions, width 32 doubling per stage, 1x1 projection shortcuts): 105.7 M.
+- ``fast_cnn``: counted the same way at its defaults (a 2x2 whitening conv to 24 channels at
+  31 px, then blocks of 64, 256 and 256 filters, each a 3x3 conv before and after a 2x2
+  pool): 118.1 M.
 - Pre-trained bases: the papers' multiply-adds ("FLOPs") at their ImageNet resolution,
   scaled to 32 px by pixels, ``macs * (32 / resolution) ** 2``; the study's head adds little.
   EfficientNetB0-B4: 0.39 G at 224, 0.70 G at 240, 1.0 G at 260, 1.8 G at 300, 4.2 G at 380
@@ -30,6 +33,7 @@ from __future__ import annotations
 MACS_PER_32PX_IMAGE: dict[str, float] = {
     "custom_cnn": 38.9e6,
     "residual_cnn": 105.7e6,
+    "fast_cnn": 118.1e6,
     "efficientnet_b0": 7.96e6,
     "efficientnet_b1": 12.4e6,
     "efficientnet_b2": 15.1e6,
