@@ -924,9 +924,25 @@ def bench_train(
     ] = "plain,cifarlab,cifarlab-norecord,cifarlab-xla,cifarlab-bf16",
     seed: Annotated[int, typer.Option(help="Data subset and weights.")] = 0,
     chart: ChartOption = None,
+    to_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            max=1.0,
+            help="Instead of throughput: the wall time each preset of --presets needs to reach "
+            "this validation accuracy on the full copy, beside the plain Keras script.",
+        ),
+    ] = None,
+    presets: Annotated[
+        str, typer.Option(help="With --to-accuracy: the presets to race, comma-separated.")
+    ] = "fast-90,study-custom-cnn",
 ) -> None:
-    """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN)."""
+    """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN),
+    or, with --to-accuracy, the time presets take to reach an accuracy."""
     _scratch_database()
+    if to_accuracy is not None:
+        _race_to_accuracy(to_accuracy, [p.strip() for p in presets.split(",") if p.strip()], seed)
+        return
     from worker.bench import train_benchmark
 
     try:
@@ -951,6 +967,35 @@ def bench_train(
         )
     charts.write(charts.train_chart(figures), chart)
     _print_figures("training throughput", rows, header, figures, notes)
+
+
+def _race_to_accuracy(target: float, presets: list[str], seed: int) -> None:
+    """Runs in a scratch data folder too (models, checkpoints), sharing only the decoded
+    dataset cache, so bench runs never touch the user's experiments' files."""
+    user_cache = get_settings().dataset_cache_dir
+    scratch = Path(tempfile.mkdtemp(prefix="cifarlab-bench-data-"))
+    make_private_dir(user_cache)
+    (scratch / "datasets").symlink_to(user_cache, target_is_directory=True)
+    os.environ["CIFARLAB_DATA_DIR"] = str(scratch)
+    get_settings.cache_clear()
+    from worker.bench import accuracy_benchmark
+
+    try:
+        figures = accuracy_benchmark(target=target, presets=presets, plain_epochs=20, seed=seed)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+    def minutes(seconds: float | None) -> str:
+        return "not reached" if seconds is None else f"{seconds / 60:.1f} min"
+
+    rows = [
+        (r["contender"], minutes(r["seconds"]), minutes(r["training_seconds"]),
+         "-" if r["reached_epoch"] is None else str(r["reached_epoch"]),
+         f"{r['best_val_accuracy']:.3f}", str(r["epochs_run"]))
+        for r in figures["races"]
+    ]  # fmt: skip
+    header = ("contender", "wall time", "in epochs", "epoch", "best val acc", "epochs run")
+    _print_figures(f"time to {target:.2f} validation accuracy", rows, header, figures)
 
 
 @bench_cli.command("memory")

@@ -180,7 +180,7 @@ def _bench_experiment() -> crud.Lease:
     return lease
 
 
-def training_data(train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def training_data(train_size: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     settings = get_settings()
     data = load_cifar10(source=settings.cifar10_path, cache_dir=settings.dataset_cache_dir)
     chosen = stratified_indices(data.y_train, train_size, seed=seed)
@@ -291,3 +291,136 @@ def memory_benchmark(*, model: str, image_size: int, batch_size: int, steps: int
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- time to accuracy ---------------------------------------------------------------------------
+
+
+class StopAtAccuracy(keras.callbacks.Callback):
+    """Stops the plain script at the end of the first epoch whose validation accuracy reaches
+    ``target``, noting the wall time since ``started``."""
+
+    def __init__(self, target: float, started: float) -> None:
+        super().__init__()
+        self.target = target
+        self.started = started
+        self.reached: tuple[int, float] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if (logs or {}).get("val_accuracy", 0.0) >= self.target and self.reached is None:
+            self.reached = (epoch + 1, time.perf_counter() - self.started)
+            self.model.stop_training = True
+
+
+@dataclass
+class Race:
+    """How long one contender took to reach the target, or how far it got."""
+
+    contender: str
+    reached_epoch: int | None
+    seconds: float | None  # wall time from launch to the end of that epoch
+    training_seconds: float | None  # the part of it spent inside epochs
+    best_val_accuracy: float
+    epochs_run: int
+
+
+def plain_keras_race(target: float, *, epochs: int, seed: int) -> Race:
+    """The study's recipe as a notebook writes it, on the full copy, from the arrays on:
+    the custom CNN, Adam, ReduceLROnPlateau and EarlyStopping on validation loss."""
+    started = time.perf_counter()
+    x, y = training_data(None, seed)
+    stop = StopAtAccuracy(target, started)
+    model = _model(seed)
+    _compile(model, jit_compile=False)
+    timer = EpochTimer()
+    history = model.fit(
+        x.astype("float32"), keras.utils.to_categorical(y, 10), batch_size=128, epochs=epochs,
+        validation_split=VALIDATION_SPLIT, verbose=0, callbacks=[
+            timer, stop,
+            keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-8),
+            keras.callbacks.EarlyStopping("val_loss", patience=3, min_delta=1e-5,
+                                          restore_best_weights=True),
+        ],
+    )  # fmt: skip
+    accuracies = history.history["val_accuracy"]
+    epoch, seconds = stop.reached or (None, None)
+    return Race(
+        contender="plain keras (study recipe)", reached_epoch=epoch, seconds=seconds,
+        training_seconds=sum(timer.seconds[:epoch]) if epoch else None,
+        best_val_accuracy=float(max(accuracies)), epochs_run=len(accuracies),
+    )  # fmt: skip
+
+
+def preset_race(target: float, preset: str, *, poll_seconds: float = 0.5) -> Race:
+    """A preset on the full copy through the worker's own code (run_experiment, as a task
+    runs it, recording into the bench's scratch database), cancelled through the database
+    once an epoch's validation accuracy reaches ``target``, as a user watching would."""
+    import threading
+
+    from app.core.presets import PRESETS
+    from worker.runner import describe_device, run_experiment
+
+    spec = PRESETS[preset].spec.model_copy(deep=True)
+    spec.hyperparameters.train_size = None
+    spec.hyperparameters.test_size = None
+    started = time.perf_counter()
+    with session_scope() as session:
+        experiment_id = crud.create_experiment(session=session, spec=spec).id
+        lease = crud.claim_experiment(
+            session=session, experiment_id=experiment_id, worker_host="bench",
+            device=describe_device(),
+        )  # fmt: skip
+    if lease is None:
+        raise RuntimeError(f"bench experiment {experiment_id} could not be claimed")
+    reached: list[tuple[int, float]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(poll_seconds):
+            with session_scope() as session:
+                rows = crud.list_epochs(session=session, experiment_id=experiment_id)
+                hit = next((r for r in rows if (r.val_accuracy or 0.0) >= target), None)
+                if hit is not None:
+                    reached.append((hit.epoch, time.perf_counter() - started))
+                    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
+                    crud.request_cancel(session=session, experiment=experiment)
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run_experiment(lease=lease, spec=spec, settings=get_settings())
+    finally:
+        done.set()
+        watcher.join()
+    with session_scope() as session:
+        rows = crud.list_epochs(session=session, experiment_id=experiment_id)
+    epoch, seconds = reached[0] if reached else (None, None)
+    if epoch is None:  # reached in the last epoch, after the watcher's last look
+        hit = next((r for r in rows if (r.val_accuracy or 0.0) >= target), None)
+        if hit is not None:
+            epoch, seconds = hit.epoch, time.perf_counter() - started
+    return Race(
+        contender=preset, reached_epoch=epoch, seconds=seconds,
+        training_seconds=sum(r.seconds or 0.0 for r in rows if r.epoch <= epoch)
+        if epoch else None,
+        best_val_accuracy=max((r.val_accuracy or 0.0) for r in rows) if rows else 0.0,
+        epochs_run=len(rows),
+    )  # fmt: skip
+
+
+def accuracy_benchmark(
+    *, target: float, presets: list[str], plain_epochs: int, seed: int
+) -> dict[str, Any]:
+    """Each preset, then the plain script, to ``target`` validation accuracy."""
+    from app.core.presets import PRESETS
+
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown presets {unknown}; choose from {', '.join(PRESETS)}")
+    races = [preset_race(target, preset) for preset in presets]
+    races.append(plain_keras_race(target, epochs=plain_epochs, seed=seed))
+    return {
+        "target_val_accuracy": target, "cpu": cpu_features(),
+        "races": [race.__dict__ for race in races],
+    }  # fmt: skip

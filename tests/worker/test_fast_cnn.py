@@ -1,0 +1,107 @@
+"""The fast family: its whitening, identity start, schedule, alternating flips, and a run that
+records its test-time augmentation and saves a model that loads in safe mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session
+
+from app.core import crud
+from app.core.config import get_settings
+from app.core.models import Status
+from app.core.schemas import parse_spec
+from tests.support.factories import claim, spec_data
+from worker import runner
+from worker.architectures import build_fast_cnn, fit_whitening
+from worker.data import make_dataset
+from worker.learning_rate import TriangularSchedule
+
+TINY_FAST = {"width_1": 8, "width_2": 8, "width_3": 8, "batch_size": 50}
+
+
+def test_whitening_gives_the_patches_unit_variance_in_every_direction() -> None:
+    rng = np.random.default_rng(0)
+    smooth = rng.integers(0, 256, (300, 8, 8, 3)).repeat(4, axis=1).repeat(4, axis=2)
+    images = np.clip(smooth + rng.integers(-20, 20, smooth.shape), 0, 255).astype(np.uint8)
+    model = build_fast_cnn(num_classes=10, widths=(8, 8, 8), batchnorm_momentum=0.4)
+    fit_whitening(model, images)
+    whitened = keras.Model(model.input, model.get_layer("whitening").output)
+    outputs = np.asarray(whitened.predict(images.astype(np.float32), verbose=0))
+    directions = outputs[..., :12].reshape(-1, 12)  # the other 12 are their negatives
+    np.testing.assert_allclose(outputs[..., 12:], -outputs[..., :12], atol=1e-4)
+    np.testing.assert_allclose(directions.mean(axis=0), 0, atol=1e-3)
+    # Correlated neighbouring pixels come out decorrelated, each with unit variance.
+    np.testing.assert_allclose(np.cov(directions, rowvar=False), np.eye(12), atol=0.02)
+
+
+def test_convolutions_start_as_the_identity_on_their_first_filters() -> None:
+    model = build_fast_cnn(num_classes=10, widths=(8, 16, 16), batchnorm_momentum=0.4)
+    convolutions = [layer for layer in model.layers
+                    if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3)]  # fmt: skip
+    kernel = keras.ops.convert_to_numpy(convolutions[2].kernel)  # 8 -> 16 filters
+    identity = np.zeros((3, 3, 8, 8))
+    identity[1, 1] = np.eye(8)
+    np.testing.assert_array_equal(kernel[..., :8], identity)
+    assert np.abs(kernel[..., 8:]).sum() > 0  # the rest stay random
+
+
+def test_the_triangle_rises_to_its_peak_and_falls_to_its_end() -> None:
+    schedule = TriangularSchedule(peak=2.0, total_steps=100)
+    rates = [float(schedule(step)) for step in (0, 10, 20, 60, 100)]
+    assert rates == pytest.approx([0.4, 1.2, 2.0, 2.0 * (1 - 0.93 * 0.5), 0.14])
+    again = TriangularSchedule.from_config(schedule.get_config())
+    assert float(again(60)) == pytest.approx(rates[3])
+
+
+def test_alternating_flips_show_each_image_mirrored_in_consecutive_epochs() -> None:
+    count = 20
+    images = np.random.default_rng(1).integers(0, 256, (count, 32, 32, 3)).astype(np.uint8)
+    identities = np.arange(count)  # one "class" per image, to find it again after shuffling
+    batches = make_dataset(
+        images, identities, batch_size=count, image_size=32, shuffle=True, seed=3,
+        num_classes=count, epochs=3, alternating_flip=True,
+    )  # fmt: skip
+    views = []
+    for pixels, one_hot in batches:
+        order = np.argmax(one_hot.numpy(), axis=1)
+        views.append(pixels.numpy()[np.argsort(order)])
+    flipped = [np.all(view == images[:, :, ::-1], axis=(1, 2, 3)) for view in views]
+    assert all(np.all((view == images).all(axis=(1, 2, 3)) | was)
+               for view, was in zip(views, flipped, strict=True))  # fmt: skip
+    assert 0 < flipped[0].sum() < count  # a random half, not all or none
+    assert np.array_equal(flipped[1], ~flipped[0])
+    assert np.array_equal(flipped[2], flipped[0])
+
+
+@pytest.fixture
+def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CIFARLAB_CIFAR10_PATH", str(tiny_cifar10))
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def test_a_fast_run_records_its_flip_evaluation_and_saves_a_loadable_model(
+    settings_with_data, session: Session
+) -> None:
+    spec = parse_spec(spec_data("fast_cnn", **TINY_FAST))
+    experiment = crud.create_experiment(session=session, spec=spec)
+    session.commit()
+    lease = claim(session, experiment.id)
+    session.commit()
+    runner.run_experiment(lease=lease, spec=spec, settings=settings_with_data)
+
+    session.expire_all()
+    stored = crud.get_experiment(session=session, experiment_id=experiment.id)
+    assert stored.status == Status.succeeded
+    assert stored.evaluation.test_time_augmentation == "flip"
+    rows = crud.list_epochs(session=session, experiment_id=experiment.id)
+    steps = 4  # 190 training images in batches of 50, per epoch
+    assert [row.learning_rate for row in rows] == pytest.approx(
+        [float(TriangularSchedule(1.0, 2 * steps)(step)) for step in (steps, 2 * steps)]
+    )
+    model = keras.models.load_model(settings_with_data.model_path(experiment.id), safe_mode=True)
+    assert model.get_layer("whitening").trainable is False
