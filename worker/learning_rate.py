@@ -1,4 +1,5 @@
-"""Learning-rate schedules that set the rate of every step (plateau cuts: schedule.py)."""
+"""Step-by-step rules of the fast family: the learning rate of every step (plateau cuts live
+in schedule.py) and the lookahead average of the weights."""
 
 from __future__ import annotations
 
@@ -35,3 +36,37 @@ class TriangularSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict[str, Any]:
         return {"peak": self.peak, "total_steps": self.total_steps}
+
+
+LOOKAHEAD_EVERY = 5
+LOOKAHEAD_KEEP = 0.95**LOOKAHEAD_EVERY
+"""airbench's lookahead: every 5 steps the slow weights keep at most 0.95**5 of themselves."""
+
+
+class Lookahead(keras.callbacks.Callback):
+    """Every ``LOOKAHEAD_EVERY`` steps the slow copy of all the weights (BatchNorm statistics
+    included) moves toward the trained ones, keeping a share that grows with the cube of
+    the progress (0 at the start, ``LOOKAHEAD_KEEP`` at the end), and training continues from
+    it; the last step hands the slow copy to the model. Early on it is plain training; at
+    the end, where the falling learning rate makes the steps noisy rather than useful, the
+    model is an average of them.
+
+    The slow copy lives in memory only: a resumed run starts it afresh from the resumed
+    weights, so a resumed fast run is close to, not bit for bit, an uninterrupted one."""
+
+    def __init__(self, total_steps: int) -> None:
+        super().__init__()
+        self.total_steps = max(int(total_steps), 1)
+        self.slow: list[Any] | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % LOOKAHEAD_EVERY and step < self.total_steps:
+            return
+        fast = self.model.get_weights()
+        if self.slow is None:
+            self.slow = fast
+            return
+        keep = 1.0 if step >= self.total_steps else LOOKAHEAD_KEEP * (step / self.total_steps) ** 3
+        self.slow = [keep * s + (1 - keep) * f for s, f in zip(self.slow, fast, strict=True)]
+        self.model.set_weights(self.slow)

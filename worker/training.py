@@ -15,7 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from app.core.crud import Lease
-from app.core.hyperparameters import TrainingHyperparameters, TransferHyperparameters
+from app.core.hyperparameters import (
+    FastCnnHyperparameters,
+    TrainingHyperparameters,
+    TransferHyperparameters,
+)
 from app.core.schemas import ExperimentSpec
 from worker.architectures import freeze_base, unfreeze_base
 from worker.augmentation import build_augmenter
@@ -23,7 +27,7 @@ from worker.callbacks import ExperimentRecorder
 from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
 from worker.data import make_dataset
 from worker.hardware import native_bfloat16
-from worker.learning_rate import TriangularSchedule
+from worker.learning_rate import Lookahead, TriangularSchedule
 from worker.lease import holding
 from worker.pruning import TrialPruner
 from worker.schedule import ResumableEarlyStopping, schedule_callbacks
@@ -46,22 +50,16 @@ LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 def make_optimizer(
     hp: TrainingHyperparameters, learning_rate: LearningRate
 ) -> keras.optimizers.Optimizer:
-    """The spec's optimizer; with ``ema_momentum`` it keeps an average of the weights among
-    its own variables, so a checkpoint resumes the average too."""
-    ema = {"use_ema": True, "ema_momentum": hp.ema_momentum} if hp.ema_momentum else {}
     if hp.optimizer == "adamw":
-        return keras.optimizers.AdamW(
-            learning_rate=learning_rate, weight_decay=hp.weight_decay, **ema
-        )
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=hp.weight_decay)
     if hp.optimizer == "sgd":
         return keras.optimizers.SGD(
             learning_rate=learning_rate,
             momentum=hp.momentum,
             nesterov=True,
             weight_decay=hp.weight_decay or None,
-            **ema,
         )
-    return keras.optimizers.Adam(learning_rate=learning_rate, **ema)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
 def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
@@ -194,9 +192,9 @@ class Trainer:
         resuming = self._resuming(phase)
         saved = self.model.optimizer if resuming else None
         rate: LearningRate = learning_rate
+        phase_steps = (final_epoch - (phase_one_epochs or 0)) * self.steps_per_epoch
         if self.hp.learning_rate_schedule == "triangular":
-            phase_epochs = final_epoch - (phase_one_epochs or 0)
-            rate = TriangularSchedule(learning_rate, phase_epochs * self.steps_per_epoch)
+            rate = TriangularSchedule(learning_rate, phase_steps)
         self.model.compile(
             optimizer=make_optimizer(self.hp, rate),
             loss=make_loss(self.hp),
@@ -230,8 +228,9 @@ class Trainer:
             epochs=max(final_epoch - initial_epoch, 1),
             alternating_flip=self.hp.augment_flip and self.hp.flip_alternating,
         )  # fmt: skip
-        # Validation sees the averaged weights the final model will have.
-        averaging = [keras.callbacks.SwapEMAWeights()] if self.hp.ema_momentum else []
+        averaging = []
+        if isinstance(self.hp, FastCnnHyperparameters) and self.hp.lookahead:
+            averaging = [Lookahead(phase_steps)]
         history = self.model.fit(
             train_data,
             validation_data=self.validation_data,

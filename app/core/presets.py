@@ -86,6 +86,20 @@ PRESETS: dict[str, Preset] = {
              "image_size": 32, "train_size": 2000, "test_size": 500},
         ),
         _preset(
+            "fast-90", "Fast: toward 0.90 in 15 minutes on a CPU", "beyond",
+            "The fast family (after airbench) at airbench93's widths, 64-128-128, for six "
+            "epochs, sized for the goal of 0.90 test accuracy within 15 minutes of launch on a "
+            "2-core CPU; docs/benchmarks.md says what it reaches today.",
+            "fast_cnn", {"width_2": 128, "width_3": 128, "epochs": 6},
+        ),
+        _preset(
+            "fast-93", "Fast: toward 0.93 in 45 minutes on a CPU", "beyond",
+            "The fast family at airbench94's widths, 64-256-256, for seven epochs, sized for "
+            "the goal of 0.93 within 45 minutes on a 2-core CPU (0.94 in seconds on a GPU is "
+            "airbench's record); docs/benchmarks.md says what it reaches today.",
+            "fast_cnn", {"epochs": 7},
+        ),
+        _preset(
             "beyond-residual-cnn", "Beyond: residual CNN with augmentation", "beyond",
             "A small ResNet with BatchNorm, flips and 4 px shifts, AdamW, label smoothing: "
             "from scratch, past the study's custom CNN.",
