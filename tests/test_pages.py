@@ -237,7 +237,7 @@ def test_preset_query_prefills_the_form(client: TestClient) -> None:
     assert "mobilenet_v2" in selected
     assert fields["tags"]["value"] == "quick, quick-transfer-two-phase"
     assert (fields["hp.epochs"]["value"], fields["hp.fine_tune_epochs"]["value"]) == ("1", "1")
-    assert fields["hp.train_size"]["value"] == "2000"
+    assert fields["hp.train_size"]["value"] == str(preset.spec.hyperparameters.train_size)
     assert "open" not in by_id(html, "presets").attrs  # the form is what matters now
     assert preset.title in by_id(html, "prefilled").text
     assert client.get("/experiments/new?preset=nope").status_code == 404
