@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.core.costs import MACS_PER_32PX_IMAGE, TRAINING_PASSES
+from app.core.costs import MACS_PER_32PX_IMAGE, TRAINING_PASSES, macs_per_32px_image
 from app.core.models import Experiment
 from app.core.schemas import parse_spec
 from app.core.zoo import MODELS
@@ -54,8 +54,12 @@ def test_other_models_runs_scale_by_the_cost_table(session: Session) -> None:
     online_worker(session, "w1", CPU)
     timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100, model="residual_cnn")
     [cpu] = estimate(session, spec("custom_cnn", train_size=1000)).devices
-    costs = MACS_PER_32PX_IMAGE
-    speed = 100 * costs["residual_cnn"] / costs["custom_cnn"]
+    residual, custom = spec("residual_cnn"), spec("custom_cnn")
+    speed = (
+        100
+        * macs_per_32px_image("residual_cnn", residual.hyperparameters)
+        / macs_per_32px_image("custom_cnn", custom.hyperparameters)
+    )
     assert cpu.epoch_seconds == pytest.approx(800 / speed * 1.25)
     assert cpu.basis == f"scaled by cost per image from 1 past run of residual_cnn on {CPU}"
     assert cpu.summary.endswith("(scaled by cost per image from 1 past run of residual_cnn)")
@@ -190,3 +194,18 @@ def test_launch_form_has_a_place_for_the_estimate(client: TestClient) -> None:
     html = client.get("/experiments/new").text
     assert 'id="launch-estimate"' in html
     assert 'data-estimate-url="/api/experiments/estimate"' in html
+
+
+def test_a_from_scratch_model_is_costed_by_its_own_widths(session: Session) -> None:
+    """fast-93's middle blocks are twice fast-90's width: its epochs take about 2.2x as long
+    on the same worker, which the model name alone would not tell."""
+    online_worker(session, "w1", CPU)
+    narrow = {"width_2": 128, "width_3": 128, "train_size": 1000}
+    timed_run(session, device=CPU, images_per_second=[100.0, 100.0], model="fast_cnn", **narrow)
+    [as_run] = estimate(session, spec("fast_cnn", **narrow)).devices
+    [wide] = estimate(session, spec("fast_cnn", train_size=1000)).devices
+    assert as_run.epoch_seconds == pytest.approx(950 / 100 * 1.25)
+    assert wide.epoch_seconds / as_run.epoch_seconds == pytest.approx(118.15 / 54.24, rel=1e-3)
+    assert macs_per_32px_image("custom_cnn", spec().hyperparameters) == pytest.approx(
+        MACS_PER_32PX_IMAGE["custom_cnn"], rel=1e-3
+    )

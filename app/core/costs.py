@@ -23,12 +23,20 @@ model's default hyperparameters.
   ResNet50V2: 4.1 G at 224 (timm's resnetv2_50). MobileNetV2: 0.30 G at 224 (Sandler et al.
   2018, Table 4). ConvNeXtTiny: 4.5 G at 224 (Liu et al. 2022, Table 1).
 
-Left out, on purpose: a from-scratch model's width or depth other than its default, batch
+The from-scratch families are counted from each spec's own widths and depths by the same
+rules (``macs_per_32px_image``); the table keeps their defaults. Left out, on purpose: batch
 size, mixed precision and XLA. Runs of the same model on the same worker, which the estimate
 prefers, carry those in their measurement as long as they were launched alike.
 """
 
 from __future__ import annotations
+
+from app.core.hyperparameters import (
+    CustomCnnHyperparameters,
+    FastCnnHyperparameters,
+    ResidualCnnHyperparameters,
+    TrainingHyperparameters,
+)
 
 MACS_PER_32PX_IMAGE: dict[str, float] = {
     "custom_cnn": 38.9e6,
@@ -53,7 +61,59 @@ FROZEN_BASE_PASSES = 1.0
 """With the base frozen, the backward pass stops at the small head: about one forward pass."""
 
 
-def training_cost(model: str, image_size: int, *, frozen_base: bool) -> float:
+def _conv(side: float, inputs: float, outputs: float, kernel: int = 3) -> float:
+    return side * side * inputs * outputs * kernel * kernel
+
+
+def _custom_cnn(hp: CustomCnnHyperparameters) -> float:
+    side, inputs, total = 32.0, 3.0, 0.0
+    for block in range(hp.conv_blocks):
+        width = hp.filters * 2**block
+        total += _conv(side, inputs, width) + _conv(side, width, width)
+        side, inputs = side / 2, width
+    return total + side * side * inputs * hp.dense_units + hp.dense_units * 10
+
+
+def _residual_cnn(hp: ResidualCnnHyperparameters) -> float:
+    side, inputs = 32.0, float(hp.width)
+    total = _conv(side, 3, hp.width)
+    for stage in range(hp.stages):
+        width = hp.width * 2**stage
+        for block in range(hp.blocks_per_stage):
+            if stage > 0 and block == 0:
+                side /= 2
+            if inputs != width or (stage > 0 and block == 0):
+                total += _conv(side, inputs, width, kernel=1)  # the projection shortcut
+            total += _conv(side, inputs, width) + _conv(side, width, width)
+            inputs = width
+    return total + width * 10
+
+
+def _fast_cnn(hp: FastCnnHyperparameters) -> float:
+    side, inputs = 31.0, 24.0  # after the 2x2 whitening
+    total = _conv(31, 3, 24, kernel=2)
+    for width in (hp.width_1, hp.width_2, hp.width_3):
+        total += _conv(side, inputs, width)
+        side = side // 2
+        total += _conv(side, width, width)
+        inputs = width
+    return total + inputs * 10
+
+
+def macs_per_32px_image(model: str, hp: TrainingHyperparameters) -> float:
+    """Counted from the spec for the from-scratch families, whose width and depth it sets
+    (``fast-90`` and ``fast-93`` differ fourfold in their middle blocks); the table's figure
+    for a pre-trained base, whose architecture is fixed."""
+    if isinstance(hp, FastCnnHyperparameters):
+        return _fast_cnn(hp)
+    if isinstance(hp, ResidualCnnHyperparameters):
+        return _residual_cnn(hp)
+    if isinstance(hp, CustomCnnHyperparameters):
+        return _custom_cnn(hp)
+    return MACS_PER_32PX_IMAGE[model]
+
+
+def training_cost(model: str, hp: TrainingHyperparameters, *, frozen_base: bool) -> float:
     """Multiply-accumulates to train on one image: convolutions scale with the pixels."""
     passes = FROZEN_BASE_PASSES if frozen_base else TRAINING_PASSES
-    return MACS_PER_32PX_IMAGE[model] * (image_size / 32) ** 2 * passes
+    return macs_per_32px_image(model, hp) * (hp.image_size / 32) ** 2 * passes

@@ -134,7 +134,7 @@ def _samples(run: Experiment, spec: ExperimentSpec) -> list[_Sample]:
             by_phase.setdefault(row.phase, []).append((row.images_per_second, row.seconds))
     samples = []
     for phase, timed in by_phase.items():
-        cost = training_cost(spec.model, hp.image_size, frozen_base=frozen.get(phase, False))
+        cost = training_cost(spec.model, hp, frozen_base=frozen.get(phase, False))
         for images_per_second, seconds in timed[1:] or timed:
             overhead = seconds * images_per_second / fit_images(hp)
             samples.append(_Sample(rate=images_per_second * cost, overhead=max(overhead, 1.0)))
@@ -206,7 +206,7 @@ def _estimate_device(
             phase=phase.name,
             epochs=phase.epochs,
             epoch_seconds=fit_images(hp)
-            * training_cost(spec.model, hp.image_size, frozen_base=phase.frozen_base)
+            * training_cost(spec.model, hp, frozen_base=phase.frozen_base)
             * seconds_per_cost,
         )
         for phase in _phases(spec)

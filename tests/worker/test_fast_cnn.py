@@ -40,8 +40,11 @@ def test_whitening_gives_the_patches_unit_variance_in_every_direction() -> None:
 
 def test_convolutions_start_as_the_identity_on_their_first_filters() -> None:
     model = build_fast_cnn(num_classes=10, widths=(8, 16, 16), batchnorm_momentum=0.4)
-    convolutions = [layer for layer in model.layers
-                    if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3)]  # fmt: skip
+    convolutions = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3)
+    ]
     kernel = keras.ops.convert_to_numpy(convolutions[2].kernel)  # 8 -> 16 filters
     identity = np.zeros((3, 3, 8, 8))
     identity[1, 1] = np.eye(8)
