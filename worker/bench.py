@@ -383,7 +383,8 @@ def preset_race(target: float, preset: str, *, poll_seconds: float = 0.5) -> Rac
                 if hit is not None:
                     reached.append((hit.epoch, time.perf_counter() - started))
                     experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
-                    crud.request_cancel(session=session, experiment=experiment)
+                    if experiment is not None:
+                        crud.request_cancel(session=session, experiment=experiment)
                     return
 
     watcher = threading.Thread(target=watch, daemon=True)

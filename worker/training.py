@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import keras
 import numpy as np
@@ -48,7 +49,7 @@ class TrainingData:
     y_val: np.ndarray
 
 
-LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
+LearningRate: TypeAlias = float | keras.optimizers.schedules.LearningRateSchedule
 
 
 def make_optimizer(

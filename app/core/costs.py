@@ -86,7 +86,7 @@ def _residual_cnn(hp: ResidualCnnHyperparameters) -> float:
                 total += _conv(side, inputs, width, kernel=1)  # the projection shortcut
             total += _conv(side, inputs, width) + _conv(side, width, width)
             inputs = width
-    return total + width * 10
+    return float(total + inputs * 10)
 
 
 def _fast_cnn(hp: FastCnnHyperparameters) -> float:

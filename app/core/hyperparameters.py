@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from app.core.models import INTEGER_MAX
 
@@ -19,6 +20,12 @@ CIFAR10_TEST_IMAGES = 10_000
 
 def _field(default: Any, group: str, description: str, **bounds: Any) -> Any:
     return Field(default, description=description, json_schema_extra={"group": group}, **bounds)
+
+
+def _default_of(name: str, default: Any) -> Any:
+    """A shared setting with another default for one family: its group, description and
+    bounds stay written once, in ``TrainingHyperparameters``."""
+    return FieldInfo.merge_field_infos(TrainingHyperparameters.model_fields[name], default=default)
 
 
 class TrainingHyperparameters(BaseModel):
@@ -185,12 +192,9 @@ class CustomCnnHyperparameters(TrainingHyperparameters):
 class ResidualCnnHyperparameters(TrainingHyperparameters):
     """A small residual network with BatchNorm, designed here to go well past the study's CNN."""
 
-    epochs: int = _field(30, "Training", "Passes over the training data.", ge=1, le=500)
-    augment_flip: bool = _field(True, "Augmentation", "Random horizontal flips.")
-    augment_translate: float = _field(
-        0.125, "Augmentation", "Random shifts up to this fraction of the side (0.125 = 4 px).",
-        ge=0, le=0.5,
-    )  # fmt: skip
+    epochs: int = _default_of("epochs", 30)
+    augment_flip: bool = _default_of("augment_flip", True)
+    augment_translate: float = _default_of("augment_translate", 0.125)
     width: int = _field(32, "Model", "Filters of the first stage; doubles per stage.",
                         ge=8, le=256)  # fmt: skip
     stages: int = _field(3, "Model", "Stages; each after the first halves the resolution.",
@@ -213,56 +217,37 @@ class FastCnnHyperparameters(TrainingHyperparameters):
     repeats; a mirrored second look at each test image is nearly free accuracy.
     """
 
-    epochs: int = _field(10, "Training", "Passes over the training data.", ge=1, le=500)
+    epochs: int = _default_of("epochs", 10)
     image_size: int = _field(
         32, "Training", "Side in pixels: the network is built for CIFAR-10's own 32.", ge=32, le=32
     )
-    batch_size: int = _field(1024, "Training", "Images per gradient step.", ge=1, le=4096)
-    validation_split: float = _field(
-        0.05, "Training", "Fraction of the training images held out, stratified.", ge=0.05, le=0.5
-    )
-    optimizer: Literal["adam", "adamw", "sgd"] = _field(
-        "sgd", "Optimizer", "Adam (the study's), AdamW, or SGD with Nesterov momentum."
-    )
+    batch_size: int = _default_of("batch_size", 1024)
+    validation_split: float = _default_of("validation_split", 0.05)
+    optimizer: Literal["adam", "adamw", "sgd"] = _default_of("optimizer", "sgd")
     learning_rate: float = _field(
         1.5, "Optimizer", "Peak step size of the schedule, for the batch's mean loss "
         "(airbench's 11.5 per 1,024 summed, over its momentum scale 1 + 1/(1 - 0.85)).",
         gt=0, le=20,
     )  # fmt: skip
-    momentum: float = _field(0.85, "Optimizer", "SGD momentum.", ge=0, lt=1)
+    momentum: float = _default_of("momentum", 0.85)
     weight_decay: float = _field(
         0.009, "Optimizer", "Decoupled weight decay, times the step size, per step: 1.3% of "
         "each weight at the peak, what airbench's coupled decay amounts to under momentum.",
         ge=0, le=0.5,
     )  # fmt: skip
-    learning_rate_schedule: Literal["constant", "triangular"] = _field(
-        "triangular", "Schedule", "constant: the learning rate moves only on a plateau. "
-        "triangular: it rises linearly from 0.2x to 1x over the first 20% of steps, then falls "
-        "linearly to 0.07x at the last step (airbench's one-cycle shape).",
-    )  # fmt: skip
-    reduce_lr_on_plateau: bool = _field(
-        False, "Schedule", "Halve the learning rate when validation loss stops improving."
+    learning_rate_schedule: Literal["constant", "triangular"] = _default_of(
+        "learning_rate_schedule", "triangular"
     )
-    early_stopping: bool = _field(
-        False, "Schedule", "Stop when validation loss stops improving; keep the best weights."
-    )
-    label_smoothing: float = _field(
-        0.2, "Loss", "Share of each target spread over all classes.", ge=0, lt=1
-    )
-    augment_flip: bool = _field(True, "Augmentation", "Random horizontal flips.")
-    flip_alternating: bool = _field(
-        True, "Augmentation", "With flips: flip each image at random in the first epoch, then "
-        "the opposite way from the last epoch in every later one, so consecutive epochs never "
-        "repeat a view (airbench's alternating flip).",
-    )  # fmt: skip
+    reduce_lr_on_plateau: bool = _default_of("reduce_lr_on_plateau", False)
+    early_stopping: bool = _default_of("early_stopping", False)
+    label_smoothing: float = _default_of("label_smoothing", 0.2)
+    augment_flip: bool = _default_of("augment_flip", True)
+    flip_alternating: bool = _default_of("flip_alternating", True)
     augment_translate: float = _field(
         0.0625, "Augmentation", "Random shifts up to this fraction of the side (0.0625 = 2 px).",
         ge=0, le=0.5,
     )  # fmt: skip
-    test_time_augmentation: Literal["none", "flip"] = _field(
-        "flip", "Evaluation", "flip: predict each test image as the mean of its and its mirror "
-        "image's probabilities. Recorded with the evaluation; compare warns when runs differ.",
-    )  # fmt: skip
+    test_time_augmentation: Literal["none", "flip"] = _default_of("test_time_augmentation", "flip")
     width_1: int = _field(64, "Model", "Filters of the first block (32 px).", ge=8, le=512)
     width_2: int = _field(256, "Model", "Filters of the second block (16 px).", ge=8, le=1024)
     width_3: int = _field(256, "Model", "Filters of the third block (8 px).", ge=8, le=1024)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.support.servers import serve_app
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Never `playwright install` (it downloads); these flags let Playwright drive Debian's build.
 CHROMIUM_ARGS = [
@@ -50,3 +52,10 @@ def _record_policy_violation(message: ConsoleMessage, errors: list[str]) -> None
     """A script, style or frame the page's policy blocked (app/web/security_headers.py)."""
     if message.type == "error" and "Content Security Policy" in message.text:
         errors.append(message.text)
+
+
+@pytest.fixture
+def served(data_dir: Path) -> Iterator[str]:
+    """The web app alone (no broker or worker: nothing here trains), on a free port."""
+    with serve_app(data_dir) as base_url:
+        yield base_url

@@ -8,9 +8,6 @@ uvicorn in its own process, as production runs it, and driven by Debian's Chromi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
@@ -18,7 +15,6 @@ from sqlalchemy.orm import Session
 from app.core.models import Experiment
 from tests.support.factories import make_evaluated
 from tests.support.polling import wait_for
-from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +37,6 @@ def seeds_of(session: Session, learning_rate: float, wrong: list[int]) -> list[E
         )  # fmt: skip
         for seed, count in enumerate(wrong)
     ]
-
-
-@pytest.fixture
-def served(data_dir: Path) -> Iterator[str]:
-    """The web app alone (no broker or worker: nothing here trains), on a free port."""
-    with serve_app(data_dir) as base_url:
-        yield base_url
 
 
 def test_two_groups_of_three_seeds_draw_bands_and_a_verdict(

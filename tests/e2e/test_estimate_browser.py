@@ -8,26 +8,15 @@ web app is served by uvicorn in its own process and driven by Debian's Chromium.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from tests.support.factories import online_worker, timed_run
-from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.e2e
 
 CPU = "CPU (2 cores)"
-
-
-@pytest.fixture
-def served(data_dir: Path) -> Iterator[str]:
-    """The web app alone (no broker or worker: nothing here trains), on a free port."""
-    with serve_app(data_dir) as base_url:
-        yield base_url
 
 
 def test_the_estimate_follows_the_form_and_warns_of_hours_on_a_cpu(
