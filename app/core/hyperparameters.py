@@ -61,7 +61,10 @@ class TrainingHyperparameters(BaseModel):
     optimizer: Literal["adam", "adamw", "sgd"] = _field(
         "adam", "Optimizer", "Adam (the study's), AdamW, or SGD with Nesterov momentum."
     )
-    learning_rate: float = _field(1e-3, "Optimizer", "Initial step size.", gt=0, le=1)
+    learning_rate: float = _field(
+        1e-3, "Optimizer", "Initial step size (SGD on BatchNorm networks takes steps above 1).",
+        gt=0, le=20,
+    )  # fmt: skip
     weight_decay: float = _field(
         0.0, "Optimizer", "Decoupled weight decay per step (AdamW, SGD); 0: none.", ge=0, le=0.5
     )

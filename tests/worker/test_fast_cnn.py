@@ -104,7 +104,10 @@ def test_a_fast_run_records_its_flip_evaluation_and_saves_a_loadable_model(
     rows = crud.list_epochs(session=session, experiment_id=experiment.id)
     steps = 4  # 190 training images in batches of 50, per epoch
     assert [row.learning_rate for row in rows] == pytest.approx(
-        [float(TriangularSchedule(1.0, 2 * steps)(step)) for step in (steps, 2 * steps)]
+        [
+            float(TriangularSchedule(spec.hyperparameters.learning_rate, 2 * steps)(step))
+            for step in (steps, 2 * steps)
+        ]  # fmt: skip
     )
     model = keras.models.load_model(settings_with_data.model_path(experiment.id), safe_mode=True)
     assert model.get_layer("whitening").trainable is False

@@ -181,9 +181,19 @@ def test_from_scratch_batchnorm_catches_up_within_short_runs(settings: Settings)
 
 @pytest.mark.parametrize(("xla", "compiled"), [("auto", False), ("on", True), ("off", False)])
 def test_xla_auto_leaves_cpu_runs_uncompiled(xla: str, compiled: bool) -> None:
-    """On this CPU-only machine auto means no XLA; with a GPU, Keras turns it on."""
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE[xla])
+    """On this CPU-only machine auto means no XLA; with a GPU, Keras turns it on. Keras
+    refuses XLA while op determinism is on, which an in-process run before this test leaves
+    on (every run seeds it), so the test turns it off for its own compile."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    try:
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE[xla])
+    finally:
+        if was_deterministic:
+            tf_config.enable_op_determinism()
     assert model.jit_compile is compiled
 
 
