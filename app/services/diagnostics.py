@@ -10,10 +10,11 @@ The rules, each a small function below (thresholds are the module constants):
 
 - **collapsed** (error): the model learned nothing. Either the evaluation predicted one class
   for more than ``COLLAPSE_SHARE`` of the test images (the column sums of its confusion
-  matrix; a MobileNetV2 with the wrong input scaling predicted "airplane" for all of them),
-  or validation accuracy stayed within ``CHANCE_MARGIN`` of chance (1 / classes) at every
-  epoch after epoch ``CHANCE_AFTER_EPOCH``. It subsumes underfitting, and a collapsed run is
-  never called healthy nor told that more epochs would help.
+  matrix; a short MobileNetV2 run whose BatchNorm statistics trailed its weights predicted
+  "airplane" for all of them), or validation accuracy stayed within ``CHANCE_MARGIN`` of
+  chance (1 / classes) at every epoch after epoch ``CHANCE_AFTER_EPOCH``. It subsumes
+  underfitting, and a collapsed run is never called healthy nor told that more epochs would
+  help.
 - **overfitting** (warning): validation loss reached its minimum at epoch N with at least
   ``MIN_EPOCHS_AFTER_BEST`` epochs after it, training loss kept falling after N (by more than
   ``TRAIN_LOSS_FALL``, relative), and the curves moved apart: the final validation loss is
