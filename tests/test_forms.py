@@ -50,7 +50,7 @@ def test_integer_field_is_a_whole_number_input_with_its_bounds() -> None:
 
 def test_float_field_takes_any_step_and_an_exclusive_minimum_as_its_min() -> None:
     rate = form_field("learning_rate", _schema()["learning_rate"])
-    assert rate.attributes == {"step": "any", "min": "0", "max": "1"}
+    assert rate.attributes == {"step": "any", "min": "0", "max": "20"}
     assert rate.default == "0.001"
 
 
