@@ -61,3 +61,20 @@ def test_xla_is_auto_by_default_and_old_true_false_specs_still_parse(stored, rea
     with pytest.raises(SpecError) as caught:
         parse_spec(spec_data(xla="sometimes"))
     assert caught.value.errors[0].field == "hyperparameters.xla"
+
+
+@pytest.mark.parametrize(
+    "hyperparameters",
+    [{"learning_rate_schedule": "triangular"}, {"reduce_lr_on_plateau": True}],
+)
+def test_a_triangular_schedule_with_the_plateau_cut_on_names_the_cut(
+    hyperparameters: dict[str, object],
+) -> None:
+    """custom_cnn's plateau cut is on by default, fast_cnn's schedule is triangular: either
+    way round, the error names the setting to turn off and nothing is accepted."""
+    model = "custom_cnn" if "learning_rate_schedule" in hyperparameters else "fast_cnn"
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"name": "x", "model": model, "hyperparameters": hyperparameters})
+    assert [error.field for error in refused.value.errors] == [
+        "hyperparameters.reduce_lr_on_plateau"
+    ]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from app.core.models import INTEGER_MAX
 
@@ -77,8 +78,9 @@ class TrainingHyperparameters(BaseModel):
         "0.07x at the last step (airbench's one-cycle shape); needs the plateau cut off.",
     )  # fmt: skip
     reduce_lr_on_plateau: bool = _field(
-        True, "Schedule", "Halve the learning rate when validation loss stops improving."
-    )
+        True, "Schedule", "Halve the learning rate when validation loss stops improving.",
+        validate_default=True,  # the default (on) conflicts with a triangular schedule
+    )  # fmt: skip
     reduce_lr_factor: float = _field(0.5, "Schedule", "Multiplier applied on a plateau.",
                                      gt=0, lt=1)  # fmt: skip
     reduce_lr_patience: int = _field(
@@ -160,15 +162,18 @@ class TrainingHyperparameters(BaseModel):
             return "on" if value else "off"
         return value
 
-    @model_validator(mode="after")
-    def _schedule_is_one_thing(self) -> TrainingHyperparameters:
-        """A triangular schedule sets every step's rate; a plateau cut cannot also set it."""
-        if self.learning_rate_schedule == "triangular" and self.reduce_lr_on_plateau:
-            raise ValueError(
-                "learning_rate_schedule: triangular sets the rate of every step; turn "
-                "reduce_lr_on_plateau off to use it"
+    @field_validator("reduce_lr_on_plateau")
+    @classmethod
+    def _schedule_is_one_thing(cls, value: bool, info: ValidationInfo) -> bool:
+        """A triangular schedule sets every step's rate; a plateau cut cannot also set it.
+        Checked on this field (validated after the schedule), so the error names it."""
+        if value and info.data.get("learning_rate_schedule") == "triangular":
+            raise PydanticCustomError(
+                "schedule_conflict",
+                "learning_rate_schedule is triangular, which sets the rate of every step; "
+                "turn reduce_lr_on_plateau off to use it",
             )
-        return self
+        return value
 
     @property
     def planned_epochs(self) -> int:
