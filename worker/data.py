@@ -471,21 +471,27 @@ def make_dataset(
     classes = tf.constant(labels)
     count = len(images)
 
-    first_flips = tf.constant(np.random.default_rng(seed).integers(0, 2, count).astype(bool))
+    # Each image's view in epoch 0; made only for the pipelines that flip.
+    first_flips = (
+        tf.constant(np.random.default_rng(seed).integers(0, 2, count).astype(bool))
+        if alternating_flip
+        else None
+    )
 
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
         pair = tf.stack([tf.constant(seed, tf.int64), epoch])
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), pair)
-        odd = tf.equal(epoch % 2, 1)
-        flips = tf.not_equal(tf.gather(first_flips, order), odd)
+        flips = tf.zeros_like(order, tf.bool)
+        if first_flips is not None:
+            flips = tf.not_equal(tf.gather(first_flips, order), tf.equal(epoch % 2, 1))
         return tf.data.Dataset.from_tensor_slices((order, flips)).batch(batch_size)
 
     if shuffle:
         epoch_numbers = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
         batches = epoch_numbers.flat_map(epoch_order)
     else:
-        unflipped = tf.data.Dataset.range(count).map(lambda i: (i, tf.constant(False)))
-        batches = unflipped.batch(batch_size)
+        batches = tf.data.Dataset.range(count).batch(batch_size)
+        batches = batches.map(lambda indices: (indices, tf.zeros_like(indices, tf.bool)))
 
     def prepare(indices: tf.Tensor, flips: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.cast(tf.gather(pixels, indices), tf.float32)

@@ -41,14 +41,24 @@ class Reached:
     training_seconds: float | None
 
 
+def elapsed_seconds(epochs: Iterable[EpochTiming]) -> dict[int, float]:
+    """Each epoch's training seconds up to and including it, by epoch number."""
+    elapsed, found = 0.0, {}
+    for row in sorted(epochs, key=lambda row: row.epoch):
+        elapsed += row.seconds or 0.0
+        found[row.epoch] = elapsed
+    return found
+
+
 def time_to_accuracy(
     epochs: Iterable[EpochTiming], thresholds: Sequence[float] = THRESHOLDS
 ) -> list[Reached]:
     """One ``Reached`` per threshold, in the order given; ``epochs`` in any order."""
-    elapsed = 0.0
+    rows = sorted(epochs, key=lambda row: row.epoch)
+    elapsed_by_epoch = elapsed_seconds(rows)
     first: dict[float, Reached] = {}
-    for row in sorted(epochs, key=lambda row: row.epoch):
-        elapsed += row.seconds or 0.0
+    for row in rows:
+        elapsed = elapsed_by_epoch[row.epoch]
         accuracy = row.val_accuracy
         if accuracy is None:
             continue

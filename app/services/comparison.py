@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from statistics import fmean
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +23,7 @@ from app.core import crud
 from app.core.crud import EpochRow
 from app.core.models import INTEGER_MAX, Evaluation, Experiment, Status
 from app.core.schemas import FieldError, SpecError
-from app.core.time_to_accuracy import Reached, time_to_accuracy
+from app.core.time_to_accuracy import Reached, elapsed_seconds, time_to_accuracy
 from app.services.diagnostics import Diagnosis, Predictions, diagnose
 from app.services.errors import NotFound
 from app.services.significance import BootstrapResult, McNemarResult, bootstrap_from_table, mcnemar
@@ -77,13 +76,7 @@ class History:
 
 def history(experiment: Experiment, epochs: Sequence[EpochRow]) -> History:
     # Summed over every epoch before thinning, so a thinned curve keeps the true times.
-    elapsed = dict(
-        zip(
-            (row.epoch for row in epochs),
-            accumulate(row.seconds or 0.0 for row in epochs),
-            strict=True,
-        )
-    )
+    elapsed = elapsed_seconds(epochs)
     return History(
         epochs=len(epochs),
         seconds_per_epoch=_mean([row.seconds for row in epochs]),
