@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.config import get_settings
 from app.core.models import Experiment, Status
-from app.core.schemas import ExperimentSpec, FieldError, SpecError, parse_spec
+from app.core.naming import parse_named_spec
+from app.core.schemas import ExperimentSpec, FieldError, SpecError
 from app.services import outbox
 from app.services.quotas import check_active_experiments
 
@@ -97,7 +98,8 @@ def launch(
     """Validate, store as queued, commit, then send: a queued id always has its row.
 
     With an ``idempotency_key``, the same request again returns the experiment the first one
-    stored instead of a second one. Raises ``SpecError`` or ``QuotaExceeded`` before anything
+    stored instead of a second one. A blank name is derived from what the spec changes
+    (``app.core.naming``). Raises ``SpecError`` or ``QuotaExceeded`` before anything
     is stored, and ``BrokerUnavailable`` after (the experiment is kept and sent later).
     """
     scoped_key = request_hash = None
@@ -105,7 +107,7 @@ def launch(
         scoped_key, request_hash = _scoped_key(idempotency_key, owner_id), _request_hash(spec_data)
         if (earlier := _replay(session, scoped_key, request_hash)) is not None:
             return _send(session, earlier)  # sends it only if it is still waiting
-    spec = parse_spec(spec_data)
+    spec = parse_named_spec(spec_data)
     check_references(session, spec)
     check_active_experiments(session, owner_id)
     try:

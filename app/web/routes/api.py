@@ -174,7 +174,9 @@ def create_experiment(
     ] = None,
 ) -> Experiment:
     """Launch an experiment. The body is an experiment spec; see GET /api/models for each
-    model's hyperparameters, their defaults and bounds."""
+    model's hyperparameters, their defaults and bounds. A missing or blank `name` is derived
+    from the settings that differ from the preset (named in `tags`) or the model's defaults:
+    `custom_cnn · batch_size=64 dropout_rate=0.3`."""
     return launch(session, spec, owner_id=principal.user_id, idempotency_key=idempotency_key)
 
 
