@@ -48,3 +48,27 @@ def test_the_api_and_the_page_filter_alike(session: Session) -> None:
     assert page_names(client.get("/", params=failed).text) == ["beta"]
     refused = client.get("/api/experiments", params=failed)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "sort"
+
+
+def test_the_api_matches_any_of_several_statuses_models_and_tags(session: Session) -> None:
+    runs = {"a": ("custom_cnn", ["x"], Status.failed), "b": ("residual_cnn", ["y"], Status.queued),
+            "c": ("custom_cnn", ["z"], Status.cancelled)}  # fmt: skip
+    for name, (model, tags, status) in runs.items():
+        spec = parse_spec({**spec_data(model), "name": name, "tags": tags})
+        crud.create_experiment(session=session, spec=spec).status = status
+    session.commit()
+    client = TestClient(create_app())
+
+    def names(params: list[tuple[str, str]]) -> list[str]:
+        listed = client.get("/api/experiments", params=params)
+        assert listed.status_code == 200, listed.text
+        return sorted(item["name"] for item in listed.json()["items"])
+
+    assert names([("status", "failed"), ("status", "cancelled")]) == ["a", "c"]
+    assert names([("model", "residual_cnn"), ("model", "custom_cnn")]) == ["a", "b", "c"]
+    assert names([("tag", "y"), ("tag", "z")]) == ["b", "c"]
+    assert names([("tag", "x"), ("tag", "z"), ("status", "cancelled")]) == ["c"]
+    refused = client.get("/api/experiments", params=[("status", "failed"), ("status", "done")])
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "status"
+    assert "unknown status 'done'" in refused.json()["detail"]

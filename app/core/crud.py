@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     func,
     inspect,
+    or_,
     select,
     update,
 )
@@ -170,12 +171,18 @@ def _column_condition(where: ColumnFilter) -> ColumnElement[bool]:
     return expression == where.value
 
 
+def _any_of(values: str | Sequence[str] | None) -> list[str]:
+    """One filter value or several, blanks left out (a blank filters nothing)."""
+    given = [values] if isinstance(values, str) else list(values or ())
+    return [value for value in given if value]
+
+
 def list_experiments(
     *,
     session: Session,
-    status: str | None = None,
-    model: str | None = None,
-    tag: str | None = None,
+    status: str | Sequence[str] | None = None,
+    model: str | Sequence[str] | None = None,
+    tag: str | Sequence[str] | None = None,
     q: str | None = None,
     owner: str | None = None,
     sweep_id: int | None = None,
@@ -186,18 +193,20 @@ def list_experiments(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Experiment], int]:
-    """One page of the runs table and how many rows match. ``sort``: a key of ``SORTABLE``
+    """One page of the runs table and how many rows match; ``status``, ``model`` and ``tag``
+    each match any of their values (one, or several). ``sort``: a key of ``SORTABLE``
     or a column of ``app.core.columns``; ``where``: filters on those columns.
     ``group_by_sweep`` puts each sweep's trials together (newest sweep first, runs of no
     sweep last), each group in the chosen order."""
     query = select(Experiment)
-    if status:
-        query = query.where(Experiment.status == status)
-    if model:
-        query = query.where(Experiment.model == model)
-    if tag:
+    if statuses := _any_of(status):
+        query = query.where(Experiment.status.in_(statuses))
+    if models := _any_of(model):
+        query = query.where(Experiment.model.in_(models))
+    if tags := _any_of(tag):
         # Tags are a JSON list; matching its quoted text works on SQLite and PostgreSQL alike.
-        query = query.where(cast(Experiment.tags, String).contains(f'"{tag}"'))
+        tags_text = cast(Experiment.tags, String)
+        query = query.where(or_(*(tags_text.contains(f'"{one}"') for one in tags)))
     if owner:
         query = query.where(Experiment.owner.has(User.username == owner))
     if q:

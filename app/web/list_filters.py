@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.core import crud
 from app.core.columns import COLUMNS, ColumnFilter, parse_filter
@@ -85,6 +85,31 @@ class ExperimentFilters(BaseModel):
     def as_strings(self) -> dict[str, str]:
         """For the page's links and inputs: each filter as text, ``""`` when unset."""
         return {name: "" if value is None else str(value) for name, value in self}
+
+
+class ApiExperimentFilters(ExperimentFilters):
+    """The API's filters: ``status``, ``model`` and ``tag`` may each be repeated
+    (``?status=failed&status=cancelled``) and match any of their values; different filters
+    must all match. A status that is not one is a 422 naming ``status``."""
+
+    status: list[str] = Field(  # type: ignore[assignment]
+        default_factory=list, description="Any of these statuses; repeat to give several"
+    )
+    model: list[str] = Field(  # type: ignore[assignment]
+        default_factory=list, description="Any of these models; repeat to give several"
+    )
+    tag: list[str] = Field(  # type: ignore[assignment]
+        default_factory=list, description="Any of these tags; repeat to give several"
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _statuses(cls, values: list[str]) -> list[str]:
+        known = [status.value for status in Status]
+        for value in values:
+            if value not in known:
+                raise ValueError(f"unknown status {value!r}; choose from {', '.join(known)}")
+        return values
 
 
 def _parsed_filters(params: Any) -> tuple[list[ColumnFilter], list[dict[str, Any]]]:

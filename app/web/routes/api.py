@@ -67,7 +67,7 @@ from app.services.update import update
 from app.services.workers import list_online
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
 from app.web.deps import SessionDep, SortedColumnsDep
-from app.web.list_filters import ExperimentFilters, column_filters
+from app.web.list_filters import ApiExperimentFilters, column_filters
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
@@ -202,12 +202,13 @@ def list_experiments(
     session: SessionDep,
     sorted_columns: SortedColumnsDep,
     principal: ViewerDep,
-    filters: Annotated[ExperimentFilters, Query()],
+    filters: Annotated[ApiExperimentFilters, Query()],
     where: Annotated[list[ColumnFilter], Depends(column_filters)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
-    """Filter on any metric or hyperparameter column as well: `hp.learning_rate=0.001`
+    """`status`, `model` and `tag` may be repeated to match any of their values. Filter on
+    any metric or hyperparameter column as well: `hp.learning_rate=0.001`
     (equal), `hp.learning_rate.min=0.0005`, `best_val_accuracy.max=0.9` (inclusive bounds);
     an unknown column is a 422 naming the parameter. Each item carries its
     `best_val_accuracy`."""
