@@ -26,9 +26,11 @@ from rich.table import Column, Table
 from app.bench import chart as charts
 from app.client import ApiClient, ApiError
 from app.core.config import get_settings, make_private_dir, restrict_file_modes
-from app.core.models import Status
+from app.core.models import IMPORTED_MODEL, Status
+from app.core.naming import parse_named_spec
 from app.core.presets import PRESETS
-from app.core.schemas import SpecError, parse_spec
+from app.core.report_export import import_body
+from app.core.schemas import SpecError
 from app.core.zoo import MODELS
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
@@ -332,8 +334,7 @@ def base_spec(preset: str | None, model: str | None) -> dict[str, Any]:
         if model is not None and model != base["model"]:
             raise ValueError(f"preset {preset} trains {base['model']}; drop --model {model}")
         return base
-    model = model or "custom_cnn"
-    return {"name": f"{model} from the CLI", "model": model, "hyperparameters": {}}
+    return {"name": "", "model": model or "custom_cnn", "hyperparameters": {}}
 
 
 def build_spec(
@@ -344,12 +345,13 @@ def build_spec(
     name: str | None,
     tags: list[str],
 ) -> dict[str, Any]:
-    """A spec from a preset (or a model's defaults) with `--set` overrides, as plain JSON."""
+    """A spec from a preset (or a model's defaults) with `--set` overrides, as plain JSON;
+    without ``name``, named by what it changes (``app.core.naming``, as the server would)."""
     base = base_spec(preset, model)
     base["hyperparameters"].update(parse_assignments(assignments))
-    base["name"] = name or base["name"]
+    base["name"] = name or ""
     base["tags"] = [*base.get("tags", []), *tags]
-    return parse_spec(base).model_dump(mode="json")
+    return parse_named_spec(base).model_dump(mode="json")
 
 
 @cli.command()
@@ -363,7 +365,10 @@ def launch(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Hyperparameter as key=value; repeatable.")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Experiment name; default: the preset or model and what --set changes."),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag; repeatable.")] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until it ends.")] = False,
     api_url: ApiUrl = None,
@@ -386,12 +391,10 @@ def launch(
             f"launched experiment {experiment['id']}: "
             f"{client.base_url}/experiments/{experiment['id']}"
         )
-        if follow:
-            experiment = _follow(client, experiment["id"])
     except ApiError as exc:
         raise _fail(str(exc)) from None
-    if follow and experiment["status"] != "succeeded":
-        raise _fail(f"experiment {experiment['id']} {experiment['status']}: {experiment['error']}")
+    if follow:
+        _follow_to_the_end(client, experiment["id"])
 
 
 @cli.command()
@@ -416,6 +419,17 @@ def models() -> None:
     for info in MODELS.values():
         table.add_row(info.name, info.family, info.title)
     console.print(table)
+
+
+def _follow_to_the_end(client: ApiClient, experiment_id: int) -> None:
+    """`--follow` of `launch` and `retry`: the epochs as they train; exits 2 unless the
+    experiment succeeds, so a script can tell."""
+    try:
+        experiment = _follow(client, experiment_id)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    if experiment["status"] != "succeeded":
+        raise _fail(f"experiment {experiment_id} {experiment['status']}: {experiment['error']}")
 
 
 def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
@@ -451,15 +465,43 @@ def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
     return experiment
 
 
+def split_values(option: str, given: list[str] | None, known: Sequence[str] | None) -> list[str]:
+    """A repeatable option's values, each of which may be comma-separated; with ``known``,
+    a value outside it is refused naming the option and the choices."""
+    values = [value.strip() for text in given or [] for value in text.split(",") if value.strip()]
+    for value in values:
+        if known is not None and value not in known:
+            raise ValueError(f"{option} {value!r}: choose from {', '.join(known)}")
+    return values
+
+
 @cli.command("list")
 def list_(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these statuses: repeat or comma-separate (failed,cancelled)."),
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Only these models: repeat or comma-separate.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(help="Only runs with any of these tags: repeat or comma-separate."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Rows to show.")] = 20,
     api_url: ApiUrl = None,
 ) -> None:
-    """List experiments, newest first."""
+    """List experiments, newest first; several values of one filter match any of them."""
     try:
-        page = _client(api_url).experiments(status=status, limit=limit)
+        filters = {
+            "status": split_values("--status", status, [s.value for s in Status]),
+            "model": split_values("--model", model, [*MODELS, IMPORTED_MODEL]),
+            "tag": split_values("--tag", tag, None),
+        }
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        page = _client(api_url).experiments(**filters, limit=limit)
     except ApiError as exc:
         raise _fail(str(exc)) from None
     table = Table("id", "name", "model", "status", "test acc", "created")
@@ -537,13 +579,156 @@ def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
 
 
 @cli.command()
-def retry(experiment_id: int, api_url: ApiUrl = None) -> None:
+def retry(
+    experiment_id: int,
+    follow: Annotated[bool, typer.Option(help="Show progress until it ends.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
     """Run a failed or cancelled experiment again, resuming from its last epoch checkpoint."""
+    client = _client(api_url)
     try:
-        experiment = _client(api_url).retry(experiment_id)
+        experiment = client.retry(experiment_id)
     except ApiError as exc:
         raise _fail(str(exc)) from None
     console.print(f"experiment {experiment_id}: {experiment['status']}")
+    if follow:
+        _follow_to_the_end(client, experiment_id)
+
+
+def _percent(value: float | None, signed: bool = False) -> str:
+    return "" if value is None else f"{value * 100:{'+' if signed else ''}.2f}%"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} s"
+
+
+def _print_comparison(comparison: dict[str, Any]) -> None:
+    """The summary, then each run against the baseline: accuracy difference with its
+    interval and McNemar's p, or why no paired test could run."""
+    baseline = comparison["baseline_id"]
+    names = {run["id"]: run["name"] for run in comparison["experiments"]}
+    summary = Table("id", Column("name", overflow="fold"), "model", "status", "test acc",
+                    "training time", "best epoch", title="summary")  # fmt: skip
+    for run in comparison["experiments"]:
+        diagnosis = comparison["diagnostics"].get(str(run["id"])) or {}
+        best = diagnosis.get("best_epoch")
+        label = f"{run['id']} (baseline)" if run["id"] == baseline else str(run["id"])
+        summary.add_row(label, run["name"], run["model"], run["status"],
+                        _percent(run["test_accuracy"]), _seconds(run["training_seconds"]),
+                        "" if best is None else str(best))  # fmt: skip
+    console.print(summary)
+    tests = Table("id", Column("name", overflow="fold"), "acc difference", "95% CI",
+                  "McNemar p", "only baseline right", "only this right",
+                  title=f"against the baseline, {baseline}: {names[baseline]}")  # fmt: skip
+    untested = []
+    for pairing in comparison["significance"]:
+        interval, test = pairing.get("bootstrap"), pairing.get("mcnemar")
+        if interval is None or test is None:
+            untested.append(f"{pairing['b']}: {pairing['text']}")
+            continue
+        tests.add_row(str(pairing["b"]), names[pairing["b"]],
+                      _percent(interval["difference"], signed=True),
+                      f"[{_percent(interval['low'], True)}, {_percent(interval['high'], True)}]",
+                      f"{test['p_value']:.3g}", str(test["only_a_correct"]),
+                      str(test["only_b_correct"]))  # fmt: skip
+    if tests.row_count:
+        console.print(tests)
+    for line in untested:
+        console.print(f"no paired test for {line}", highlight=False)
+    for warning in comparison["warnings"]:
+        console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)
+
+
+@cli.command()
+def compare(
+    experiment_ids: Annotated[list[int], typer.Argument(help="2 to 12 experiment ids.")],
+    baseline: Annotated[
+        int | None,
+        typer.Option(help="Differences and tests are against it (default: as the compare page)."),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print GET /api/compare's JSON instead.")
+    ] = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Compare experiments: headline figures, and each against the baseline with the
+    accuracy difference, its confidence interval and McNemar's test."""
+    if baseline is not None and baseline not in experiment_ids:
+        raise _fail(f"--baseline {baseline}: give one of the compared ids")
+    try:
+        comparison = _client(api_url).compare(experiment_ids, baseline)
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    if json_:
+        print(json.dumps(comparison, indent=2))  # the whole output: JSON for scripts
+        return
+    _print_comparison(comparison)
+
+
+@cli.command()
+def export(
+    experiment_id: int,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here instead of printing it.")
+    ] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """An experiment's test report as JSON in the shape `cifarlab import` (and POST
+    /api/experiments/import) takes, to bring the result into another cifarlab."""
+    client = _client(api_url)
+    try:
+        body = import_body(client.experiment(experiment_id), client.evaluation(experiment_id))
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    text = json.dumps(body, indent=2) + "\n"
+    if output is None:
+        print(text, end="")
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise _fail(f"{output}: {exc.strerror}") from None
+    console.print(f"experiment {experiment_id}'s report written to {output}", highlight=False)
+
+
+def load_import_file(path: Path, name: str | None) -> dict[str, Any]:
+    """A file `cifarlab export` wrote (JSON), or a classification report as printed (text,
+    named by ``name`` or else the file's stem); ``name`` replaces the JSON's."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text.lstrip().startswith("{"):
+        return {"name": name or path.stem, "report_text": text}
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError(f"{path}: expected a JSON object as `cifarlab export` writes")
+    return body | ({"name": name} if name else {})
+
+
+@cli.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="JSON from `cifarlab export`, or a classification report.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Name of the imported experiment.")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Import a result: a report `cifarlab export` wrote, or scikit-learn's
+    classification_report text, as the web's import page does."""
+    client = _client(api_url)
+    try:
+        experiment = client.import_report(load_import_file(file, name))
+    except (ValueError, ApiError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"imported experiment {experiment['id']}: {client.base_url}/experiments/{experiment['id']}",
+        highlight=False,
+    )
 
 
 @cli.command()

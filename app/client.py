@@ -44,7 +44,21 @@ class ApiClient:
     def metrics(self, experiment_id: int) -> list[dict[str, Any]]:
         return self._request("GET", f"/api/experiments/{experiment_id}/metrics")["epochs"]  # type: ignore[no-any-return]
 
+    def evaluation(self, experiment_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/experiments/{experiment_id}/evaluation")  # type: ignore[no-any-return]
+
+    def compare(self, experiment_ids: list[int], baseline: int | None = None) -> dict[str, Any]:
+        """What the compare page shows, as GET /api/compare answers it."""
+        params: dict[str, Any] = {"ids": ",".join(str(i) for i in experiment_ids)}
+        if baseline is not None:
+            params["baseline"] = baseline
+        return self._request("GET", "/api/compare", params=params)  # type: ignore[no-any-return]
+
+    def import_report(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/experiments/import", json=body)  # type: ignore[no-any-return]
+
     def experiments(self, **filters: Any) -> dict[str, Any]:
+        """A filter given as a list is sent repeated (``status=a&status=b``): any of them."""
         params = {key: value for key, value in filters.items() if value is not None}
         return self._request("GET", "/api/experiments", params=params)  # type: ignore[no-any-return]
 

@@ -3,6 +3,8 @@ database): what a person sees in the terminal and the exit code a script checks.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,19 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app.cli import cli
-from tests.support.factories import finished_experiment
+from app.core import crud, db
+from app.core.models import Status
+from app.core.schemas import parse_spec
+from tests.support.factories import (
+    CIFAR10_CLASSES,
+    cifar10_report,
+    claim,
+    finished_experiment,
+    make_evaluated,
+    make_experiment,
+    spec_data,
+)
+from tests.support.polling import wait_until
 from tests.support.seed_reports import seed_report
 from tests.support.servers import serve_app
 
@@ -71,3 +85,175 @@ def test_help_shows_the_environment_variable_each_option_reads() -> None:
     """Rich read ``[env: ...]`` as a markup tag and dropped it: "server to talk to ."."""
     assert "[env: CIFARLAB_API_URL]" in run("show", "--help", columns=120)[1]
     assert "[env: CIFARLAB_DATA_DIR]" in run("up", "--help", columns=120)[1]
+
+
+def api(served: str, path: str) -> dict:
+    response = httpx.get(f"{served}{path}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_unknown_ids_are_refused_clearly_and_exit_non_zero(served: str) -> None:
+    for command in (["retry", "999", "--follow"], ["compare", "1", "999"],
+                    ["export", "999"], ["show", "999"]):  # fmt: skip
+        code, output = run(*command, "--api-url", served)
+        assert code == 2, (command, output)
+        assert "error:" in output and "404" in output and "999" in output, (command, output)
+
+
+def test_list_filters_by_status_model_and_tag_repeated_or_comma_separated(
+    session: Session, served: str
+) -> None:
+    runs = {"run-a": ("custom_cnn", "x", Status.failed),
+            "run-b": ("residual_cnn", "y", Status.queued),
+            "run-c": ("custom_cnn", "z", Status.cancelled)}  # fmt: skip
+    for name, (model, tag, status) in runs.items():
+        spec = parse_spec({**spec_data(model), "name": name, "tags": [tag]})
+        crud.create_experiment(session=session, spec=spec).status = status
+    session.commit()
+
+    def listed(*options: str) -> set[str]:
+        code, output = run("list", *options, "--api-url", served)
+        assert code == 0, output
+        return {name for name in runs if name in output}
+
+    assert listed("--status", "failed,cancelled") == {"run-a", "run-c"}
+    assert listed("--status", "failed", "--status", "queued") == {"run-a", "run-b"}
+    assert listed("--model", "residual_cnn") == {"run-b"}
+    assert listed("--tag", "x", "--tag", "y") == {"run-a", "run-b"}
+    assert listed("--tag", "x,z", "--model", "custom_cnn", "--status", "cancelled") == {"run-c"}
+    code, output = run("list", "--status", "failed,done", "--api-url", served)
+    assert code == 2 and "--status 'done': choose from queued, running" in output
+    code, output = run("list", "--model", "resnet", "--api-url", served)
+    assert code == 2 and "--model 'resnet': choose from custom_cnn" in output
+
+
+@pytest.mark.usefixtures("broker")
+def test_a_launch_without_a_name_is_named_by_what_it_changes(served: str) -> None:
+    code, output = run("launch", "--set", "epochs=3", "--set", "batch_size=64",
+                       "--api-url", served)  # fmt: skip
+    assert code == 0, output
+    experiment_id = output.split("launched experiment ")[1].split(":")[0]
+    assert api(served, f"/api/experiments/{experiment_id}")["name"] == (
+        "custom_cnn · epochs=3 batch_size=64"
+    )
+    code, output = run("launch", "--preset", "quick-custom-cnn", "--set", "epochs=1",
+                       "--api-url", served)  # fmt: skip
+    assert code == 0, output
+    experiment_id = output.split("launched experiment ")[1].split(":")[0]
+    assert api(served, f"/api/experiments/{experiment_id}")["name"] == (
+        "quick-custom-cnn · epochs=1"
+    )
+
+
+def _train_when_queued(experiment_id: int) -> None:
+    """A worker's writes for the retried run: claim it once queued, two epochs, evaluate."""
+    with db.get_sessionmaker()() as other:
+
+        def queued() -> bool:
+            other.expire_all()
+            found = crud.get_experiment(session=other, experiment_id=experiment_id)
+            return found is not None and found.status == Status.queued
+
+        wait_until(queued, 60, what="the retried run queued")
+        lease = claim(other, experiment_id)
+        for epoch in (1, 2):
+            values = {"accuracy": 0.3 * epoch, "val_accuracy": 0.25 * epoch, "loss": 1.0}
+            crud.record_epoch(session=other, lease=lease, epoch=epoch, values=values)
+            other.commit()
+        crud.save_evaluation(session=other, lease=lease, classes=CIFAR10_CLASSES,
+                             confusion_matrix=None, report=cifar10_report())  # fmt: skip
+        other.commit()
+
+
+@pytest.mark.usefixtures("broker")
+def test_retry_follow_shows_the_retried_runs_epochs_to_its_test_accuracy(
+    session: Session, served: str
+) -> None:
+    experiment_id = make_experiment(session).id
+    lease = claim(session, experiment_id)
+    crud.end_attempt(session=session, lease=lease, status=Status.failed, error="out of memory")
+    session.commit()
+    worker = threading.Thread(target=_train_when_queued, args=(experiment_id,))
+    worker.start()
+    code, output = run("retry", str(experiment_id), "--follow", "--api-url", served)
+    worker.join(timeout=60)
+    assert code == 0, output
+    assert output.startswith(f"experiment {experiment_id}: ")  # queued, or already further
+    assert "epoch 2/2" in output and "val_acc 0.500" in output
+    assert "test accuracy: 0.8750" in output
+    code, output = run("retry", str(experiment_id), "--follow", "--api-url", served)
+    assert code == 2 and "409" in output  # a succeeded run is not retried
+
+
+def test_compare_prints_the_summary_and_each_run_against_the_baseline(
+    session: Session, served: str
+) -> None:
+    labels = [i % 10 for i in range(100)]
+    epochs = [
+        {"accuracy": 0.5, "val_accuracy": 0.9, "loss": 1.0, "val_loss": 0.5, "seconds": 10},
+        {"accuracy": 0.7, "val_accuracy": 0.8, "loss": 0.8, "val_loss": 0.6, "seconds": 12},
+    ]
+    base = make_evaluated(session, labels, labels, epochs=epochs)
+    worse = make_evaluated(session, [0] * 50 + labels[50:], labels)
+    imported = httpx.post(
+        f"{served}/api/experiments/import",
+        json={"name": "study cnn", "report_text": seed_report("custom-cnn")}, timeout=10,
+    ).json()["id"]  # fmt: skip
+    ids = [str(base.id), str(worse.id), str(imported)]
+    code, output = run("compare", *ids, "--baseline", str(base.id), "--api-url", served)
+    assert code == 0, output
+    assert "training time" in output and "best epoch" in output and "study cnn" in output
+    assert f"{base.id} (baseline)" in output and "100.00%" in output and "82.00%" in output
+    assert "│ 22.0 s        │ 1          │" in output  # training time, best epoch
+    assert "-45.00%" in output and "McNemar p" in output  # 45 of 100 images only base got
+    assert f"no paired test for {imported}: " in output
+    code, output = run("compare", *ids, "--baseline", str(base.id), "--json", "--api-url", served)
+    assert code == 0
+    assert json.loads(output) == api(served, f"/api/compare?ids={','.join(ids)}&baseline={base.id}")
+    code, output = run("compare", *ids, "--baseline", "12345", "--api-url", served)
+    assert code == 2 and "--baseline 12345: give one of the compared ids" in output
+
+
+def test_export_then_import_brings_the_result_back_as_an_imported_report(
+    session: Session, served: str, tmp_path: Path
+) -> None:
+    trained = finished_experiment(session, name="exported cnn")
+    path = tmp_path / "report.json"
+    code, output = run("export", str(trained.id), "-o", str(path), "--api-url", served)
+    assert code == 0, output
+    code, output = run("export", str(trained.id), "--api-url", served)
+    assert json.loads(output) == json.loads(path.read_text())
+    code, output = run("import", str(path), "--name", "brought back", "--api-url", served)
+    assert code == 0, output
+    copy_id = output.split("imported experiment ")[1].split(":")[0]
+    copy = api(served, f"/api/experiments/{copy_id}")
+    assert copy["name"] == "brought back" and copy["status"] == "imported"
+    assert copy["test_accuracy"] == trained.test_accuracy
+    original = api(served, f"/api/experiments/{trained.id}/evaluation")
+    brought = api(served, f"/api/experiments/{copy_id}/evaluation")
+    for key in ("report", "classes", "confusion_matrix"):
+        assert brought[key] == original[key]
+
+    text_file = tmp_path / "published.txt"
+    text_file.write_text(seed_report("custom-cnn"))
+    code, output = run("import", str(text_file), "--api-url", served)
+    assert code == 0, output
+    text_id = output.split("imported experiment ")[1].split(":")[0]
+    assert api(served, f"/api/experiments/{text_id}")["name"] == "published"
+
+
+def test_export_and_import_refuse_what_they_cannot_carry(
+    session: Session, served: str, tmp_path: Path
+) -> None:
+    queued = make_experiment(session)
+    code, output = run("export", str(queued.id), "--api-url", served)
+    assert code == 2 and "no evaluation yet (status: queued)" in output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("precision recall\nnot a report")
+    code, output = run("import", str(bad), "--api-url", served)
+    assert code == 2 and "report_text" in output
+    code, output = run("import", str(tmp_path / "missing.json"), "--api-url", served)
+    assert code == 2 and "missing.json" in output
+    before = api(served, "/api/experiments")["total"]
+    assert before == 1  # nothing was imported
