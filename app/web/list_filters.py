@@ -93,7 +93,9 @@ class ApiExperimentFilters(ExperimentFilters):
     must all match. A status that is not one is a 422 naming ``status``."""
 
     status: list[str] = Field(  # type: ignore[assignment]
-        default_factory=list, description="Any of these statuses; repeat to give several"
+        default_factory=list,
+        description="Any of these statuses; repeat to give several",
+        json_schema_extra={"items": {"type": "string", "enum": [s.value for s in Status]}},
     )
     model: list[str] = Field(  # type: ignore[assignment]
         default_factory=list, description="Any of these models; repeat to give several"
@@ -105,6 +107,8 @@ class ApiExperimentFilters(ExperimentFilters):
     @field_validator("status")
     @classmethod
     def _statuses(cls, values: list[str]) -> list[str]:
+        """Checked here, not typed ``list[Status]``, so the error names ``status``, not
+        ``status.1``."""
         known = [status.value for status in Status]
         for value in values:
             if value not in known:
