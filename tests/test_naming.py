@@ -77,24 +77,3 @@ def test_the_api_names_a_spec_sent_without_one(broker: object) -> None:
     assert launched.json()["name"] == "quick-custom-cnn · epochs=1"
     refused = client.post("/api/experiments", json={"name": " ", "model": "nope"})
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "model"
-
-
-def test_the_launch_form_left_without_a_name_names_the_run(
-    broker: object, session: Session
-) -> None:
-    from fastapi.testclient import TestClient
-
-    from app.core import crud
-    from app.web.main import create_app
-    from tests.support.pages import form, post_form
-
-    client = TestClient(create_app())
-    assert 'id="name" name="name" type="text" required' not in client.get("/experiments/new").text
-    response = post_form(client, "/experiments/new", form(name=""), follow_redirects=False)
-    assert response.status_code == 303, response.text
-    experiment_id = int(response.headers["location"].rsplit("/", 1)[1])
-    experiment = crud.get_experiment(session=session, experiment_id=experiment_id)
-    assert experiment is not None
-    assert (
-        experiment.name == "custom_cnn · epochs=3 batch_size=64 test_size=500 learning_rate=0.002"
-    )

@@ -143,11 +143,18 @@ def test_invalid_post_shows_field_error_and_launches_nothing(
     assert crud.list_experiments(session=session)[1] == 0
 
 
-def test_empty_name_is_reported_next_to_the_name(client: TestClient, enqueued: Enqueued) -> None:
-    response = post_form(client, "/experiments/new", form(name="  "))
-    assert response.status_code == 422
-    assert list(field_errors(response.text)) == ["name"]
-    assert enqueued.ids == []
+def test_a_blank_name_is_derived_from_what_the_form_changes(
+    client: TestClient, enqueued: Enqueued, session: Session
+) -> None:
+    """The name box is optional (app.core.naming): a blank one names the run by its changes."""
+    assert 'id="name" name="name" type="text" required' not in client.get("/experiments/new").text
+    response = post_form(client, "/experiments/new", form(name="  "), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    experiment = crud.get_experiment(session=session, experiment_id=enqueued.ids[0])
+    assert experiment is not None
+    assert (
+        experiment.name == "custom_cnn · epochs=3 batch_size=64 test_size=500 learning_rate=0.002"
+    )
 
 
 def test_broker_down_keeps_it_queued_for_the_outbox_and_still_redirects(
