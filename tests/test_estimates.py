@@ -12,7 +12,7 @@ from app.core.costs import MACS_PER_32PX_IMAGE, TRAINING_PASSES, macs_per_32px_i
 from app.core.models import Experiment
 from app.core.schemas import parse_spec
 from app.core.zoo import MODELS
-from app.services.estimates import estimate
+from app.services.estimates import estimate, weighted_median
 from tests.support.factories import online_worker, spec_data, timed_run
 
 CPU = "CPU (2 cores)"
@@ -209,3 +209,29 @@ def test_a_from_scratch_model_is_costed_by_its_own_widths(session: Session) -> N
     assert macs_per_32px_image("custom_cnn", spec().hyperparameters) == pytest.approx(
         MACS_PER_32PX_IMAGE["custom_cnn"], rel=1e-3
     )
+
+
+def test_a_tiny_run_does_not_drag_a_full_size_estimate(session: Session) -> None:
+    """Three tiny runs spent their epochs on fixed costs (30 images/s, 4x overhead): six
+    timed epochs against the full run's three. Weighted by images, the full run decides."""
+    online_worker(session, "w1", CPU)
+    for _ in range(3):
+        timed_run(session, device=CPU, images_per_second=[30.0] * 3, overhead=4.0)
+    timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100, train_size=50_000)
+    [cpu] = estimate(session, spec(train_size=50_000)).devices
+    assert cpu.epoch_seconds == pytest.approx(40_000 / 100 * 1.25)
+    assert "likely too long" not in cpu.basis
+
+
+def test_an_estimate_from_only_small_runs_says_it_is_likely_too_long(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    timed_run(session, device=CPU, images_per_second=WARM_UP_THEN_100)  # 160 training images
+    [cpu] = estimate(session, spec(train_size=50_000)).devices
+    assert "at most 160 training images, so likely too long" in cpu.basis
+    assert "likely too long" in cpu.summary
+
+
+def test_weighted_median_counts_each_value_by_its_weight() -> None:
+    assert weighted_median([1.0, 2.0, 3.0], [1, 1, 1]) == 2.0
+    assert weighted_median([30.0, 30.0, 100.0], [160, 160, 40_000]) == 100.0
+    assert weighted_median([5.0, 1.0], [1, 1]) == 1.0  # the lower on an exact tie

@@ -13,16 +13,19 @@ recorded, never by a benchmark of its own:
 
 Runs of the same model come first (the ``RECENT_RUNS`` newest); without them, other models'
 runs on that worker, scaled by the cost table. Each run's first epoch of a phase, which also
-builds and traces the graph, is left out when the phase has more; the median of the rest
-stands for the worker. With no runs on a worker there is no figure, and the estimate says how
-to get one. Figures are what a run takes when nothing stops it early; queueing, loading the
-data and the final evaluation are not in them.
+builds and traces the graph, is left out when the phase has more; the median of the rest,
+each epoch weighted by the images it trained, stands for the worker. The weights matter: a
+run of a few hundred images spends most of an epoch on fixed costs (building the datasets,
+BatchNorm recalibration, callbacks), so its rate is low and its overhead high, and one such
+run beside a full-size one would otherwise make a full-size estimate several times too long.
+With no runs on a worker there is no figure, and the estimate says how to get one. Figures
+are what a run takes when nothing stops it early; queueing, loading the data and the final
+evaluation are not in them.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,6 +50,10 @@ RECENT_RUNS = 5
 
 HISTORY_LIMIT = 50
 """Finished runs read per worker kind when looking for runs of the model being launched."""
+
+SMALL_RUNS_FACTOR = 10
+"""Runs this many times smaller than the launch's training set get a caveat: their fixed
+per-epoch costs are a large share of their time."""
 
 CPU_HOURS_WARNING_SECONDS = 3600.0
 """Above this, a launch on CPU-only workers is worth a second thought."""
@@ -95,10 +102,12 @@ class TimeEstimatePublic(BaseModel):
 
 @dataclass(frozen=True)
 class _Sample:
-    """One timed epoch: the worker's rate (multiply-accumulates per second) and overhead."""
+    """One timed epoch: the worker's rate (multiply-accumulates per second) and overhead,
+    and the images it trained on (its weight)."""
 
     rate: float
     overhead: float
+    images: int
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,13 @@ def _samples(run: Experiment, spec: ExperimentSpec) -> list[_Sample]:
         cost = training_cost(spec.model, hp, frozen_base=frozen.get(phase, False))
         for images_per_second, seconds in timed[1:] or timed:
             overhead = seconds * images_per_second / fit_images(hp)
-            samples.append(_Sample(rate=images_per_second * cost, overhead=max(overhead, 1.0)))
+            samples.append(
+                _Sample(
+                    rate=images_per_second * cost,
+                    overhead=max(overhead, 1.0),
+                    images=fit_images(hp),
+                )
+            )
     return samples
 
 
@@ -165,6 +180,19 @@ def _measure(runs: Sequence[Experiment], model: str) -> _Measurement:
         models=sorted({run.model for run, _ in chosen}),
         same_model=bool(same),
     )
+
+
+def weighted_median(values: Sequence[float], weights: Sequence[int]) -> float:
+    """The value at half the total weight (the lower one on an exact tie): the median of the
+    samples each repeated ``weight`` times, without repeating them."""
+    pairs = sorted(zip(values, weights, strict=True))
+    half = sum(weights) / 2
+    running = 0
+    for value, weight in pairs:
+        running += weight
+        if running >= half:
+            return value
+    raise ValueError("no samples")
 
 
 def about(seconds: float) -> str:
@@ -197,8 +225,9 @@ def _estimate_device(
             device=device, workers=workers, has_gpu=has_gpu, basis=basis, epoch_seconds=None,
             total_seconds=None, sweep_seconds=None, phases=[], summary=basis,
         )  # fmt: skip
-    rate = statistics.median(s.rate for s in measured.samples)
-    overhead = statistics.median(s.overhead for s in measured.samples)
+    weights = [s.images for s in measured.samples]
+    rate = weighted_median([s.rate for s in measured.samples], weights)
+    overhead = weighted_median([s.overhead for s in measured.samples], weights)
     hp = spec.hyperparameters
     seconds_per_cost = overhead / rate  # an epoch's seconds per multiply-accumulate trained
     phases = [
@@ -217,6 +246,12 @@ def _estimate_device(
         source = f"from {counted} of {spec.model}"
     else:
         source = f"scaled by cost per image from {counted} of {', '.join(measured.models)}"
+    largest = max(weights)
+    if largest * SMALL_RUNS_FACTOR < fit_images(hp):
+        source += (
+            f" of at most {largest:,} training images, so likely too long: small runs spend "
+            "more of each epoch on fixed costs"
+        )
     parallel = min(max_parallel or trials, workers, trials)
     sweep = total * math.ceil(trials / parallel) if trials > 1 else None
     summary = f"{device}: about {about(phases[0].epoch_seconds)} per epoch, {about(total)} for "
