@@ -1,6 +1,7 @@
 // The compare page: draws the figures the server built (one colour per experiment on every
-// chart), applies the toggles, and polls /compare/live while an experiment is queued or
-// running, updating charts in place and swapping the sections whose HTML changed.
+// chart), applies the toggles, folds the sections the reader closed last time, and polls
+// /compare/live while an experiment is queued or running, updating charts in place and
+// swapping the sections whose HTML changed.
 "use strict";
 
 (function (cifarlab) {
@@ -126,6 +127,42 @@
     }
   }
 
+  // --- collapsible sections ----------------------------------------------------------------
+  // Each <details data-collapsible> is open unless the reader closed it; the closed ones are
+  // kept by name in localStorage, for every compare page. Live swaps replace the sections
+  // inside a <details>, never the <details> itself, so a folded part stays folded.
+
+  const CLOSED_KEY = "cifarlab.compare.closed";
+
+  function closedParts() {
+    try {
+      const stored = JSON.parse(window.localStorage.getItem(CLOSED_KEY) || "[]");
+      return new Set(Array.isArray(stored) ? stored : []);
+    } catch (error) {
+      return new Set(); // storage refused (private mode) or holds something else
+    }
+  }
+
+  function remember(key, open) {
+    const closed = closedParts();
+    if (open) closed.delete(key);
+    else closed.add(key);
+    try {
+      window.localStorage.setItem(CLOSED_KEY, JSON.stringify([...closed]));
+    } catch (error) {
+      // storage refused: the part folds for this visit only
+    }
+  }
+
+  function setupCollapsible() {
+    const closed = closedParts();
+    document.querySelectorAll("details[data-collapsible]").forEach((part) => {
+      if (closed.has(part.dataset.collapsible)) part.open = false;
+      // Charts drawn while folded fill their cards once opened (Plotly's responsive config).
+      part.addEventListener("toggle", () => remember(part.dataset.collapsible, part.open));
+    });
+  }
+
   // --- controls ----------------------------------------------------------------------------
 
   function onToggle(selector, set, key) {
@@ -156,14 +193,18 @@
     onRadio("metric-view", (view) => {
       byId("per-class-view").className = `metric-view-${view}`;
     });
-    byId("show-all-hyperparameters").addEventListener("change", (event) => {
-      byId("hyperparameters").classList.toggle("show-all", event.target.checked);
-    });
+    const showAll = byId("show-all-hyperparameters"); // absent when only imports are compared
+    if (showAll) {
+      showAll.addEventListener("change", (event) => {
+        byId("hyperparameters").classList.toggle("show-all", event.target.checked);
+      });
+    }
     const baseline = byId("baseline-form");
     baseline.querySelector("[data-baseline-apply]").hidden = true;
     byId("baseline").addEventListener("change", () => baseline.submit());
   }
 
+  setupCollapsible();
   setupControls();
   setupDifference();
   drawFigures();

@@ -71,7 +71,8 @@ def test_compare_three_experiments(client: TestClient, session: Session) -> None
     a = make_evaluated(session, predictions_with_accuracy(LABELS, 4), LABELS, epochs=overfit)
     b = make_evaluated(session, predictions_with_accuracy(LABELS, 10), LABELS, learning_rate=0.01)
     c = make_evaluated(session, LABELS[:200], LABELS[:200], fingerprint="other", seed=3)
-    data = client.get("/api/compare", params={"ids": f"{a.id},{b.id},{c.id}"}).json()
+    ids = f"{a.id},{b.id},{c.id}"
+    data = client.get("/api/compare", params={"ids": ids, "baseline": a.id}).json()
     assert [e["id"] for e in data["experiments"]] == [a.id, b.id, c.id]
     assert data["baseline_id"] == a.id
     assert len({e["color"] for e in data["experiments"]}) == 3
@@ -88,6 +89,7 @@ def test_compare_three_experiments(client: TestClient, session: Session) -> None
     assert pair_b["b"] == b.id and pair_b["mcnemar"]["only_b_correct"] == 80
     assert pair_b["bootstrap"]["difference"] == pytest.approx(0.15)
     assert "not scored on the same test images" in pair_c["text"]
+    assert pair_c["untested"] == "other_images" and "untested" not in pair_b
     diagnosis = data["diagnostics"][str(a.id)]
     assert diagnosis["best_epoch"] == 3
     assert "overfitting" in {f["kind"] for f in diagnosis["findings"]}

@@ -19,6 +19,7 @@ from app.core.report_import import parse_classification_report
 from app.web.routes import compare_pages
 from tests.support.factories import CLASSES, make_evaluated, make_experiment
 from tests.support.pages import XSS, by_id, elements, field_errors, inputs, post_form, report_text
+from tests.support.seed_reports import seed_report
 
 LABELS = [i % 10 for i in range(400)]
 OVERFIT = [
@@ -70,9 +71,13 @@ def cells(html: str, row: str) -> dict[tuple[str, str], str]:
     return found
 
 
+def table_html(html: str, table_id: str) -> str:
+    start = html.index(f'id="{table_id}"')
+    return html[start : html.index("</table>", start)]
+
+
 def summary_rows(html: str) -> list[str]:
-    table = html[html.index('id="summary"') : html.index("</table>", html.index('id="summary"'))]
-    return re.findall(r'<tr data-experiment="(\d+)">', table)
+    return re.findall(r'<tr data-experiment="(\d+)">', table_html(html, "summary"))
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -110,7 +115,7 @@ def test_the_merged_report_marks_the_best_and_the_deltas_from_the_baseline(
     client: TestClient, session: Session
 ) -> None:
     a, b, c = three(session)
-    html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}&baseline={a.id}").text
     rows = [e.attrs["data-row"] for e in elements(html) if "data-row" in e.attrs]
     assert rows == ROWS
     accuracy = cells(html, "accuracy")
@@ -128,19 +133,21 @@ def test_summary_significance_warnings_diagnostics_and_hyperparameters(
     client: TestClient, session: Session
 ) -> None:
     a, b, c = three(session)
-    html = client.get(f"/compare?ids={ids_of([a, b, c])}").text
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}&baseline={a.id}").text
     warnings = by_id(html, "warnings")
     assert "Different test-set sizes" in html[html.index('id="warnings"') :]
     assert warnings.attrs["role"] == "status"
     columns = {(e.attrs["data-column"]): e.text for e in elements(html) if "data-column" in e.attrs}
     assert columns["test_size"] == "200"  # the last row read: c
     pairs = [e.attrs["data-pair"] for e in elements(html) if "data-pair" in e.attrs]
-    assert pairs == [f"{a.id}-{b.id}", f"{a.id}-{c.id}"]
+    assert pairs == [f"{a.id}-{b.id}"]  # c was scored on other images: no row
     p_values = [e.text for e in elements(html) if "data-p-value" in e.attrs]
-    assert p_values == ["< 0.0001"]  # a vs b; c was scored on other images
+    assert p_values == ["< 0.0001"]
     ci = next(e.text for e in elements(html) if "data-ci" in e.attrs)
     assert re.fullmatch(r"\+\d+\.\d to \+\d+\.\d points", ci)
-    assert "not scored on the same test images" in html
+    assert by_id(html, "untested").text == (
+        "No paired test for tiny cnn: not scored on the same test images as the baseline."
+    )
     verdicts = [e.text for e in elements(html) if "data-verdict" in e.attrs]
     assert verdicts[0].startswith("The model overfits from epoch 3")
     hyperparameters = {e.attrs["data-key"]: e.attrs["class"] for e in elements(html)
@@ -196,7 +203,7 @@ def test_live_data_while_an_experiment_trains(client: TestClient, session: Sessi
     a, b, _ = three(session)
     running = make_experiment(session)  # queued: no epochs, no evaluation yet
     ids = ids_of([a, b, running])
-    html = client.get(f"/compare?ids={ids}").text
+    html = client.get(f"/compare?ids={ids}&baseline={a.id}").text
     assert page_data(html)["active"] is True
     assert (
         page_data(html)["liveUrl"] == f"/compare/live?ids={ids.replace(',', '%2C')}&baseline={a.id}"
@@ -242,7 +249,7 @@ def test_csv_holds_every_report_row_of_every_experiment(
     client: TestClient, session: Session
 ) -> None:
     a, b, c = three(session)
-    response = client.get(f"/compare.csv?ids={ids_of([a, b, c])}")
+    response = client.get(f"/compare.csv?ids={ids_of([a, b, c])}&baseline={a.id}")
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == (
         f'attachment; filename="cifarlab-compare-{a.id}-{b.id}-{c.id}.csv"'
@@ -345,16 +352,184 @@ def test_an_imported_report_compares_beside_trained_runs(
 ) -> None:
     a, b, _ = three(session)
     imported = import_report(session, with_matrix=False)
-    html = client.get(f"/compare?ids={ids_of([a, b, imported])}").text
+    html = client.get(f"/compare?ids={ids_of([a, b, imported])}&baseline={a.id}").text
     assert "Imported reports (study)" in html
     assert f'id="matrix-{imported.id}"' not in html  # pasted without its matrix
     row = next(e for e in elements(html) if e.tag == "tr" and e.attrs.get("data-key") == "seed")
     assert row.attrs["class"] == "same"  # the imported report has no settings to differ
     accuracy = cells(html, "accuracy")
     assert accuracy[("f1-score", str(imported.id))] == "0.800 +0.050"
-    imported_card = next(
-        e for e in elements(html) if "diagnosis" in e.attrs.get("class", "")
-        and e.attrs.get("data-experiment") == str(imported.id)
+    diagnosed = [e.attrs["data-experiment"] for e in elements(html)
+                 if "diagnosis" in e.attrs.get("class", "").split()]  # fmt: skip
+    assert diagnosed == [str(a.id), str(b.id)]  # the import has no curves to diagnose
+    assert by_id(html, "imports-note").text.startswith(
+        "The imported report study carries a classification report only"
+    )
+    assert "study" not in table_html(html, "hyperparameters")  # no column of dashes
+    assert by_id(html, "untested").text == (
+        "No paired test for study: imported reports carry no per-image predictions."
+    )
+
+
+# --- reading top-down: order, folding, imports, baseline, pairwise table, labels ----------------
+
+
+def import_seed(session: Session, name: str, report: str = "custom-cnn") -> Experiment:
+    """One of the original study's reports, imported as the import page does (no matrix)."""
+    experiment = crud.import_experiment(
+        session=session, name=name, tags=[], notes="",
+        imported=parse_classification_report(seed_report(report), None),
     )  # fmt: skip
-    assert imported_card.tag == "article"
-    assert "Imported report: no training curves to read." in html
+    session.commit()
+    return experiment
+
+
+def baseline_choice(html: str) -> int:
+    """The experiment the baseline picker has selected."""
+    start = html.index('id="baseline"')
+    picker = html[start : html.index("</select>", start)]
+    (chosen,) = [e.attrs["value"] for e in elements(picker) if "selected" in e.attrs]
+    return int(chosen)
+
+
+def test_summary_and_differing_settings_come_before_the_curves_in_folding_sections(
+    client: TestClient, session: Session
+) -> None:
+    a, b, c = three(session)
+    html = client.get(f"/compare?ids={ids_of([a, b, c])}&baseline={a.id}").text
+    order = [e.attrs["id"] for e in elements(html) if e.attrs.get("id") in
+             {"summary", "hyperparameters", "pairwise", "accuracy-chart", "time-chart",
+              "gap-chart", "per-class", f"matrix-{a.id}"}]  # fmt: skip
+    assert order == ["summary", "hyperparameters", "pairwise", "accuracy-chart", "time-chart",
+                     "gap-chart", "per-class", f"matrix-{a.id}"]  # fmt: skip
+    parts = [e for e in elements(html) if e.tag == "details"]
+    assert [e.attrs["data-collapsible"] for e in parts] == [
+        "summary", "hyperparameters", "significance", "curves", "time", "diagnostics",
+        "per-class", "matrices",
+    ]  # fmt: skip
+    assert all("open" in e.attrs for e in parts)
+    live = client.get(page_data(html)["liveUrl"]).json()
+    for name in live["sections"]:  # each live section is swapped inside its fold
+        assert f'id="section-{name}"' in html
+
+
+def test_one_pairwise_table_and_one_line_for_the_runs_that_cannot_be_tested(
+    client: TestClient, session: Session
+) -> None:
+    base = make_evaluated(session, wrong_every(10), LABELS)
+    worse = make_evaluated(session, wrong_every(4), LABELS, learning_rate=0.01)
+    same = make_evaluated(session, wrong_every(10), LABELS, seed=5)
+    other = make_evaluated(session, LABELS[:200], LABELS[:200], fingerprint="other", seed=3)
+    unkept = make_evaluated(session, LABELS, LABELS, fingerprint=None, seed=4)
+    for name, experiment in (("other images", other), ("no predictions", unkept)):
+        rename(session, experiment, name)
+    imports = [import_seed(session, f"seed: efficientnetb2 {i}") for i in range(3)]
+    ids = ids_of([base, worse, same, other, unkept, *imports])
+    html = client.get(f"/compare?ids={ids}&baseline={base.id}").text
+    rows = [e for e in elements(html) if e.tag == "tr" and "data-pair" in e.attrs]
+    assert [e.attrs["data-pair"] for e in rows] == [f"{base.id}-{worse.id}", f"{base.id}-{same.id}"]
+
+    def column(attribute: str) -> list[str]:
+        return [e.text for e in elements(html) if attribute in e.attrs]
+
+    # base is wrong on every 10th image, worse on every 4th: only base is right on 100 - 20
+    # of them, only worse on the 20 images at 10, 30, 50, ...
+    assert column("data-difference") == ["−15.0 points", "±0.0 points"]
+    assert column("data-only-baseline") == ["80", "0"]
+    assert column("data-only-run") == ["20", "0"]
+    assert column("data-p-value") == ["< 0.0001", "1"]
+    assert re.fullmatch(r"−\d+\.\d to −\d+\.\d points", column("data-ci")[0])
+    assert "significance-item" not in html  # no cards
+    assert by_id(html, "untested").text == (
+        "No paired test for seed: efficientnetb2 0, seed: efficientnetb2 1, "
+        "seed: efficientnetb2 2: imported reports carry no per-image predictions; "
+        "no predictions: no per-image predictions were kept; "
+        "other images: not scored on the same test images as the baseline."
+    )
+
+
+def test_comparing_only_imports_draws_no_curve_chart(client: TestClient, session: Session) -> None:
+    first = import_seed(session, "study: custom CNN", "custom-cnn")
+    second = import_seed(session, "study: EfficientNetB2", "efficientnetb2-transfer")
+    html = client.get(f"/compare?ids={ids_of([first, second])}").text
+    ids = {e.attrs["id"] for e in elements(html) if "id" in e.attrs}
+    assert not ids & {"accuracy-chart", "loss-chart", "time-chart", "gap-chart", "hyperparameters",
+                      "compare-diagnostics", "matrices", "significance"}  # fmt: skip
+    assert {"summary", "per-class", "f1-chart"} <= ids
+    assert set(page_data(html)["figures"]) == {"f1-chart"}
+    assert "for the first epoch" not in html and "No confusion matrices yet" not in html
+    assert 'data-toggle-kind="train"' not in html
+    assert by_id(html, "imports-note").text == (
+        "Imported reports study: custom CNN, study: EfficientNetB2 carry a classification "
+        "report only: they appear in the summary, the per-class report and its F1 chart, with "
+        "no training curves, settings or per-image predictions to compare."
+    )
+    assert html.count('id="imports-note"') == 1
+    live = client.get(page_data(html)["liveUrl"]).json()
+    assert (
+        set(live["figures"]) == {"f1-chart"} and "No curves" not in live["sections"]["curves_note"]
+    )
+
+
+def test_the_baseline_defaults_to_the_best_run_with_per_image_predictions(
+    client: TestClient, session: Session
+) -> None:
+    worse = make_evaluated(session, wrong_every(4), LABELS)
+    best = make_evaluated(session, wrong_every(10), LABELS, learning_rate=0.01)
+    unkept = make_evaluated(session, LABELS, LABELS, fingerprint=None, seed=4)  # 100 %, no pairs
+    imported = import_seed(session, "newest import")  # selected first, as the list sorts
+    ids = ids_of([imported, unkept, best, worse])
+    html = client.get(f"/compare?ids={ids}").text
+    assert baseline_choice(html) == best.id
+    assert client.get(f"/api/compare?ids={ids}").json()["baseline_id"] == best.id
+    chosen = client.get(f"/compare?ids={ids}&baseline={imported.id}").text
+    assert baseline_choice(chosen) == imported.id
+    assert "the baseline has no per-image predictions" in by_id(chosen, "untested").text
+    only_imports = [imported, import_seed(session, "better import", "efficientnetb2-fine-tuned")]
+    data = client.get(f"/api/compare?ids={ids_of(only_imports)}").json()
+    assert data["baseline_id"] == only_imports[1].id  # none has predictions: the most accurate
+
+
+def test_the_f1_chart_turns_into_a_heatmap_past_six_runs(
+    client: TestClient, session: Session
+) -> None:
+    runs = [make_evaluated(session, wrong_every(step), LABELS, seed=step) for step in range(2, 8)]
+    runs.append(make_evaluated(session, LABELS, LABELS, seed=99))  # every image right
+    six = page_data(client.get(f"/compare?ids={ids_of(runs[:6])}").text)["figures"]["f1-chart"]
+    assert {trace["type"] for trace in six["data"]} == {"bar"}
+    seven = page_data(client.get(f"/compare?ids={ids_of(runs)}").text)["figures"]["f1-chart"]
+    (heatmap,) = seven["data"]
+    assert heatmap["type"] == "heatmap"
+    assert heatmap["x"] == [f"#{run.id}" for run in runs]
+    assert heatmap["y"] == CLASSES
+    assert len(heatmap["z"]) == 10 and {len(row) for row in heatmap["z"]} == {7}
+    assert [row[-1] for row in heatmap["z"]] == [1.0] * 10
+    assert all(0 <= value < 1 for value in heatmap["z"][0][:-1])
+    assert heatmap["customdata"][0] == ["tiny cnn"] * 7
+
+
+def test_per_class_headers_tell_runs_with_one_long_prefix_apart(
+    client: TestClient, session: Session
+) -> None:
+    runs = [make_evaluated(session, wrong_every(step), LABELS, seed=step) for step in (3, 5)]
+    names = ["seed: efficientnetb2-transfer, lr 0.001", "seed: efficientnetb2-transfer, lr 0.01"]
+    for run, name in zip(runs, names, strict=True):
+        rename(session, run, name)
+    html = client.get(f"/compare?ids={ids_of(runs)}").text
+    heads = [e for e in elements(html) if "experiment-head" in e.attrs.get("class", "").split()]
+    f1 = [e for e in heads if e.attrs["data-metric"] == "f1-score"]
+    assert [e.attrs["title"] for e in f1] == names  # the full name on hover
+    labels = [
+        e.text
+        for e in elements(table_html(html, "per-class"))
+        if e.attrs.get("class") == "run-label"
+    ]
+    assert labels[:2] == [f"#{run.id}" for run in runs] and len(set(labels[:2])) == 2
+    shown = [
+        e.text
+        for e in elements(table_html(html, "per-class"))
+        if e.attrs.get("class") == "run-name"
+    ]
+    assert shown[:2] == names  # whole, wrapped by the stylesheet rather than cut
+    css = client.get("/static/app.css").text
+    assert re.search(r"\.experiment-head \{[^}]*white-space: normal", css)

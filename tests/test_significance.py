@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from app.services.comparison import Untested
 from app.services.significance import (
     BootstrapResult,
     McNemarResult,
@@ -16,7 +17,7 @@ from app.services.significance import (
     bootstrap_accuracy_difference,
     mcnemar,
 )
-from app.web.presentation import describe
+from app.web.presentation import describe, untested_text
 
 
 def _pairs(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[bool], list[bool]]:
@@ -204,3 +205,15 @@ def test_describe_rejects_results_from_different_data() -> None:
         describe("a", "b", _table(200, 410), BootstrapResult(0.05, 0.01, 0.09, 0.95, 2000))
     with pytest.raises(ValueError, match="alpha"):
         describe("a", "b", _table(200, 410), BootstrapResult(0.021, 0.01, 0.03, 0.95, 10), 0)
+
+
+def test_runs_without_a_paired_test_are_named_in_one_line_grouped_by_reason() -> None:
+    names = {2: "seed: b2", 3: "seed: b4", 4: "live run", 5: "other set"}
+    untested = {4: Untested.unevaluated, 2: Untested.imported, 5: Untested.other_images,
+                3: Untested.imported}  # fmt: skip
+    assert untested_text(untested, names) == (
+        "No paired test for live run: no evaluation yet; seed: b2, seed: b4: imported reports "
+        "carry no per-image predictions; other set: not scored on the same test images as the "
+        "baseline."
+    )
+    assert untested_text({}, names) == ""

@@ -307,18 +307,65 @@ def _correct(
     return predictions == labels if predictions.shape == labels.shape else None
 
 
+class Untested(enum.StrEnum):
+    """Why a run could not be tested against the baseline, in the order the page says it."""
+
+    unevaluated = "unevaluated"  # one of the two has no evaluation yet
+    baseline_without_predictions = "baseline_without_predictions"  # nothing to pair with
+    imported = "imported"  # an imported report: a classification report, no per-image results
+    without_predictions = "without_predictions"  # a trained run that kept no per-image results
+    other_images = "other_images"  # scored on other test images than the baseline
+
+
 @dataclass(frozen=True)
 class Pairing:
     """Experiment ``b`` against the baseline ``a``: McNemar's test and the bootstrap interval
     of the accuracy difference when both were scored on the same test images with per-image
-    predictions kept; otherwise neither, and ``unevaluated`` lists which of the two have no
-    evaluation yet (none: they were scored on different images, or without predictions)."""
+    predictions kept; otherwise neither, ``untested`` says why, and ``unevaluated`` lists which
+    of the two have no evaluation yet."""
 
     a: int
     b: int
     mcnemar: McNemarResult | None = None
     bootstrap: BootstrapResult | None = None
     unevaluated: tuple[int, ...] = ()
+    untested: Untested | None = None
+
+
+def _has_predictions(experiment: Experiment) -> bool:
+    evaluation = experiment.evaluation
+    return (
+        evaluation is not None
+        and evaluation.predictions is not None
+        and evaluation.test_set_fingerprint is not None
+    )
+
+
+def _untested(baseline: Experiment, other: Experiment) -> Untested:
+    """Why ``other`` could not be paired with ``baseline``: the first reason that applies."""
+    if baseline.evaluation is None or other.evaluation is None:
+        return Untested.unevaluated
+    if not _has_predictions(baseline) or baseline.evaluation.labels is None:
+        return Untested.baseline_without_predictions
+    if other.status is Status.imported:
+        return Untested.imported
+    if not _has_predictions(other):
+        return Untested.without_predictions
+    return Untested.other_images
+
+
+def default_baseline(experiments: Sequence[Experiment]) -> Experiment:
+    """The run the others are measured against unless the user picks one: the most accurate
+    run with per-image predictions, since only such a run can be paired in a significance
+    test; failing that the most accurate run; on a tie, the first given."""
+    return max(
+        experiments,
+        key=lambda e: (
+            _has_predictions(e),
+            e.test_accuracy is not None,
+            e.test_accuracy or 0.0,
+        ),
+    )
 
 
 def significance(experiments: Sequence[Experiment], baseline: Experiment) -> list[Pairing]:
@@ -338,7 +385,8 @@ def significance(experiments: Sequence[Experiment], baseline: Experiment) -> lis
         other_correct = _correct(other, labels) if same else None
         if base_correct is None or other_correct is None or base_print is None:
             unevaluated = tuple(e.id for e in (baseline, other) if e.evaluation is None)
-            results.append(Pairing(baseline.id, other.id, unevaluated=unevaluated))
+            why = _untested(baseline, other)
+            results.append(Pairing(baseline.id, other.id, unevaluated=unevaluated, untested=why))
             continue
         test = mcnemar(base_correct, other_correct)
         results.append(Pairing(baseline.id, other.id, test, bootstrap_from_table(test)))
@@ -420,9 +468,10 @@ def build_comparison(
     histories: Mapping[int, History],
     baseline_id: int | None = None,
 ) -> Comparison:
-    """Everything the compare page draws; ``experiments`` in the order the user gave them."""
+    """Everything the compare page draws; ``experiments`` in the order the user gave them.
+    Without a ``baseline_id`` among them, the baseline is ``default_baseline``'s."""
     if baseline_id is None or baseline_id not in {e.id for e in experiments}:
-        baseline_id = experiments[0].id
+        baseline_id = default_baseline(experiments).id
     baseline = next(e for e in experiments if e.id == baseline_id)
     return Comparison(
         baseline_id=baseline_id,

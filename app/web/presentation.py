@@ -27,6 +27,7 @@ from app.services.comparison import (
     MetricValues,
     Pairing,
     Summary,
+    Untested,
 )
 from app.services.diagnostics import (
     CHANCE_MARGIN,
@@ -387,6 +388,15 @@ def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
             return f"Still training: {who}; their numbers will change."
 
 
+UNTESTED_REASONS = {
+    Untested.unevaluated: "no evaluation yet",
+    Untested.baseline_without_predictions: "the baseline has no per-image predictions",
+    Untested.imported: "imported reports carry no per-image predictions",
+    Untested.without_predictions: "no per-image predictions were kept",
+    Untested.other_images: "not scored on the same test images as the baseline",
+}
+
+
 def pairing_text(pairing: Pairing, names: Mapping[int, str]) -> str:
     """What the paired test says, or why none could run."""
     if pairing.mcnemar is not None and pairing.bootstrap is not None:
@@ -395,10 +405,22 @@ def pairing_text(pairing: Pairing, names: Mapping[int, str]) -> str:
         verb = "have" if len(pairing.unevaluated) > 1 else "has"
         listed = " and ".join(names[i] for i in pairing.unevaluated)
         return f"{listed} {verb} no evaluation yet, so no paired test can be run."
-    return (
-        f"{names[pairing.b]} and {names[pairing.a]} were not scored on the same test images "
-        "with per-image predictions kept, so no paired test can be run."
-    )
+    why = UNTESTED_REASONS[pairing.untested or Untested.other_images]
+    return f"No paired test of {names[pairing.b]} against {names[pairing.a]}: {why}."
+
+
+def untested_text(untested: Mapping[int, Untested], names: Mapping[int, str]) -> str:
+    """The one line for every run the baseline could not be tested against, grouped by
+    reason: "No paired test for X, Y: imported reports carry no per-image predictions." """
+    by_reason: dict[Untested, list[str]] = {}
+    for experiment_id, reason in untested.items():
+        by_reason.setdefault(reason, []).append(names[experiment_id])
+    parts = [
+        f"{', '.join(by_reason[reason])}: {UNTESTED_REASONS[reason]}"
+        for reason in Untested
+        if reason in by_reason
+    ]
+    return f"No paired test for {'; '.join(parts)}." if parts else ""
 
 
 class SummaryPublic(BaseModel):
@@ -477,6 +499,9 @@ class PairingPublic(BaseModel):
     b: int
     mcnemar: McNemarPublic | None = Field(default=None, exclude_if=_absent)
     bootstrap: BootstrapPublic | None = Field(default=None, exclude_if=_absent)
+    untested: Untested | None = Field(
+        default=None, exclude_if=_absent, description="Why no paired test ran, when none did"
+    )
     text: str
 
 
@@ -512,6 +537,7 @@ def _pairing(pairing: Pairing, names: Mapping[int, str]) -> PairingPublic:
         b=pairing.b,
         mcnemar=None if test is None else McNemarPublic.model_validate(test),
         bootstrap=None if interval is None else BootstrapPublic.model_validate(interval),
+        untested=pairing.untested,
         text=pairing_text(pairing, names),
     )  # fmt: skip
 

@@ -1,8 +1,10 @@
 """A person comparing runs in a browser: tick three on the list, compare them while they
-train, watch the page fill in, then open a confusion-matrix cell's test images.
+train, watch the page fill in, then open a confusion-matrix cell's test images; and fold a
+section of the page, which stays folded on the next visit.
 
 Real everything, as in test_browser.py: `cifarlab up` with the tiny dataset and Debian's
-Chromium. One test on purpose: the three trainings are what it costs.
+Chromium. One training test on purpose: the three trainings are what it costs. The folding
+test needs no training, so it serves the web app alone on runs written to its database.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import time
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy.orm import Session
 
-from tests.support.factories import spec_data
+from tests.support.factories import make_evaluated, spec_data
 from tests.support.polling import wait_for
 from tests.support.servers import Stack, wait_until_finished
 
@@ -22,6 +25,10 @@ pytestmark = pytest.mark.e2e
 
 TAG = "compare-e2e"
 TRAINING_TIMEOUT_MS = 240_000
+EPOCHS = [{"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.45},
+          {"loss": 0.8, "accuracy": 0.6, "val_loss": 0.9, "val_accuracy": 0.55}]  # fmt: skip
+FILLS_ITS_CARD = """Math.abs(document.getElementById('accuracy-chart').clientWidth
+    - document.querySelector('#accuracy-chart .main-svg').getBoundingClientRect().width) < 2"""
 RUNS = [  # name, epochs, learning rate
     ("compare a", 2, 0.001),
     ("compare b", 2, 0.003),
@@ -122,3 +129,32 @@ def test_compare_three_runs_live_then_open_a_cells_images(stack: Stack, page: Pa
     expect(page.locator("#gallery-grid figcaption").first).to_contain_text("%")
     page.locator("[data-gallery-close]").click()
     expect(gallery).to_be_hidden()
+
+
+def test_a_folded_section_stays_folded_after_a_reload(
+    session: Session, served: str, page: Page
+) -> None:
+    """No training here: two evaluated runs written to the database the server reads."""
+    labels = [i % 10 for i in range(200)]
+    wrong = [(label + 1) % 10 if i % 7 == 0 else label for i, label in enumerate(labels)]
+    runs = [make_evaluated(session, labels, labels, epochs=EPOCHS),
+            make_evaluated(session, wrong, labels, epochs=EPOCHS, seed=2)]  # fmt: skip
+    page.goto(f"{served}/compare?ids={runs[0].id},{runs[1].id}")
+    significance, curves = page.locator("#part-significance"), page.locator("#part-curves")
+    expect(page.locator("#pairwise")).to_be_visible()
+    significance.locator("summary").click()
+    curves.locator("summary").click()
+    expect(page.locator("#pairwise")).to_be_hidden()
+
+    page.reload()
+    expect(page.locator("#summary")).to_be_visible()
+    expect(page.locator("#pairwise")).to_be_hidden()
+    expect(page.locator("#accuracy-chart")).to_be_hidden()
+    assert page.evaluate("document.getElementById('part-significance').open") is False
+    expect(page.locator("#per-class")).to_be_visible()  # only the folded parts are folded
+
+    curves.locator("summary").click()  # drawn while folded, it fills its card once opened
+    wait_for(page, FILLS_ITS_CARD)
+    page.reload()
+    expect(page.locator("#accuracy-chart")).to_be_visible()
+    expect(page.locator("#pairwise")).to_be_hidden()

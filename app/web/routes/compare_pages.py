@@ -41,19 +41,18 @@ from app.web.charts import (
     difference_figure,
     exported_as,
     has_gallery,
-    per_class_f1_figure,
     with_export_name,
 )
 from app.web.deps import HistoriesDep, SessionDep
+from app.web.f1_chart import draws_heatmap, f1_figure, run_label
 from app.web.formatting import format_number, format_signed, model_title
 from app.web.forms import shown_value
 from app.web.presentation import (
-    BootstrapPublic,
     ComparisonPublic,
-    McNemarPublic,
     ReportRowPublic,
     SummaryPublic,
     comparison_public,
+    untested_text,
 )
 from app.web.seed_group_page import group_context
 from app.web.seed_groups_public import seed_groups_public
@@ -87,8 +86,10 @@ def load_comparison(
 
 
 class Column(SummaryPublic):
-    """One experiment's column: its summary and what the page adds."""
+    """One experiment's column: its summary and what the page adds (``label``: a short
+    name that tells runs apart where the full one does not fit)."""
 
+    label: str
     model_title: str
     has_gallery: bool
     is_baseline: bool
@@ -101,6 +102,7 @@ def _columns(experiments: Sequence[Experiment], comparison: ComparisonPublic) ->
     return [
         Column(
             **summary.model_dump(),
+            label=run_label(summary.id),
             model_title=model_title(summary.model),
             has_gallery=has_gallery(by_id[summary.id]),
             is_baseline=summary.id == comparison.baseline_id,
@@ -116,41 +118,44 @@ def _best(columns: Sequence[Column], key: str) -> set[int]:
 
 
 @dataclass(frozen=True)
-class SignificanceEntry:
-    """A pairing with its two columns and, where a paired test ran, its interval in points."""
+class PairwiseRow:
+    """One run against the baseline in the significance table; differences in points."""
 
-    a: int
-    b: int
+    column: Column
     text: str
-    mcnemar: McNemarPublic | None
-    bootstrap: BootstrapPublic | None
-    first: Column
-    second: Column
-    points: dict[str, float] | None
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    p_value: float
+    method: str
+    only_baseline: int  # images only the baseline got right
+    only_run: int  # images only this run got right
+    n: int
 
 
-def _significance(
+def _pairwise(
     comparison: ComparisonPublic, columns: Sequence[Column]
-) -> list[SignificanceEntry]:
-    """Each pair with its names and, where a paired test ran, p-value and interval in points."""
+) -> tuple[list[PairwiseRow], str]:
+    """The runs tested against the baseline, one table row each, and one line naming the
+    runs that could not be tested and why (twelve runs made eleven near-identical cards)."""
     by_id = {c.id: c for c in columns}
-    entries = []
+    rows = []
+    untested = {}
     for pair in comparison.significance:
-        interval = pair.bootstrap
-        points = None
-        if interval is not None:
-            points = {
-                "difference": interval.difference * 100,
-                "low": interval.low * 100,
-                "high": interval.high * 100,
-            }
-        entries.append(
-            SignificanceEntry(
-                pair.a, pair.b, pair.text, pair.mcnemar, interval,
-                by_id[pair.a], by_id[pair.b], points,
+        test, interval = pair.mcnemar, pair.bootstrap
+        if test is None or interval is None:
+            if pair.untested is not None:
+                untested[pair.b] = pair.untested
+            continue
+        rows.append(
+            PairwiseRow(
+                by_id[pair.b], pair.text, interval.difference * 100, interval.low * 100,
+                interval.high * 100, interval.confidence, test.p_value, test.method,
+                test.only_a_correct, test.only_b_correct, test.n,
             )
         )  # fmt: skip
-    return entries
+    return rows, untested_text(untested, {c.id: c.name for c in columns})
 
 
 class Cell(NamedTuple):
@@ -211,17 +216,34 @@ class SettingLine(NamedTuple):
 
 
 def _hyperparameter_rows(
-    comparison: ComparisonPublic, columns: Sequence[Column]
+    comparison: ComparisonPublic, trained: Sequence[Column]
 ) -> list[SettingLine]:
-    """Every setting; ``differs`` among the trained experiments only, since an imported
-    report has no settings and would make every row look different."""
-    trained = [c.id for c in columns if not c.imported]
+    """Every setting of the trained experiments: an imported report has no settings, so it
+    has no column here (the page says so once) and makes no row look different."""
     rows = []
     for key, by_id in comparison.hyperparameters.all.items():
-        distinct = {repr(by_id.get(i)) for i in trained}
-        shown = ["—" if c.imported else shown_value(by_id.get(c.id)) for c in columns]
+        distinct = {repr(by_id.get(c.id)) for c in trained}
+        shown = [shown_value(by_id.get(c.id)) for c in trained]
         rows.append(SettingLine(key, shown, len(distinct) > 1))
     return rows
+
+
+def _imports_note(imported: Sequence[Column], with_matrix: set[int]) -> str:
+    """Said once for every imported report, instead of empty charts and rows of dashes:
+    what an import carries, and so where it appears."""
+    if not imported:
+        return ""
+    many = len(imported) > 1
+    names = ", ".join(c.name for c in imported)
+    matrices = [c.name for c in imported if c.id in with_matrix]
+    also = f", and {', '.join(matrices)} in the confusion matrices" if matrices else ""
+    return (
+        f"{'Imported reports' if many else 'The imported report'} {names} "
+        f"{'carry' if many else 'carries'} a classification report only: "
+        f"{'they appear' if many else 'it appears'} in the summary, the per-class report and "
+        f"its F1 chart{also}, with no training curves, settings or per-image predictions to "
+        "compare."
+    )
 
 
 def _urls(ids: str, baseline_id: int) -> dict[str, str]:
@@ -235,20 +257,22 @@ def _urls(ids: str, baseline_id: int) -> dict[str, str]:
     }
 
 
-def figures(comparison: Mapping[str, Any], ids: str) -> dict[str, dict[str, Any]]:
+def figures(comparison: Mapping[str, Any], ids: str, *, curves: bool) -> dict[str, dict[str, Any]]:
     """The page's charts by element id, each saved as ``cifarlab-compare-<ids>-<chart>.png``;
-    ``comparison`` as ``ComparisonPublic.model_dump()`` gives it, which the charts read."""
+    ``comparison`` as ``ComparisonPublic.model_dump()`` gives it, which the charts read.
+    Without ``curves`` (only imported reports, which have none) the per-epoch charts are left
+    out rather than drawn empty."""
     stem = f"cifarlab-compare-{ids.replace(',', '-')}"
-    return exported_as(
-        stem,
-        {
+    charts = {"f1-chart": f1_figure(comparison)}
+    if curves:
+        charts = {
             "accuracy-chart": comparison_curves_figure(comparison, "accuracy"),
             "loss-chart": comparison_curves_figure(comparison, "loss"),
             "gap-chart": comparison_gap_figure(comparison),
             "time-chart": comparison_time_figure(comparison),
-            "f1-chart": per_class_f1_figure(comparison),
-        },
-    )
+            **charts,
+        }
+    return exported_as(stem, charts)
 
 
 def matrices(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -302,21 +326,30 @@ def compare_context(
 ) -> dict[str, Any]:
     """Everything compare.html and its section templates draw."""
     columns = _columns(experiments, comparison)
+    trained = [c for c in columns if not c.imported]
     ids = ",".join(str(c.id) for c in columns)
     sizes = {c.test_size for c in columns if c.test_size is not None}
     normalized = len(sizes) > 1  # counts of different test sets do not compare
+    pairwise, untested = _pairwise(comparison, columns)
     return {
         "ids": ids,
         "columns": columns,
+        "trained_columns": trained,
+        "imports_note": _imports_note(
+            [c for c in columns if c.imported], set(comparison.confusion_matrices)
+        ),
+        "show_curves": bool(trained),
         "baseline": next(c for c in columns if c.is_baseline),
         "warnings": comparison.warnings,
         "best": {key: _best(columns, key) for key in ("test_accuracy", "macro_f1")},
         "per_class": _per_class_rows(comparison, columns),
         "metrics": METRICS,
         "metric_view": "all" if len(columns) <= WIDE else "f1-score",
-        "significance": _significance(comparison, columns),
+        "f1_heatmap": draws_heatmap(len(columns)),
+        "pairwise": pairwise,
+        "untested": untested,
         "diagnostics": comparison.diagnostics,
-        "hyperparameters": _hyperparameter_rows(comparison, columns),
+        "hyperparameters": _hyperparameter_rows(comparison, trained),
         "matrix_columns": [c for c in columns if c.id in comparison.confusion_matrices],
         "matrix_mode": "normalized" if normalized else "counts",
         "difference": default_difference(comparison, columns, normalized),
@@ -331,7 +364,7 @@ def live_data(context: Mapping[str, Any], comparison: ComparisonPublic) -> dict[
     plain = {**comparison.model_dump(exclude={"curves"}), "curves": comparison.curves}
     return {
         "active": context["active"],
-        "figures": figures(plain, context["ids"]),
+        "figures": figures(plain, context["ids"], curves=context["show_curves"]),
         "matrices": matrices(plain),
     }
 
