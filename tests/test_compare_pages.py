@@ -488,6 +488,11 @@ def test_the_baseline_defaults_to_the_best_run_with_per_image_predictions(
     only_imports = [imported, import_seed(session, "better import", "efficientnetb2-fine-tuned")]
     data = client.get(f"/api/compare?ids={ids_of(only_imports)}").json()
     assert data["baseline_id"] == only_imports[1].id  # none has predictions: the most accurate
+    # The best run scored on other test images could be paired with nothing: the best of
+    # the runs sharing the most common test set is the baseline.
+    elsewhere = make_evaluated(session, LABELS, LABELS, fingerprint="other", seed=5)
+    ids = ids_of([elsewhere, best, worse])
+    assert client.get(f"/api/compare?ids={ids}").json()["baseline_id"] == best.id
 
 
 def test_the_f1_chart_turns_into_a_heatmap_past_six_runs(

@@ -8,6 +8,7 @@ for the page, GET /api/compare and the CSV alike.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
@@ -355,13 +356,26 @@ def _untested(baseline: Experiment, other: Experiment) -> Untested:
 
 
 def default_baseline(experiments: Sequence[Experiment]) -> Experiment:
-    """The run the others are measured against unless the user picks one: the most accurate
-    run with per-image predictions, since only such a run can be paired in a significance
-    test; failing that the most accurate run; on a tie, the first given."""
+    """The run the others are measured against unless the user picks one: among runs with
+    per-image predictions (only those can be paired in a significance test), the one scored
+    on the test images most of the others share, so that most pairs can be tested, then the
+    most accurate; failing predictions, the most accurate run; on a tie, the first given."""
+    fingerprints = Counter(
+        e.evaluation.test_set_fingerprint
+        for e in experiments
+        if e.evaluation is not None and _has_predictions(e)
+    )
+
+    def pairable(e: Experiment) -> int:
+        if e.evaluation is None or not _has_predictions(e):
+            return 0
+        return fingerprints[e.evaluation.test_set_fingerprint]
+
     return max(
         experiments,
         key=lambda e: (
             _has_predictions(e),
+            pairable(e),
             e.test_accuracy is not None,
             e.test_accuracy or 0.0,
         ),
