@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.config import get_settings
 from app.core.run_log import run_log_path
-from app.core.telemetry import Telemetry
+from app.core.telemetry import GpuFigures, Telemetry
 from app.web.routes import events
 from tests.support.factories import claim, finished_experiment, make_experiment
-from tests.support.pages import XSS, by_id
+from tests.support.pages import XSS, by_id, elements
 
 READINGS = Telemetry(
     cpu_percent=150.0, cpu_count=2, process_rss_bytes=2**30, memory_used_bytes=4 * 2**30,
@@ -113,3 +113,26 @@ def test_the_log_tail_is_served_as_text_and_drawn_escaped(
     html = client.get(f"/experiments/{experiment.id}").text
     assert "line 149" in by_id(html, "run-log").text and XSS not in html
     assert client.get("/experiments/999999/log").status_code == 404
+
+
+def test_the_workers_page_and_api_show_the_running_runs_readings(
+    client: TestClient, session: Session
+) -> None:
+    crud.see_worker(session=session, name="celery@gpu-1", hostname="gpu-1", pid=41, device="GPU")
+    experiment = make_experiment(session)
+    crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="gpu-1", device="GPU",
+        worker_name="celery@gpu-1",
+    )  # fmt: skip
+    gpu = GpuFigures(0, "NVIDIA H200", 87.0, 30 * 2**30, 140 * 2**30)
+    readings = Telemetry(**{**READINGS.as_json(), "gpus": (gpu,)})
+    crud.record_telemetry(
+        session=session, experiment_id=experiment.id, telemetry=readings.as_json()
+    )
+    session.commit()
+    html = client.get("/workers/live").text
+    shown = [e.text for e in elements(html) if "data-resources" in e.attrs]
+    assert shown == readings.describe()
+    assert shown[1] == "GPU 0 (NVIDIA H200) 87% · 30.0 GiB of 140.0 GiB"
+    [worker] = client.get("/api/workers").json()
+    assert worker["resources"] == shown

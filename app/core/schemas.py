@@ -368,6 +368,8 @@ class WorkerPublic(BaseModel):
     restarts: int  # by `cifarlab up`, after the worker died
     last_exit: str | None  # how it died the last time: "killed by SIGKILL"
     running: ExperimentSummary | None
+    # The running experiment's last heartbeat readings in words, one line per device.
+    resources: list[str] = []
 
 
 class HealthPublic(BaseModel):

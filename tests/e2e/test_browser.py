@@ -75,7 +75,8 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     )
     assert [t["name"] for t in traces] == ["train", "validation"]
     assert all(t["x"] == [1, 2] and None not in t["y"] for t in traces)
-    expect(page.locator("#progress")).to_contain_text("Epoch 2/2")
+    expect(page.locator("#phase")).to_have_text("finished")
+    expect(page.locator("#progress")).to_contain_text("2/2 epochs")
 
     wait_for(
         page,
