@@ -114,19 +114,20 @@ def record_model(lease: crud.Lease, model: keras.Model, phase: str) -> None:
     )
 
 
-def enter_phase(lease: crud.Lease, phase: RunPhase) -> None:
-    """Say what the attempt is doing now, for the page's progress line and the run's log."""
-    with session_scope() as session:
-        crud.set_run_phase(session=session, lease=lease, phase=phase)
-    logger.info("experiment %s: %s", lease.experiment_id, PHASE_WORDS[phase])
-
-
 PHASE_WORDS = {
     RunPhase.loading_data: "loading data",
     RunPhase.train: "training",
     RunPhase.fine_tune: "fine-tuning (phase 2)",
     RunPhase.evaluating: "evaluating on the test set",
 }
+"""How the run's log says each phase."""
+
+
+def enter_phase(lease: crud.Lease, phase: RunPhase) -> None:
+    """Say what the attempt is doing now, for the page's progress line and the run's log."""
+    with session_scope() as session:
+        crud.set_run_phase(session=session, lease=lease, phase=phase)
+    logger.info("experiment %s: %s", lease.experiment_id, PHASE_WORDS[phase])
 
 
 def start_phase(lease: crud.Lease, model: keras.Model, phase: str) -> None:

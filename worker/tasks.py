@@ -50,11 +50,11 @@ def heartbeat(lease: crud.Lease, interval_seconds: float) -> Iterator[None]:
             try:
                 with session_scope() as session:
                     crud.beat(session=session, lease=lease)
-                    # beat raised if the run is not this attempt's
-                    crud.record_telemetry(
-                        session=session, experiment_id=experiment_id,
-                        telemetry=readings.as_json(),
-                    )  # fmt: skip
+                    if readings is not None:  # beat raised if the run is not this attempt's
+                        crud.record_telemetry(
+                            session=session, experiment_id=experiment_id,
+                            telemetry=readings.as_json(),
+                        )  # fmt: skip
                     if memory is not None:
                         crud.record_memory(
                             session=session, experiment_id=experiment_id, memory=memory.as_json()

@@ -68,17 +68,33 @@ def _nvml() -> Any | None:
 
 class TelemetryReader:
     """One per run, read each heartbeat: psutil's CPU percentage compares with the previous
-    call, so the first reading has none."""
+    call, so the first reading has none. Never raises: the heartbeat that calls it is what
+    keeps the run from being reaped, so a reading that fails is logged and left out."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
         self.process.cpu_percent(None)  # the baseline the next reading compares with
         self.first = True
         self.nvml = _nvml()
-        count = self.nvml.nvmlDeviceGetCount() if self.nvml else 0
-        self.gpu_indices = visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), count)
+        self.gpu_indices: list[int] = []
+        if self.nvml is not None:
+            try:
+                count = self.nvml.nvmlDeviceGetCount()
+            except Exception:
+                logger.exception("NVML could not count the GPUs; no GPU figures")
+                self.nvml = None
+            else:
+                visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+                self.gpu_indices = visible_gpu_indices(visible, count)
 
-    def read(self) -> Telemetry:
+    def read(self) -> Telemetry | None:
+        try:
+            return self._read()
+        except Exception:  # psutil.Error, or an OS that hides a figure
+            logger.exception("could not read the CPU and memory figures")
+            return None
+
+    def _read(self) -> Telemetry:
         cpu = self.process.cpu_percent(None)
         memory = psutil.virtual_memory()
         gpus: tuple[GpuFigures, ...] = ()

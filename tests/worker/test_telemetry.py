@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import psutil
+import pytest
 
 from app.core.telemetry import GpuFigures, Telemetry
 from worker.telemetry import TelemetryReader, read_gpus, visible_gpu_indices
@@ -61,3 +62,17 @@ def test_cuda_visible_devices_picks_the_gpus() -> None:
     assert visible_gpu_indices("", 2) == [] == visible_gpu_indices("-1", 2)
     assert visible_gpu_indices("GPU-5f1c", 2) == [0, 1]  # UUIDs: not mapped, all shown
     assert visible_gpu_indices("3", 2) == []  # not on this machine
+
+
+def test_a_reading_that_fails_is_left_out_and_the_heartbeat_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reader = TelemetryReader()
+
+    def denied() -> None:
+        raise psutil.AccessDenied(pid=reader.process.pid)
+
+    monkeypatch.setattr(reader.process, "memory_info", denied)
+    assert reader.read() is None
+    monkeypatch.undo()
+    assert reader.read() is not None
