@@ -124,6 +124,25 @@
     });
   }
 
+  // The phase, the estimate and the resource readings: words the server wrote (run_outlook in
+  // app/web/experiment_sections.py), carried by progress events and an experiment event's outlook.
+  function updateOutlook(progress) {
+    document.getElementById("phase").textContent = progress.phase;
+    document.getElementById("progress-detail").textContent = progress.detail;
+    const remaining = document.getElementById("remaining");
+    remaining.hidden = !progress.remaining;
+    remaining.textContent = progress.remaining ? `\u00b7 ${progress.remaining}` : "";
+    const resources = document.getElementById("resources");
+    resources.hidden = !progress.resources.length;
+    resources.replaceChildren(
+      ...progress.resources.map((line) => {
+        const item = document.createElement("li");
+        item.textContent = line;
+        return item;
+      }),
+    );
+  }
+
   // A progress event, or the same fields of an experiment event; the status is the last one seen.
   function updateProgress(progress) {
     const { current_epoch: current, total_epochs: total, epoch_progress: fraction } = progress;
@@ -133,9 +152,6 @@
     box.dataset.currentEpoch = current;
     box.dataset.totalEpochs = total;
     box.dataset.epochProgress = fraction;
-    box.querySelector(".progress-epoch").textContent = `Epoch ${current}/${total}`;
-    box.querySelector(".progress-detail").textContent =
-      `${Math.round(fraction * 100)}% of this epoch \u00b7 ${Math.round(overall * 100)}% overall`;
     const track = box.querySelector(".progress-track");
     track.setAttribute("aria-valuenow", String(Math.round(overall * 100)));
     const fill = box.querySelector(".progress-fill");
@@ -174,12 +190,55 @@
     updateStatus(experiment.status);
     updateFacts(experiment);
     updateProgress(experiment);
+    updateOutlook(experiment.outlook);
     updateLayers(experiment.model_layers);
   }
 
   function onProgress(progress) {
     updateQueuePosition(progress.queue_position);
     updateProgress(progress);
+    updateOutlook(progress);
+  }
+
+  // The tail of the run's own log, fetched every few seconds while the run lasts; put in as
+  // text, so a line can never be markup.
+  function refreshLog() {
+    return fetch(page.logUrl, { headers: { Accept: "text/plain" } })
+      .then((response) => (response.ok ? response.text() : null))
+      .then((text) => {
+        if (text === null) return;
+        const box = document.getElementById("run-log");
+        box.textContent = text || box.dataset.empty;
+      })
+      .catch(() => {}); // the next poll tries again
+  }
+
+  function followLog() {
+    const timer = window.setInterval(() => {
+      if (FINISHED.includes(state.status)) window.clearInterval(timer);
+      refreshLog();
+    }, page.logPollMilliseconds);
+  }
+
+  // "Copy as CLI command": to the clipboard where the browser allows it; shown either way.
+  function setUpCopy() {
+    const button = document.getElementById("copy-cli");
+    if (!button) return;
+    const box = document.getElementById("cli-command");
+    const note = document.getElementById("cli-command-note");
+    button.addEventListener("click", () => {
+      const show = (text) => {
+        note.textContent = text;
+        box.hidden = false;
+      };
+      const copying = navigator.clipboard
+        ? navigator.clipboard.writeText(button.dataset.command)
+        : Promise.reject(new Error("no clipboard"));
+      copying.then(
+        () => show("Copied to the clipboard: the command that launches this experiment again."),
+        () => show("Copy this command to launch the experiment again:"),
+      );
+    });
   }
 
   // The dashed "fine-tuning" line, drawn where the phase changes while the page watches;
@@ -248,5 +307,9 @@
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));
   }
 
-  if (!page.finished) follow();
+  setUpCopy();
+  if (!page.finished) {
+    follow();
+    followLog();
+  }
 })(window.cifarlab);

@@ -18,7 +18,16 @@ from app.core.schemas import EpochMetricPublic
 from app.web.routes import events
 from tests.support.factories import CIFAR10_CLASSES, claim, finished_experiment, make_experiment
 
-PROGRESS_KEYS = {"current_epoch", "total_epochs", "epoch_progress", "queue_position"}
+PROGRESS_KEYS = {
+    "current_epoch",
+    "total_epochs",
+    "epoch_progress",
+    "queue_position",
+    "phase",
+    "detail",
+    "remaining",
+    "resources",
+}
 
 
 def parse_events(text: str) -> list[dict[str, str]]:
@@ -123,7 +132,9 @@ def test_stream_follows_a_running_experiment_to_the_end(
     ]  # fmt: skip
     progress = seen[1][1]
     assert progress == {"current_epoch": 1, "total_epochs": 2, "epoch_progress": 0.5,
-                        "queue_position": None}  # fmt: skip
+                        "queue_position": None, "phase": "starting",
+                        "detail": "0/2 epochs · 25% overall", "remaining": None,
+                        "resources": []}  # fmt: skip
     assert seen[2][1]["epoch_progress"] == 1.0  # the epoch's end
     assert "So far" in seen[4][1]["html"]
     assert seen[5][1]["status"] == "cancelled"
@@ -174,7 +185,9 @@ def test_a_queued_experiment_moves_up_by_progress_events(session: Session) -> No
     with statements() as sent:
         moved = parse_chunks(events.poll(second.id, state) or [])
     assert moved == [("progress", {"current_epoch": 0, "total_epochs": 2, "epoch_progress": 0.0,
-                                   "queue_position": 1})]  # fmt: skip
+                                   "queue_position": 1, "phase": "queued",
+                                   "detail": "0/2 epochs · 0% overall", "remaining": None,
+                                   "resources": []})]  # fmt: skip
     assert len(sent) == 1
     assert set(moved[0][1]) == PROGRESS_KEYS
 

@@ -271,7 +271,8 @@ def test_experiment_page_renders_facts_charts_and_report(
     assert "hidden" in by_id(html, "error").attrs
     progress = by_id(html, "progress")
     assert (progress.attrs["data-current-epoch"], progress.attrs["data-total-epochs"]) == ("2", "2")
-    assert "Epoch 2/2" in html
+    assert by_id(html, "phase").text == "finished"
+    assert by_id(html, "progress-detail").text == "2/2 epochs · 100% overall"
     assert by_id(html, "accuracy-chart") and by_id(html, "loss-chart")
     figures = _figures(html)
     assert [trace["y"] for trace in figures["accuracy-chart"]["data"]] == [

@@ -112,6 +112,10 @@ class ExperimentRecorder(keras.callbacks.Callback):
             else None,
         }
         numbers = {k: None if v is None else float(v) for k, v in values.items()}
+        logger.info(
+            "experiment %s: epoch %s (%s) %s", self.lease.experiment_id, epoch + 1, self.phase,
+            " ".join(f"{k} {v:.4g}" for k, v in numbers.items() if v is not None),
+        )  # fmt: skip
         with session_scope() as session:
             cancel = crud.record_epoch(
                 session=session,

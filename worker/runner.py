@@ -14,6 +14,7 @@ import tensorflow as tf
 from app.core import crud
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.run_phase import RunPhase
 from app.core.schemas import ExperimentSpec
 from worker.builders import build_model, load_warm_start
 from worker.checkpoints import Checkpoint, ResumePoint, save_model_beside
@@ -113,6 +114,28 @@ def record_model(lease: crud.Lease, model: keras.Model, phase: str) -> None:
     )
 
 
+PHASE_WORDS = {
+    RunPhase.loading_data: "loading data",
+    RunPhase.train: "training",
+    RunPhase.fine_tune: "fine-tuning (phase 2)",
+    RunPhase.evaluating: "evaluating on the test set",
+}
+"""How the run's log says each phase."""
+
+
+def enter_phase(lease: crud.Lease, phase: RunPhase) -> None:
+    """Say what the attempt is doing now, for the page's progress line and the run's log."""
+    with session_scope() as session:
+        crud.set_run_phase(session=session, lease=lease, phase=phase)
+    logger.info("experiment %s: %s", lease.experiment_id, PHASE_WORDS[phase])
+
+
+def start_phase(lease: crud.Lease, model: keras.Model, phase: str) -> None:
+    """A training phase begins: its phase, then the model summary as it trains in it."""
+    enter_phase(lease, RunPhase(phase))
+    record_model(lease, model, phase)
+
+
 def seed_everything(seed: int) -> None:
     """Python's, NumPy's and TensorFlow's generators, and deterministic kernels on a CPU: a
     seeded run repeats itself, and a resumed one matches an uninterrupted one. On a GPU some
@@ -133,6 +156,7 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
     policy = precision_policy(hp)
     keras.mixed_precision.set_global_policy(policy)
     logger.info("experiment %s: %s precision on %s", experiment_id, policy, describe_device())
+    enter_phase(lease, RunPhase.loading_data)
     dataset = load_cifar10(source=settings.cifar10_path, cache_dir=settings.dataset_cache_dir)
     training, test = prepare_data(spec, dataset)
     checkpoint = Checkpoint(settings.experiment_dir(experiment_id))
@@ -147,7 +171,7 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
         lease=lease, model=model, spec=spec, data=training, checkpoint=checkpoint, start=start,
         best_weights=best, pruner=TrialPruner.for_experiment(experiment_id),
     )  # fmt: skip
-    trainer.run(on_phase_start=lambda m, phase: record_model(lease, m, phase))
+    trainer.run(on_phase_start=lambda m, phase: start_phase(lease, m, phase))
     if trainer.cancelled:
         return RunOutcome(cancelled=True)
     if trainer.pruned:
@@ -156,6 +180,7 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
         with holding(lease):
             checkpoint.clear()
         return RunOutcome(cancelled=False, pruned=trainer.pruned)
+    enter_phase(lease, RunPhase.evaluating)
     test_batches = make_dataset(
         test.x_test, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
         shuffle=False, seed=hp.seed,

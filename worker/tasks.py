@@ -18,7 +18,7 @@ from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
 from app.core import crud
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.db import session_scope, unpooled_session_scope
 from app.core.interruptions import describe_death, settle
 from app.core.memory import MemoryFigures, read_memory
@@ -26,6 +26,8 @@ from app.core.models import Status
 from app.core.queue import TRAIN_TASK
 from app.core.schemas import parse_spec
 from worker.celery_app import app
+from worker.run_log import run_log
+from worker.telemetry import TelemetryReader
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +37,25 @@ def heartbeat(lease: crud.Lease, interval_seconds: float) -> Iterator[None]:
     """Beats from a thread while the block runs: data loading, graph tracing and evaluation
     write no epochs, yet the experiment must not look lost. Each beat also records memory,
     which the message quotes if the process is killed (the OOM killer sends SIGKILL). Stops
-    beating once the attempt has lost the run (training notices on its own next write)."""
+    beating once the attempt has lost the run (training notices on its own next write). Each
+    beat also records the CPU, memory and GPU readings the experiment page shows."""
     stop = threading.Event()
     experiment_id = lease.experiment_id
 
     def beat() -> None:
+        telemetry = TelemetryReader()
         while not stop.wait(interval_seconds):
             memory = read_memory()
+            readings = telemetry.read()
             try:
                 with session_scope() as session:
                     crud.beat(session=session, lease=lease)
-                    if memory is not None:  # beat raised if the run is not this attempt's
+                    if readings is not None:  # beat raised if the run is not this attempt's
+                        crud.record_telemetry(
+                            session=session, experiment_id=experiment_id,
+                            telemetry=readings.as_json(),
+                        )  # fmt: skip
+                    if memory is not None:
                         crud.record_memory(
                             session=session, experiment_id=experiment_id, memory=memory.as_json()
                         )
@@ -122,6 +132,17 @@ def train(self: Any, experiment_id: int) -> str:
     if lease is None or spec_data is None:
         logger.info("experiment %s is not queued any more; skipping", experiment_id)
         return "skipped"
+    with run_log(settings, experiment_id):
+        ended = _run(lease, spec_data, settings)
+        logger.info("experiment %s: attempt %s ended %s", experiment_id, lease.attempt, ended)
+    return ended
+
+
+def _run(lease: crud.Lease, spec_data: dict[str, Any], settings: Settings) -> str:
+    """The claimed attempt, from training to how it ended."""
+    from worker import runner
+
+    experiment_id = lease.experiment_id
     try:
         with heartbeat(lease, settings.heartbeat_interval_seconds):
             outcome = runner.run_experiment(

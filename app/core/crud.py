@@ -373,6 +373,8 @@ def claim_experiment(
             device=device,
             attempts=Experiment.attempts + 1,
             error=None,
+            run_phase=None,
+            telemetry=None,
         )
         .returning(Experiment.attempts)
     )
@@ -648,6 +650,24 @@ def record_memory(*, session: Session, experiment_id: int, memory: dict[str, Any
     )
 
 
+def record_telemetry(*, session: Session, experiment_id: int, telemetry: dict[str, Any]) -> None:
+    """The heartbeat's CPU, memory and GPU readings (``app.core.telemetry.Telemetry``), shown
+    while the run lasts; written after the heartbeat's fenced beat, like the memory."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        .values(telemetry=telemetry)
+    )
+
+
+def set_run_phase(*, session: Session, lease: Lease, phase: str) -> bool:
+    """What the attempt is doing now (``app.core.run_phase.RunPhase``), fenced like every
+    write of the attempt (``_write_held``); returns whether a cancel was requested."""
+    return _write_held(
+        session=session, lease=lease, values={"run_phase": phase, "heartbeat_at": utcnow()}
+    )
+
+
 def _queued_before(
     experiment_id: ColumnElement[int] | InstrumentedAttribute[int] | int,
 ) -> Select[int]:
@@ -673,9 +693,10 @@ _LIVE_EPOCH_COLUMNS = tuple(getattr(EpochMetric, name) for name in EpochMetricPu
 
 def read_live(*, session: Session, experiment_id: int, after_epoch: int) -> Sequence[Row[Any]]:
     """What the live page follows, in one statement (one consistent snapshot): the status,
-    attempt and model size (a change means the page redraws its facts), the progress and place
-    in the queue, whether the evaluation exists, and the epochs after ``after_epoch``, one
-    row each (one row with ``epoch`` None when there are none). No rows: no such experiment."""
+    attempt and model size (a change means the page redraws its facts), the progress, phase,
+    resource readings and place in the queue, whether the evaluation exists, and the epochs
+    after ``after_epoch``, one row each (one row with ``epoch`` None when there are none).
+    No rows: no such experiment."""
     position = case(
         (Experiment.status == Status.queued,
          _queued_before(Experiment.id).scalar_subquery() + 1),
@@ -688,6 +709,7 @@ def read_live(*, session: Session, experiment_id: int, after_epoch: int) -> Sequ
         select(
             Experiment.status, Experiment.attempts, Experiment.parameters,
             Experiment.current_epoch, Experiment.total_epochs, Experiment.epoch_progress,
+            Experiment.run_phase, Experiment.telemetry,
             position.label("queue_position"), evaluated.label("has_evaluation"),
             *_LIVE_EPOCH_COLUMNS,
         )

@@ -246,6 +246,11 @@ class Experiment(Base):
     # Wall time inside epochs (the sum of the epoch rows' seconds): queueing, idle time between
     # attempts, data loading and evaluation are not training.
     training_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    # What the running attempt is doing (app.core.run_phase.RunPhase: loading data, an
+    # epoch of a phase, evaluating); None before a worker has said.
+    run_phase: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The heartbeat's last CPU, memory and GPU readings (app.core.telemetry.Telemetry as JSON).
+    telemetry: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     @property
     def wall_clock_seconds(self) -> float | None:

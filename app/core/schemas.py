@@ -185,6 +185,10 @@ def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
 
 class ExperimentPublic(ExperimentSummary):
     model_layers: list[dict[str, Any]] | None
+    # What a running attempt is doing ("loading_data", "train", "fine_tune", "evaluating").
+    run_phase: str | None = None
+    # The last heartbeat's CPU, memory and GPU readings (app.core.telemetry.Telemetry).
+    telemetry: dict[str, Any] | None = None
 
 
 class TimeToAccuracyPublic(BaseModel):
@@ -364,6 +368,8 @@ class WorkerPublic(BaseModel):
     restarts: int  # by `cifarlab up`, after the worker died
     last_exit: str | None  # how it died the last time: "killed by SIGKILL"
     running: ExperimentSummary | None
+    # The running experiment's last heartbeat readings in words, one line per device.
+    resources: list[str] = []
 
 
 class HealthPublic(BaseModel):

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import utcnow
+from app.core.telemetry import describe_telemetry
 
 WORKER_ONLINE_SECONDS = 60
 
 
 def list_online(session: Session) -> list[dict[str, Any]]:
-    """Workers seen in the last minute, their device, and what each is running."""
+    """Workers seen in the last minute, their device, what each is running and that run's
+    last resource readings in words (CPU, memory, GPUs)."""
     seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
     workers = crud.online_workers(session=session, seen_since=seen_since)
     running = crud.running_on(session=session, worker_names=[w.name for w in workers])
@@ -24,6 +26,7 @@ def list_online(session: Session) -> list[dict[str, Any]]:
             "name": w.name, "hostname": w.hostname, "pid": w.pid, "device": w.device,
             "started_at": w.started_at, "last_seen_at": w.last_seen_at,
             "restarts": w.restarts, "last_exit": w.last_exit, "running": running.get(w.name),
+            "resources": describe_telemetry(running[w.name].telemetry) if w.name in running else [],
         }
         for w in workers
     ]  # fmt: skip

@@ -10,9 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.core.crud import EpochRow
-from app.core.models import Experiment
+from app.core.models import Experiment, Status
+from app.core.run_phase import (
+    TRAINING_PHASES,
+    TimedEpoch,
+    describe_phase,
+    describe_remaining,
+    remaining_seconds,
+)
 from app.core.schemas import EpochMetricPublic, EvaluationPublic
+from app.core.telemetry import describe_telemetry
 from app.core.time_to_accuracy import time_to_accuracy
 from app.services.comparison import Run, Scored, diagnostics
 from app.web.charts import (
@@ -90,3 +100,66 @@ def render_evaluation(experiment: Experiment) -> str | None:
         return None
     context = evaluation_context(evaluation, experiment)
     return templates.env.get_template("_evaluation.html").render(context)
+
+
+class Outlook(BaseModel):
+    """The progress card's words: the phase ("epoch 3/20", "evaluating"), about how long is
+    left once an epoch of the phase has ended, and the last heartbeat's CPU, memory and GPU
+    readings while the run lasts. The page draws it and the live stream's ``progress`` events
+    carry it, from the same function."""
+
+    phase: str
+    detail: str = ""
+    remaining: str | None = None
+    resources: list[str] = []
+
+
+def evaluation_images(spec: dict[str, Any]) -> int:
+    """Test images the evaluation predicts: twice the test set with flip test-time
+    augmentation."""
+    hyperparameters = spec.get("hyperparameters") or {}
+    images = int(hyperparameters.get("test_size") or 0)
+    return images * (2 if hyperparameters.get("test_time_augmentation") == "flip" else 1)
+
+
+def run_outlook(
+    *,
+    status: Status,
+    run_phase: str | None,
+    current_epoch: int,
+    total_epochs: int,
+    epoch_progress: float,
+    epochs: Sequence[TimedEpoch],
+    evaluation_images: int,
+    telemetry: dict[str, Any] | None,
+) -> Outlook:
+    running = status == Status.running
+    done = current_epoch - 1 + epoch_progress if current_epoch > 0 else 0.0
+    overall = (
+        1.0
+        if status == Status.succeeded
+        else min(done / total_epochs, 1.0)
+        if total_epochs
+        else 0.0
+    )
+    if running and run_phase in TRAINING_PHASES:
+        detail = f"{round(epoch_progress * 100)}% of this epoch · {round(overall * 100)}% overall"
+    else:
+        completed = current_epoch if epoch_progress >= 1 else max(current_epoch - 1, 0)
+        detail = f"{completed}/{total_epochs} epochs · {round(overall * 100)}% overall"
+    seconds = remaining_seconds(
+        status=status, run_phase=run_phase, epochs=epochs, current_epoch=current_epoch,
+        epoch_progress=epoch_progress, total_epochs=total_epochs,
+        evaluation_images=evaluation_images,
+    )  # fmt: skip
+    return Outlook(
+        phase=describe_phase(
+            status=status,
+            run_phase=run_phase,
+            current_epoch=current_epoch,
+            total_epochs=total_epochs,
+        ),  # fmt: skip
+        detail=detail,
+        remaining=describe_remaining(seconds),
+        resources=describe_telemetry(telemetry) if running else [],
+    )

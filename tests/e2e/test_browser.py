@@ -75,7 +75,11 @@ def test_launch_from_the_form_and_watch_it_train(stack: Stack, page: Page) -> No
     )
     assert [t["name"] for t in traces] == ["train", "validation"]
     assert all(t["x"] == [1, 2] and None not in t["y"] for t in traces)
-    expect(page.locator("#progress")).to_contain_text("Epoch 2/2")
+    expect(page.locator("#phase")).to_have_text("finished")
+    expect(page.locator("#progress")).to_contain_text("2/2 epochs")
+    # The worker's own lines for this run, from its log file, fetched by the page.
+    expect(page.locator("#run-log")).to_contain_text(f"experiment {experiment_id}: loading data")
+    expect(page.locator("#run-log")).to_contain_text("ended succeeded")
 
     wait_for(
         page,

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request
@@ -38,7 +38,13 @@ from app.core.schemas import (
 )
 from app.services import quotas
 from app.web.auth import viewer
-from app.web.experiment_sections import evaluation_of, render_diagnostics, render_evaluation
+from app.web.experiment_sections import (
+    evaluation_images,
+    evaluation_of,
+    render_diagnostics,
+    render_evaluation,
+    run_outlook,
+)
 
 router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
@@ -48,13 +54,25 @@ RETRY_MILLISECONDS = 2000
 
 
 class ProgressEvent(BaseModel):
-    """The ``progress`` event: how far the run is (or its place in the queue), sent whenever
-    that moves, without the rest of the experiment."""
+    """The ``progress`` event: how far the run is (or its place in the queue), what it is
+    doing, about how long it has left and its resource readings (``Outlook``), sent whenever
+    any of that moves, without the rest of the experiment."""
 
     current_epoch: int
     total_epochs: int
     epoch_progress: float
     queue_position: int | None
+    phase: str = ""
+    detail: str = ""
+    remaining: str | None = None
+    resources: list[str] = []
+
+
+class ExperimentEvent(ExperimentPublic):
+    """The ``experiment`` event: the whole experiment, and its progress in words as a
+    ``progress`` event would carry it."""
+
+    outlook: ProgressEvent
 
 
 class SectionEvent(BaseModel):
@@ -84,6 +102,8 @@ class Tick:
     run: LiveRun
     facts: Facts
     progress: ProgressEvent
+    run_phase: str | None
+    telemetry: dict[str, Any] | None
     has_evaluation: bool
     epochs: list[EpochMetricPublic]
 
@@ -98,6 +118,7 @@ class StreamState:
     evaluation: EvaluationPublic | None = None
     facts: Facts | None = None
     progress: ProgressEvent | None = None
+    evaluation_images: int = 0
     evaluation_sent: bool = False
     finished: bool = False
     last_send: float = field(default_factory=time.monotonic)
@@ -117,7 +138,14 @@ def read_tick(experiment_id: int, after_epoch: int) -> Tick | None:
     return Tick(
         run=LiveRun(id=experiment_id, status=first.status, total_epochs=first.total_epochs),
         facts=(first.status, first.attempts, first.parameters),
-        progress=ProgressEvent.model_validate(first, from_attributes=True),
+        progress=ProgressEvent(  # not from the row: its "phase" is the epoch row's
+            current_epoch=first.current_epoch,
+            total_epochs=first.total_epochs,
+            epoch_progress=first.epoch_progress,
+            queue_position=first.queue_position,
+        ),  # fmt: skip
+        run_phase=first.run_phase,
+        telemetry=first.telemetry,
         has_evaluation=bool(first.has_evaluation),
         epochs=[EpochMetricPublic.model_validate(row) for row in rows if row.epoch is not None],
     )
@@ -152,10 +180,23 @@ def format_event(event: str, data: str, event_id: int | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def with_outlook(
+    progress: ProgressEvent, tick: Tick, epochs: list[EpochMetricPublic], state: StreamState
+) -> ProgressEvent:
+    """``progress`` with the run's phase, estimate and readings, from every epoch row the
+    stream holds (those of this tick included)."""
+    outlook = run_outlook(
+        status=tick.run.status, run_phase=tick.run_phase, current_epoch=progress.current_epoch,
+        total_epochs=progress.total_epochs, epoch_progress=progress.epoch_progress,
+        epochs=epochs, evaluation_images=state.evaluation_images, telemetry=tick.telemetry,
+    )  # fmt: skip
+    return progress.model_copy(update=outlook.model_dump())
+
+
 def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str] | None:
-    """What this tick adds to what the client has: ``experiment`` (facts changed) or
-    ``progress``, new ``epoch`` rows, ``diagnostics`` after new epochs and at the end, then
-    ``evaluation`` once. None when the experiment is gone."""
+    """What this tick adds to what the client has: ``experiment`` (facts changed), then
+    ``progress`` when it moved, new ``epoch`` rows, ``diagnostics`` after new epochs and at
+    the end, then ``evaluation`` once. None when the experiment is gone."""
     events = []
     evaluation_html = None
     wants_evaluation = tick.has_evaluation and not state.evaluation_sent
@@ -168,13 +209,17 @@ def tick_events(experiment_id: int, tick: Tick, state: StreamState) -> list[str]
         state.evaluation = evaluation or state.evaluation
         if facts_changed:
             state.facts = tick.facts
+            state.evaluation_images = evaluation_images(experiment.spec)
             experiment.queue_position = tick.progress.queue_position
             # The page takes its progress from this (read after the tick, so maybe newer).
-            state.progress = ProgressEvent.model_validate(experiment, from_attributes=True)
-            events.append(format_event("experiment", experiment.model_dump_json()))
-    if not facts_changed and tick.progress != state.progress:
-        state.progress = tick.progress
-        events.append(format_event("progress", tick.progress.model_dump_json()))
+            base = ProgressEvent.model_validate(experiment, from_attributes=True)
+            state.progress = with_outlook(base, tick, [*state.epochs, *tick.epochs], state)
+            sent = ExperimentEvent(**experiment.model_dump(), outlook=state.progress)
+            events.append(format_event("experiment", sent.model_dump_json()))
+    progress = with_outlook(tick.progress, tick, [*state.epochs, *tick.epochs], state)
+    if not facts_changed and progress != state.progress:
+        state.progress = progress
+        events.append(format_event("progress", progress.model_dump_json()))
     sent_epoch = False
     for epoch in tick.epochs:
         state.epochs.append(epoch)
@@ -283,9 +328,12 @@ async def experiment_events(
     """Live updates as server-sent events, each ``data`` one JSON object:
 
     - ``experiment``: the whole experiment (as GET /api/experiments/{id}) when its status,
-      attempt or model changes, and first;
-    - ``progress``: ``{"current_epoch", "total_epochs", "epoch_progress", "queue_position"}``
-      whenever it moves;
+      attempt or model changes, and first, with ``outlook``: its progress as a ``progress``
+      event carries it;
+    - ``progress``: ``{"current_epoch", "total_epochs", "epoch_progress", "queue_position",
+      "phase", "detail", "remaining", "resources"}`` whenever it moves
+      (``phase`` in words, "epoch 3/20" or "evaluating"; ``remaining`` "about 4 min left" or
+      null; ``resources`` the last heartbeat's CPU, memory and GPU readings, one line each);
     - ``epoch``: one new epoch row (as in GET /api/experiments/{id}/metrics), ``id`` = its
       number;
     - ``diagnostics``: ``{"html"}``, the page's diagnostics section, after new epochs and at

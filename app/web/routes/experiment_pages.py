@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from app.core import crud
+from app.core.cli_command import launch_command
+from app.core.config import get_settings
 from app.core.models import Experiment, Status
+from app.core.run_log import TAIL_LINES, run_log_path, tail
 from app.core.schemas import EpochMetricPublic, ExperimentPublic, RowId
 from app.web.charts import (
     LIVE_TRACES,
@@ -26,14 +29,19 @@ from app.web.deps import SessionDep
 from app.web.experiment_sections import (
     diagnostics_context,
     evaluation_context,
+    evaluation_images,
     evaluation_of,
     render_diagnostics,
     render_evaluation,
+    run_outlook,
 )
 from app.web.forms import spec_groups, study_preset
 from app.web.templating import FRAGMENT_VIEWER, PageViewerDep, not_found, page_router, templates
 
 router = page_router()
+
+LOG_POLL_MILLISECONDS = 3000
+"""How often a live page fetches its run's log tail."""
 
 
 def mean_and_last(values: Sequence[float | None]) -> tuple[float, float] | None:
@@ -73,6 +81,8 @@ def _page_data(
         "boundaryMarks": boundary_marks(0),
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
+        "logUrl": f"/experiments/{experiment.id}/log",
+        "logPollMilliseconds": LOG_POLL_MILLISECONDS,
         "traces": {f"{chart.replace('_', '-')}-chart": keys for chart, keys in LIVE_TRACES.items()},
     }
 
@@ -104,8 +114,17 @@ def experiment_page(
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
     epochs = [EpochMetricPublic.model_validate(row) for row in rows]
     evaluation = evaluation_of(experiment)
+    outlook = run_outlook(
+        status=public.status, run_phase=public.run_phase, current_epoch=public.current_epoch,
+        total_epochs=public.total_epochs, epoch_progress=public.epoch_progress, epochs=epochs,
+        evaluation_images=evaluation_images(public.spec), telemetry=public.telemetry,
+    )  # fmt: skip
     context = {
         "experiment": public,
+        "outlook": outlook,
+        "cli_command": launch_command(public.spec),
+        "log_lines": tail(run_log_path(get_settings(), experiment_id)),
+        "log_tail_lines": TAIL_LINES,
         "can_modify": can_modify,
         "spec_groups": spec_groups(public.model, public.spec.get("hyperparameters", {})),
         "study": study_preset(public.tags),
@@ -137,3 +156,13 @@ def diagnostics_panel(session: SessionDep, experiment_id: RowId) -> Response:
         return HTMLResponse('<p class="muted">No such experiment.</p>', status_code=404)
     rows = crud.list_epochs(session=session, experiment_id=experiment_id)
     return HTMLResponse(render_diagnostics(experiment, rows, experiment.evaluation))
+
+
+@router.get("/experiments/{experiment_id}/log", dependencies=FRAGMENT_VIEWER)
+def run_log_tail(session: SessionDep, experiment_id: RowId) -> Response:
+    """The last lines of the run's own log (``app.core.run_log``) as plain text, which the page
+    puts in as text (never markup); who may see the page may see its log."""
+    if crud.get_experiment(session=session, experiment_id=experiment_id) is None:
+        return PlainTextResponse(f"Experiment {experiment_id} does not exist.", status_code=404)
+    lines = tail(run_log_path(get_settings(), experiment_id))
+    return PlainTextResponse("\n".join(lines), headers={"Cache-Control": "no-store"})
