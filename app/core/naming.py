@@ -8,12 +8,10 @@ settings keep their field names, so a name is also the ``--set`` that reproduces
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from app.core.presets import PRESETS
+from app.core.presets import changes
 from app.core.schemas import ExperimentSpec, parse_spec
-from app.core.zoo import MODELS
 
 SEPARATOR = " · "
 MAX_NAME_CHARS = 120
@@ -29,25 +27,14 @@ def _text(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def _starting_point(spec: ExperimentSpec) -> tuple[str, Mapping[str, Any]]:
-    """The preset the spec came from (presets tag their runs with their id) when it trains
-    the same model, else the model's defaults: its label and its hyperparameters."""
-    for tag in spec.tags:
-        preset = PRESETS.get(tag)
-        if preset is not None and preset.spec.model == spec.model:
-            return preset.name, preset.spec.hyperparameters.model_dump(mode="json")
-    return spec.model, MODELS[spec.model].hyperparameters().model_dump(mode="json")
-
-
 def derived_name(spec: ExperimentSpec) -> str:
     """``start · key=value ...``: the settings that differ from the preset or the model's
     defaults, in the order the model declares them; just ``start`` when none does. Cut at a
     whole setting, with "…", to ``MAX_NAME_CHARS``."""
-    start, base = _starting_point(spec)
-    values = spec.hyperparameters.model_dump(mode="json")
-    changes = [f"{key}={_text(value)}" for key, value in values.items() if base.get(key) != value]
-    name = start
-    for index, change in enumerate(changes):
+    changed = changes(spec)
+    name = changed.preset.name if changed.preset is not None else spec.model
+    settings = [f"{key}={_text(value)}" for key, value in changed.settings.items()]
+    for index, change in enumerate(settings):
         joined = f"{name}{SEPARATOR if index == 0 else ' '}{change}"
         if len(joined) > MAX_NAME_CHARS - 2:
             return f"{name} …"

@@ -119,3 +119,35 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }  # fmt: skip
+
+
+class Changes(BaseModel):
+    """What a spec changed from where it started: the preset it was launched from (``None``:
+    the model's defaults) and the hyperparameters that differ from it, in declared order."""
+
+    preset: Preset | None
+    settings: dict[str, Any]
+
+
+def source_preset(spec: ExperimentSpec) -> Preset | None:
+    """The preset a spec was launched from: same model, and one of its tags is the preset's
+    id (a preset launch writes its kind and id as tags; edits may drop the kind)."""
+    for tag in spec.tags:
+        preset = PRESETS.get(tag)
+        if preset is not None and preset.spec.model == spec.model:
+            return preset
+    return None
+
+
+def changes(spec: ExperimentSpec) -> Changes:
+    """The settings the spec changed from its preset, or from the model's defaults; the
+    derived run name and the experiment page's CLI command are both built from it."""
+    preset = source_preset(spec)
+    if preset is not None:
+        base = preset.spec.hyperparameters.model_dump(mode="json")
+    else:
+        defaults = parse_spec({"name": "defaults", "model": spec.model, "hyperparameters": {}})
+        base = defaults.hyperparameters.model_dump(mode="json")
+    values = spec.hyperparameters.model_dump(mode="json")
+    settings = {key: value for key, value in values.items() if base.get(key) != value}
+    return Changes(preset=preset, settings=settings)
