@@ -377,7 +377,8 @@ def test_curves_carry_each_points_epoch_and_training_minutes_for_the_controls() 
     for trace in loss["data"]:
         assert trace["customdata"] == [[1, 0.5], [2, 0.5], [3, 2.0]]
     assert [trace["meta"]["kind"] for trace in loss["data"]] == ["train", "validation"]
-    assert loss["layout"]["meta"]["curveControls"] == {"smooth": True, "logY": True, "time": True}
+    controls = loss["layout"]["meta"]["curveControls"]
+    assert (controls["smooth"], controls["logY"], controls["time"]) == (True, True, True)
     accuracy = curves_figure(rows, "accuracy")
     assert accuracy["layout"]["meta"]["curveControls"]["logY"] is False
     rate = learning_rate_figure(rows, None)

@@ -72,11 +72,21 @@ def curve_controls(*, smooth: bool, log_y: bool) -> dict[str, Any]:
     """``layout.meta`` of a figure whose curves static/curve_controls.js may smooth, put on
     a log axis, or draw against training time: each trace gives every point's epoch and
     cumulative training minutes as ``customdata`` ``[epoch, minutes]``."""
-    return {"curveControls": {"smooth": smooth, "logY": log_y, "time": True}}
+    return {
+        "curveControls": {
+            "smooth": smooth,
+            "logY": log_y,
+            "time": True,
+            "timeTitle": TIME_AXIS_TITLE,
+        }
+    }
 
 
-def _timed(epoch: int, minutes: float | None) -> list[Any]:
-    return [epoch, None if minutes is None else round(minutes, 4)]
+def with_metrics_url(figure: dict[str, Any], url: str) -> dict[str, Any]:
+    """Where the page reads the seconds of epochs that arrive live (the stream gives the
+    chart only each epoch's values), to place them when x is training time."""
+    figure["layout"]["meta"]["curveControls"]["metricsUrl"] = url
+    return figure
 
 
 class _Timing:
@@ -93,7 +103,7 @@ def epoch_minutes(epochs: Sequence[EpochMetricPublic | Mapping[str, Any]]) -> li
     ``customdata``: the x of each point when the page draws against training time."""
     rows = [_Timing(row) if isinstance(row, Mapping) else row for row in epochs]
     elapsed = elapsed_seconds(rows)
-    return [_timed(row.epoch, elapsed[row.epoch] / 60) for row in rows]
+    return [[row.epoch, elapsed[row.epoch] / 60] for row in rows]
 
 
 def _value(row: EpochMetricPublic | Mapping[str, Any], key: str) -> Any:
@@ -446,9 +456,12 @@ def _meta(experiment_id: int, kind: str) -> dict[str, Any]:
     return {"experiment": experiment_id, "kind": kind}
 
 
-COMPARE_LEGEND = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"}
+COMPARE_LEGEND = {
+    "orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
+}  # fmt: skip
 """Run names under the plot, one entry per experiment (its legend group): a click hides all
-of that run's traces on the chart."""
+of that run's traces on the chart. ``LEGEND_MARGIN`` keeps the axis title clear of it."""
+LEGEND_MARGIN = {"l": 56, "r": 16, "t": 48, "b": 84}
 
 
 _MINUTES_HOVER = ", %{customdata[1]:.1f} min"
@@ -463,6 +476,7 @@ def _compare_layout(title: str, longest: int, yaxis: dict[str, Any]) -> dict[str
         yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
         showlegend=True,
         legend=COMPARE_LEGEND,
+        margin=LEGEND_MARGIN,
         hovermode="closest",
     )
     if not longest:
@@ -544,7 +558,7 @@ def _phase_trace(
 
 def _timed_curve(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """``[epoch, minutes]`` per compared curve point (from its ``training_seconds``)."""
-    return [_timed(int(row["epoch"]), row["training_seconds"] / 60) for row in rows]
+    return [[int(row["epoch"]), row["training_seconds"] / 60] for row in rows]
 
 
 def _experiment_curves(
@@ -656,6 +670,7 @@ def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
         },
         showlegend=True,
         legend=COMPARE_LEGEND,
+        margin=LEGEND_MARGIN,
         hovermode="closest",
     )
     if not data:
