@@ -16,10 +16,14 @@ window.cifarlab = window.cifarlab || {};
     return { ...PLOT_CONFIG, ...(figure.config || {}) };
   }
 
-  // Plotly.react updates a chart in place (keeping zoom), or draws it the first time.
+  // Plotly.react updates a chart in place (keeping zoom), or draws it the first time. Curve
+  // figures go through the page's curve controls (curve_controls.js) where it has them.
   function draw(target, figure) {
     const fresh = !target.data;
-    const drawn = Plotly.react(target, figure.data, figure.layout, plotConfig(figure));
+    const controls = cifarlab.curveControls;
+    const shown = controls ? controls.prepare(target, figure) : figure;
+    const drawn = Plotly.react(target, shown.data, shown.layout, plotConfig(figure));
+    if (controls) drawn.then(() => controls.watch(target));
     if (fresh && target.dataset.gallery && cifarlab.attachGallery) {
       drawn.then(() => cifarlab.attachGallery(target));
     }

@@ -9,7 +9,10 @@ import pytest
 
 from app.core.schemas import EpochMetricPublic
 from app.web.charts import (
+    A_BETTER_COLOR,
+    B_BETTER_COLOR,
     LIVE_TRACES,
+    PALETTE,
     boundary_marks,
     class_rows,
     comparison_confusion_figures,
@@ -18,6 +21,7 @@ from app.web.charts import (
     confusion_matrix_figure,
     curves_figure,
     difference_figure,
+    experiment_color,
     fine_tune_start,
     gap_figure,
     learning_rate_figure,
@@ -225,17 +229,27 @@ def test_a_normalised_matrix_keeps_counts_for_hover_and_shows_shares() -> None:
     assert (counts["z"], counts["zmax"]) == ([[3, 1], [1, 1]], 40)
 
 
-def test_difference_is_a_minus_b_on_a_scale_centred_on_zero() -> None:
-    first, second = [[8, 2], [1, 9]], [[5, 5], [3, 7]]
+def test_difference_colours_mean_a_better_on_and_off_the_diagonal() -> None:
+    """A gets cats right 8 times to B's 5 (diagonal: A better) and calls a cat a dog 2 times
+    to B's 5 (off the diagonal: A better too): both cells are positive, the blue end. B gets
+    dogs right 10 times to A's 9 and never calls one a cat: both negative, the red end."""
+    first, second = [[8, 2], [1, 9]], [[5, 5], [0, 10]]
     figure = difference_figure(["cat", "dog"], first, second, names=("A<1>", "B"), normalized=False)
     (heatmap,) = figure["data"]
-    assert heatmap["z"] == [[3, -3], [-2, 2]]
+    assert heatmap["z"] == [[3, 3], [-1, -1]]
+    assert heatmap["colorscale"][-1][1] == A_BETTER_COLOR  # positive: blue
+    assert heatmap["colorscale"][0][1] == B_BETTER_COLOR  # negative: red
+    assert heatmap["colorbar"]["ticktext"] == ["B better", "same", "A better"]
     assert (heatmap["zmin"], heatmap["zmid"], heatmap["zmax"]) == (-3, 0, 3)
-    assert heatmap["text"] == [["+3", "-3"], ["-2", "+2"]]
-    assert figure["layout"]["title"]["text"] == "A − B: A&lt;1&gt; − B"
+    assert heatmap["text"] == [["+3", "+3"], ["-1", "-1"]]
+    assert heatmap["customdata"][1][0] == [1.0, 0.0, "B better by 1"]
+    assert heatmap["customdata"][0][0] == [8.0, 5.0, "A better by 3"]
+    assert figure["layout"]["title"]["text"] == "A: A&lt;1&gt; · B: B"
+    (caption,) = figure["layout"]["annotations"]
+    assert "blue: A better" in caption["text"] and "red: B better" in caption["text"]
     shares = difference_figure(["cat", "dog"], first, second, names=("A", "B"), normalized=True)
     cells = [value for row in shares["data"][0]["z"] for value in row]
-    assert cells == pytest.approx([0.3, -0.3, -0.2, 0.2])
+    assert cells == pytest.approx([0.3, 0.3, -0.1, -0.1])
     same = difference_figure(["cat", "dog"], first, first, names=("A", "B"), normalized=False)
     assert same["data"][0]["text"] == [["", ""], ["", ""]]  # no difference: blank
     assert same["data"][0]["zmax"] == 1  # never a zero-width scale
@@ -249,7 +263,8 @@ def _comparison() -> dict[str, Any]:
     curves = [
         {"epoch": n, "phase": "train" if n < 3 else "fine_tune", "loss": 2.0 / n,
          "accuracy": 0.2 * n, "val_loss": [2.1, 1.2, 0.9, 1.0][n - 1],
-         "val_accuracy": [0.3, 0.5, 0.6, 0.55][n - 1], "learning_rate": 1e-3}
+         "val_accuracy": [0.3, 0.5, 0.6, 0.55][n - 1], "learning_rate": 1e-3,
+         "training_seconds": 30.0 * n}
         for n in range(1, 5)
     ]  # fmt: skip
     report = {"f1-score": 0.5, "precision": 0.5, "recall": 0.5, "support": 10.0}
@@ -350,3 +365,47 @@ def test_compared_matrices_share_one_colour_scale() -> None:
     assert shares[1]["z"][0] == [0.8, 0.2]
     title = figures[1]["counts"]["layout"]["title"]
     assert (title["text"], title["font"]["color"]) == ("&lt;b&gt;run&lt;/b&gt;", "#636efa")
+
+
+def test_curves_carry_each_points_epoch_and_training_minutes_for_the_controls() -> None:
+    """Epochs of 30 s, unknown and 90 s: minutes 0.5, 0.5 (nothing added) and 2.0. The
+    loss chart may go on a log axis, the accuracy chart not; both may be smoothed."""
+    rows = [
+        _metric({**row, "seconds": s}) for row, s in zip(EPOCHS, [30.0, None, 90.0], strict=True)
+    ]
+    loss = curves_figure(rows, "loss")
+    for trace in loss["data"]:
+        assert trace["customdata"] == [[1, 0.5], [2, 0.5], [3, 2.0]]
+    assert [trace["meta"]["kind"] for trace in loss["data"]] == ["train", "validation"]
+    controls = loss["layout"]["meta"]["curveControls"]
+    assert (controls["smooth"], controls["logY"], controls["time"]) == (True, True, True)
+    accuracy = curves_figure(rows, "accuracy")
+    assert accuracy["layout"]["meta"]["curveControls"]["logY"] is False
+    rate = learning_rate_figure(rows, None)
+    assert rate["data"][0]["customdata"] == [[1, 0.5], [2, 0.5], [3, 2.0]]
+    assert rate["layout"]["meta"]["curveControls"]["smooth"] is False
+
+
+def test_compared_curves_name_their_runs_in_a_legend_and_carry_minutes() -> None:
+    figure = comparison_curves_figure(_comparison(), "loss")
+    assert figure["layout"]["showlegend"] is True
+    shown = [trace for trace in figure["data"] if trace["showlegend"]]
+    assert [trace["name"] for trace in shown] == ["&lt;b&gt;run&lt;/b&gt;"]  # one per run
+    assert {trace["legendgroup"] for trace in figure["data"]} == {"1"}
+    (validation,) = _traces(figure, "validation")
+    assert validation["customdata"] == [[1, 0.5], [2, 1.0], [3, 1.5], [4, 2.0]]
+    assert "%{fullData.name}" in validation["hovertemplate"]
+    assert "min" in validation["hovertemplate"]
+    (phase,) = _traces(figure, "phase")
+    assert phase["customdata"] == [[2.5, 1.0], [2.5, 1.0]]  # where epoch 2 ended
+    (marks,) = _traces(figure, "mark")
+    assert marks["customdata"] == [[3, 1.5], [4, 2.0], [3, 1.5]]
+    assert figure["layout"]["meta"]["curveControls"]["logY"] is True
+    accuracy = comparison_curves_figure(_comparison(), "accuracy")
+    assert accuracy["layout"]["meta"]["curveControls"]["logY"] is False
+
+
+def test_experiment_colour_depends_on_its_id_only() -> None:
+    assert experiment_color(7) == experiment_color(7) == PALETTE[7]
+    assert experiment_color(17) == PALETTE[7]
+    assert len({experiment_color(i) for i in range(1, 11)}) == 10

@@ -199,6 +199,29 @@ def test_bad_ids_get_a_page_that_says_why(
 # --- live, and A - B ----------------------------------------------------------------------------
 
 
+def test_an_experiment_keeps_its_colour_in_another_selection(
+    client: TestClient, session: Session
+) -> None:
+    """b is second of (a, b) and first of (b, c): its colour follows it, not its position,
+    in the curves, the bars and its swatch."""
+    a, b, c = three(session)
+
+    def colours(ids: str) -> dict[int, str]:
+        html = client.get(f"/compare?ids={ids}").text
+        figures = page_data(html)["figures"]
+        bars = {t["meta"]["experiment"]: t["marker"]["color"] for t in figures["f1-chart"]["data"]}
+        for trace in figures["accuracy-chart"]["data"]:
+            drawn = trace.get("line", trace.get("marker"))
+            assert drawn["color"] == bars[trace["meta"]["experiment"]]
+        for colour in bars.values():
+            assert f"--experiment-color: {colour}" in html
+        return bars
+
+    first, second = colours(ids_of([a, b])), colours(ids_of([b, c]))
+    assert first[b.id] == second[b.id]
+    assert len({first[a.id], first[b.id]}) == len({second[b.id], second[c.id]}) == 2
+
+
 def test_live_data_while_an_experiment_trains(client: TestClient, session: Session) -> None:
     a, b, _ = three(session)
     running = make_experiment(session)  # queued: no epochs, no evaluation yet
@@ -225,13 +248,14 @@ def test_difference_of_two_matrices(client: TestClient, session: Session) -> Non
     figure = client.get(f"/compare/difference?a={a.id}&b={b.id}").json()
     (heatmap,) = figure["data"]
     # class 0's 40 images sit at multiples of 10: a (wrong on every 4th image) calls half of
-    # them class 1, b (wrong on every 10th) all of them
-    assert heatmap["z"][0][:2] == [20, -20]
+    # them class 1, b (wrong on every 10th) all of them. a is better in both cells: 20 more
+    # right, 20 fewer of that mistake, one sign (A better) on and off the diagonal
+    assert heatmap["z"][0][:2] == [20, 20]
     assert (
         figure["config"]["toImageButtonOptions"]["filename"] == f"cifarlab-difference-{a.id}-{b.id}"
     )
     shares = client.get(f"/compare/difference?a={a.id}&b={b.id}&normalized=true").json()
-    assert shares["data"][0]["z"][0][:2] == pytest.approx([0.5, -0.5])
+    assert shares["data"][0]["z"][0][:2] == pytest.approx([0.5, 0.5])
     assert client.get(f"/compare/difference?a={a.id}&b={a.id}").status_code == 422
     imported = import_report(session, with_matrix=False)
     refused = client.get(f"/compare/difference?a={a.id}&b={imported.id}")

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypedDict
 
 from app.core.models import Experiment
 from app.core.schemas import EpochMetricPublic
+from app.core.time_to_accuracy import elapsed_seconds
 
 Metric = Literal["accuracy", "loss"]
 
@@ -28,6 +29,13 @@ GRID_COLOR = "#e5e7eb"
 # matplotlib's "Blues", light to dark; plotly.js's own "Blues" runs dark to light.
 BLUES = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
 WAITING = "Waiting for the first epoch…"
+TIME_AXIS_TITLE = "Training time (minutes inside epochs)"
+# Plotly's default palette. An experiment's colour is a function of its id alone, so it keeps
+# one colour on every chart, in every selection and on every page it appears on.
+PALETTE = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
+    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+)  # fmt: skip
 AVERAGE_ROWS = ("macro avg", "weighted avg")
 SUMMARY_KEYS = frozenset({"accuracy", *AVERAGE_ROWS})
 
@@ -51,6 +59,51 @@ class ReportRow(TypedDict):
     recall: float | None
     f1_score: float | None
     support: int | None
+
+
+def experiment_color(experiment_id: int) -> str:
+    """The experiment's colour wherever it is drawn: the same run is the same colour in two
+    different compare selections, not "the second one picked". Ten colours repeat every ten
+    ids; the legend and hover labels name each run where two share one."""
+    return PALETTE[experiment_id % len(PALETTE)]
+
+
+def curve_controls(*, smooth: bool, log_y: bool) -> dict[str, Any]:
+    """``layout.meta`` of a figure whose curves static/curve_controls.js may smooth, put on
+    a log axis, or draw against training time: each trace gives every point's epoch and
+    cumulative training minutes as ``customdata`` ``[epoch, minutes]``."""
+    return {
+        "curveControls": {
+            "smooth": smooth,
+            "logY": log_y,
+            "time": True,
+            "timeTitle": TIME_AXIS_TITLE,
+        }
+    }
+
+
+def with_metrics_url(figure: dict[str, Any], url: str) -> dict[str, Any]:
+    """Where the page reads the seconds of epochs that arrive live (the stream gives the
+    chart only each epoch's values), to place them when x is training time."""
+    figure["layout"]["meta"]["curveControls"]["metricsUrl"] = url
+    return figure
+
+
+class _Timing:
+    """A plain epoch row read as ``elapsed_seconds`` reads one."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.epoch = int(row["epoch"])
+        self.val_accuracy = row.get("val_accuracy")
+        self.seconds = row.get("seconds")
+
+
+def epoch_minutes(epochs: Sequence[EpochMetricPublic | Mapping[str, Any]]) -> list[list[Any]]:
+    """``[epoch, minutes of training up to and including it]`` per row, as curves'
+    ``customdata``: the x of each point when the page draws against training time."""
+    rows = [_Timing(row) if isinstance(row, Mapping) else row for row in epochs]
+    elapsed = elapsed_seconds(rows)
+    return [[row.epoch, elapsed[row.epoch] / 60] for row in rows]
 
 
 def _value(row: EpochMetricPublic | Mapping[str, Any], key: str) -> Any:
@@ -84,13 +137,17 @@ def _epoch_axis(epoch_count: int, total_epochs: int | None) -> dict[str, Any]:
     return axis
 
 
-def _curve(name: str, x: list[int], y: list[Any], color: str, value_format: str) -> dict[str, Any]:
+def _curve(
+    name: str, y: list[Any], timed: list[list[Any]], color: str, value_format: str
+) -> dict[str, Any]:
     return {
         "type": "scatter",
         "mode": "lines+markers",
         "name": name,
-        "x": x,
+        "x": [epoch for epoch, _ in timed],
         "y": y,
+        "customdata": timed,
+        "meta": {"kind": name},
         "line": {"color": color, "width": 2},
         "marker": {"size": 6},
         "hovertemplate": f"%{{y:{value_format}}}",
@@ -139,12 +196,14 @@ def curves_figure(
         hovermode="x unified",
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     )
+    layout["meta"] = curve_controls(smooth=True, log_y=not is_accuracy)
     if not x:
         _mark_waiting(layout)
+    timed = epoch_minutes(epochs)
     return {
         "data": [
-            _curve("train", x, train, TRAIN_COLOR, value_format),
-            _curve("validation", x, validation, VALIDATION_COLOR, value_format),
+            _curve("train", train, timed, TRAIN_COLOR, value_format),
+            _curve("validation", validation, timed, VALIDATION_COLOR, value_format),
         ],
         "layout": layout,
     }
@@ -321,6 +380,7 @@ def learning_rate_figure(
     layout = figure["layout"]
     layout["title"]["text"] = "Learning rate"
     layout["showlegend"] = False
+    layout["meta"] = curve_controls(smooth=False, log_y=False)
     layout["yaxis"].update(title={"text": "Learning rate"}, type="log", exponentformat="power")
     if not epochs:
         layout["yaxis"]["range"] = [-5, -1]  # log10: 1e-5 to 1e-1 while waiting
@@ -328,6 +388,7 @@ def learning_rate_figure(
     trace = {
         **figure["data"][0],
         "name": "learning rate",
+        "meta": {"kind": "learning_rate"},
         "y": [_value(row, key) for row in epochs],
         "line": {"color": LEARNING_RATE_COLOR, "width": 2, "shape": "hvh"},
         "hovertemplate": "%{y:.2e}<extra></extra>",
@@ -389,11 +450,21 @@ MARK_TEXT = {
     "lr": "learning rate lowered",
     "stop": "stopped early",
 }
-DIVERGING = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#2166ac"]]
 
 
 def _meta(experiment_id: int, kind: str) -> dict[str, Any]:
     return {"experiment": experiment_id, "kind": kind}
+
+
+COMPARE_LEGEND = {
+    "orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
+}  # fmt: skip
+"""Run names under the plot, one entry per experiment (its legend group): a click hides all
+of that run's traces on the chart. ``LEGEND_MARGIN`` keeps the axis title clear of it."""
+LEGEND_MARGIN = {"l": 56, "r": 16, "t": 48, "b": 84}
+
+
+_MINUTES_HOVER = ", %{customdata[1]:.1f} min"
 
 
 def _compare_layout(title: str, longest: int, yaxis: dict[str, Any]) -> dict[str, Any]:
@@ -403,7 +474,9 @@ def _compare_layout(title: str, longest: int, yaxis: dict[str, Any]) -> dict[str
         yaxis=yaxis,
         # A hidden 0-1 axis for the vertical phase lines, so they span any metric's range.
         yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
-        showlegend=False,
+        showlegend=True,
+        legend=COMPARE_LEGEND,
+        margin=LEGEND_MARGIN,
         hovermode="closest",
     )
     if not longest:
@@ -411,23 +484,39 @@ def _compare_layout(title: str, longest: int, yaxis: dict[str, Any]) -> dict[str
     return layout
 
 
+def _in_legend(experiment: Mapping[str, Any], shown: bool) -> dict[str, Any]:
+    """One legend entry per experiment, on its main line; its other traces join its group."""
+    return {"legendgroup": str(experiment["id"]), "showlegend": shown}
+
+
 def _experiment_line(
-    experiment: Mapping[str, Any], kind: str, x: list[int], y: list[Any], value_format: str
+    experiment: Mapping[str, Any],
+    kind: str,
+    timed: list[list[Any]],
+    y: list[Any],
+    value_format: str,
 ) -> dict[str, Any]:
+    """``timed`` gives each point's ``[epoch, minutes]``: x is the epoch, and the hover names
+    the run, the epoch and the minutes whichever the page draws along x."""
     train = kind == "train"
+    timing = _MINUTES_HOVER if any(minutes is not None for _, minutes in timed) else ""
     return {
         "type": "scatter", "mode": "lines+markers", "name": plot_text(experiment["name"]),
-        "x": x, "y": y, "meta": _meta(experiment["id"], kind),
+        "x": [epoch for epoch, _ in timed], "y": y, "customdata": timed,
+        "meta": _meta(experiment["id"], kind), **_in_legend(experiment, not train),
         "line": {"color": experiment["color"], "width": 1.5 if train else 2.5,
                  "dash": "dot" if train else "solid"},
         "marker": {"size": 4 if train else 5},
-        "hovertemplate": f"<b>%{{fullData.name}}</b> · {kind}<br>epoch %{{x}}: "
-        f"%{{y:{value_format}}}<extra></extra>",
+        "hovertemplate": f"<b>%{{fullData.name}}</b> · {kind}<br>epoch %{{customdata[0]}}"
+        f"{timing}: %{{y:{value_format}}}<extra></extra>",
     }  # fmt: skip
 
 
 def _marks_trace(
-    experiment: Mapping[str, Any], diagnosis: Mapping[str, Any], values: dict[int, Any]
+    experiment: Mapping[str, Any],
+    diagnosis: Mapping[str, Any],
+    values: dict[int, Any],
+    minutes: dict[int, Any],
 ) -> dict[str, Any] | None:
     """Best epoch, learning-rate cuts and the early stop, sitting on the validation curve."""
     wanted = [("best", diagnosis.get("best_epoch")), ("stop", diagnosis.get("early_stop_epoch"))]
@@ -438,25 +527,38 @@ def _marks_trace(
     return {
         "type": "scatter", "mode": "markers", "name": plot_text(experiment["name"]),
         "x": [epoch for _, epoch in marks], "y": [values[epoch] for _, epoch in marks],
+        "customdata": [[epoch, minutes[epoch]] for _, epoch in marks],
         "text": [MARK_TEXT[kind] for kind, _ in marks],
-        "meta": _meta(experiment["id"], "mark"),
+        "meta": _meta(experiment["id"], "mark"), **_in_legend(experiment, False),
         "marker": {"symbol": [MARK_SYMBOLS[kind] for kind, _ in marks], "size": 12,
                    "color": experiment["color"], "line": {"color": "#ffffff", "width": 1}},
-        "hovertemplate": "<b>%{fullData.name}</b><br>%{text}: epoch %{x}<extra></extra>",
+        "hovertemplate": "<b>%{fullData.name}</b><br>%{text}: epoch %{customdata[0]}"
+        "<extra></extra>",
     }  # fmt: skip
 
 
-def _phase_trace(experiment: Mapping[str, Any], boundary: int | None) -> dict[str, Any] | None:
+def _phase_trace(
+    experiment: Mapping[str, Any], boundary: int | None, minutes: dict[int, Any]
+) -> dict[str, Any] | None:
+    """A vertical line between the last frozen-base epoch and the first fine-tuning one: by
+    time, where the last frozen-base epoch ended."""
     if boundary is None:
         return None
     x = boundary - 0.5
+    at = [x, minutes.get(boundary - 1, 0.0)]
     return {
         "type": "scatter", "mode": "lines", "name": plot_text(experiment["name"]),
-        "x": [x, x], "y": [0, 1], "yaxis": "y2", "meta": _meta(experiment["id"], "phase"),
+        "x": [x, x], "y": [0, 1], "customdata": [at, at], "yaxis": "y2",
+        "meta": _meta(experiment["id"], "phase"), **_in_legend(experiment, False),
         "line": {"color": experiment["color"], "width": 1.5, "dash": "dash"},
         "hovertemplate": f"<b>%{{fullData.name}}</b><br>fine-tuning from epoch {boundary}"
         "<extra></extra>",
     }  # fmt: skip
+
+
+def _timed_curve(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """``[epoch, minutes]`` per compared curve point (from its ``training_seconds``)."""
+    return [[int(row["epoch"]), row["training_seconds"] / 60] for row in rows]
 
 
 def _experiment_curves(
@@ -465,14 +567,17 @@ def _experiment_curves(
     diagnosis: Mapping[str, Any],
     metric: Metric,
 ) -> list[dict[str, Any]]:
-    x = [int(row["epoch"]) for row in rows]
+    timed = _timed_curve(rows)
+    x = [epoch for epoch, _ in timed]
+    minutes = dict(timed)
     value_format = ".2%" if metric == "accuracy" else ".4f"
     validation = [row.get(f"val_{metric}") for row in rows]
+    train = [row.get(metric) for row in rows]
     traces = [
-        _experiment_line(experiment, "train", x, [row.get(metric) for row in rows], value_format),
-        _experiment_line(experiment, "validation", x, validation, value_format),
-        _marks_trace(experiment, diagnosis, dict(zip(x, validation, strict=True))),
-        _phase_trace(experiment, diagnosis.get("phase_boundary")),
+        _experiment_line(experiment, "train", timed, train, value_format),
+        _experiment_line(experiment, "validation", timed, validation, value_format),
+        _marks_trace(experiment, diagnosis, dict(zip(x, validation, strict=True)), minutes),
+        _phase_trace(experiment, diagnosis.get("phase_boundary"), minutes),
     ]
     return [trace for trace in traces if trace is not None]
 
@@ -480,7 +585,8 @@ def _experiment_curves(
 def comparison_curves_figure(comparison: Mapping[str, Any], metric: Metric) -> dict[str, Any]:
     """Every experiment's train (dotted) and validation (solid) ``metric`` per epoch in its
     colour, from ``build_comparison``, with its best epoch (star), learning-rate cuts
-    (triangles), early stop (cross) and the start of fine-tuning (dashed line) marked."""
+    (triangles), early stop (cross) and the start of fine-tuning (dashed line) marked; a
+    legend names the runs, and the page may smooth, log or time the curves."""
     data: list[dict[str, Any]] = []
     longest = 0
     for experiment in comparison["experiments"]:
@@ -491,7 +597,9 @@ def comparison_curves_figure(comparison: Mapping[str, Any], metric: Metric) -> d
     yaxis = {"title": {"text": metric.capitalize()}, "gridcolor": GRID_COLOR, "zeroline": False}
     if metric == "accuracy":
         yaxis["tickformat"] = "~%"
-    return {"data": data, "layout": _compare_layout(metric.capitalize(), longest, yaxis)}
+    layout = _compare_layout(metric.capitalize(), longest, yaxis)
+    layout["meta"] = curve_controls(smooth=True, log_y=metric == "loss")
+    return {"data": data, "layout": layout}
 
 
 def comparison_gap_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
@@ -503,9 +611,9 @@ def comparison_gap_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
         gap = comparison["diagnostics"][experiment["id"]]["generalization_gap"]
         if not gap:
             continue
-        x = [int(epoch) for epoch, _ in gap]
-        longest = max(longest, *x)
-        line = _experiment_line(experiment, "gap", x, [value for _, value in gap], ".1%")
+        timed = [[int(epoch), None] for epoch, _ in gap]
+        longest = max(longest, *(epoch for epoch, _ in timed))
+        line = _experiment_line(experiment, "gap", timed, [value for _, value in gap], ".1%")
         data.append({**line, "line": {"color": experiment["color"], "width": 2}})
     return {"data": data, "layout": _compare_layout("Generalization gap", longest, _gap_axis())}
 
@@ -519,15 +627,12 @@ def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
         rows = comparison["curves"].get(experiment["id"], [])
         if not rows:
             continue
-        minutes = [row["training_seconds"] / 60 for row in rows]
+        timed = _timed_curve(rows)
         line = _experiment_line(
-            experiment, "validation", minutes, [row.get("val_accuracy") for row in rows], ".2%"
+            experiment, "validation", timed, [row.get("val_accuracy") for row in rows], ".2%"
         )
-        line["customdata"] = [int(row["epoch"]) for row in rows]
-        line["hovertemplate"] = (
-            "<b>%{fullData.name}</b> · validation<br>epoch %{customdata}, "
-            "%{x:.1f} min: %{y:.2%}<extra></extra>"
-        )
+        minutes = [minute for _, minute in timed]
+        line["x"] = minutes
         data.append(line)
         if experiment.get("test_accuracy") is not None:
             data.append(
@@ -538,6 +643,7 @@ def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
                     "x": [minutes[-1]],
                     "y": [experiment["test_accuracy"]],
                     "meta": _meta(experiment["id"], "test"),
+                    **_in_legend(experiment, False),
                     "marker": {
                         "symbol": "diamond",
                         "size": 11,
@@ -551,7 +657,7 @@ def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
     layout = _base_layout("Accuracy against training time")
     layout.update(
         xaxis={
-            "title": {"text": "Training time (minutes inside epochs)"},
+            "title": {"text": TIME_AXIS_TITLE},
             "gridcolor": GRID_COLOR,
             "zeroline": False,
             "rangemode": "tozero",
@@ -562,7 +668,9 @@ def comparison_time_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
             "gridcolor": GRID_COLOR,
             "zeroline": False,
         },
-        showlegend=False,
+        showlegend=True,
+        legend=COMPARE_LEGEND,
+        margin=LEGEND_MARGIN,
         hovermode="closest",
     )
     if not data:
@@ -648,6 +756,20 @@ def _signed(value: float, normalized: bool) -> str:
     return f"{value:+.2f}" if normalized else f"{value:+.0f}"
 
 
+def _verdict(advantage: float, normalized: bool) -> str:
+    """A cell's difference in words, for its hover: which run does better, by how much."""
+    if advantage == 0:
+        return "same"
+    amount = f"{abs(advantage):.1%}" if normalized else f"{abs(advantage):.0f}"
+    return f"{'A' if advantage > 0 else 'B'} better by {amount}"
+
+
+A_BETTER_COLOR = "#2166ac"
+B_BETTER_COLOR = "#b2182b"
+DIVERGING = [[0.0, B_BETTER_COLOR], [0.5, "#f7f7f7"], [1.0, A_BETTER_COLOR]]
+"""The difference matrix's one convention: blue where A does better, red where B does."""
+
+
 def difference_figure(
     classes: Sequence[str],
     first: Sequence[Sequence[int]],
@@ -656,26 +778,48 @@ def difference_figure(
     names: tuple[str, str],
     normalized: bool,
 ) -> dict[str, Any]:
-    """Matrix A - matrix B on a diverging scale centred on zero: blue where A has more images
-    in a cell. On the diagonal that means A is right more often; off it, A makes that mistake
-    more often."""
+    """How much better A does than B in each cell, on a diverging scale centred on zero, so
+    one colour means one thing everywhere: blue, A better; red, B better. On the diagonal
+    (right answers) that is A - B; off it (mistakes) B - A, since fewer mistakes is better.
+    The hover gives both matrices' own cells."""
     a, b = (_cells(matrix, normalized) for matrix in (first, second))
+    size = len(a)
     z = [
-        [x - y for x, y in zip(row_a, row_b, strict=True)]
-        for row_a, row_b in zip(a, b, strict=True)
+        [(x - y) if i == j else (y - x) for j, (x, y) in enumerate(zip(row_a, row_b, strict=True))]
+        for i, (row_a, row_b) in enumerate(zip(a, b, strict=True))
     ]
     limit = max((abs(value) for row in z for value in row), default=0) or 1
     labels = [plot_text(name) for name in classes]
+    share = ".1%" if normalized else ".0f"
     heatmap = {
         "type": "heatmap", "z": z, "x": labels, "y": labels,
+        "customdata": [
+            [[a[i][j], b[i][j], _verdict(z[i][j], normalized)] for j in range(size)]
+            for i in range(size)
+        ],
         "text": [[_signed(value, normalized) for value in row] for row in z],
         "texttemplate": "%{text}", "colorscale": DIVERGING, "zmin": -limit, "zmax": limit,
-        "zmid": 0, "xgap": 1, "ygap": 1, "colorbar": {"thickness": 12, "outlinewidth": 0},
-        "hovertemplate": "true %{y}<br>predicted %{x}<br>A − B: %{text}<extra></extra>",
+        "zmid": 0, "xgap": 1, "ygap": 1,
+        "colorbar": {"thickness": 12, "outlinewidth": 0, "tickvals": [-limit, 0, limit],
+                     "ticktext": ["B better", "same", "A better"]},
+        "hovertemplate": f"true %{{y}}<br>predicted %{{x}}<br>A: %{{customdata[0]:{share}}} · "
+        f"B: %{{customdata[1]:{share}}}<br>%{{customdata[2]}}<extra></extra>",
     }  # fmt: skip
     first_name, second_name = (plot_text(name) for name in names)
-    figure = confusion_matrix_figure(classes, first, title=f"A − B: {first_name} − {second_name}")
+    figure = confusion_matrix_figure(classes, first, title=f"A: {first_name} · B: {second_name}")
     figure["data"] = [heatmap]
+    layout = figure["layout"]
+    layout["margin"] = {**layout["margin"], "b": 120}
+    layout["annotations"] = [
+        {
+            "text": f"<span style='color:{A_BETTER_COLOR}'>■ blue: A better</span> · "
+            f"<span style='color:{B_BETTER_COLOR}'>■ red: B better</span> · on the diagonal "
+            "more right, off it fewer of that mistake",
+            "showarrow": False, "xref": "paper", "yref": "paper", "x": 0, "xanchor": "left",
+            "y": 0, "yanchor": "top", "yshift": -84,
+            "font": {"size": 11, "color": "#475467"},
+        }
+    ]  # fmt: skip
     return figure
 
 

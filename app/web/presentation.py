@@ -38,12 +38,7 @@ from app.services.diagnostics import (
     Severity,
 )
 from app.services.significance import BootstrapResult, McNemarResult
-
-# Plotly's default palette: experiment i keeps colour i on every chart of the page.
-COLORS = (
-    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
-    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
-)  # fmt: skip
+from app.web.charts import experiment_color
 
 # --- a diagnosis in words ------------------------------------------------------------------
 
@@ -550,9 +545,7 @@ def comparison_public(comparison: Comparison) -> ComparisonPublic:
     histories = comparison.histories
     return ComparisonPublic.model_construct(
         baseline_id=comparison.baseline_id,
-        experiments=[
-            _summary(s, COLORS[i % len(COLORS)]) for i, s in enumerate(comparison.experiments)
-        ],
+        experiments=[_summary(s, experiment_color(s.id)) for s in comparison.experiments],
         warnings=[caveat_text(caveat, names) for caveat in comparison.caveats],
         per_class=[
             ReportRowPublic(row=r.row, values=r.values, best=r.best, delta=r.delta)

@@ -26,9 +26,10 @@ from app.services.seed_groups import (
     SeedGroupComparison,
     Verdict,
 )
+from app.web.charts import experiment_color
 from app.web.formatting import format_p_value, model_title
 from app.web.forms import shown_value
-from app.web.presentation import COLORS, McNemarPublic
+from app.web.presentation import McNemarPublic
 
 
 class EstimatePublic(BaseModel):
@@ -296,9 +297,7 @@ def seed_groups_public(comparison: SeedGroupComparison) -> SeedGroupsPublic:
     by_id = {g.id: g for g in comparison.groups}
     return SeedGroupsPublic(
         baseline_id=comparison.baseline_id,
-        groups=[
-            _group(g, names[g.id], COLORS[i % len(COLORS)]) for i, g in enumerate(comparison.groups)
-        ],
+        groups=[_group(g, names[g.id], experiment_color(g.id)) for g in comparison.groups],
         comparisons=[_comparison(c, by_id, names) for c in comparison.comparisons],
         warnings=[
             GroupWarningPublic(kind=w.kind.value, groups=w.counts, text=warning_text(w, names))

@@ -24,6 +24,7 @@ from app.web.charts import (
     learning_rate_figure,
     with_boundary,
     with_export_name,
+    with_metrics_url,
 )
 from app.web.deps import SessionDep
 from app.web.experiment_sections import (
@@ -53,6 +54,7 @@ def _figures(
     experiment_id: int, epochs: Sequence[EpochMetricPublic], total: int | None
 ) -> dict[str, Any]:
     start = fine_tune_start(epochs)
+    metrics_url = f"/api/experiments/{experiment_id}/metrics"
     figures = {
         "accuracy": curves_figure(epochs, "accuracy", total_epochs=total),
         "loss": curves_figure(epochs, "loss", total_epochs=total),
@@ -60,7 +62,8 @@ def _figures(
     }
     return {
         f"{name}_figure": with_export_name(
-            with_boundary(figure, start), f"cifarlab-experiment-{experiment_id}-{name}"
+            with_metrics_url(with_boundary(figure, start), metrics_url),
+            f"cifarlab-experiment-{experiment_id}-{name}",
         )
         for name, figure in figures.items()
     }
