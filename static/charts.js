@@ -16,6 +16,23 @@ window.cifarlab = window.cifarlab || {};
     return { ...PLOT_CONFIG, ...(figure.config || {}) };
   }
 
+  // A legend pinned to the bottom of the chart (yref "container", as the compare curves have)
+  // wraps to as many rows as the width needs: the bottom margin is set to its measured height
+  // over the margin the server gave (ticks and axis title), after every draw and resize, so
+  // the legend never covers the axis. Within a few pixels it is left alone, which ends the
+  // relayout -> afterplot round.
+  function fitLegend(target) {
+    const legend = target.querySelector("g.legend");
+    const base = Number(target.dataset.legendBase);
+    if (!legend || !base) return;
+    const wanted = Math.ceil(base + legend.getBoundingClientRect().height);
+    if (Math.abs(target.layout.margin.b - wanted) > 4) Plotly.relayout(target, { "margin.b": wanted });
+  }
+
+  function bottomLegend(layout) {
+    return layout.showlegend && layout.legend && layout.legend.yref === "container";
+  }
+
   // Plotly.react updates a chart in place (keeping zoom), or draws it the first time. Curve
   // figures go through the page's curve controls (curve_controls.js) where it has them.
   function draw(target, figure) {
@@ -24,6 +41,11 @@ window.cifarlab = window.cifarlab || {};
     const shown = controls ? controls.prepare(target, figure) : figure;
     const drawn = Plotly.react(target, shown.data, shown.layout, plotConfig(figure));
     if (controls) drawn.then(() => controls.watch(target));
+    if (bottomLegend(shown.layout)) {
+      target.dataset.legendBase = shown.layout.margin.b;
+      drawn.then(() => fitLegend(target));
+      if (fresh) target.on("plotly_afterplot", () => fitLegend(target));
+    }
     if (fresh && target.dataset.gallery && cifarlab.attachGallery) {
       drawn.then(() => cifarlab.attachGallery(target));
     }

@@ -459,9 +459,10 @@ def _meta(experiment_id: int, kind: str) -> dict[str, Any]:
 COMPARE_LEGEND = {
     "orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
 }  # fmt: skip
-"""Run names under the plot, one entry per experiment (its legend group): a click hides all
-of that run's traces on the chart. ``LEGEND_MARGIN`` keeps the axis title clear of it."""
-LEGEND_MARGIN = {"l": 56, "r": 16, "t": 48, "b": 84}
+"""Run names at the bottom of the chart, one entry per experiment (its legend group): a click
+hides all of that run's traces. ``LEGEND_MARGIN`` holds the ticks and axis title; the page
+adds the legend's measured height to it as the legend wraps (``fitLegend`` in charts.js)."""
+LEGEND_MARGIN = {"l": 56, "r": 16, "t": 48, "b": 56}
 
 
 _MINUTES_HOVER = ", %{customdata[1]:.1f} min"

@@ -40,6 +40,14 @@ def run(session: Session, name: str, wrong: int) -> Experiment:
     return experiment
 
 
+LEGEND_CLEARS_AXIS_TITLE = """(() => {
+  const chart = document.getElementById('loss-chart');
+  const title = chart.querySelector('.g-xtitle'), legend = chart.querySelector('g.legend');
+  return title && legend
+    && title.getBoundingClientRect().bottom <= legend.getBoundingClientRect().top;
+})()"""
+
+
 def traces(page: Page, chart: str) -> list[dict[str, Any]]:
     """The drawn traces' kind, experiment, whether raw, x and y."""
     return page.evaluate(  # type: ignore[no-any-return]
@@ -60,12 +68,16 @@ def validation(page: Page, chart: str, experiment_id: int, *, raw: bool = False)
 def test_smoothing_log_y_and_time_axis_redraw_the_compared_curves(
     session: Session, served: str, page: Page
 ) -> None:
-    first, second = run(session, "narrow net", 30), run(session, "wide net", 10)
+    # Names long enough that the legend wraps to a row each in a half-width chart.
+    first = run(session, "narrow net · learning_rate=0.001 batch_size=64 dropout=0.3", 30)
+    second = run(session, "wide net · learning_rate=0.003 batch_size=128 dropout=0.2", 10)
     page.goto(f"{served}/compare?ids={first.id},{second.id}")
     wait_for(page, "(document.getElementById('loss-chart').data || []).length > 0")
 
     legend = page.locator("#loss-chart .legend .traces")
     expect(legend).to_have_count(2)  # one entry per run, not one per trace
+    # Below the axis title, never over it, however many rows it wraps to.
+    wait_for(page, LEGEND_CLEARS_AXIS_TITLE)
     expect(page.locator("#loss-chart .legend")).to_contain_text("narrow net")
     expect(page.locator("#loss-chart .legend")).to_contain_text("wide net")
     before = validation(page, "loss-chart", first.id)
