@@ -49,6 +49,8 @@ def pages(demo: DemoData) -> dict[str, str]:
     """Every page, by the name its screenshot gets."""
     first, second, third = demo.finished[:3]
     compared = ",".join(str(i) for i in [*demo.finished[:5], demo.imported[0]])
+    # Three seed groups: the two CNN baselines, and the sweep's two learning rates.
+    grouped = ",".join(str(i) for i in [*demo.finished[:2], *demo.sweep_trials])
     return {
         "list": "/",
         "list-by-sweep": "/?group=sweep",
@@ -60,7 +62,7 @@ def pages(demo: DemoData) -> dict[str, str]:
         "imported": f"/experiments/{demo.imported[0]}",
         "compare": f"/compare?ids={compared}",
         "compare-two": f"/compare?ids={first},{second}",
-        "compare-groups": f"/compare?ids={','.join(map(str, demo.finished))}&group=seed",
+        "compare-groups": f"/compare?ids={grouped}&group=seed",
         "sweeps": "/sweeps",
         "sweep": f"/sweeps/{demo.sweep}",
         "import": "/experiments/import",
@@ -117,5 +119,9 @@ def test_every_page_fits_a_laptop_and_a_phone(
                 errors.clear()
             if shots:
                 page.screenshot(path=f"{shots}/{name}-{label}.png", full_page=True, timeout=120_000)
+        if shots and width < 640:  # the phone's menu, opened
+            page.goto(base_url + "/", wait_until="load")
+            page.locator("#nav-menu summary").click()
+            page.screenshot(path=f"{shots}/menu-{label}.png")
         context.close()
     assert problems == [], "\n".join(problems)

@@ -54,6 +54,8 @@ class DemoData:
     running: int = 0
     queued: int = 0
     sweep: int = 0
+    sweep_trials: list[int] = field(default_factory=list)
+    """The sweep's finished trials: two learning rates, two seeds each."""
 
 
 def _predictions(accuracy: float, rng: random.Random) -> tuple[list[int], list[int], list[float]]:
@@ -183,5 +185,6 @@ def seed_demo(session: Session, *, seed: int = 16) -> DemoData:
             report=report, per_image=per_image,
         )  # fmt: skip
         session.commit()
+        demo.sweep_trials.append(trial.id)
     demo.sweep = sweep.id
     return demo
