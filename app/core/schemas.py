@@ -226,10 +226,7 @@ class ExperimentUpdate(BaseModel):
 
 
 ImportedModelName = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$"
-    ),
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ]
 """A zoo model (``efficientnet_b2``) or any other a result came from (``vgg16``)."""
 SettingName = Annotated[
