@@ -125,6 +125,12 @@
     return [...fieldset.querySelectorAll("[data-default][name]")];
   }
 
+  function shown(input) {
+    // A select as its option reads ("Yes", not "true"); an empty box means "all" (images).
+    const text = input.tagName === "SELECT" ? input.selectedOptions[0]?.textContent : input.value;
+    return (text || "").trim() || "all";
+  }
+
   function assign(target, value) {
     if (target.tagName === "SELECT" && ![...target.options].some((option) => option.value === value)) {
       return false;
@@ -142,13 +148,14 @@
       const changed = value !== input.dataset.default;
       const target = to.querySelector(`[name="${CSS.escape(input.name)}"]`);
       if (!target) {
-        if (changed && value) dropped.push(`${input.dataset.label} ${value}`);
+        if (changed && value) dropped.push(`${input.dataset.label} ${shown(input)}`);
       } else if (changed && assign(target, input.value)) {
-        kept.push(value ? `${input.dataset.label} ${value}` : `${input.dataset.label}: all`);
-        const group = target.closest("details");
-        if (group) group.open = true;
+        kept.push(`${input.dataset.label} ${shown(input)}`);
+        for (let group = target.closest("details"); group; group = group.parentElement.closest("details")) {
+          group.open = true;
+        }
       } else if (target.value.trim() !== value && !input.hasAttribute("data-vary")) {
-        reset.push(`${input.dataset.label} ${target.value.trim() || "all"} (was ${value || "all"})`);
+        reset.push(`${input.dataset.label} ${shown(target)} (was ${shown(input)})`);
       }
     }
     return { kept, reset, dropped };

@@ -74,7 +74,7 @@ def test_selection_bar_stays_in_view_and_rows_go_compact(
 def test_launch_again_keeps_shared_settings_when_the_model_changes(
     page: Page, served: str, session: Session
 ) -> None:
-    source = make_experiment(session, epochs=3, train_size=1000, conv_blocks=2)
+    source = make_experiment(session, epochs=3, train_size=1000, conv_blocks=2, batch_norm=True)
     page.goto(f"{served}/experiments/new?from={source.id}")
     expect(page.locator("#hp-custom_cnn-epochs")).to_have_value("3")
     page.locator("#model").select_option("efficientnet_b0")
@@ -89,6 +89,7 @@ def test_launch_again_keeps_shared_settings_when_the_model_changes(
     expect(note.locator("[data-switch='kept']")).to_contain_text("1000")
     expect(note.locator("[data-switch='defaults']")).to_contain_text("Image Size 128 (was 32)")
     expect(note.locator("[data-switch='dropped']")).to_contain_text("Conv Blocks 2")
+    expect(note.locator("[data-switch='dropped']")).to_contain_text("Batch Norm Yes")
 
     page.locator("#launch-button").click()  # what is launched is what the form showed
     page.wait_for_url(re.compile(r"/experiments/\d+$"))
