@@ -865,10 +865,11 @@ def import_experiment(
     ``model`` and ``hyperparameters``, when the report came with them, fill the columns the
     list filters on; ``report_digits`` keeps how precisely the report gave its scores."""
     model = model or IMPORTED_MODEL
-    spec = {
-        "name": name, "model": model, "tags": tags,
-        "hyperparameters": hyperparameters or {}, "report_digits": imported.digits,
+    spec: dict[str, Any] = {
+        "name": name, "model": model, "tags": tags, "report_digits": imported.digits,
     }  # fmt: skip
+    if hyperparameters:  # none given: the spec says so by having none, as before
+        spec["hyperparameters"] = hyperparameters
     experiment = Experiment(
         owner_id=owner_id,
         name=name,
