@@ -111,9 +111,90 @@
     scheduleEstimate();
   }
 
+  // Switching to a model with other hyperparameters ("launch again with changes", then another
+  // model) carries every setting the two share that was changed from the old model's default:
+  // epochs 3 stays 3. Settings left at a default take the new model's (its image size, its
+  // learning rate), and the note says what came along, what is new and what was left behind.
+  const switchNote = document.getElementById("model-switch-note");
+
+  function chosenFieldset() {
+    return document.querySelector("fieldset[data-models]:not([disabled])");
+  }
+
+  function settingInputs(fieldset) {
+    return [...fieldset.querySelectorAll("[data-default][name]")];
+  }
+
+  function shown(input) {
+    // A select as its option reads ("Yes", not "true"); an empty box means "all" (images).
+    const text = input.tagName === "SELECT" ? input.selectedOptions[0]?.textContent : input.value;
+    return (text || "").trim() || "all";
+  }
+
+  function assign(target, value) {
+    if (target.tagName === "SELECT" && ![...target.options].some((option) => option.value === value)) {
+      return false;
+    }
+    target.value = value;
+    return true;
+  }
+
+  function carrySettings(from, to) {
+    const kept = [];
+    const reset = [];
+    const dropped = [];
+    for (const input of settingInputs(from)) {
+      const value = input.value.trim();
+      const changed = value !== input.dataset.default;
+      const target = to.querySelector(`[name="${CSS.escape(input.name)}"]`);
+      if (!target) {
+        if (changed && value) dropped.push(`${input.dataset.label} ${shown(input)}`);
+      } else if (changed && assign(target, input.value)) {
+        kept.push(`${input.dataset.label} ${shown(input)}`);
+        for (let group = target.closest("details"); group; group = group.parentElement.closest("details")) {
+          group.open = true;
+        }
+      } else if (target.value.trim() !== value && !input.hasAttribute("data-vary")) {
+        reset.push(`${input.dataset.label} ${shown(target)} (was ${shown(input)})`);
+      }
+    }
+    return { kept, reset, dropped };
+  }
+
+  function describeSwitch(fromTitle, toTitle, { kept, reset, dropped }) {
+    const lines = [
+      ["kept", `Kept from ${fromTitle}`, kept],
+      ["defaults", `${toTitle}'s defaults`, reset],
+      ["dropped", `Not used by ${toTitle}, left out`, dropped],
+    ].filter(([, , items]) => items.length);
+    const heading = document.createElement("strong");
+    heading.textContent = `Switched from ${fromTitle} to ${toTitle}.`;
+    const list = document.createElement("ul");
+    for (const [key, title, items] of lines) {
+      const item = document.createElement("li");
+      item.dataset.switch = key;
+      item.textContent = `${title}: ${items.join(", ")}.`;
+      list.append(item);
+    }
+    switchNote.replaceChildren(heading, ...(lines.length ? [list] : []));
+    switchNote.hidden = false;
+  }
+
+  function modelTitle(model) {
+    const option = [...select.options].find((candidate) => candidate.value === model);
+    return option ? option.textContent.trim() : model;
+  }
+
+  let currentModel = select.value;
   document.getElementById("launch-form").addEventListener("input", formChanged);
   select.addEventListener("change", () => {
+    const before = chosenFieldset();
     showModel(select.value);
+    const after = chosenFieldset();
+    if (before && after && before !== after) {
+      describeSwitch(modelTitle(currentModel), modelTitle(select.value), carrySettings(before, after));
+    }
+    currentModel = select.value;
     formChanged();
   });
   // The browser may restore another selection on "back"; follow it.

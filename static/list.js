@@ -1,6 +1,7 @@
-// The experiments list: the column chooser (remembered in localStorage), the column filter,
-// sweep groups that fold, and the selection bar: ticked rows go to /compare (2 to 12 side by
-// side, more as seed groups) or get a tag, a cancel or a delete through the bulk API.
+// The experiments list: the column chooser and the row density (both remembered in
+// localStorage), the column filter, sweep groups that fold, and the selection bar, stuck to
+// the window's bottom: ticked rows go to /compare (2 to 12 side by side, more as seed groups)
+// or get a tag, a cancel or a delete through the bulk API.
 "use strict";
 
 (function () {
@@ -55,6 +56,25 @@
     });
   }
 
+  // --- density: compact rows (one line each) or comfortable ones, remembered in this browser.
+  const DENSITY_KEY = "cifarlab.list.density";
+  const densityToggle = document.getElementById("density-toggle");
+  const table = document.getElementById("experiments");
+
+  function showDensity(compact) {
+    if (table) table.classList.toggle("compact", compact);
+    densityToggle.setAttribute("aria-pressed", String(compact));
+  }
+
+  if (densityToggle) {
+    showDensity(window.localStorage.getItem(DENSITY_KEY) === "compact");
+    densityToggle.addEventListener("click", () => {
+      const compact = densityToggle.getAttribute("aria-pressed") !== "true";
+      window.localStorage.setItem(DENSITY_KEY, compact ? "compact" : "comfortable");
+      showDensity(compact);
+    });
+  }
+
   // --- sweep groups fold under their header row.
   document.querySelectorAll("[data-group-toggle]").forEach((toggle) => {
     toggle.addEventListener("click", () => {
@@ -95,6 +115,7 @@
     all.checked = n === boxes.length;
     all.indeterminate = n > 0 && n < boxes.length;
     boxes.forEach((box) => box.closest("tr").classList.toggle("selected", box.checked));
+    document.getElementById("selection-bar").classList.toggle("has-selection", n > 0);
   }
 
   // ids=1,2,3 rather than the form's ids=1&ids=2&ids=3: the URL people share and bookmark.

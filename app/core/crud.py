@@ -889,15 +889,25 @@ def import_experiment(
     notes: str,
     imported: ImportedReport,
     owner_id: int | None = None,
+    model: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
 ) -> Experiment:
-    """An experiment from a pasted report: it lists and compares like any other, no curves."""
+    """An experiment from a pasted report: it lists and compares like any other, no curves.
+    ``model`` and ``hyperparameters``, when the report came with them, fill the columns the
+    list filters on; ``report_digits`` keeps how precisely the report gave its scores."""
+    model = model or IMPORTED_MODEL
+    spec: dict[str, Any] = {
+        "name": name, "model": model, "tags": tags, "report_digits": imported.digits,
+    }  # fmt: skip
+    if hyperparameters:  # none given: the spec says so by having none, as before
+        spec["hyperparameters"] = hyperparameters
     experiment = Experiment(
         owner_id=owner_id,
         name=name,
-        model=IMPORTED_MODEL,
+        model=model,
         tags=tags,
         notes=notes,
-        spec={"name": name, "model": IMPORTED_MODEL, "tags": tags},
+        spec=spec,
         status=Status.imported,
         test_accuracy=imported.accuracy,
         macro_f1=float(imported.report["macro avg"]["f1-score"]),

@@ -39,6 +39,9 @@ class ImportedReport:
     accuracy: float
     test_size: int
     confusion_matrix: list[list[int]] | None
+    digits: int = 2
+    """Decimals the report printed its scores with (sklearn's ``digits``, 2 by default): pages
+    show an imported score to as many, not to a precision the report never had."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,14 @@ class _Parsed:
     report: dict[str, Any] = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
     accuracy_support: float | None = None
+    digits: int = 0
+
+    def saw_scores(self, tokens: list[str]) -> None:
+        """The most decimals any score was written with (``0.86`` has 2, ``1e-3`` none)."""
+        for token in tokens:
+            _, dot, decimals = token.partition(".")
+            if dot and decimals.isdigit():
+                self.digits = max(self.digits, len(decimals))
 
     def add(self, key: str, value: Any, line: _Line) -> None:
         if key in self.report:
@@ -161,6 +172,7 @@ def _add_row(parsed: _Parsed, line: _Line) -> None:
     if len(tokens) == 3 and tokens[0] == "accuracy" and all(map(_is_number, tokens[1:])):
         parsed.add("accuracy", _score(tokens[1], "accuracy", line), line)
         parsed.accuracy_support = _support(tokens[2], line)
+        parsed.saw_scores(tokens[1:2])
         return
     parts = line.text.rsplit(maxsplit=4)
     if len(parts) != 5 or not all(map(_is_number, parts[1:])):
@@ -170,6 +182,7 @@ def _add_row(parsed: _Parsed, line: _Line) -> None:
             f"row, got: {line.text!r}"
         )
     name, numbers = parts[0], parts[1:]
+    parsed.saw_scores(numbers[:3])
     summary = " ".join(name.split())
     if summary in SUMMARY_ROWS:
         parsed.add(summary, _row_values(numbers, line), line)
@@ -236,7 +249,8 @@ def parse_classification_report(
     if confusion_matrix_text is not None and confusion_matrix_text.strip():
         supports = [report[name]["support"] for name in classes]
         matrix = parse_confusion_matrix(confusion_matrix_text, classes, supports)
-    return ImportedReport(classes, report, accuracy, int(test_size), matrix)
+    digits = parsed.digits or 2
+    return ImportedReport(classes, report, accuracy, int(test_size), matrix, digits)
 
 
 # --- confusion matrix ----------------------------------------------------------------------

@@ -229,8 +229,21 @@ class ExperimentUpdate(BaseModel):
         return value
 
 
+ImportedModelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+]
+"""A zoo model (``efficientnet_b2``) or any other a result came from (``vgg16``)."""
+SettingName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+]
+SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool | None
+MAX_IMPORTED_SETTINGS = 100
+
+
 class ReportImport(BaseModel):
-    """A scikit-learn classification_report pasted as text, optionally with its matrix."""
+    """A scikit-learn classification_report pasted as text, optionally with its matrix, and
+    optionally the model and settings that produced it: then the list's model filter and
+    hyperparameter columns find it beside trained runs."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -239,6 +252,14 @@ class ReportImport(BaseModel):
     confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     notes: str = Field(default="", max_length=10_000)
+    model: ImportedModelName | None = Field(
+        default=None, description="The model that produced the report, e.g. `efficientnet_b2`"
+    )
+    hyperparameters: dict[SettingName, SettingValue] = Field(
+        default_factory=dict,
+        max_length=MAX_IMPORTED_SETTINGS,
+        description='Its settings, e.g. `{"epochs": 20, "learning_rate": 0.001}`',
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

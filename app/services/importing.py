@@ -41,7 +41,8 @@ def import_report(session: Session, data: Mapping[str, Any], *, owner_id: int | 
     body, imported = parse_report_import(data)
     experiment = crud.import_experiment(
         session=session, name=body.name, tags=list(body.tags), notes=body.notes,
-        imported=imported, owner_id=owner_id,
+        imported=imported, owner_id=owner_id, model=body.model,
+        hyperparameters=body.hyperparameters,
     )  # fmt: skip
     session.commit()
     return experiment

@@ -3,7 +3,9 @@ compare page's per-class table formats in Python (hundreds of them per page)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from app.core.models import IMPORTED_MODEL, utcnow
 from app.core.zoo import MODELS
@@ -36,8 +38,19 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def format_percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.2f}%"
+def format_percent(value: float | None, given: int | None = None) -> str:
+    """Two decimals for a measured accuracy; for an imported one, ``given`` is the decimals
+    its report printed (0.82 gives "82%", not "82.00%", a precision it never had)."""
+    if value is None:
+        return "—"
+    decimals = 2 if given is None else max(given - 2, 0)
+    return f"{value * 100:.{decimals}f}%"
+
+
+def report_digits(spec: Mapping[str, Any]) -> int | None:
+    """The decimals an imported report gave its scores with; None for a trained run."""
+    digits = spec.get("report_digits")
+    return digits if isinstance(digits, int) else None
 
 
 def format_number(value: float | int | None, digits: int = 3) -> str:

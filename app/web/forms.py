@@ -8,6 +8,7 @@ and CLI use, so a spec the form accepts is one the worker can run.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -412,7 +413,9 @@ def spec_groups(model: str, hyperparameters: dict[str, Any]) -> list[SpecGroup]:
 
 # --- importing a classification report ----------------------------------------------------------
 
-IMPORT_FIELDS = ("name", "report_text", "confusion_matrix_text", "tags", "notes")
+IMPORT_FIELDS = (
+    "name", "report_text", "confusion_matrix_text", "tags", "notes", "model", "hyperparameters",
+)  # fmt: skip
 
 
 def import_errors(
@@ -422,10 +425,42 @@ def import_errors(
     return _attach(errors, list(IMPORT_FIELDS))
 
 
+def _setting_value(text: str) -> Any:
+    """``20`` and ``0.001`` as numbers, ``true`` as a boolean, anything else as its text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) or value is None else text
+
+
+def settings_from_text(text: str) -> Any:
+    """The import form's settings box: a JSON object as it is (validation names what is
+    wrong with it), or ``name=value`` lines (commas work as separators too). A line without
+    ``=`` is a ``ValueError`` naming it."""
+    if text.strip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON object: {exc}") from None
+    settings: dict[str, Any] = {}
+    for piece in (p.strip() for p in text.replace(",", "\n").splitlines()):
+        if not piece:
+            continue
+        key, equals, value = piece.partition("=")
+        if not equals:
+            raise ValueError(f"expected name=value, got {piece!r}")
+        settings[key.strip()] = _setting_value(value.strip())
+    return settings
+
+
 def import_data(values: dict[str, str]) -> dict[str, Any]:
     """The import form's strings as the API's ``ReportImport`` body: tags split at commas,
-    an empty matrix left out. ``app.services.importing`` validates and parses it."""
+    an empty matrix or model left out, the settings box read by ``settings_from_text``
+    (``ValueError`` when it cannot be). ``app.services.importing`` validates and parses it."""
     data: dict[str, Any] = {key: values.get(key, "") for key in IMPORT_FIELDS}
     data["tags"] = split_tags(data["tags"])
     data["confusion_matrix_text"] = data["confusion_matrix_text"] or None
+    data["model"] = data["model"].strip() or None
+    data["hyperparameters"] = settings_from_text(data["hyperparameters"])
     return data

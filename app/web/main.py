@@ -24,6 +24,7 @@ from app.web.routes import (
     api,
     auth_pages,
     compare_pages,
+    docs_page,
     events,
     experiment_pages,
     launch_pages,
@@ -33,11 +34,10 @@ from app.web.routes import (
     sweeps_api,
     workers_page,
 )
+from app.web.routes.docs_page import DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
 from app.web.security_headers import SecurityHeaders
 from app.web.templating import install_page_errors
 
-DOCS_URL = "/docs"
-REDOC_URL = "/redoc"
 ROUTERS = (
     api.public_router,
     api.router,
@@ -45,6 +45,7 @@ ROUTERS = (
     analysis.router,
     events.router,
     auth_pages.router,
+    docs_page.router,
     static_files.router,
     list_page.router,
     launch_pages.router,  # /experiments/new and /experiments/import ...
@@ -72,13 +73,14 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    # Swagger UI and ReDoc from the installed package: the docs page works offline.
+    # Swagger UI and ReDoc from the installed package: the docs page works offline. The
+    # Swagger UI page is our own (app/web/routes/docs_page.py), with a way back to the app.
     app = FastAPIOffline(
         title="cifarlab",
         description="Launch, watch and compare CIFAR-10 deep-learning experiments.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=DOCS_URL,
+        docs_url=None,
         redoc_url=REDOC_URL,
     )
     settings = get_settings()
@@ -92,8 +94,8 @@ def create_app() -> FastAPI:
     app.add_middleware(InputGuard)
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(BodySizeLimit)
-    docs_pages = {DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url}
-    app.add_middleware(SecurityHeaders, hashed_paths=frozenset(p for p in docs_pages if p))
+    docs_pages = frozenset({DOCS_URL, REDOC_URL, OAUTH2_REDIRECT_URL})
+    app.add_middleware(SecurityHeaders, hashed_paths=docs_pages)
     if settings.trusted_proxies.strip():  # outermost: the rest sees the client and scheme
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     api.install_error_handlers(app, routes=[route for r in ROUTERS for route in r.routes])

@@ -43,6 +43,7 @@ from app.web.formatting import (
     format_percent,
     format_signed,
     model_title,
+    report_digits,
 )
 
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"
@@ -120,7 +121,7 @@ def _environment() -> jinja2.Environment:
     env.policies["json.dumps_function"] = json_text.dumps
     env.globals.update(
         plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token,
-        csrf_field=CSRF_FIELD, signed_in=signed_in,
+        csrf_field=CSRF_FIELD, signed_in=signed_in, report_digits=report_digits,
     )  # fmt: skip
     return env
 

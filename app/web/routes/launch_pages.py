@@ -165,9 +165,12 @@ def import_report(
 ) -> Response:
     """The same service as POST /api/experiments/import; errors go next to their field."""
     try:
-        experiment = importing.import_report(
-            session, import_data(values), owner_id=principal.user_id
-        )
+        data = import_data(values)
+    except ValueError as exc:  # the settings box, before anything else can be checked
+        error = FieldError(field="hyperparameters", message=str(exc))
+        return _render_import(request, values, [error], status_code=422)
+    try:
+        experiment = importing.import_report(session, data, owner_id=principal.user_id)
     except SpecError as exc:
         return _render_import(request, values, exc.errors, status_code=422)
     return RedirectResponse(f"/experiments/{experiment.id}", status_code=303)
