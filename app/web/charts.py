@@ -613,7 +613,7 @@ def comparison_gap_figure(comparison: Mapping[str, Any]) -> dict[str, Any]:
         if not gap:
             continue
         timed = [[int(epoch), None] for epoch, _ in gap]
-        longest = max(longest, *(epoch for epoch, _ in timed))
+        longest = max(longest, *(int(epoch) for epoch, _ in gap))
         line = _experiment_line(experiment, "gap", timed, [value for _, value in gap], ".1%")
         data.append({**line, "line": {"color": experiment["color"], "width": 2}})
     return {"data": data, "layout": _compare_layout("Generalization gap", longest, _gap_axis())}
