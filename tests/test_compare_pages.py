@@ -562,3 +562,29 @@ def test_per_class_headers_tell_runs_with_one_long_prefix_apart(
     assert shown[:2] == names  # whole, wrapped by the stylesheet rather than cut
     css = client.get("/static/app.css").text
     assert re.search(r"\.experiment-head \{[^}]*white-space: normal", css)
+
+
+def test_an_imports_scores_keep_the_digits_its_report_printed(
+    client: TestClient, session: Session
+) -> None:
+    """A two-digit report reads 82% and 0.83 on compare, not 82.00% and 0.830."""
+    imported = import_seed(session, "study cnn")
+    trained = make_evaluated(session, wrong_every(10), LABELS)
+    page = elements(client.get(f"/compare?ids={imported.id},{trained.id}").text)
+
+    def after(start: int, **attrs: str) -> int:
+        """The index of the first element from ``start`` on with these attributes."""
+        return next(
+            i for i in range(start, len(page))
+            if all(page[i].attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        )  # fmt: skip
+
+    row = after(after(0, id="summary"), data_experiment=str(imported.id))
+    assert page[after(row, data_column="test_accuracy")].text == "82%"
+    table = after(0, id="per-class")
+    airplane = after(table, data_row="airplane")
+    cell = after(airplane, data_metric="f1-score", data_experiment=str(imported.id))
+    assert page[cell + 1].text == "0.83"  # the cell's value span
+    average = after(table, data_row="macro avg")  # both runs have one; ours has 3 decimals
+    cell = after(average, data_metric="f1-score", data_experiment=str(trained.id))
+    assert re.fullmatch(r"0\.\d{3}", page[cell + 1].text)

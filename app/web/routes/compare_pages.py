@@ -45,7 +45,7 @@ from app.web.charts import (
 )
 from app.web.deps import HistoriesDep, SessionDep
 from app.web.f1_chart import draws_heatmap, f1_figure, run_label
-from app.web.formatting import format_number, format_signed, model_title
+from app.web.formatting import format_number, format_signed, model_title, report_digits
 from app.web.forms import shown_value
 from app.web.presentation import (
     ComparisonPublic,
@@ -94,6 +94,8 @@ class Column(SummaryPublic):
     has_gallery: bool
     is_baseline: bool
     has_curves: bool
+    given_digits: int | None
+    """An imported report's decimals (``report_digits``): its scores are shown no finer."""
 
 
 def _columns(experiments: Sequence[Experiment], comparison: ComparisonPublic) -> list[Column]:
@@ -107,6 +109,7 @@ def _columns(experiments: Sequence[Experiment], comparison: ComparisonPublic) ->
             has_gallery=has_gallery(by_id[summary.id]),
             is_baseline=summary.id == comparison.baseline_id,
             has_curves=bool(comparison.curves[summary.id]),
+            given_digits=report_digits(by_id[summary.id].spec),
         )
         for summary in comparison.experiments
     ]
@@ -200,7 +203,7 @@ def _per_class_rows(comparison: ComparisonPublic, columns: Sequence[Column]) -> 
                 cells.append(
                     Cell(
                         metric, column.id, css + (" group-start" if index == 0 else ""),
-                        "" if value is None else format_number(value),
+                        "" if value is None else format_number(value, column.given_digits or 3),
                         "" if delta is None else format_signed(delta),
                         "" if delta is None else _direction(delta),
                     )
