@@ -382,7 +382,7 @@ def test_an_imported_report_compares_beside_trained_runs(
     row = next(e for e in elements(html) if e.tag == "tr" and e.attrs.get("data-key") == "seed")
     assert row.attrs["class"] == "same"  # the imported report has no settings to differ
     accuracy = cells(html, "accuracy")
-    assert accuracy[("f1-score", str(imported.id))] == "0.800 +0.050"
+    assert accuracy[("f1-score", str(imported.id))] == "0.80 +0.050"  # as its report printed it
     diagnosed = [e.attrs["data-experiment"] for e in elements(html)
                  if "diagnosis" in e.attrs.get("class", "").split()]  # fmt: skip
     assert diagnosed == [str(a.id), str(b.id)]  # the import has no curves to diagnose
@@ -426,7 +426,8 @@ def test_summary_and_differing_settings_come_before_the_curves_in_folding_sectio
               "gap-chart", "per-class", f"matrix-{a.id}"}]  # fmt: skip
     assert order == ["summary", "hyperparameters", "pairwise", "accuracy-chart", "time-chart",
                      "gap-chart", "per-class", f"matrix-{a.id}"]  # fmt: skip
-    parts = [e for e in elements(html) if e.tag == "details"]
+    parts = [e for e in elements(html) if "data-collapsible" in e.attrs]
+    assert all(e.tag == "details" for e in parts)
     assert [e.attrs["data-collapsible"] for e in parts] == [
         "summary", "hyperparameters", "significance", "curves", "time", "diagnostics",
         "per-class", "matrices",
