@@ -45,7 +45,8 @@ def test_two_groups_of_three_seeds_draw_bands_and_a_verdict(
     slow = seeds_of(session, 0.001, [30, 32, 28])
     fast = seeds_of(session, 0.003, [10, 12, 8])
     ids = ",".join(str(e.id) for e in [*slow, *fast])
-    page.goto(f"{served}/compare?ids={ids}")
+    # The slow group is the baseline (by default it would be the most accurate run's).
+    page.goto(f"{served}/compare?ids={ids}&baseline={slow[0].id}")
     page.locator("#view-switch [data-view='groups']").click()
     page.wait_for_url("**group=seed**")
     expect(page.locator("#group-summary tbody tr")).to_have_count(2)
