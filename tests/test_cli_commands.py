@@ -128,20 +128,20 @@ def test_list_filters_by_status_model_and_tag_repeated_or_comma_separated(
     assert code == 2 and "--model 'resnet': choose from custom_cnn" in output
 
 
+def launched_name(served: str, *args: str) -> str:
+    """`cifarlab launch ARGS` against ``served``, and the name the experiment got."""
+    code, output = run("launch", *args, "--api-url", served)
+    assert code == 0, output
+    experiment_id = output.split("launched experiment ")[1].split(":")[0]
+    return str(api(served, f"/api/experiments/{experiment_id}")["name"])
+
+
 @pytest.mark.usefixtures("broker")
 def test_a_launch_without_a_name_is_named_by_what_it_changes(served: str) -> None:
-    code, output = run("launch", "--set", "epochs=3", "--set", "batch_size=64",
-                       "--api-url", served)  # fmt: skip
-    assert code == 0, output
-    experiment_id = output.split("launched experiment ")[1].split(":")[0]
-    assert api(served, f"/api/experiments/{experiment_id}")["name"] == (
+    assert launched_name(served, "--set", "epochs=3", "--set", "batch_size=64") == (
         "custom_cnn · epochs=3 batch_size=64"
     )
-    code, output = run("launch", "--preset", "quick-custom-cnn", "--set", "epochs=1",
-                       "--api-url", served)  # fmt: skip
-    assert code == 0, output
-    experiment_id = output.split("launched experiment ")[1].split(":")[0]
-    assert api(served, f"/api/experiments/{experiment_id}")["name"] == (
+    assert launched_name(served, "--preset", "quick-custom-cnn", "--set", "epochs=1") == (
         "quick-custom-cnn · epochs=1"
     )
 
