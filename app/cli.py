@@ -30,6 +30,7 @@ from app.core.models import IMPORTED_MODEL, Status
 from app.core.naming import parse_named_spec
 from app.core.presets import PRESETS
 from app.core.report_export import import_body
+from app.core.report_import import report_digits
 from app.core.schemas import SpecError
 from app.core.zoo import MODELS
 from app.embedded_redis import free_port, redis_url, start_redis
@@ -459,8 +460,8 @@ def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
             time.sleep(1.0)
     if experiment["status"] == "succeeded":
         console.print(
-            f"test accuracy: {experiment['test_accuracy']:.4f}  "
-            f"macro F1: {experiment['macro_f1']:.4f}"
+            f"test accuracy: {_score(experiment['test_accuracy'], experiment['spec'])}  "
+            f"macro F1: {_score(experiment['macro_f1'], experiment['spec'])}"
         )
     return experiment
 
@@ -506,7 +507,7 @@ def list_(
         raise _fail(str(exc)) from None
     table = Table("id", "name", "model", "status", "test acc", "created")
     for item in page["items"]:
-        accuracy = "" if item["test_accuracy"] is None else f"{item['test_accuracy']:.4f}"
+        accuracy = _score(item["test_accuracy"], item["spec"])
         table.add_row(
             str(item["id"]),
             item["name"],
@@ -593,6 +594,14 @@ def retry(
     console.print(f"experiment {experiment_id}: {experiment['status']}")
     if follow:
         _follow_to_the_end(client, experiment_id)
+
+
+def _score(value: float | None, spec: dict[str, Any]) -> str:
+    """Four decimals for a measured score; an imported one with the digits its report printed
+    (0.82, not 0.8200, a precision it never had)."""
+    if value is None:
+        return ""
+    return f"{value:.{report_digits(spec) or 4}f}"
 
 
 def _percent(value: float | None, signed: bool = False) -> str:

@@ -241,6 +241,9 @@ def test_export_then_import_brings_the_result_back_as_an_imported_report(
     assert code == 0, output
     text_id = output.split("imported experiment ")[1].split(":")[0]
     assert api(served, f"/api/experiments/{text_id}")["name"] == "published"
+    code, output = run("list", "--status", "imported", "--api-url", served)
+    line = next(row for row in output.splitlines() if "published" in row)
+    assert "0.82 " in line and "0.8200" not in line  # the report's two digits, no more
 
 
 def test_export_and_import_refuse_what_they_cannot_carry(

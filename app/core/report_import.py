@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,3 +332,9 @@ def parse_for_import(
         return parse_classification_report(report_text, matrix_text), []
     except ValueError as exc:
         return None, [FieldError(field="confusion_matrix_text", message=str(exc))]
+
+
+def report_digits(spec: Mapping[str, Any]) -> int | None:
+    """The decimals an imported report gave its scores with; None for a trained run."""
+    digits = spec.get("report_digits")
+    return digits if isinstance(digits, int) else None

@@ -3,9 +3,7 @@ compare page's per-class table formats in Python (hundreds of them per page)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from app.core.models import IMPORTED_MODEL, utcnow
 from app.core.zoo import MODELS
@@ -45,12 +43,6 @@ def format_percent(value: float | None, given: int | None = None) -> str:
         return "—"
     decimals = 2 if given is None else max(given - 2, 0)
     return f"{value * 100:.{decimals}f}%"
-
-
-def report_digits(spec: Mapping[str, Any]) -> int | None:
-    """The decimals an imported report gave its scores with; None for a trained run."""
-    digits = spec.get("report_digits")
-    return digits if isinstance(digits, int) else None
 
 
 def format_number(value: float | int | None, digits: int = 3) -> str:

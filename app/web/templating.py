@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from app.core.models import Status
+from app.core.report_import import report_digits
 from app.core.zoo import MODELS
 from app.resources import TEMPLATES_DIR
 from app.web import json_text
@@ -43,7 +44,6 @@ from app.web.formatting import (
     format_percent,
     format_signed,
     model_title,
-    report_digits,
 )
 
 PLOTLY_JS_URL = "/static/vendor/plotly.min.js"

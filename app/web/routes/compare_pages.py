@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app.core.models import Experiment
+from app.core.report_import import report_digits
 from app.core.schemas import RowId, SpecError
 from app.services import comparison as comparisons
 from app.services.comparison import (
@@ -45,7 +46,7 @@ from app.web.charts import (
 )
 from app.web.deps import HistoriesDep, SessionDep
 from app.web.f1_chart import draws_heatmap, f1_figure, run_label
-from app.web.formatting import format_number, format_signed, model_title, report_digits
+from app.web.formatting import format_number, format_signed, model_title
 from app.web.forms import shown_value
 from app.web.presentation import (
     ComparisonPublic,
