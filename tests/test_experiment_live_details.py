@@ -136,3 +136,14 @@ def test_the_workers_page_and_api_show_the_running_runs_readings(
     assert shown[1] == "GPU 0 (NVIDIA H200) 87% · 30.0 GiB of 140.0 GiB"
     [worker] = client.get("/api/workers").json()
     assert worker["resources"] == shown
+
+
+def test_the_api_gives_a_phase_only_while_the_run_is_running(
+    client: TestClient, session: Session
+) -> None:
+    running = running_in_epoch_two(session)
+    assert client.get(f"/api/experiments/{running}").json()["run_phase"] == "train"
+    finished = finished_experiment(session)
+    finished.run_phase = "evaluating"  # the last phase the worker reported, as a row keeps it
+    session.commit()
+    assert client.get(f"/api/experiments/{finished.id}").json()["run_phase"] is None

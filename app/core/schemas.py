@@ -18,6 +18,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from app.core.hyperparameters import TrainingHyperparameters
@@ -185,10 +186,18 @@ def summaries(rows: Iterable[Any]) -> list[ExperimentSummary]:
 
 class ExperimentPublic(ExperimentSummary):
     model_layers: list[dict[str, Any]] | None
-    # What a running attempt is doing ("loading_data", "train", "fine_tune", "evaluating").
+    # What a running attempt is doing ("loading_data", "train", "fine_tune", "evaluating");
+    # null once it is not running: the last attempt's phase stays in the row, but a finished
+    # run is not "evaluating".
     run_phase: str | None = None
     # The last heartbeat's CPU, memory and GPU readings (app.core.telemetry.Telemetry).
     telemetry: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _phase_only_while_running(self) -> ExperimentPublic:
+        if self.status is not Status.running:
+            self.run_phase = None
+        return self
 
 
 class TimeToAccuracyPublic(BaseModel):
