@@ -10,6 +10,7 @@ import pytest
 from app.core.models import Status
 from app.core.run_phase import describe_phase, describe_remaining, remaining_seconds
 from app.core.telemetry import GpuFigures, Telemetry, describe_telemetry
+from app.web.experiment_sections import evaluation_images
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,14 @@ def test_resource_readings_in_words() -> None:
     assert describe_telemetry(first.as_json())[0].startswith("CPU of 4 cores")
     assert describe_telemetry(None) == []
     assert describe_telemetry({"written": "by another version"}) == []
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "images"),
+    [(None, 1000), ("none", 1000), ("flip", 2000), ("flip_translate", 6000)],
+)
+def test_the_evaluation_predicts_each_test_image_once_per_view(
+    augmentation: str | None, images: int
+) -> None:
+    hyperparameters = {"test_size": 1000, "test_time_augmentation": augmentation}
+    assert evaluation_images({"hyperparameters": hyperparameters}) == images

@@ -31,6 +31,7 @@ from worker.hardware import without_cuinit_noise
 from worker.lease import holding
 from worker.pruning import TrialPruner
 from worker.training import Trainer, TrainingData, precision_policy
+from worker.tta import tta_views
 
 logger = logging.getLogger(__name__)
 
@@ -181,17 +182,13 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
             checkpoint.clear()
         return RunOutcome(cancelled=False, pruned=trainer.pruned)
     enter_phase(lease, RunPhase.evaluating)
-    test_batches = make_dataset(
-        test.x_test, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
-        shuffle=False, seed=hp.seed,
-    )  # fmt: skip
-    probabilities = np.asarray(model.predict(test_batches, verbose=0))
-    if hp.test_time_augmentation == "flip":
-        mirrored = make_dataset(
-            test.x_test[:, :, ::-1], test.y_test, batch_size=hp.batch_size,
-            image_size=hp.image_size, shuffle=False, seed=hp.seed,
+    probabilities = np.zeros((len(test.y_test), len(CLASS_NAMES)))
+    for view, weight in tta_views(test.x_test, hp.test_time_augmentation):
+        batches = make_dataset(
+            view, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
+            shuffle=False, seed=hp.seed,
         )  # fmt: skip
-        probabilities = (probabilities + np.asarray(model.predict(mirrored, verbose=0))) / 2
+        probabilities += weight * np.asarray(model.predict(batches, verbose=0))
     result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
     fingerprint = fingerprint_test_set(test.x_test, test.y_test)
     save_test_images(test.x_test, settings.test_images_path(fingerprint))

@@ -15,6 +15,11 @@ from pydantic_core import PydanticCustomError
 
 from app.core.models import INTEGER_MAX
 
+TestTimeAugmentation = Literal["none", "flip", "flip_translate"]
+TEST_TIME_VIEWS: dict[str, int] = {"none": 1, "flip": 2, "flip_translate": 6}
+"""Views of each test image an evaluation predicts, per test-time augmentation: what the
+evaluation costs, for estimates, beside the worker's ``tta_views`` that makes them."""
+
 CIFAR10_TRAIN_IMAGES = 50_000
 CIFAR10_TEST_IMAGES = 10_000
 
@@ -135,9 +140,11 @@ class TrainingHyperparameters(BaseModel):
     )
 
     # Evaluation
-    test_time_augmentation: Literal["none", "flip"] = _field(
+    test_time_augmentation: TestTimeAugmentation = _field(
         "none", "Evaluation", "flip: predict each test image as the mean of its and its mirror "
-        "image's probabilities. Recorded with the evaluation; compare warns when runs differ.",
+        "image's probabilities; flip_translate: the weighted mean over that pair and the pairs "
+        "of the image shifted one pixel up-left and down-right (6 views, airbench's level 2). "
+        "Recorded with the evaluation; compare warns when runs differ.",
     )  # fmt: skip
 
     # Speed
@@ -255,7 +262,7 @@ class FastCnnHyperparameters(TrainingHyperparameters):
         0.0625, "Augmentation", "Random shifts up to this fraction of the side (0.0625 = 2 px).",
         ge=0, le=0.5,
     )  # fmt: skip
-    test_time_augmentation: Literal["none", "flip"] = _default_of("test_time_augmentation", "flip")
+    test_time_augmentation: TestTimeAugmentation = _default_of("test_time_augmentation", "flip")
     width_1: int = _field(64, "Model", "Filters of the first block (32 px).", ge=8, le=512)
     width_2: int = _field(256, "Model", "Filters of the second block (16 px).", ge=8, le=1024)
     width_3: int = _field(256, "Model", "Filters of the third block (8 px).", ge=8, le=1024)

@@ -310,7 +310,8 @@ class Evaluation(Base):
     confusion_matrix: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     test_size: Mapped[int] = mapped_column(Integer)
-    # How each test image was predicted: "none" (once) or "flip" (mean with its mirror image).
+    # How each test image was predicted: "none" (once), "flip" (mean with its mirror image) or
+    # "flip_translate" (also with 1-pixel shifts of both).
     test_time_augmentation: Mapped[str] = mapped_column(
         String(16), default="none", server_default="none"
     )

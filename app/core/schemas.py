@@ -376,7 +376,8 @@ class EvaluationPublic(BaseModel):
     classes: list[str]
     confusion_matrix: list[list[int]] | None
     report: dict[str, Any]
-    # "none": each test image predicted once; "flip": the mean with its mirror image's.
+    # "none": each test image predicted once; "flip": the mean with its mirror image's;
+    # "flip_translate": also with 1-pixel shifts of both (worker/tta.py).
     test_time_augmentation: str = "none"
 
 

@@ -244,7 +244,7 @@ class CaveatKind(enum.StrEnum):
     imported = "imported"  # imported reports: which test images they used is unknown
     seeds = "seeds"  # trained runs with different seeds
     datasets = "datasets"  # trained runs on different datasets
-    # trained runs evaluated with different test-time augmentation ("flip" against "none")
+    # trained runs evaluated with different test-time augmentation ("flip" against "none", say)
     test_time_augmentation = "test_time_augmentation"
     unfinished = "unfinished"  # still queued or running: the numbers will change
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.core.crud import EpochRow
+from app.core.hyperparameters import TEST_TIME_VIEWS
 from app.core.models import Experiment, Status
 from app.core.run_phase import (
     TRAINING_PHASES,
@@ -115,11 +116,10 @@ class Outlook(BaseModel):
 
 
 def evaluation_images(spec: dict[str, Any]) -> int:
-    """Test images the evaluation predicts: twice the test set with flip test-time
-    augmentation."""
+    """Test images the evaluation predicts: the test set once per test-time view."""
     hyperparameters = spec.get("hyperparameters") or {}
     images = int(hyperparameters.get("test_size") or 0)
-    return images * (2 if hyperparameters.get("test_time_augmentation") == "flip" else 1)
+    return images * TEST_TIME_VIEWS.get(str(hyperparameters.get("test_time_augmentation")), 1)
 
 
 def run_outlook(

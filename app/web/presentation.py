@@ -377,7 +377,8 @@ def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
         case CaveatKind.test_time_augmentation:
             return (
                 f"Different test-time augmentation: {_listing(caveat, names)}. Their test "
-                "accuracies are not measured alike (flip averages each image with its mirror)."
+                "accuracies are not measured alike (flip averages each image with its mirror, "
+                "flip_translate with its mirror and 1-pixel shifts)."
             )
         case CaveatKind.unfinished:
             return f"Still training: {who}; their numbers will change."
@@ -435,7 +436,8 @@ class SummaryPublic(BaseModel):
     images_per_second: float | None
     test_size: int | None
     test_time_augmentation: str | None = Field(
-        description='How the test set was predicted: "none" or "flip"; null before evaluation'
+        description='How the test set was predicted: "none", "flip" or "flip_translate"; '
+        "null before evaluation"
     )
     time_to_accuracy: list[TimeToAccuracyPublic]
 

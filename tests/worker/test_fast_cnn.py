@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.config import get_settings
+from app.core.hyperparameters import TEST_TIME_VIEWS
 from app.core.models import Status
 from app.core.schemas import parse_spec
 from tests.support.factories import claim, spec_data
@@ -19,6 +20,7 @@ from worker import runner
 from worker.architectures import build_fast_cnn, fit_whitening
 from worker.data import make_dataset
 from worker.learning_rate import TriangularSchedule
+from worker.tta import tta_views
 
 TINY_FAST = {"width_1": 8, "width_2": 8, "width_3": 8, "batch_size": 50}
 
@@ -85,6 +87,30 @@ def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.M
     monkeypatch.setenv("CIFARLAB_CIFAR10_PATH", str(tiny_cifar10))
     get_settings.cache_clear()
     return get_settings()
+
+
+@pytest.mark.parametrize("augmentation", ["none", "flip", "flip_translate"])
+def test_test_time_views_are_the_image_its_mirror_and_one_pixel_shifts(augmentation) -> None:
+    images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    views = tta_views(images, augmentation)
+
+    assert len(views) == TEST_TIME_VIEWS[augmentation]
+    assert sum(weight for _view, weight in views) == pytest.approx(1.0)
+    assert all(view.shape == images.shape and view.dtype == np.uint8 for view, _w in views)
+    assert np.array_equal(views[0][0], images)
+    if augmentation == "none":
+        return
+    assert np.array_equal(views[1][0], images[:, :, ::-1])
+    if augmentation == "flip":
+        return
+    up_left, down_right = views[2][0], views[4][0]
+    # Shifted by one pixel: the content moves down-right in one and up-left in the other,
+    # the uncovered row and column reflected from the image.
+    assert np.array_equal(up_left[:, 1:, 1:], images[:, :-1, :-1])
+    assert np.array_equal(up_left[:, 0, 1:], images[:, 1, :-1])
+    assert np.array_equal(down_right[:, :-1, :-1], images[:, 1:, 1:])
+    assert np.array_equal(views[3][0], up_left[:, :, ::-1])
+    assert np.array_equal(views[5][0], down_right[:, :, ::-1])
 
 
 def test_a_fast_run_records_its_flip_evaluation_and_saves_a_loadable_model(
