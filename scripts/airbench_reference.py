@@ -6,12 +6,13 @@ recipe airbench's?").
 Usage, in a virtual environment of its own (PyTorch is not one of cifarlab's dependencies):
 
     python -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch==2.13.0 numpy
-    /tmp/torch-venv/bin/python scripts/airbench_reference.py DATA_DIR/datasets/cifar10-*.npz \
+    /tmp/torch-venv/bin/python scripts/airbench_reference.py DATA_DIR/datasets/cifar10-KEY.npz \
         --epochs 2 --widths 64,128,128
 
-The .npz is the decoded cache a worker writes into its data folder on its first run. Like
-the `fast_cnn` defaults it fits 47,500 training images (a seeded 95%) and prints the test
-accuracy with the mirrored second look. A benchmark, not a test: on two CPU cores an epoch
+The .npz is a decoded cache a worker writes into its data folder on its first run (any one
+of them if there are several: they hold the same arrays). Like the `fast_cnn` defaults it
+fits 47,500 training images (a seeded 95%) and prints the test accuracy with the mirrored
+second look. A benchmark, not a test: on two CPU cores an epoch
 of these widths takes about three minutes.
 """
 
