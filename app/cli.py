@@ -20,6 +20,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
@@ -36,6 +37,7 @@ from app.core.zoo import MODELS
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
+from worker.extra import cannot_train_reason
 
 cli = typer.Typer(
     help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
@@ -57,7 +59,9 @@ def _client(api_url: str | None) -> ApiClient:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    """Prints the message as written: brackets in it (`cifarlab[worker]`, a list in a run's
+    error) are text, not Rich markup."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -137,6 +141,7 @@ def up(
         check_exposure(host)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    cannot_train = cannot_train_reason()
     supervisor = Supervisor()
     name = default_worker_name()
     try:
@@ -145,22 +150,36 @@ def up(
         )
         env = dict(os.environ)
         level = "INFO" if verbose else "WARNING"
-        supervisor.start(
-            "worker", worker_argv(1, level, name, quiet=not verbose), env, backoff=Backoff(),
-            on_death=lambda returncode: _worker_died(name, returncode),
-        )  # fmt: skip
+        if cannot_train is None:
+            supervisor.start(
+                "worker", worker_argv(1, level, name, quiet=not verbose), env,
+                backoff=Backoff(), on_death=lambda returncode: _worker_died(name, returncode),
+            )  # fmt: skip
         web_argv = web_command(host, port, settings.web_process_count, log_level=level.lower())
         supervisor.start("web", web_argv, env, backoff=Backoff())
     except BaseException:
         supervisor.stop()
         raise
-    _wait_until_ready(host, port, supervisor)
+    _wait_until_ready(host, port, supervisor, worker=cannot_train is None)
+    if cannot_train is not None:
+        console.print(
+            f"[yellow]warning:[/yellow] no worker started: {escape(cannot_train)}. "
+            "Experiments wait in the queue until a worker connects.",
+            highlight=False,
+        )
     console.print(
         f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
         "press Ctrl-C to stop",
         highlight=False,
     )
     raise typer.Exit(code=supervisor.wait())
+
+
+def _require_training() -> None:
+    """Commands that train stop here, before any work, on an install without the extra."""
+    reason = cannot_train_reason()
+    if reason is not None:
+        raise _fail(reason)
 
 
 def _worker_died(name: str, returncode: int) -> None:
@@ -178,10 +197,12 @@ def _worker_died(name: str, returncode: int) -> None:
         crud.record_worker_restart(session=session, name=name, reason=describe_exit(returncode))
 
 
-def _wait_until_ready(host: str, port: int, supervisor: Supervisor, timeout: float = 60) -> None:
-    """Until the web answers and a worker is online (or a child exits, or time is up), so the
-    "running at" line comes after what the children print as they start. A child that died
-    meanwhile is restarted once ``supervisor.wait`` runs."""
+def _wait_until_ready(
+    host: str, port: int, supervisor: Supervisor, *, worker: bool, timeout: float = 60
+) -> None:
+    """Until the web answers and, if one was started, a worker is online (or a child exits,
+    or time is up), so the "running at" line comes after what the children print as they
+    start. A child that died meanwhile is restarted once ``supervisor.wait`` runs."""
     local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/api/health"
     deadline = time.monotonic() + timeout
@@ -189,7 +210,9 @@ def _wait_until_ready(host: str, port: int, supervisor: Supervisor, timeout: flo
         if any(child.process.poll() is not None for child in supervisor.children):
             return
         try:
-            if httpx.get(url, timeout=2).json().get("status") == "ok":
+            health = httpx.get(url, timeout=2).json()
+            parts_up = health.get("database") == health.get("broker") == "ok"
+            if health.get("status") == "ok" or (not worker and parts_up):
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -244,6 +267,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run training workers (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
+    _require_training()
     name = name or default_worker_name()
     if gpus is None:
         os.execv(sys.executable, worker_argv(concurrency, loglevel, hostname=name))
@@ -1133,6 +1157,7 @@ def bench_train(
 ) -> None:
     """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN),
     or, with --to-accuracy, the time presets take to reach an accuracy."""
+    _require_training()
     _scratch_database()
     if to_accuracy is not None:
         _race_to_accuracy(to_accuracy, [p.strip() for p in presets.split(",") if p.strip()], seed)
@@ -1201,6 +1226,7 @@ def bench_memory(
     chart: ChartOption = None,
 ) -> None:
     """Peak memory of a transfer model training on the full training set at a large size."""
+    _require_training()
     _scratch_database()
     from worker.bench import memory_benchmark
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from app.embedded_redis import free_port
@@ -157,3 +158,91 @@ def test_the_installed_package_serves_every_kind_of_page(served: str) -> None:
         assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
         docs = client.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+WORKER_EXTRA_MODULES = ("tensorflow", "keras", "sklearn")
+"""What `pip install cifarlab` without `[worker]` lacks: the web-only install below hides them."""
+
+
+@pytest.fixture(scope="module")
+def web_only(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The same wheel, borrowing every dependency except the worker extra's: each borrowed
+    site-packages is mirrored as a folder of links that leaves TensorFlow, Keras and
+    scikit-learn out, so they are as absent as on a machine that never installed them."""
+    root = tmp_path_factory.mktemp("web-only")
+    environment = root / "venv"
+    venv.create(environment, with_pip=False)
+    site_packages = _site_packages(environment)
+    with zipfile.ZipFile(installed.wheel) as archive:
+        archive.extractall(site_packages)
+    mirrors = []
+    for number, borrowed in enumerate(p for p in sys.path if p.endswith("-packages")):
+        mirror = root / f"borrowed-{number}"
+        mirror.mkdir()
+        for entry in Path(borrowed).iterdir():
+            if entry.name.split("-")[0].split(".")[0].lower() not in WORKER_EXTRA_MODULES:
+                (mirror / entry.name).symlink_to(entry)
+        mirrors.append(str(mirror))
+    (site_packages / "borrowed-dependencies.pth").write_text("\n".join(mirrors) + "\n")
+    bin_dir = environment / "bin"
+    script = bin_dir / "cifarlab"
+    script.write_text(f"#!{bin_dir / 'python'}\nfrom app.cli import main\nmain()\n")
+    script.chmod(0o755)
+    return Installed(wheel=installed.wheel, bin_dir=bin_dir, site_packages=site_packages)
+
+
+def test_a_worker_without_the_worker_extra_refuses_to_start(
+    web_only: Installed, tmp_path: Path
+) -> None:
+    """It would otherwise take a run off the queue and die importing Keras, the run queued
+    for good."""
+    hidden = subprocess.run(
+        [str(web_only.bin_dir / "python"), "-c", "import keras"],
+        env=_environment(tmp_path), cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "No module named 'keras'" in hidden.stderr
+    for command in (["worker"], ["bench", "train"]):
+        refused = subprocess.run(
+            [str(web_only.bin_dir / "cifarlab"), *command],
+            env=_environment(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        said = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode == 2, said
+        assert "cannot train: tensorflow, keras, scikit-learn are missing" in said
+        assert "pip install 'cifarlab[worker]'" in said
+
+
+def test_up_without_the_worker_extra_serves_the_dashboard_and_says_why_no_worker_runs(
+    web_only: Installed, tmp_path: Path
+) -> None:
+    env = _environment(tmp_path / "data")
+    del env["CIFARLAB_REDIS_URL"]  # `up` starts its own
+    port = free_port()
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(web_only.bin_dir / "cifarlab"), "up", "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def running() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            return "cifarlab is running at" in log_path.read_text()
+
+        wait_until(running, 90, what="`cifarlab up` from the web-only install")
+        said = " ".join(log_path.read_text().split())
+        assert "no worker started: this install cannot train" in said
+        assert "Experiments wait in the queue until a worker connects" in said
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            health = client.get("/api/health").json()
+            assert (health["database"], health["broker"], health["workers"]) == ("ok", "ok", [])
+            assert client.get("/experiments/new").status_code == 200
+        children = psutil.Process(process.pid).children(recursive=True)
+        commands = [" ".join(child.cmdline()) for child in children]
+        assert any("redis-server" in c for c in commands), commands
+        assert not any("celery" in c for c in commands), commands
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,44 @@
+"""Whether this install can train: `pip install cifarlab` gives the dashboard alone, and the
+`worker` extra adds TensorFlow and the rest of what a worker imports. Without them a worker
+would start, take a run off the queue and die importing Keras, leaving the run queued for
+good; so `cifarlab worker` and the benchmarks refuse to start, and `cifarlab up` runs the
+dashboard without a worker, each saying how to install what is missing.
+
+Looked up with ``find_spec``, which finds a package without importing it: the check costs
+milliseconds and loads no TensorFlow into the process that asks."""
+
+from __future__ import annotations
+
+import importlib.util
+
+TRAINING_PACKAGES = {
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "sklearn": "scikit-learn",
+    "psutil": "psutil",
+    "pynvml": "nvidia-ml-py",
+}
+"""Module a worker imports -> the distribution of the `worker` extra that provides it."""
+
+INSTALL_HINT = "pip install 'cifarlab[worker]'"
+
+
+def missing_training_packages() -> list[str]:
+    """The `worker` extra's distributions this install lacks, by their pip names."""
+    return [
+        package
+        for module, package in TRAINING_PACKAGES.items()
+        if importlib.util.find_spec(module) is None
+    ]
+
+
+def cannot_train_reason() -> str | None:
+    """Why this install cannot train, naming the missing packages and the fix; None if it can."""
+    missing = missing_training_packages()
+    if not missing:
+        return None
+    return (
+        f"this install cannot train: {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} missing. Install the worker extra "
+        f"(`{INSTALL_HINT}`) here, or run workers on a machine that has it"
+    )
