@@ -177,6 +177,7 @@ def test_compare_warns_when_test_time_augmentation_differs(
     html = client.get(f"/compare?ids={plain.id},{flipped.id}").text
     warnings = html[html.index('id="warnings"') : html.index("</div>", html.index('id="warnings"'))]
     assert "Different test-time augmentation: plain: none; flipped: flip." in warnings
+    assert "flip: each image predicted as the mean with its mirror image;" in warnings
     same = client.get(f"/compare?ids={plain.id},{also_plain.id}").text
     assert "test-time augmentation" not in same
 
@@ -188,7 +189,9 @@ def test_the_experiment_page_names_test_time_augmentation_when_used(
     plain = make_evaluated(session, LABELS, LABELS)
     html = client.get(f"/experiments/{flipped.id}").text
     note = html[html.index('id="test-time-augmentation"') :]
-    assert "Test-time augmentation: <strong>flip</strong>" in note[: note.index("</p>")]
+    said = note[: note.index("</p>")]
+    assert "Test-time augmentation: <strong>flip</strong>" in said
+    assert "(each image predicted as the mean with its mirror image)" in said
     assert 'id="test-time-augmentation"' not in client.get(f"/experiments/{plain.id}").text
     body = client.get(f"/api/experiments/{flipped.id}/evaluation").json()
     assert body["test_time_augmentation"] == "flip"

@@ -19,6 +19,14 @@ TestTimeAugmentation = Literal["none", "flip", "flip_translate"]
 TEST_TIME_VIEWS: dict[str, int] = {"none": 1, "flip": 2, "flip_translate": 6}
 """Views of each test image an evaluation predicts, per test-time augmentation: what the
 evaluation costs, for estimates, beside the worker's ``tta_views`` that makes them."""
+TEST_TIME_MEANINGS: dict[str, str] = {
+    "flip": "each image predicted as the mean with its mirror image",
+    "flip_translate": (
+        "each image predicted as the mean over it, its mirror image and both shifted by one pixel"
+    ),
+}
+"""What a result evaluated with each test-time augmentation averaged, said where results are
+shown (the evaluation section, compare's warning) so a reader knows what not to compare."""
 
 CIFAR10_TRAIN_IMAGES = 50_000
 CIFAR10_TEST_IMAGES = 10_000

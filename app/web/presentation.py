@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.hyperparameters import TEST_TIME_MEANINGS
 from app.core.models import Status
 from app.core.schemas import TimeToAccuracyPublic
 from app.services.comparison import (
@@ -377,8 +378,9 @@ def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
         case CaveatKind.test_time_augmentation:
             return (
                 f"Different test-time augmentation: {_listing(caveat, names)}. Their test "
-                "accuracies are not measured alike (flip averages each image with its mirror, "
-                "flip_translate with its mirror and 1-pixel shifts)."
+                "accuracies are not measured alike ("
+                + "; ".join(f"{name}: {text}" for name, text in TEST_TIME_MEANINGS.items())
+                + ")."
             )
         case CaveatKind.unfinished:
             return f"Still training: {who}; their numbers will change."

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from app.core.hyperparameters import TEST_TIME_MEANINGS
 from app.core.models import Status
 from app.core.report_import import report_digits
 from app.core.zoo import MODELS
@@ -122,6 +123,7 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         plotly_js_url=PLOTLY_JS_URL, statuses=list(Status), models=MODELS, csrf_token=csrf_token,
         csrf_field=CSRF_FIELD, signed_in=signed_in, report_digits=report_digits,
+        test_time_meanings=TEST_TIME_MEANINGS,
     )  # fmt: skip
     return env
 
