@@ -37,7 +37,7 @@ from app.core.zoo import MODELS
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
-from worker.extra import cannot_train_reason
+from app.worker_extra import cannot_train_reason
 
 cli = typer.Typer(
     help="cifarlab: launch, watch and compare CIFAR-10 experiments.", no_args_is_help=True
