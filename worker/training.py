@@ -97,9 +97,9 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
     return found
 
 
-def recalibrate_batchnorm(model: keras.Model, batches: tf.data.Dataset) -> None:
-    """Set the moving mean and variance of every BatchNormalization layer that trains to the
-    average of its statistics over ``batches``, computed with the current weights.
+class BatchNormRecalibrator:
+    """Sets the moving mean and variance of every BatchNormalization layer that trains to the
+    average of its statistics over some batches, computed with the current weights.
 
     Validation, test and saved models use the moving averages, but during training they
     trail the weights: each step mixes a little of the current batch into statistics of
@@ -108,41 +108,62 @@ def recalibrate_batchnorm(model: keras.Model, batches: tf.data.Dataset) -> None:
     match its layers, and the network, fine on its training batches, predicts one class for
     every image. Recomputing them for the weights as they are (as "precise BatchNorm" does)
     removes that lag whatever the run's length. Frozen layers (a pre-trained base) are left
-    as they are: they normalise with their own statistics."""
-    layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
-    if not layers:
-        return
-    momenta = [layer.momentum for layer in layers]
+    as they are: they normalise with their own statistics.
 
-    @tf.function(reduce_retracing=True)  # traced once: the momentum is an input, not a constant
-    def update(images: tf.Tensor, momentum: tf.Tensor) -> None:
-        for layer in layers:
-            layer.momentum = momentum
-        model(images, training=True)
+    Made once for a set of training layers (a phase), it traces its update once and reuses
+    the graph every epoch: a new ``tf.function`` per call traced the whole model again each
+    time (seconds an epoch for an EfficientNet, and TensorFlow's retracing warnings)."""
 
-    seen = 0
-    try:
-        for images, _labels in batches:
-            count = int(images.shape[0])
-            # A running mean of the batches' statistics, each weighted by its images.
-            update(images, tf.constant(seen / (seen + count), tf.float32))
-            seen += count
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
+    def __init__(self, model: keras.Model) -> None:
+        self.layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
+        layers = self.layers
+
+        @tf.function(reduce_retracing=True)  # the momentum is an input, not a constant
+        def update(images: tf.Tensor, momentum: tf.Tensor) -> None:
+            for layer in layers:
+                layer.momentum = momentum
+            model(images, training=True)
+
+        self.traced_update = update
+
+    def covers(self, model: keras.Model) -> bool:
+        """Whether the model's training BatchNorm layers are still the ones this one sets."""
+        trainable = [layer for layer in batchnorm_layers(model) if layer.trainable]
+        return len(trainable) == len(self.layers) and all(
+            mine is theirs for mine, theirs in zip(self.layers, trainable, strict=True)
+        )
+
+    def __call__(self, batches: tf.data.Dataset) -> None:
+        if not self.layers:
+            return
+        momenta = [layer.momentum for layer in self.layers]
+        seen = 0
+        try:
+            for images, _labels in batches:
+                count = int(images.shape[0])
+                # A running mean of the batches' statistics, each weighted by its images.
+                self.traced_update(images, tf.constant(seen / (seen + count), tf.float32))
+                seen += count
+        finally:
+            for layer, momentum in zip(self.layers, momenta, strict=True):
+                layer.momentum = momentum
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
-    """Recalibrates BatchNorm (``recalibrate_batchnorm``) before each evaluation in ``fit``:
+    """Recalibrates BatchNorm (``BatchNormRecalibrator``) before each evaluation in ``fit``:
     validation, the best-weights choice and checkpoints see statistics of the weights they
-    judge, and the model after ``fit`` is tested and saved with them."""
+    judge, and the model after ``fit`` is tested and saved with them. A new recalibrator
+    comes with each new set of training layers (fine-tuning unfreezes the base)."""
 
     def __init__(self, batches: tf.data.Dataset) -> None:
         super().__init__()
         self.batches = batches
+        self.recalibrator: BatchNormRecalibrator | None = None
 
     def on_test_begin(self, logs: dict | None = None) -> None:
-        recalibrate_batchnorm(self.model, self.batches)
+        if self.recalibrator is None or not self.recalibrator.covers(self.model):
+            self.recalibrator = BatchNormRecalibrator(self.model)
+        self.recalibrator(self.batches)
 
 
 JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}

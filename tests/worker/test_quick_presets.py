@@ -19,7 +19,7 @@ from app.core.schemas import parse_spec
 from tests.support.factories import claim, write_official_cifar10
 from worker import runner
 from worker.architectures import BATCHNORM_MOMENTUM, build_custom_cnn
-from worker.training import batchnorm_layers, recalibrate_batchnorm
+from worker.training import BatchNormRecalibration, BatchNormRecalibrator, batchnorm_layers
 
 QUICK = [name for name, preset in PRESETS.items() if preset.kind == "quick"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 80, 20
@@ -82,10 +82,38 @@ def test_recalibration_sets_moving_statistics_to_the_batches_and_spares_frozen_l
     images = np.random.default_rng(0).uniform(0, 255, (100, 32, 32, 3)).astype("float32")
     batches = tf.data.Dataset.from_tensor_slices((images, np.zeros(100))).batch(32)
 
-    recalibrate_batchnorm(model, batches)
+    BatchNormRecalibrator(model)(batches)
 
     inputs = keras.Model(model.input, first.input)(images).numpy()
     expected = inputs.mean(axis=(0, 1, 2))  # batches of 32, 32, 32 and 4, image-weighted
     np.testing.assert_allclose(first.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(last.moving_mean.numpy(), frozen_mean)
     assert first.momentum == BATCHNORM_MOMENTUM
+
+
+def test_each_epochs_recalibration_reuses_one_traced_update_until_the_training_layers_change() -> (
+    None
+):
+    """Tracing the model anew every epoch cost seconds an epoch on a large network."""
+    model = build_custom_cnn(
+        num_classes=10, image_size=32, conv_blocks=2, filters=8, batch_norm=True,
+        dense_units=16, dropout_rate=0.0,
+    )  # fmt: skip
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images = np.random.default_rng(0).uniform(0, 255, (96, 32, 32, 3)).astype("float32")
+    labels = np.arange(96) % 10
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    recalibration = BatchNormRecalibration(batches)
+
+    model.fit(batches, validation_data=batches, epochs=3, verbose=0, callbacks=[recalibration])
+    first = recalibration.recalibrator
+    assert first is not None and first.traced_update.experimental_get_tracing_count() == 1
+    model.fit(batches, validation_data=batches, epochs=2, verbose=0, callbacks=[recalibration])
+    assert recalibration.recalibrator is first
+    assert first.traced_update.experimental_get_tracing_count() == 1
+
+    batchnorm_layers(model)[0].trainable = False  # a phase that freezes part of the network
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(batches, validation_data=batches, epochs=1, verbose=0, callbacks=[recalibration])
+    assert recalibration.recalibrator is not first
+    assert recalibration.recalibrator.layers == batchnorm_layers(model)[1:]
