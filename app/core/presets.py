@@ -43,8 +43,11 @@ PRESETS: dict[str, Preset] = {
     for preset in (
         _preset(
             "study-custom-cnn", "Study: custom CNN", "study",
-            "The study's from-scratch CNN at 32 px: three conv blocks, Adam, its callbacks.",
-            "custom_cnn", {"epochs": 30}, published=0.82,
+            "The study's from-scratch CNN at 32 px: three conv blocks (32-64-128 filters, each "
+            "convolution with BatchNorm), Adam, its callbacks, the study's 20 epochs. 0.809 "
+            "+/- 0.006 test accuracy over three seeds on a 2-core CPU, about 40 minutes a run "
+            "(docs/benchmarks.md).",
+            "custom_cnn", {"epochs": 20, "batch_norm": True}, published=0.82,
         ),
         _preset(
             "study-efficientnetb2", "Study: EfficientNetB2 transfer, 128 px", "study",
