@@ -706,6 +706,21 @@ def test_a_queued_experiment_shows_its_place_in_the_queue(
     assert not _shown(client.get(f"/experiments/{first.id}").text, "queue-position")
 
 
+def test_a_queued_run_with_no_worker_online_says_so(client: TestClient, session: Session) -> None:
+    """A dashboard-only install, or every worker stopped: "when a worker is free" would wait
+    for ever without a word."""
+    queued = make_experiment(session)
+    session.commit()
+    html = client.get(f"/experiments/{queued.id}").text
+    note = by_id(html, "no-worker-online").text
+    assert note.startswith("no worker is online, so it starts when one connects")
+    assert "<code>cifarlab worker</code>" in html[html.index('id="no-worker-online"') :]
+    crud.see_worker(session=session, name="w1@h", hostname="h", pid=1, device="CPU")
+    session.commit()
+    html = client.get(f"/experiments/{queued.id}").text
+    assert 'id="no-worker-online"' not in html and "it starts when a worker is free" in html
+
+
 @pytest.mark.parametrize(
     ("status", "shown"),
     [("failed", {"retry", "delete"}), ("cancelled", {"retry", "delete"}),

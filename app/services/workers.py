@@ -30,3 +30,10 @@ def list_online(session: Session) -> list[dict[str, Any]]:
         }
         for w in workers
     ]  # fmt: skip
+
+
+def any_online(session: Session) -> bool:
+    """Whether a queued run has a worker to start it: with none (a dashboard-only install,
+    every worker stopped) its page says so instead of "when a worker is free"."""
+    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
+    return bool(crud.online_workers(session=session, seen_since=seen_since))
