@@ -16,9 +16,10 @@ TRAINING_PACKAGES = {
     "keras": "keras",
     "sklearn": "scikit-learn",
     "psutil": "psutil",
-    "pynvml": "nvidia-ml-py",
 }
-"""Module a worker imports -> the distribution of the `worker` extra that provides it."""
+"""Module a worker cannot run without -> the distribution of the `worker` extra that provides
+it. (The extra's nvidia-ml-py is not here: without it a worker reads no GPU figures, and
+trains all the same.)"""
 
 INSTALL_HINT = "pip install 'cifarlab[worker]'"
 
