@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -40,10 +39,10 @@ from app.core.hyperparameters import (
     TrainingHyperparameters,
     TransferHyperparameters,
 )
-from app.core.models import Experiment, utcnow
+from app.core.models import Experiment
 from app.core.presets import PRESETS
 from app.core.schemas import ExperimentSpec, SpecError, parse_spec
-from app.services.workers import WORKER_ONLINE_SECONDS
+from app.services.workers import online as online_workers
 
 RECENT_RUNS = 5
 """Runs a figure is measured from: recent enough to be the worker as it is today."""
@@ -270,8 +269,7 @@ def estimate(
 ) -> TimeEstimatePublic:
     """The spec's time on each kind of online worker; ``trials`` > 1 for a sweep of this spec
     (its varied settings aside), at most ``max_parallel`` trials at once."""
-    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
-    online = crud.online_workers(session=session, seen_since=seen_since)
+    online = online_workers(session)
     kinds: dict[str, int] = {}
     for worker in online:
         kinds[worker.device] = kinds.get(worker.device, 0) + 1

@@ -3,13 +3,14 @@ share this one definition of "online"."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.core.models import utcnow
+from app.core.models import Worker, utcnow
 from app.core.telemetry import describe_telemetry
 
 WORKER_ONLINE_SECONDS = 60
@@ -18,8 +19,7 @@ WORKER_ONLINE_SECONDS = 60
 def list_online(session: Session) -> list[dict[str, Any]]:
     """Workers seen in the last minute, their device, what each is running and that run's
     last resource readings in words (CPU, memory, GPUs)."""
-    seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
-    workers = crud.online_workers(session=session, seen_since=seen_since)
+    workers = online(session)
     running = crud.running_on(session=session, worker_names=[w.name for w in workers])
     return [
         {
@@ -35,5 +35,10 @@ def list_online(session: Session) -> list[dict[str, Any]]:
 def any_online(session: Session) -> bool:
     """Whether a queued run has a worker to start it: with none (a dashboard-only install,
     every worker stopped) its page says so instead of "when a worker is free"."""
+    return bool(online(session))
+
+
+def online(session: Session) -> Sequence[Worker]:
+    """Workers seen in the last ``WORKER_ONLINE_SECONDS``: the one definition of online."""
     seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)
-    return bool(crud.online_workers(session=session, seen_since=seen_since))
+    return crud.online_workers(session=session, seen_since=seen_since)
