@@ -21,25 +21,18 @@ TRAINING_PACKAGES = {
 it. (The extra's nvidia-ml-py is not here: without it a worker reads no GPU figures, and
 trains all the same.)"""
 
-INSTALL_HINT = "pip install 'cifarlab[worker]'"
 
-
-def missing_training_packages() -> list[str]:
-    """The `worker` extra's distributions this install lacks, by their pip names."""
-    return [
+def cannot_train_reason() -> str | None:
+    """Why this install cannot train, naming the missing packages and the fix; None if it can."""
+    missing = [
         package
         for module, package in TRAINING_PACKAGES.items()
         if importlib.util.find_spec(module) is None
     ]
-
-
-def cannot_train_reason() -> str | None:
-    """Why this install cannot train, naming the missing packages and the fix; None if it can."""
-    missing = missing_training_packages()
     if not missing:
         return None
     return (
         f"this install cannot train: {', '.join(missing)} "
         f"{'is' if len(missing) == 1 else 'are'} missing. Install the worker extra "
-        f"(`{INSTALL_HINT}`) here, or run workers on a machine that has it"
+        "(`pip install 'cifarlab[worker]'`) here, or run workers on a machine that has it"
     )

@@ -51,12 +51,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         check=True, cwd=build,
     )  # fmt: skip
     wheel = next((build / "dist").glob("cifarlab-*.whl"))
-    environment = build / "venv"
+    return _install(wheel, build / "venv", _borrowed_site_packages())
+
+
+def _borrowed_site_packages() -> list[str]:
+    return [path for path in sys.path if path.endswith("-packages")]
+
+
+def _install(wheel: Path, environment: Path, borrowed: list[str]) -> Installed:
+    """The wheel in a fresh virtualenv whose dependencies come from the ``borrowed`` folders."""
     venv.create(environment, with_pip=False)
     site_packages = _site_packages(environment)
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site_packages)  # what pip does for a pure-Python wheel
-    borrowed = [path for path in sys.path if path.endswith("-packages")]
     (site_packages / "borrowed-dependencies.pth").write_text("\n".join(borrowed) + "\n")
     bin_dir = environment / "bin"
     script = bin_dir / "cifarlab"
@@ -170,25 +177,15 @@ def web_only(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> 
     site-packages is mirrored as a folder of links that leaves TensorFlow, Keras and
     scikit-learn out, so they are as absent as on a machine that never installed them."""
     root = tmp_path_factory.mktemp("web-only")
-    environment = root / "venv"
-    venv.create(environment, with_pip=False)
-    site_packages = _site_packages(environment)
-    with zipfile.ZipFile(installed.wheel) as archive:
-        archive.extractall(site_packages)
     mirrors = []
-    for number, borrowed in enumerate(p for p in sys.path if p.endswith("-packages")):
+    for number, borrowed in enumerate(_borrowed_site_packages()):
         mirror = root / f"borrowed-{number}"
         mirror.mkdir()
         for entry in Path(borrowed).iterdir():
             if entry.name.split("-")[0].split(".")[0].lower() not in WORKER_EXTRA_MODULES:
                 (mirror / entry.name).symlink_to(entry)
         mirrors.append(str(mirror))
-    (site_packages / "borrowed-dependencies.pth").write_text("\n".join(mirrors) + "\n")
-    bin_dir = environment / "bin"
-    script = bin_dir / "cifarlab"
-    script.write_text(f"#!{bin_dir / 'python'}\nfrom app.cli import main\nmain()\n")
-    script.chmod(0o755)
-    return Installed(wheel=installed.wheel, bin_dir=bin_dir, site_packages=site_packages)
+    return _install(installed.wheel, root / "venv", mirrors)
 
 
 def test_a_worker_without_the_worker_extra_refuses_to_start(

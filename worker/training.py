@@ -97,6 +97,10 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
     return found
 
 
+def _training_batchnorm(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    return [layer for layer in batchnorm_layers(model) if layer.trainable]
+
+
 class BatchNormRecalibrator:
     """Sets the moving mean and variance of every BatchNormalization layer that trains to the
     average of its statistics over some batches, computed with the current weights.
@@ -115,8 +119,7 @@ class BatchNormRecalibrator:
     time (seconds an epoch for an EfficientNet, and TensorFlow's retracing warnings)."""
 
     def __init__(self, model: keras.Model) -> None:
-        self.layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
-        layers = self.layers
+        self.layers = layers = _training_batchnorm(model)
 
         @tf.function(reduce_retracing=True)  # the momentum is an input, not a constant
         def update(images: tf.Tensor, momentum: tf.Tensor) -> None:
@@ -128,7 +131,7 @@ class BatchNormRecalibrator:
 
     def covers(self, model: keras.Model) -> bool:
         """Whether the model's training BatchNorm layers are still the ones this one sets."""
-        trainable = [layer for layer in batchnorm_layers(model) if layer.trainable]
+        trainable = _training_batchnorm(model)
         return len(trainable) == len(self.layers) and all(
             mine is theirs for mine, theirs in zip(self.layers, trainable, strict=True)
         )

@@ -32,12 +32,6 @@ def list_online(session: Session) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def any_online(session: Session) -> bool:
-    """Whether a queued run has a worker to start it: with none (a dashboard-only install,
-    every worker stopped) its page says so instead of "when a worker is free"."""
-    return bool(online(session))
-
-
 def online(session: Session) -> Sequence[Worker]:
     """Workers seen in the last ``WORKER_ONLINE_SECONDS``: the one definition of online."""
     seen_since = utcnow() - timedelta(seconds=WORKER_ONLINE_SECONDS)

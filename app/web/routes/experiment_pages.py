@@ -16,7 +16,7 @@ from app.core.config import get_settings
 from app.core.models import Experiment, Status
 from app.core.run_log import TAIL_LINES, run_log_path, tail
 from app.core.schemas import EpochMetricPublic, ExperimentPublic, RowId
-from app.services.workers import any_online
+from app.services.workers import online as online_workers
 from app.web.charts import (
     LIVE_TRACES,
     boundary_marks,
@@ -130,7 +130,8 @@ def experiment_page(
         "log_lines": tail(run_log_path(get_settings(), experiment_id)),
         "log_tail_lines": TAIL_LINES,
         "can_modify": can_modify,
-        "no_worker_online": public.queue_position is not None and not any_online(session),
+        # a queued run with no worker to start it (a dashboard-only install, all stopped)
+        "no_worker_online": public.queue_position is not None and not online_workers(session),
         "spec_groups": spec_groups(public.model, public.spec.get("hyperparameters", {})),
         "study": study_preset(public.tags),
         "seconds_per_epoch": mean_and_last([row.seconds for row in epochs]),
