@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from app.core.schemas import ExperimentSpec, parse_spec
 
@@ -16,6 +16,13 @@ class Preset(BaseModel):
     description: str
     published_test_accuracy: float | None = None
     spec: ExperimentSpec
+
+    @field_serializer("spec")
+    def _whole_spec(self, spec: ExperimentSpec) -> dict[str, Any]:
+        """The spec as its model's class holds it: serialised as the declared base class,
+        the model's own settings (batch_norm, the fast family's widths, fine-tuning) were
+        left out of GET /api/presets. Typed as an object there, as an experiment's spec is."""
+        return spec.model_dump(mode="json")
 
 
 def _preset(
