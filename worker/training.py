@@ -75,14 +75,29 @@ def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
 
 
+def compile_for_phase(
+    model: keras.Model, hp: TrainingHyperparameters, learning_rate: LearningRate
+) -> None:
+    """Compile with every variable a training step updates already made: the optimizer's
+    slots, and the metric's totals (an instance builds them; the string "accuracy" leaves them
+    to the first step). Keras on TensorFlow, with no distribution strategy, would otherwise
+    create them inside the first step, and a step that creates variables is traced twice. For
+    a large model tracing is most of a phase's first epoch."""
+    model.compile(
+        optimizer=make_optimizer(hp, learning_rate),
+        loss=make_loss(hp),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=JIT_COMPILE[hp.xla],
+    )
+    model.optimizer.build(model.trainable_variables)
+
+
 def restore_optimizer(model: keras.Model, saved: keras.optimizers.Optimizer) -> None:
     """Carry a checkpoint's optimizer state (step count, learning rate, Adam's moments) into
     the freshly compiled one. Compiling afresh, rather than keeping the loaded model's
     compilation, keeps the spec's settings (XLA, loss) exactly as an uninterrupted run has
     them; the same optimizer over the same trainable variables lists its state alike."""
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
-    for mine, theirs in zip(optimizer.variables, saved.variables, strict=True):
+    for mine, theirs in zip(model.optimizer.variables, saved.variables, strict=True):
         mine.assign(theirs)
 
 
@@ -290,12 +305,7 @@ class Trainer:
         phase_steps = (final_epoch - (phase_one_epochs or 0)) * self.steps_per_epoch
         if self.hp.learning_rate_schedule == "triangular":
             rate = TriangularSchedule(learning_rate, phase_steps)
-        self.model.compile(
-            optimizer=make_optimizer(self.hp, rate),
-            loss=make_loss(self.hp),
-            metrics=["accuracy"],
-            jit_compile=JIT_COMPILE[self.hp.xla],
-        )
+        compile_for_phase(self.model, self.hp, rate)
         if saved is not None:
             restore_optimizer(self.model, saved)
         schedule = schedule_callbacks(
