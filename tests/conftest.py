@@ -28,6 +28,12 @@ from tests.support.servers import Stack, start_stack, stop_stack
 from tests.support.settings import clear_caches
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist's workers start with ``COLUMNS=80``; the CLI's console reads it once, at
+    import, so it would ignore the width each CLI test asks for. Unset, it reads it per call."""
+    os.environ.pop("COLUMNS", None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_databases`` run once on SQLite and once on PostgreSQL."""
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
