@@ -1,11 +1,14 @@
 """The training task: claim the experiment, run it, record how it ended.
 
-TensorFlow is imported inside the task, in the pool's child process, never in the parent
-that forks (a forked TensorFlow runtime deadlocks).
+TensorFlow is imported in the pool's child process, never in the parent that forks (a forked
+TensorFlow runtime deadlocks). Each child trains one run (``worker_max_tasks_per_child``), and
+starts importing the training code as soon as it is forked, so a run launched on an idle worker
+does not wait the 4 s that importing TensorFlow and Keras takes.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import threading
@@ -15,6 +18,7 @@ from typing import Any
 
 from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
+from celery.signals import worker_process_init
 from celery.worker.request import Request
 
 from app.core import crud
@@ -112,6 +116,16 @@ def settle_lost_child(experiment_id: int, worker_name: str, description: str) ->
             attempt=experiment.attempts, reason=reason,
         )  # fmt: skip
     logger.warning("experiment %s: %s; %s", experiment_id, reason, outcome or "already settled")
+
+
+@worker_process_init.connect
+def import_training_code(**_: Any) -> None:
+    """In a thread, as the child must report itself up within ``worker_proc_alive_timeout``
+    (4 s). A task that starts before the import ends waits for it at its own import."""
+    threading.Thread(
+        target=importlib.import_module, args=("worker.runner",), name="import-training-code",
+        daemon=True,
+    ).start()  # fmt: skip
 
 
 @app.task(name=TRAIN_TASK, bind=True, Request=TrainRequest)
