@@ -133,7 +133,8 @@ def _channels_last(images: np.ndarray) -> np.ndarray:
 
 
 def _load_cached(source: Path, cache_dir: Path) -> Cifar10:
-    cache_path = cache_dir / f"cifar10-{_cache_key(source)}.npz"
+    source_key, version_key = _cache_keys(source)
+    cache_path = cache_dir / f"cifar10-{source_key}-{version_key}.npz"
     cached = _read_cache(cache_path)
     if cached is not None:
         logger.info("CIFAR-10 from cache %s (source %s)", cache_path, source)
@@ -141,12 +142,14 @@ def _load_cached(source: Path, cache_dir: Path) -> Cifar10:
     started = time.perf_counter()
     data = _decode_source(source)
     logger.info("decoded CIFAR-10 from %s in %.1f s", source, time.perf_counter() - started)
-    _write_cache(cache_path, data)
+    if _write_cache(cache_path, data):
+        _remove_older_versions(cache_path, source_key)
     return data
 
 
-def _cache_key(source: Path) -> str:
-    """Path, size and mtime (a folder: its files' total and newest), so edits get a new entry."""
+def _cache_keys(source: Path) -> tuple[str, str]:
+    """The source's path, then its size and mtime (a folder: its files' total and newest): an
+    edited source gets a new entry, which replaces the old one."""
     resolved = source.resolve()
     if resolved.is_dir():
         stats = [path.stat() for path in _walk_files(resolved)]
@@ -157,8 +160,21 @@ def _cache_key(source: Path) -> str:
     else:
         stat = resolved.stat()
         size, mtime_ns = stat.st_size, stat.st_mtime_ns
-    text = f"{CACHE_FORMAT_VERSION}|{resolved}|{size}|{mtime_ns}"
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    version = f"{CACHE_FORMAT_VERSION}|{size}|{mtime_ns}"
+    return _short_hash(str(resolved)), _short_hash(version)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _remove_older_versions(cache_path: Path, source_key: str) -> None:
+    """A decoded copy is 185 MB, and nothing reads an edited source's old one again. A worker
+    reading it right now keeps its open file (POSIX), or, not yet open, decodes afresh."""
+    for older in cache_path.parent.glob(f"cifar10-{source_key}-*.npz"):
+        if older != cache_path:
+            older.unlink(missing_ok=True)
+            logger.info("removed the dataset cache of an earlier version of the source: %s", older)
 
 
 def _read_cache(cache_path: Path) -> Cifar10 | None:
@@ -172,8 +188,9 @@ def _read_cache(cache_path: Path) -> Cifar10 | None:
         return None
 
 
-def _write_cache(cache_path: Path, data: Cifar10) -> None:
-    """Write beside the target, then rename: a reader never sees a half-written file."""
+def _write_cache(cache_path: Path, data: Cifar10) -> bool:
+    """Write beside the target, then rename: a reader never sees a half-written file. Returns
+    whether it was written (a full or read-only disk only costs a decode next time)."""
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=cache_path.parent, suffix=".npz.tmp")
@@ -185,6 +202,8 @@ def _write_cache(cache_path: Path, data: Cifar10) -> None:
             Path(temp_name).unlink(missing_ok=True)
     except OSError as error:
         logger.warning("could not cache decoded CIFAR-10 at %s: %s", cache_path, error)
+        return False
+    return True
 
 
 # --- reading a source ----------------------------------------------------------------------------

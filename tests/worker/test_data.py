@@ -164,6 +164,29 @@ def test_second_load_reads_cache_and_source_change_invalidates_it(
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
 
+def test_an_edited_sources_new_cache_replaces_its_old_one_and_spares_other_sources(
+    tmp_path: Path,
+) -> None:
+    """Each decoded copy of the full set is 185 MB: old ones must not pile up."""
+    cache = tmp_path / "cache"
+    source, other = tmp_path / "images", tmp_path / "other"
+    write_image_folder(source)
+    write_image_folder(other)
+    load_cifar10(source=source, cache_dir=cache)
+    (first,) = cache.glob("cifar10-*.npz")
+    load_cifar10(source=other, cache_dir=cache)
+    (second,) = set(cache.glob("cifar10-*.npz")) - {first}
+
+    touched = source / "test" / "cat" / "0006.png"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    edited = load_cifar10(source=source, cache_dir=cache)
+
+    remaining = set(cache.glob("cifar10-*.npz"))
+    assert len(remaining) == 2 and second in remaining and first not in remaining
+    (new,) = remaining - {second}
+    assert_same(data._read_cache(new), edited)
+
+
 def test_missing_source_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="CIFARLAB_CIFAR10_PATH") as error:
         load_cifar10(source=tmp_path / "nowhere.tar.gz", cache_dir=tmp_path / "cache")
