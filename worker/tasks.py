@@ -8,7 +8,6 @@ does not wait the 4 s that importing TensorFlow and Keras takes.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import threading
@@ -30,6 +29,7 @@ from app.core.models import Status
 from app.core.queue import TRAIN_TASK
 from app.core.schemas import parse_spec
 from worker.celery_app import app
+from worker.hardware import without_early_tensorflow_logs
 from worker.run_log import run_log
 from worker.telemetry import TelemetryReader
 
@@ -118,18 +118,26 @@ def settle_lost_child(experiment_id: int, worker_name: str, description: str) ->
     logger.warning("experiment %s: %s; %s", experiment_id, reason, outcome or "already settled")
 
 
+def _import_training_code() -> None:
+    with without_early_tensorflow_logs():
+        import worker.runner  # noqa: F401
+
+
+# In a thread, as the child must report itself up within ``worker_proc_alive_timeout`` (4 s).
+_importing = threading.Thread(
+    target=_import_training_code, name="import-training-code", daemon=True
+)
+
+
 @worker_process_init.connect
-def import_training_code(**_: Any) -> None:
-    """In a thread, as the child must report itself up within ``worker_proc_alive_timeout``
-    (4 s). A task that starts before the import ends waits for it at its own import."""
-    threading.Thread(
-        target=importlib.import_module, args=("worker.runner",), name="import-training-code",
-        daemon=True,
-    ).start()  # fmt: skip
+def start_importing_training_code(**_: Any) -> None:
+    _importing.start()
 
 
 @app.task(name=TRAIN_TASK, bind=True, Request=TrainRequest)
 def train(self: Any, experiment_id: int) -> str:
+    if _importing.is_alive():
+        _importing.join()  # not only the import: its stderr must be put back first
     from worker import runner  # imports TensorFlow: only here, in the child
 
     settings = get_settings()

@@ -12,7 +12,7 @@ import pytest
 from tests.support import servers
 from tests.support.factories import TINY_RUN
 from tests.support.polling import wait_until
-from tests.support.processes import descendants
+from tests.support.processes import celery_pool_processes, loads_tensorflow
 from tests.support.servers import Cluster, epochs, experiment, finished, start_cluster, stop_group
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +36,6 @@ def launch(cluster: Cluster, **hyperparameters: object) -> int:
     return servers.launch(cluster, **TINY_RUN, **hyperparameters)
 
 
-def loads_tensorflow(pid: int) -> bool:
-    return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
-
-
 def test_an_idle_workers_pool_process_has_tensorflow_loaded_and_its_parent_has_not(
     cluster: Cluster,
 ) -> None:
@@ -47,8 +43,7 @@ def test_an_idle_workers_pool_process_has_tensorflow_loaded_and_its_parent_has_n
     the parent that forks must never load it (a forked TensorFlow runtime deadlocks)."""
     wait_until(lambda: len(httpx.get(f"{cluster.base_url}/api/workers").json()) == 2, 60)
     main = cluster.workers["w1"].pid  # Celery's main process: `cifarlab worker` execs it
-    (child,) = [pid for pid in descendants(main)  # the other is the presence process
-                if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
+    (child,) = celery_pool_processes(main)
     wait_until(lambda: loads_tensorflow(child), 60, what="TensorFlow loaded in the pool process")
     assert not loads_tensorflow(main)
 

@@ -32,3 +32,14 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def loads_tensorflow(pid: int) -> bool:
+    return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def celery_pool_processes(main: int) -> list[int]:
+    """Celery's pool processes, under its main process (beside them: the presence process)."""
+    return [
+        pid for pid in descendants(main) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]

@@ -22,3 +22,29 @@ def test_cuinit_failure_is_dropped_only_without_a_driver(
     err = capfd.readouterr().err
     assert "a real error" in err
     assert ("failed call to cuInit" in err) is driver
+
+
+EARLY = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1796169125.544237   14934 port.cc:153] oneDNN custom operations are on.\n"
+    b"W0000 00:00:1796169125.545529   14934 some.cc:1] a warning\n"
+    b"E0000 00:00:1796169125.545529   14934 some.cc:2] an error\n"
+    b"Traceback (most recent call last):\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("level", "shown"),
+    [("0", [0, 1, 2, 3, 4]), ("1", [0, 2, 3, 4]), ("2", [3, 4]), ("3", [4])],
+)
+def test_early_tensorflow_logs_honour_its_log_level(
+    level: str, shown: list[int], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Printed before absl's logging is set up, they ignore TF_CPP_MIN_LOG_LEVEL themselves:
+    importing TensorFlow in every fresh pool process put them in `cifarlab up`'s terminal."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    with hardware.without_early_tensorflow_logs():
+        os.write(2, EARLY)
+    err = capfd.readouterr().err.splitlines(keepends=True)
+    lines = EARLY.decode().splitlines(keepends=True)
+    assert err == [lines[i] for i in shown]
