@@ -135,9 +135,17 @@ def test_gallery_lists_a_confusion_cell_and_serves_its_images(
         assert np.asarray(picture)[0, 0, 0] == position % 256
     assert client.get(f"/api/experiments/{experiment.id}/test-images/400.png").status_code == 404
     bad = client.get(
-        f"/api/experiments/{experiment.id}/gallery", params={"true_class": 10, "predicted_class": 1}
+        f"/api/experiments/{experiment.id}/gallery", params={"true_class": 1, "predicted_class": 10}
     )
     assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["predicted_class"]
+    # ...and the schema says so: schemathesis sent 2147483646 as valid and got the 422.
+    parameters = client.get("/openapi.json").json()["paths"][
+        "/api/experiments/{experiment_id}/gallery"
+    ]["get"]["parameters"]
+    bounds = {p["name"]: (p["schema"]["minimum"], p["schema"]["maximum"]) for p in parameters
+              if p["name"].endswith("_class")}  # fmt: skip
+    assert bounds == {"true_class": (0, 9), "predicted_class": (0, 9)}
 
 
 def test_patch_edits_tags_and_notes_only(client: TestClient, session: Session) -> None:

@@ -56,6 +56,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Row
 
+from app.core.schemas import CIFAR10_CLASS_COUNT
+
 
 class Severity(enum.StrEnum):
     info = "info"
@@ -92,7 +94,6 @@ MIN_JUMPS = 2
 COLLAPSE_SHARE = 0.50  # one class predicted for more than half of the test images
 CHANCE_MARGIN = 0.02  # validation accuracy this close to 1 / classes is chance
 CHANCE_AFTER_EPOCH = 2  # still at chance after this epoch: the run learned nothing
-CIFAR10_CLASSES = 10  # the chance level's classes when no evaluation names them
 FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 HEADLINE_ORDER = (
     FindingKind.collapsed, FindingKind.diverged, FindingKind.overfitting, FindingKind.unstable,
@@ -335,7 +336,8 @@ def _at_chance(rows: Sequence[_Epoch], chance: float) -> list[_Epoch]:
 
 
 def _collapsed(rows: Sequence[_Epoch], predictions: Predictions | None) -> Finding | None:
-    classes = len(predictions.classes) if predictions is not None else CIFAR10_CLASSES
+    # Without an evaluation to name them, CIFAR-10's classes set the chance level.
+    classes = len(predictions.classes) if predictions is not None else CIFAR10_CLASS_COUNT
     chance = 1 / classes
     at_chance = _at_chance(rows, chance)
     dominant = _dominant(predictions)

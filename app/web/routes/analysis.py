@@ -19,12 +19,11 @@ from app.core.models import Evaluation, Experiment
 from app.core.schemas import (
     CREATED_EXPERIMENT,
     ERROR_RESPONSES,
+    ClassIndex,
     Count,
     ExperimentPublic,
-    FieldError,
     ReportImport,
     RowId,
-    SpecError,
 )
 from app.services import importing
 from app.services.comparison import load_comparison, parse_ids
@@ -99,17 +98,13 @@ def _evaluation_with_predictions(session: Session, experiment_id: RowId) -> Eval
 def gallery(
     session: SessionDep,
     experiment_id: RowId,
-    true_class: Annotated[Count, Query(description="Row of the confusion matrix")],
-    predicted_class: Annotated[Count, Query(description="Column of the matrix")],
+    true_class: Annotated[ClassIndex, Query(description="Row of the confusion matrix")],
+    predicted_class: Annotated[ClassIndex, Query(description="Column of the matrix")],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Test images of one confusion-matrix cell, the most confident predictions first."""
     evaluation = _evaluation_with_predictions(session, experiment_id)
     classes = evaluation.classes
-    if true_class >= len(classes) or predicted_class >= len(classes):
-        field = "true_class" if true_class >= len(classes) else "predicted_class"
-        message = f"classes are numbered 0..{len(classes) - 1}"
-        raise SpecError([FieldError(field=field, message=message)])
     labels = np.asarray(evaluation.labels)
     predictions = np.asarray(evaluation.predictions)
     confidences = np.asarray(evaluation.confidences)
