@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy.orm import Session
 
+from tests.support.factories import make_evaluated
 from tests.support.servers import serve_app
 
 MAX_EXAMPLES = 10
@@ -44,8 +46,11 @@ def schemathesis_command(base_url: str, max_examples: int) -> list[str]:
 
 
 @pytest.fixture
-def served(broker: redis.Redis, data_dir: Path) -> Iterator[str]:
-    """The app as production runs it: uvicorn in its own process, on a free port."""
+def served(broker: redis.Redis, data_dir: Path, session: Session) -> Iterator[str]:
+    """The app as production runs it: uvicorn in its own process, on a free port, with one
+    evaluated run (id 1): an empty database answers 404 before any per-run rule is reached."""
+    labels = [i % 10 for i in range(50)]
+    make_evaluated(session, labels, labels)
     with serve_app(data_dir) as base_url:
         yield base_url
 
