@@ -146,10 +146,7 @@ class BatchNormRecalibrator:
 
     def covers(self, model: keras.Model) -> bool:
         """Whether the model's training BatchNorm layers are still the ones this one sets."""
-        trainable = _training_batchnorm(model)
-        return len(trainable) == len(self.layers) and all(
-            mine is theirs for mine, theirs in zip(self.layers, trainable, strict=True)
-        )
+        return _training_batchnorm(model) == self.layers  # layers compare by identity
 
     def __call__(self, batches: tf.data.Dataset) -> None:
         if not self.layers:
