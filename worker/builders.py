@@ -7,6 +7,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from app.core.cifar10 import CLASS_COUNT
 from app.core.config import Settings
 from app.core.hyperparameters import (
     CustomCnnHyperparameters,
@@ -23,10 +24,7 @@ from worker.architectures import (
     build_transfer,
     fit_whitening,
 )
-from worker.data import CLASS_NAMES
 from worker.weights import resolve_weights
-
-NUM_CLASSES = len(CLASS_NAMES)
 
 
 def _custom_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
@@ -34,7 +32,7 @@ def _custom_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
     if not isinstance(hp, CustomCnnHyperparameters):
         raise TypeError(f"custom_cnn needs CustomCnnHyperparameters, got {type(hp).__name__}")
     return build_custom_cnn(
-        num_classes=NUM_CLASSES, image_size=hp.image_size, conv_blocks=hp.conv_blocks,
+        num_classes=CLASS_COUNT, image_size=hp.image_size, conv_blocks=hp.conv_blocks,
         filters=hp.filters, batch_norm=hp.batch_norm, dense_units=hp.dense_units,
         dropout_rate=hp.dropout_rate,
     )  # fmt: skip
@@ -45,7 +43,7 @@ def _residual_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
     if not isinstance(hp, ResidualCnnHyperparameters):
         raise TypeError(f"residual_cnn needs ResidualCnnHyperparameters, got {type(hp).__name__}")
     return build_residual_cnn(
-        num_classes=NUM_CLASSES, image_size=hp.image_size, width=hp.width, stages=hp.stages,
+        num_classes=CLASS_COUNT, image_size=hp.image_size, width=hp.width, stages=hp.stages,
         blocks_per_stage=hp.blocks_per_stage, dropout_rate=hp.dropout_rate,
     )  # fmt: skip
 
@@ -55,7 +53,7 @@ def _fast_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
     if not isinstance(hp, FastCnnHyperparameters):
         raise TypeError(f"fast_cnn needs FastCnnHyperparameters, got {type(hp).__name__}")
     return build_fast_cnn(
-        num_classes=NUM_CLASSES, widths=(hp.width_1, hp.width_2, hp.width_3),
+        num_classes=CLASS_COUNT, widths=(hp.width_1, hp.width_2, hp.width_3),
         batchnorm_momentum=hp.batchnorm_momentum,
     )  # fmt: skip
 
@@ -68,7 +66,7 @@ def _transfer(spec: ExperimentSpec, settings: Settings) -> keras.Model:
     if hp.weights == "imagenet":
         weights_path = resolve_weights(spec.model, hp.image_size, settings.weights_dir)
     return build_transfer(
-        application=spec.model, num_classes=NUM_CLASSES, image_size=hp.image_size,
+        application=spec.model, num_classes=CLASS_COUNT, image_size=hp.image_size,
         weights_path=weights_path, head_units=hp.head_units,
         head_dropout_rate=hp.head_dropout_rate, head_units_2=hp.head_units_2, head_l2=hp.head_l2,
     )  # fmt: skip
@@ -103,7 +101,7 @@ def load_warm_start(path: str, spec: ExperimentSpec) -> keras.Model:
     Loaded with Keras's safe mode on: a model file never runs code it carries."""
     model = keras.models.load_model(path, safe_mode=True)
     size = spec.hyperparameters.image_size
-    expected_in, expected_out = (None, size, size, 3), (None, NUM_CLASSES)
+    expected_in, expected_out = (None, size, size, 3), (None, CLASS_COUNT)
     if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
         raise ValueError(
             f"warm start model takes {model.input_shape} and gives {model.output_shape}, but this "

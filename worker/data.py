@@ -26,22 +26,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from app.core.cifar10 import CLASS_NAMES
 from worker.augmentation import Augmenter
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES: tuple[str, ...] = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 IMAGE_SHAPE = (32, 32, 3)
 SPLITS = ("train", "test")
 BATCH_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")

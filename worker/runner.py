@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.core import crud
+from app.core.cifar10 import CLASS_NAMES
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.core.run_phase import RunPhase
@@ -19,7 +20,6 @@ from app.core.schemas import ExperimentSpec
 from worker.builders import build_model, load_warm_start
 from worker.checkpoints import Checkpoint, ResumePoint, save_model_beside
 from worker.data import (
-    CLASS_NAMES,
     Cifar10,
     load_cifar10,
     make_dataset,

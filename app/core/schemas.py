@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.cifar10 import CLASS_COUNT
 from app.core.hyperparameters import TrainingHyperparameters
 from app.core.models import INTEGER_MAX, Status
 from app.core.zoo import MODELS
@@ -42,9 +43,8 @@ RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
 """An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
 Count = Annotated[int, Ge(0), Le(INTEGER_MAX)]
 """An offset or epoch number a client sends."""
-CIFAR10_CLASS_COUNT = 10
-ClassIndex = Annotated[int, Ge(0), Le(CIFAR10_CLASS_COUNT - 1)]
-"""A row or column of a run's confusion matrix: every run is judged on CIFAR-10's ten classes."""
+ClassIndex = Annotated[int, Ge(0), Le(CLASS_COUNT - 1)]
+"""A row or column of a run's confusion matrix."""
 
 
 def _as_utc(value: datetime) -> datetime:

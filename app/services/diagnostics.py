@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Row
 
-from app.core.schemas import CIFAR10_CLASS_COUNT
+from app.core.cifar10 import CLASS_COUNT
 
 
 class Severity(enum.StrEnum):
@@ -337,7 +337,7 @@ def _at_chance(rows: Sequence[_Epoch], chance: float) -> list[_Epoch]:
 
 def _collapsed(rows: Sequence[_Epoch], predictions: Predictions | None) -> Finding | None:
     # Without an evaluation to name them, CIFAR-10's classes set the chance level.
-    classes = len(predictions.classes) if predictions is not None else CIFAR10_CLASS_COUNT
+    classes = len(predictions.classes) if predictions is not None else CLASS_COUNT
     chance = 1 / classes
     at_chance = _at_chance(rows, chance)
     dominant = _dominant(predictions)

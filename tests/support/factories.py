@@ -11,10 +11,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.core import crud
+from app.core.cifar10 import CLASS_COUNT
 from app.core.models import Experiment
 from app.core.schemas import parse_spec
-
-NUM_CLASSES = 10
 
 
 def learnable_images(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -31,8 +30,8 @@ def write_official_cifar10(root: Path, *, train_per_class: int, test_per_class: 
     """The official python format (cifar-10-python.tar.gz), tiny; returns the archive path."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    y_train = np.repeat(np.arange(NUM_CLASSES), train_per_class)
-    y_test = np.repeat(np.arange(NUM_CLASSES), test_per_class)
+    y_train = np.repeat(np.arange(CLASS_COUNT), train_per_class)
+    y_test = np.repeat(np.arange(CLASS_COUNT), test_per_class)
     x_train, x_test = learnable_images(y_train, 1), learnable_images(y_test, 2)
     for number, part in enumerate(np.array_split(np.arange(len(y_train)), 5), start=1):
         _write_batch(folder / f"data_batch_{number}", x_train[part], y_train[part])
@@ -91,7 +90,7 @@ def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
     return experiment
 
 
-CLASSES = [f"class{i}" for i in range(NUM_CLASSES)]
+CLASSES = [f"class{i}" for i in range(CLASS_COUNT)]
 
 
 def make_evaluated(
@@ -113,14 +112,14 @@ def make_evaluated(
     for number, values in enumerate(epochs or [], start=1):
         crud.record_epoch(session=session, lease=lease, epoch=number, values=values)
     report = classification_report(
-        labels, predictions, labels=list(range(NUM_CLASSES)), target_names=CLASSES,
+        labels, predictions, labels=list(range(CLASS_COUNT)), target_names=CLASSES,
         output_dict=True, zero_division=0,
     )  # fmt: skip
     report = {
         k: {m: float(x) for m, x in v.items()} if isinstance(v, dict) else float(v)
         for k, v in report.items()
     }
-    matrix = confusion_matrix(labels, predictions, labels=list(range(NUM_CLASSES))).tolist()
+    matrix = confusion_matrix(labels, predictions, labels=list(range(CLASS_COUNT))).tolist()
     per_image = None
     if fingerprint is not None:
         per_image = crud.PerImageResults(

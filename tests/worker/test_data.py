@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.core.cifar10 import CLASS_NAMES
 from worker import data
 from worker.data import (
-    CLASS_NAMES,
     Cifar10,
     DatasetNotFoundError,
     load_cifar10,
