@@ -66,7 +66,8 @@ def test_api_lists_and_launches_presets(broker: redis.Redis) -> None:
     assert listed["study-efficientnetb4"]["published_test_accuracy"] == 0.89
     for name, preset in PRESETS.items():  # whole: the model's own settings too
         assert listed[name]["spec"] == preset.spec.model_dump(mode="json"), name
-    assert listed["study-custom-cnn"]["spec"]["hyperparameters"]["batch_norm"] is True
+    study_cnn = listed["study-custom-cnn"]["spec"]["hyperparameters"]
+    assert (study_cnn["batch_norm"], study_cnn["conv_blocks"]) == (True, 4)
     assert listed["fast-90"]["spec"]["hyperparameters"]["width_1"] == 32
     launched = client.post("/api/presets/quick-custom-cnn/launch")
     assert launched.status_code == 201
