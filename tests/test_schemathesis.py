@@ -19,6 +19,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
+from app.core.cifar10 import CLASS_COUNT
 from tests.support.factories import make_evaluated
 from tests.support.servers import serve_app
 
@@ -49,7 +50,7 @@ def schemathesis_command(base_url: str, max_examples: int) -> list[str]:
 def served(broker: redis.Redis, data_dir: Path, session: Session) -> Iterator[str]:
     """The app as production runs it: uvicorn in its own process, on a free port, with one
     evaluated run (id 1): an empty database answers 404 before any per-run rule is reached."""
-    labels = [i % 10 for i in range(50)]
+    labels = [i % CLASS_COUNT for i in range(50)]
     make_evaluated(session, labels, labels)
     with serve_app(data_dir) as base_url:
         yield base_url
