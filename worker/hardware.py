@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +19,8 @@ CUINIT_FAILED = b"failed call to cuInit"
 ABSL_LINE = re.compile(rb"([IWEF])\d{4} ")
 ABSL_SEVERITIES = b"IWEF"
 ABSL_NOT_SET_UP = b"WARNING: All log messages before absl::InitializeLog()"
+# File descriptor 2 is the process's, not a thread's: one redirection at a time.
+_STDERR_REDIRECTION = threading.RLock()
 
 
 @lru_cache(maxsize=1)
@@ -81,10 +84,12 @@ def _absl_severity(line: bytes) -> int:
 @contextmanager
 def _stderr_without(dropped: Callable[[bytes], bool]) -> Iterator[None]:
     """The block's stderr (file descriptor 2, where C++ libraries write) goes to a file and
-    comes back without the dropped lines. Only one thread at a time may use it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
+    comes back without the dropped lines. Two threads' blocks that overlapped would leave it
+    pointing at one's file when the other ended, and every later line of the process lost (a
+    pool process importing early while its task looks for a GPU), so they take turns."""
+    with _STDERR_REDIRECTION, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
         os.dup2(captured.fileno(), 2)
         try:
             yield

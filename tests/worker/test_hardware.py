@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -48,3 +49,33 @@ def test_early_tensorflow_logs_honour_its_log_level(
     err = capfd.readouterr().err.splitlines(keepends=True)
     lines = EARLY.decode().splitlines(keepends=True)
     assert err == [lines[i] for i in shown]
+
+
+def test_overlapping_filters_in_two_threads_leave_stderr_whole(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A pool process's early import filters stderr in a thread while its task may filter it
+    too. Had the second block begun inside the first and ended after it, stderr would have
+    stayed on the first's file, and every later line of the process been lost."""
+    monkeypatch.setattr(hardware, "cuda_driver_present", lambda: False)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with hardware.without_early_tensorflow_logs():
+            first_in.set()
+            second_in.wait(timeout=1)  # the interleaving that lost stderr, if it can happen
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(timeout=5)
+        with hardware.without_cuinit_noise():
+            second_in.set()
+            first_out.wait(timeout=5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    os.write(2, b"a line after both\n")
+    assert "a line after both" in capfd.readouterr().err
