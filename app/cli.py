@@ -117,7 +117,8 @@ def up(
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
     verbose: Annotated[
-        bool, typer.Option(help="Also show the migrations', Celery's and uvicorn's own logs.")
+        bool,
+        typer.Option(help="Also show the migrations', Celery's, uvicorn's and TensorFlow's logs."),
     ] = False,
 ) -> None:
     """Start everything on this machine: embedded Redis, SQLite, one worker and the web server;
@@ -150,6 +151,11 @@ def up(
         )
         env = dict(os.environ)
         level = "INFO" if verbose else "WARNING"
+        if not verbose:
+            # Each pool process's TensorFlow prints its start-up INFO and WARNING lines (oneDNN
+            # is on, no CUDA driver, CPU features) after the "running at" line. A level set by
+            # the user wins.
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if cannot_train is None:
             supervisor.start(
                 "worker", worker_argv(1, level, name, quiet=not verbose), env,

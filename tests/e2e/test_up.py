@@ -40,7 +40,12 @@ def test_start_up_log_is_short_and_ends_with_the_address(
     has trained; the address last, whole."""
     port, data = free_port(), tmp_path / "data"
     log = tmp_path / "up.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
+    # As a user starts it: the suite's own TF_CPP_MIN_LOG_LEVEL would hide TensorFlow's lines.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CIFARLAB_") and k != "TF_CPP_MIN_LOG_LEVEL"
+    }
     env["COLUMNS"] = "60"  # narrower than the line: it must not wrap all the same
     env["CIFARLAB_CIFAR10_PATH"] = str(tiny_cifar10)
     argv = [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data)]
