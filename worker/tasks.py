@@ -3,7 +3,8 @@
 TensorFlow is imported in the pool's child process, never in the parent that forks (a forked
 TensorFlow runtime deadlocks). Each child trains one run (``worker_max_tasks_per_child``), and
 starts importing the training code as soon as it is forked, so a run launched on an idle worker
-does not wait the 4 s that importing TensorFlow and Keras takes.
+does not wait the 4 s that importing TensorFlow and Keras takes. What the child writes to
+temporary files goes to a folder of its own, removed as it ends (``worker/temporary_folder.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from celery.worker.request import Request
 
 from app.core import crud
@@ -32,6 +33,7 @@ from worker.celery_app import app
 from worker.hardware import without_early_tensorflow_logs
 from worker.run_log import run_log
 from worker.telemetry import TelemetryReader
+from worker.temporary_folder import remove_own_temporary_folder, use_own_temporary_folder
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +132,14 @@ _importing = threading.Thread(
 
 
 @worker_process_init.connect
-def start_importing_training_code(**_: Any) -> None:
+def start_pool_process(**_: Any) -> None:
+    use_own_temporary_folder()  # first: all the process writes there goes with it
     _importing.start()
+
+
+@worker_process_shutdown.connect
+def end_pool_process(**_: Any) -> None:
+    remove_own_temporary_folder()
 
 
 @app.task(name=TRAIN_TASK, bind=True, Request=TrainRequest)

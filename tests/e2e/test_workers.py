@@ -12,8 +12,9 @@ import pytest
 from tests.support import servers
 from tests.support.factories import TINY_RUN
 from tests.support.polling import wait_until
-from tests.support.processes import celery_pool_processes, loads_tensorflow
+from tests.support.processes import alive, celery_pool_processes, loads_tensorflow
 from tests.support.servers import Cluster, epochs, experiment, finished, start_cluster, stop_group
+from worker.temporary_folder import PREFIX
 
 pytestmark = pytest.mark.e2e
 # Roomy: a loaded CI machine must not reap live runs (24 beats missed in a row); short
@@ -23,10 +24,19 @@ HEARTBEAT_TIMEOUT_SECONDS = 12
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, tiny_cifar10: Path) -> Iterator[Cluster]:
+def machine_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workers' TMPDIR: the machine's temporary folder, as they see it."""
+    return tmp_path_factory.mktemp("machine-tmp")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, tiny_cifar10: Path, machine_tmp: Path
+) -> Iterator[Cluster]:
     settings = {
         "CIFARLAB_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "CIFARLAB_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
+        "TMPDIR": str(machine_tmp),
     }
     with start_cluster(tmp_path_factory.mktemp("cluster"), tiny_cifar10, settings) as cluster:
         yield cluster
@@ -93,3 +103,27 @@ def test_cancel_stops_a_running_experiment_and_keeps_its_epochs(cluster: Cluster
     wait_until(task_returned, 60, what="the train task returned 'cancelled'")
     assert epochs(cluster, experiment_id) == kept and len(kept) < 200
     assert experiment(cluster, experiment_id)["status"] == "cancelled"
+
+
+def test_finished_runs_leave_nothing_in_the_machines_temporary_folder(
+    cluster: Cluster, machine_tmp: Path
+) -> None:
+    """TensorFlow writes a file for each function it traces and deletes it at exit, which a
+    pool process (ending with os._exit) skips: each run had left its files there for good."""
+    ids = [launch(cluster, epochs=1) for _ in range(2)]
+    wait_until(lambda: all(finished(cluster, i) for i in ids), 180)
+    assert [experiment(cluster, i)["status"] for i in ids] == ["succeeded"] * 2
+
+    def only_running_processes_folders() -> bool:
+        # The pool processes that trained have ended; only their successors' folders remain.
+        return all(
+            entry.name.startswith("pymp-")  # billiard's, of each running worker
+            or (
+                entry.name.startswith(PREFIX)
+                and alive(int(entry.name.removeprefix(PREFIX).split("-")[0]))
+                and not any(entry.iterdir())
+            )
+            for entry in machine_tmp.iterdir()
+        )
+
+    wait_until(only_running_processes_folders, 60, what="the ended pool processes' files gone")
