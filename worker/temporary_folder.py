@@ -3,11 +3,10 @@
 TensorFlow's autograph writes the code it generates for each traced function to a temporary
 file and deletes it at interpreter exit, with ``atexit``. A pool process ends with
 ``os._exit``, which skips ``atexit``, so each run left its files in the machine's temporary
-folder for good: three for a tiny CNN, dozens for a transfer model, a run after a run. In a
-folder of its own, everything a pool process leaves goes when it ends (Celery's
-``worker_process_shutdown``). A process killed outright cannot remove its folder: the next
-pool process to start, of any worker on this machine, removes the folders of processes that
-are gone.
+folder for good (three for a tiny CNN's run), run after run. In a folder of its own,
+everything a pool process leaves goes when it ends (Celery's ``worker_process_shutdown``). A
+process killed outright cannot remove its folder: the next pool process to start, of any
+worker on this machine, removes the folders of processes that are gone.
 """
 
 from __future__ import annotations
