@@ -24,7 +24,7 @@ def use_own_temporary_folder() -> Path:
     TMPDIR) at it; folders of processes no longer running are removed first."""
     shared = Path(tempfile.gettempdir())
     for folder in shared.glob(f"{PREFIX}*"):
-        owner = _owner(folder)
+        owner = folder_owner(folder)
         if owner is not None and not _running(owner):
             shutil.rmtree(folder, ignore_errors=True)
     own = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=shared))
@@ -39,8 +39,11 @@ def remove_own_temporary_folder() -> None:
         shutil.rmtree(own, ignore_errors=True)
 
 
-def _owner(folder: Path) -> int | None:
-    """The process id in a folder's name, ``cifarlab-pool-<pid>-<random>``."""
+def folder_owner(folder: Path) -> int | None:
+    """The process id in a pool process's folder name, ``cifarlab-pool-<pid>-<random>``;
+    None for any other name."""
+    if not folder.name.startswith(PREFIX):
+        return None
     pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
     return int(pid) if pid.isdigit() and int(pid) > 0 else None
 
@@ -51,6 +54,6 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process: it runs
+        pass
     return True

@@ -14,7 +14,7 @@ from tests.support.factories import TINY_RUN
 from tests.support.polling import wait_until
 from tests.support.processes import alive, celery_pool_processes, loads_tensorflow
 from tests.support.servers import Cluster, epochs, experiment, finished, start_cluster, stop_group
-from worker.temporary_folder import PREFIX
+from worker.temporary_folder import folder_owner
 
 pytestmark = pytest.mark.e2e
 # Roomy: a loaded CI machine must not reap live runs (24 beats missed in a row); short
@@ -119,8 +119,8 @@ def test_finished_runs_leave_nothing_in_the_machines_temporary_folder(
         return all(
             entry.name.startswith("pymp-")  # billiard's, of each running worker
             or (
-                entry.name.startswith(PREFIX)
-                and alive(int(entry.name.removeprefix(PREFIX).split("-")[0]))
+                (owner := folder_owner(entry)) is not None
+                and alive(owner)
                 and not any(entry.iterdir())
             )
             for entry in machine_tmp.iterdir()
