@@ -458,6 +458,7 @@ def make_dataset(
     first_epoch: int = 0,
     epochs: int = 1,
     alternating_flip: bool = False,
+    one_at_a_time: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
 
@@ -473,6 +474,12 @@ def make_dataset(
     way from the epoch before in every later one (airbench's alternating flip): two epochs in a
     row always see both views of every image, where independent coin flips repeat a view for
     half the images. It is a function of (seed, image, epoch), so resumes see the same views.
+
+    ``one_at_a_time`` prepares the batches one after another instead of in parallel. Under
+    TensorFlow's deterministic kernels a random augmenter (Keras's layers keep their generator's
+    state) must run that way, and TensorFlow rewrites a parallel request into it; asking for it
+    directly skips the rewrite, which in TensorFlow 2.21 logs a spurious error ("NodeDef
+    mentions attribute use_unbounded_threadpool") into the run's and `cifarlab up`'s log.
     """
     labels = _check_pipeline_inputs(images, labels, batch_size, image_size, num_classes)
     pixels = tf.constant(images)
@@ -512,7 +519,7 @@ def make_dataset(
             batch = tf.image.resize(batch, (image_size, image_size), method="bilinear")
         return batch, one_hot
 
-    dataset = batches.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = batches.map(prepare, num_parallel_calls=None if one_at_a_time else tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -30,7 +30,7 @@ from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_t
 from worker.hardware import without_cuinit_noise
 from worker.lease import holding
 from worker.pruning import TrialPruner
-from worker.training import Trainer, TrainingData, precision_policy
+from worker.training import Trainer, TrainingData, deterministic_kernels, precision_policy
 from worker.tta import tta_views
 
 logger = logging.getLogger(__name__)
@@ -138,12 +138,10 @@ def start_phase(lease: crud.Lease, model: keras.Model, phase: str) -> None:
 
 
 def seed_everything(seed: int) -> None:
-    """Python's, NumPy's and TensorFlow's generators, and deterministic kernels on a CPU: a
-    seeded run repeats itself, and a resumed one matches an uninterrupted one. On a GPU some
-    kernels (cuDNN's fastest convolutions, scatter-adds) have no deterministic version and
-    would raise, so GPU runs keep TensorFlow's defaults (docs/architecture.md)."""
+    """Python's, NumPy's and TensorFlow's generators, and deterministic kernels where
+    ``deterministic_kernels`` says so."""
     keras.utils.set_random_seed(seed)
-    if not tf.config.list_physical_devices("GPU"):
+    if deterministic_kernels():
         tf.config.experimental.enable_op_determinism()
 
 

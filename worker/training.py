@@ -186,6 +186,14 @@ JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 machine."""
 
 
+def deterministic_kernels() -> bool:
+    """Whether runs use TensorFlow's deterministic kernels: on a CPU-only machine, so a seeded
+    run repeats itself and a resumed one matches an uninterrupted one. On a GPU some kernels
+    (cuDNN's fastest convolutions, scatter-adds) have no deterministic version and would
+    raise, so GPU runs keep TensorFlow's defaults (docs/architecture.md)."""
+    return not tf.config.list_physical_devices("GPU")
+
+
 def precision_policy(hp: TrainingHyperparameters) -> str:
     """auto: float16 on a GPU with tensor cores (compute capability 7.0+); bfloat16 on a
     CPU-only machine whose processor has native bfloat16; float32 elsewhere."""
@@ -329,6 +337,7 @@ class Trainer:
             augment=self.augment, first_epoch=initial_epoch,
             epochs=max(final_epoch - initial_epoch, 1),
             alternating_flip=self.hp.augment_flip and self.hp.flip_alternating,
+            one_at_a_time=self.augment is not None and deterministic_kernels(),
         )  # fmt: skip
         averaging = []
         if isinstance(self.hp, FastCnnHyperparameters) and self.hp.lookahead:
