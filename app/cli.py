@@ -121,8 +121,9 @@ def up(
         typer.Option(help="Also show the migrations', Celery's, uvicorn's and TensorFlow's logs."),
     ] = False,
 ) -> None:
-    """Start everything on this machine: embedded Redis, SQLite, one worker and the web server;
-    restart any of them that dies."""
+    """Start everything on this machine, and restart any part that dies.
+
+    The parts: an embedded Redis, SQLite, one worker and the web server."""
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     if data_dir is not None:
@@ -303,8 +304,9 @@ DatabaseUrl = Annotated[
 
 @cli.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Bring the database schema up to date, creating the database if there is none. With
-    CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
+    """Bring the database schema up to date, creating the database if there is none.
+
+    With CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
     from app.core.db import session_scope
     from app.database_location import describe, has_schema, point_at
     from app.migrate import upgrade
@@ -596,6 +598,7 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
 @cli.command()
 def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
     """Cancel an experiment: a queued one never starts, a running one stops at its next batch.
+
     Exits 2, cancelling nothing, when it had already finished."""
     client = _client(api_url)
     try:
@@ -691,8 +694,10 @@ def compare(
     ] = False,
     api_url: ApiUrl = None,
 ) -> None:
-    """Compare experiments: headline figures, and each against the baseline with the
-    accuracy difference, its confidence interval and McNemar's test."""
+    """Compare experiments: headline figures, and each against a baseline.
+
+    Against the baseline, each gets the accuracy difference, its confidence interval and
+    McNemar's test."""
     if baseline is not None and baseline not in experiment_ids:
         raise _fail(f"--baseline {baseline}: give one of the compared ids")
     try:
@@ -713,8 +718,9 @@ def export(
     ] = None,
     api_url: ApiUrl = None,
 ) -> None:
-    """An experiment's test report as JSON in the shape `cifarlab import` (and POST
-    /api/experiments/import) takes, to bring the result into another cifarlab."""
+    """Print an experiment's test report as JSON, to bring it into another cifarlab.
+
+    The JSON is in the shape `cifarlab import` (and POST /api/experiments/import) takes."""
     client = _client(api_url)
     try:
         body = import_body(client.experiment(experiment_id), client.evaluation(experiment_id))
@@ -757,8 +763,10 @@ def import_(
     name: Annotated[str | None, typer.Option(help="Name of the imported experiment.")] = None,
     api_url: ApiUrl = None,
 ) -> None:
-    """Import a result: a report `cifarlab export` wrote, or scikit-learn's
-    classification_report text, as the web's import page does."""
+    """Import a result, as the web's import page does.
+
+    The file is a report `cifarlab export` wrote, or scikit-learn's classification_report
+    text."""
     client = _client(api_url)
     try:
         experiment = client.import_report(load_import_file(file, name))
@@ -1161,8 +1169,10 @@ def bench_train(
         str, typer.Option(help="With --to-accuracy: the presets to race, comma-separated.")
     ] = "fast-90,study-custom-cnn",
 ) -> None:
-    """cifarlab's worker pipeline against plain Keras on the same model and data (custom CNN),
-    or, with --to-accuracy, the time presets take to reach an accuracy."""
+    """cifarlab's worker pipeline against plain Keras, or presets' time to an accuracy.
+
+    Without --to-accuracy: the same model and data (custom CNN) trained both ways. With it:
+    the time each preset takes to reach that accuracy, beside the plain-Keras script."""
     _require_training()
     _scratch_database()
     if to_accuracy is not None:
@@ -1294,8 +1304,10 @@ def bench_web(
     ] = None,
     chart: ChartOption = None,
 ) -> None:
-    """The dashboard under load: fill a database, serve it on loopback, measure each page and
-    API with concurrent readers while a worker records epochs; exit 1 if anything failed."""
+    """The dashboard under load; exits 1 if anything failed.
+
+    Fill a database, serve it on loopback, and measure each page and API with concurrent
+    readers while a worker records epochs."""
     from app.bench import web
 
     if sweep_trials and not web.MIN_SWEEP_TRIALS <= sweep_trials <= experiments - 2:
@@ -1342,8 +1354,10 @@ def bench_login(
     samples: Annotated[int, typer.Option(min=2, help="Requests timed per figure.")] = 40,
     processes: Annotated[int, typer.Option(min=1, help="Web server processes.")] = 1,
 ) -> None:
-    """Signed-in API latency alone and while clients guess passwords; and a wrong password's
-    time for a real user against an unknown one (which must not tell them apart)."""
+    """Signed-in API latency, alone and while clients guess passwords.
+
+    Also a wrong password's time for a real user against an unknown one (which must not tell
+    them apart)."""
     from app.bench import login
 
     figures = login.run(login.Options(loops=loops, samples=samples, processes=processes))

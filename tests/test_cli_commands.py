@@ -87,6 +87,19 @@ def test_help_shows_the_environment_variable_each_option_reads() -> None:
     assert "[env: CIFARLAB_DATA_DIR]" in run("up", "--help", columns=120)[1]
 
 
+@pytest.mark.parametrize("group", [[], ["sweeps"], ["bench"], ["user"], ["token"]])
+def test_each_command_in_a_help_list_reads_as_one_line_at_a_wide_terminal(
+    group: list[str],
+) -> None:
+    """Typer's list keeps a summary's line breaks, so a summary wrapped in the source broke
+    mid-sentence ("...the web server;" / "restart any of them") however wide the terminal."""
+    code, output = run(*group, "--help", columns=250)
+    assert code == 0, output
+    rows = output.split("Commands")[1].splitlines()[1:-1]  # between the panel's borders
+    continued = [row for row in rows if row.startswith("│  ")]  # no command name: a broken line
+    assert rows and not continued, output
+
+
 def api(served: str, path: str) -> dict:
     response = httpx.get(f"{served}{path}", timeout=10)
     assert response.status_code == 200, response.text
