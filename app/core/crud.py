@@ -500,7 +500,7 @@ def _free_slots(*, session: Session, sweep_ids: set[int]) -> dict[int, int | Non
         sweep_id: cap
         for sweep_id, cap in session.execute(
             select(Sweep.id, Sweep.max_parallel).where(Sweep.id.in_(sweep_ids))
-        ).tuples()
+        )
     }
     held: dict[int | None, int] = {
         sweep_id: count
@@ -508,7 +508,7 @@ def _free_slots(*, session: Session, sweep_ids: set[int]) -> dict[int, int | Non
             select(Experiment.sweep_id, func.count())
             .where(Experiment.sweep_id.in_(sweep_ids), _holds_a_slot(Experiment))
             .group_by(Experiment.sweep_id)
-        ).tuples()
+        )
     }
     return {
         i: None if caps.get(i) is None else max(0, (caps[i] or 0) - held.get(i, 0))
@@ -524,7 +524,7 @@ def unsent_experiments(*, session: Session, claimed_before: datetime, limit: int
         select(Experiment.id, Experiment.sweep_id)
         .where(*_unsent(claimed_before))
         .order_by(Experiment.id)
-    ).tuples()
+    )
     rows = list(waiting)
     free = _free_slots(session=session, sweep_ids={s for _, s in rows if s is not None})
     chosen: list[int] = []
