@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -36,6 +36,7 @@ from app.web.routes import (
 )
 from app.web.routes.docs_page import DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
 from app.web.security_headers import SecurityHeaders
+from app.web.single_values import single_valued_query
 from app.web.templating import install_page_errors
 
 ROUTERS = (
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=REDOC_URL,
+        dependencies=[Depends(single_valued_query)],
     )
     settings = get_settings()
     deps.install(app)
