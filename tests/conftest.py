@@ -34,6 +34,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("COLUMNS", None)
 
 
+SLOW_FIRST = ("worker", "e2e")
+"""Test folders by how long their tests take, longest first: TensorFlow training, then real
+stacks and browsers. Collected in name order, ``tests/worker`` came last, so a 40 s training
+test could start as the other pytest-xdist process ran out of work and left it idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hand out the slow folders first (stable: each module's tests stay together), so the
+    suite ends on short tests that both processes share out evenly."""
+
+    def rank(item: pytest.Item) -> int:
+        folder = item.path.parent.name
+        return SLOW_FIRST.index(folder) if folder in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_databases`` run once on SQLite and once on PostgreSQL."""
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
