@@ -244,8 +244,19 @@ def web(
         check_exposure(host)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    _require_database()
     count = processes or get_settings().web_process_count
     os.execv(sys.executable, web_command(host, port, count))
+
+
+def _require_database() -> None:
+    """A service refuses to start on a database without cifarlab's current schema."""
+    from app.database_location import SERVICE_ADVICE, DatabaseMissing, open_database
+
+    try:
+        open_database(advice=SERVICE_ADVICE)
+    except DatabaseMissing as exc:
+        raise _fail(str(exc)) from None
 
 
 def parse_gpus(gpus: str) -> list[str]:
@@ -275,6 +286,7 @@ def worker(
 ) -> None:
     """Run training workers (reads CIFARLAB_DATABASE_URL and CIFARLAB_REDIS_URL)."""
     _require_training()
+    _require_database()
     name = name or default_worker_name()
     if gpus is None:
         os.execv(sys.executable, worker_argv(concurrency, loglevel, hostname=name))

@@ -68,9 +68,18 @@ def has_schema(url: str) -> bool:
     return bool(_revisions(url))
 
 
-def open_database(*, create: bool = False) -> str:
+ADMIN_ADVICE = (
+    "pass --data-dir or --database-url (the ones `cifarlab up` or the server uses), or "
+    "`cifarlab user create --create` to start a new one"
+)
+SERVICE_ADVICE = "run `cifarlab migrate` first, with the same CIFARLAB_DATABASE_URL"
+"""For `cifarlab web` and `cifarlab worker`, which take the database from the environment:
+started on one without the schema, every page answered 500 ("no such table")."""
+
+
+def open_database(*, create: bool = False, advice: str = ADMIN_ADVICE) -> str:
     """The configured database, described, once it is there and current; ``create`` makes
-    or migrates it instead of refusing."""
+    or migrates it instead of refusing; ``advice``: what to do when it is not there."""
     url = get_settings().sqlalchemy_url
     where = describe(url)
     if create:
@@ -81,11 +90,7 @@ def open_database(*, create: bool = False) -> str:
     except SQLAlchemyError as exc:
         raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
     if not found:
-        raise DatabaseMissing(
-            f"no cifarlab database at {where}; pass --data-dir or --database-url (the ones "
-            "`cifarlab up` or the server uses), or `cifarlab user create --create` to start "
-            "a new one"
-        )
+        raise DatabaseMissing(f"no cifarlab database at {where}; {advice}")
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     if found != heads:
         raise DatabaseMissing(

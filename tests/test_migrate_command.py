@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from app.cli import cli
 from app.core import config, db
 from app.services import accounts
 from app.services.security import verify_password
+from tests.support.servers import clean_environment, free_port
 
 
 def _password_is(session: Session, username: str, password: str) -> bool:
@@ -103,3 +106,25 @@ def test_migrate_fails_when_the_first_admin_has_no_password(
     result = CliRunner().invoke(cli, ["migrate", "--database-url", url])
     assert result.exit_code == 2
     assert "CIFARLAB_ADMIN_PASSWORD_FILE" in result.output
+
+
+@pytest.mark.parametrize("service", [["web", "--port"], ["worker"]])
+def test_a_service_refuses_a_database_without_the_schema(
+    tmp_path: Path, service: list[str]
+) -> None:
+    """Started on a database `cifarlab migrate` never made, the web answered 500 ("no such
+    table") on every page. Now either service exits 2 before it starts, saying what to run,
+    and leaves no empty database behind."""
+    data = tmp_path / "data"
+    argv = [sys.executable, "-m", "app.cli", *service]
+    if service[-1] == "--port":
+        argv.append(str(free_port()))
+    done = subprocess.run(
+        argv, env=clean_environment(CIFARLAB_DATA_DIR=str(data)), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    output = " ".join(done.stdout.split())  # the console wraps long lines
+    assert f"no cifarlab database at {data / 'cifarlab.db'}" in output, output
+    assert "run `cifarlab migrate` first, with the same CIFARLAB_DATABASE_URL" in output, output
+    assert not (data / "cifarlab.db").exists()
