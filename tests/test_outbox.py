@@ -156,6 +156,31 @@ def test_retry_with_the_broker_stopped_keeps_it_queued_and_sends_it_later(
     assert outbox.send_pending() == [experiment.id]
 
 
+def test_every_route_that_launches_answers_503_with_the_broker_stopped_and_documents_it(
+    stallable: Stallable, session: Session
+) -> None:
+    """The preset launch answered the launch service's 503 without documenting it
+    (schemathesis: "undocumented status code")."""
+    failed = make_experiment(session)
+    crud.finish_experiment(
+        session=session, experiment_id=failed.id, from_status=Status.queued,
+        status=Status.failed,
+    )  # fmt: skip
+    session.commit()
+    client = TestClient(create_app())
+    paths = client.get("/openapi.json").json()["paths"]
+    stallable.stop()
+    for path, body in (("/api/experiments", spec_data()),
+                       ("/api/presets/quick-custom-cnn/launch", None),
+                       (f"/api/experiments/{failed.id}/retry", None)):  # fmt: skip
+        response = client.post(path, json=body)
+        assert response.status_code == 503, (path, response.text)
+        template = path.replace(str(failed.id), "{experiment_id}").replace(
+            "quick-custom-cnn", "{name}"
+        )
+        assert "503" in paths[template]["post"]["responses"], template
+
+
 def test_the_same_idempotency_key_launches_once(stallable: Stallable, session: Session) -> None:
     client = TestClient(create_app())
     headers = {"Idempotency-Key": "launch-1"}

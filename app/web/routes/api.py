@@ -351,7 +351,7 @@ def list_presets() -> list[Preset]:
     "/presets/{name}/launch",
     status_code=201,
     response_model=ExperimentPublic,
-    responses=CREATED_EXPERIMENT,
+    responses={**CREATED_EXPERIMENT, **LAUNCH_RESPONSES},
 )
 def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
     preset = PRESETS.get(name)
