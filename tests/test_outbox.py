@@ -26,7 +26,7 @@ from app.core.models import Experiment, Status, utcnow
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.services import outbox
 from app.web.main import create_app
-from tests.support.factories import make_experiment, spec_data
+from tests.support.factories import failed_experiment, make_experiment, spec_data
 from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
@@ -141,12 +141,7 @@ def test_a_send_under_way_elsewhere_is_not_sent_again_until_its_lease_runs_out(
 def test_retry_with_the_broker_stopped_keeps_it_queued_and_sends_it_later(
     stallable: Stallable, session: Session
 ) -> None:
-    experiment = make_experiment(session)
-    crud.finish_experiment(
-        session=session, experiment_id=experiment.id, from_status=Status.queued,
-        status=Status.failed,
-    )  # fmt: skip
-    session.commit()
+    experiment = failed_experiment(session)
     stallable.stop()
     response = TestClient(create_app()).post(f"/api/experiments/{experiment.id}/retry")
     assert response.status_code == 503
@@ -161,12 +156,7 @@ def test_every_route_that_launches_answers_503_with_the_broker_stopped_and_docum
 ) -> None:
     """The preset launch answered the launch service's 503 without documenting it
     (schemathesis: "undocumented status code")."""
-    failed = make_experiment(session)
-    crud.finish_experiment(
-        session=session, experiment_id=failed.id, from_status=Status.queued,
-        status=Status.failed,
-    )  # fmt: skip
-    session.commit()
+    failed = failed_experiment(session)
     client = TestClient(create_app())
     paths = client.get("/openapi.json").json()["paths"]
     stallable.stop()

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.core.models import LiveStream, Status, utcnow
+from app.core.models import LiveStream, utcnow
 from app.services import accounts, quotas
 from app.web.main import create_app
-from tests.support.factories import make_experiment, spec_data
+from tests.support.factories import failed_experiment, make_experiment, spec_data
 from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
@@ -73,12 +73,7 @@ def test_live_streams_over_the_limit_get_429_and_a_closed_one_frees_its_place(
     limits: None, session: Session
 ) -> None:
     client = TestClient(create_app())
-    finished = make_experiment(session)
-    crud.finish_experiment(
-        session=session, experiment_id=finished.id, from_status=Status.queued,
-        status=Status.failed,
-    )  # fmt: skip
-    session.commit()
+    finished = failed_experiment(session)
     # A finished run's stream ends by itself, and gives its place back.
     response = client.get(f"/experiments/{finished.id}/events")
     assert response.status_code == 200 and "event: end" in response.text

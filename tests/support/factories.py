@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.cifar10 import CLASS_COUNT
-from app.core.models import Experiment
+from app.core.models import Experiment, Status
 from app.core.schemas import parse_spec
 
 
@@ -86,6 +86,17 @@ def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
     experiment = crud.create_experiment(
         session=session, spec=parse_spec(spec_data(**hyperparameters))
     )
+    session.commit()
+    return experiment
+
+
+def failed_experiment(session: Session) -> Experiment:
+    """A queued experiment ended as failed before it started: one retry can run again."""
+    experiment = make_experiment(session)
+    crud.finish_experiment(
+        session=session, experiment_id=experiment.id, from_status=Status.queued,
+        status=Status.failed,
+    )  # fmt: skip
     session.commit()
     return experiment
 
