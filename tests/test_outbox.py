@@ -160,14 +160,14 @@ def test_every_route_that_launches_answers_503_with_the_broker_stopped_and_docum
     client = TestClient(create_app())
     paths = client.get("/openapi.json").json()["paths"]
     stallable.stop()
-    for path, body in (("/api/experiments", spec_data()),
-                       ("/api/presets/quick-custom-cnn/launch", None),
-                       (f"/api/experiments/{failed.id}/retry", None)):  # fmt: skip
+    launches = (
+        ("/api/experiments", "/api/experiments", spec_data()),
+        ("/api/presets/quick-custom-cnn/launch", "/api/presets/{name}/launch", None),
+        (f"/api/experiments/{failed.id}/retry", "/api/experiments/{experiment_id}/retry", None),
+    )
+    for path, template, body in launches:
         response = client.post(path, json=body)
         assert response.status_code == 503, (path, response.text)
-        template = path.replace(str(failed.id), "{experiment_id}").replace(
-            "quick-custom-cnn", "{name}"
-        )
         assert "503" in paths[template]["post"]["responses"], template
 
 

@@ -32,8 +32,9 @@ def _single_valued(request: Request) -> set[str]:
     }
 
 
-def single_valued_query(request: Request) -> None:
-    """An app-wide dependency: runs before each route's own parameters are read."""
+async def single_valued_query(request: Request) -> None:
+    """An app-wide dependency: runs before each route's own parameters are read. Async, as
+    it does no I/O: FastAPI would hand a plain function to its thread pool on every request."""
     params = request.query_params
     repeated = {name for name in params if len(params.getlist(name)) > 1}
     refused = sorted(repeated & _single_valued(request)) if repeated else []
