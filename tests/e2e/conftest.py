@@ -24,8 +24,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test process (a launch costs about a second of CPU); each test gets
+    its own context, so cookies and storage never carry over from one test to the next."""
     if not CHROMIUM.exists():
         pytest.fail("needs Debian's chromium: apt-get install -y chromium")
     with sync_playwright() as playwright:
