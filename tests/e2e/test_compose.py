@@ -1,7 +1,8 @@
 """docker-compose.yml without Docker: each service's own command line, with the environment
 compose gives it, against a PostgreSQL and a Redis on loopback instead of the postgres and
 redis services. `migrate` must create the first admin, `web` must come up with sign-in
-required, and a tiny experiment must train on `worker`."""
+required, and a tiny experiment must train on `worker`; and none of them may write anywhere
+in its container but its user's home and /data, the only folders the image's user owns."""
 
 from __future__ import annotations
 
@@ -47,12 +48,44 @@ def dockerfile_cmd(dockerfile: Path) -> list[str]:
     return list(json.loads(found[0]))
 
 
+@dataclass(frozen=True)
+class ImageUser:
+    """The unprivileged account an image makes and runs as."""
+
+    uid: int
+    name: str
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.name}"  # useradd --create-home
+
+
+def dockerfile_user(dockerfile: Path) -> ImageUser:
+    """The numeric user of the image's one USER line, and the account useradd made for it."""
+    text = dockerfile.read_text()
+    found = re.findall(r"^USER\s+(\S+)\s*$", text, flags=re.MULTILINE)
+    assert len(found) == 1 and found[0].isdigit(), f"{dockerfile}: expected one numeric USER"
+    account = re.search(rf"useradd --create-home --uid {found[0]} (?:--[\w-]+ )*(\w+)", text)
+    assert account, f"{dockerfile}: no `useradd --create-home --uid {found[0]}`"
+    return ImageUser(uid=int(found[0]), name=account.group(1))
+
+
+def dockerfile_workdir(dockerfile: Path) -> str:
+    found = re.findall(r"^WORKDIR\s+(\S+)\s*$", dockerfile.read_text(), flags=re.MULTILINE)
+    assert len(found) == 1, f"{dockerfile}: expected one WORKDIR"
+    return str(found[0])
+
+
+def service_dockerfile(compose: dict[str, Any], name: str) -> Path:
+    return ROOT / compose["services"][name]["build"]["dockerfile"]
+
+
 def service_command(compose: dict[str, Any], name: str) -> list[str]:
     """What the container runs: compose's command, else its image's CMD."""
     service = compose["services"][name]
     command = service.get("command")
     if command is None:
-        return dockerfile_cmd(ROOT / service["build"]["dockerfile"])
+        return dockerfile_cmd(service_dockerfile(compose, name))
     return list(command)
 
 
@@ -68,6 +101,27 @@ def test_compose_commands_agree_with_the_dockerfiles() -> None:
     environment = compose["services"]["migrate"]["environment"]
     assert environment["CIFARLAB_ADMIN_USER"]
     assert environment["CIFARLAB_ADMIN_PASSWORD_FILE"].startswith("/run/secrets/")
+
+
+def test_the_images_run_as_an_unprivileged_user_who_owns_the_data_folder() -> None:
+    """A service that runs as root turns a hole in the web into root over the volumes. Each
+    image makes its account with a fixed uid (web and worker share the artifacts volume, so
+    they need one owner) and gives it /data, where that volume mounts: a new named volume
+    takes its ownership from the image's folder. The boot test below checks that the
+    services write nowhere else."""
+    compose = load_compose()
+    users = set()
+    for name in ("migrate", "web", "worker"):
+        dockerfile = service_dockerfile(compose, name)
+        user = dockerfile_user(dockerfile)
+        assert user.uid != 0, dockerfile
+        text = dockerfile.read_text()
+        assert re.search(rf"install -d -o {user.name} .*/data$", text, re.MULTILINE), dockerfile
+        assert compose["services"][name]["environment"]["CIFARLAB_DATA_DIR"] == "/data"
+        users.add(user)
+    assert len(users) == 1, f"web and worker share the artifacts volume: one user, not {users}"
+    for name in ("web", "worker"):
+        assert "artifacts:/data" in compose["services"][name]["volumes"], name
 
 
 @dataclass
@@ -112,7 +166,37 @@ class Sandbox:
             for host, port in SERVICE_PORTS.items():
                 value = re.sub(rf"(?<=[@/]){host}:{port}\b", f"127.0.0.1:{self.ports[host]}", value)
             base[key] = self.host_path(name, value) if value.startswith("/") else value
+        base["HOME"] = self.host_path(name, self.user(name).home)
         return base
+
+    def user(self, name: str) -> ImageUser:
+        return dockerfile_user(service_dockerfile(self.compose, name))
+
+    def writable(self, name: str) -> list[str]:
+        """What the image's user owns in its container: its home and /data."""
+        return [self.user(name).home, "/data"]
+
+    def process_options(self, name: str) -> dict[str, Any]:
+        """How to start the service as its container does: its environment, and its
+        WORKDIR as the working folder (empty here: the image runs its installed package)."""
+        for folder in self.writable(name):
+            Path(self.host_path(name, folder)).mkdir(parents=True, exist_ok=True)
+        workdir = Path(
+            self.host_path(name, dockerfile_workdir(service_dockerfile(self.compose, name)))
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        return {"env": self.environment(name), "cwd": workdir}
+
+    def written_outside_the_users_folders(self, name: str) -> list[Path]:
+        """Files the service made in its container's own files, outside its home and /data:
+        where the image's user may not write, so the service would fail there."""
+        container = self.root / "containers" / name
+        allowed = [Path(self.host_path(name, folder)) for folder in self.writable(name)]
+        return [
+            path
+            for path in container.rglob("*")
+            if not path.is_dir() and not any(path.is_relative_to(folder) for folder in allowed)
+        ]
 
     def argv(self, name: str) -> list[str]:
         argv = service_command(self.compose, name)
@@ -202,8 +286,8 @@ def run_once(box: Sandbox, name: str, argv: list[str] | None = None) -> str:
     if argv is not None:
         argv = [str(Path(sys.executable).with_name("cifarlab")), *argv]
     result = subprocess.run(
-        argv or box.argv(name), env=box.environment(name), capture_output=True, text=True,
-        timeout=120,
+        argv or box.argv(name), capture_output=True, text=True, timeout=120,
+        **box.process_options(name),
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{name} exited with {result.returncode}:\n{output}"
@@ -215,8 +299,8 @@ def start(box: Sandbox, name: str) -> Running:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            box.argv(name), env=box.environment(name), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            box.argv(name), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            **box.process_options(name),
         )  # fmt: skip
     return Running(name=name, process=process, log=log)
 
@@ -301,4 +385,6 @@ def test_compose_services_boot_with_sign_in_and_train(sandbox: Sandbox) -> None:
                 os.killpg(service.process.pid, signal.SIGKILL)
                 codes[service.name] = service.process.wait(timeout=10)
     assert codes == {"web": 0, "worker": 0}, {s.name: tail(s.log) for s in services}
+    for name in ("migrate", "web", "worker"):
+        assert sandbox.written_outside_the_users_folders(name) == [], name
     assert "failed call to cuInit" not in sandbox.root.joinpath("logs", "worker.log").read_text()
