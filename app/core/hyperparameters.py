@@ -56,8 +56,10 @@ class TrainingHyperparameters(BaseModel):
     validation_split: float = _field(
         0.2, "Training", "Fraction of the training images held out, stratified.", ge=0.05, le=0.5
     )
-    seed: int = _field(0, "Training", "Seeds the split, subsets, shuffling and weights.",
-                       ge=0, le=2**31 - 1)  # fmt: skip
+    seed: int = _field(
+        0, "Training", "Seeds the training subset, validation split, shuffling and weights; "
+        "the test images are the same for every seed.", ge=0, le=2**31 - 1,
+    )  # fmt: skip
     train_size: int | None = _field(
         None, "Training", "Use only this many training images (stratified); empty: all 50,000.",
         ge=20, le=CIFAR10_TRAIN_IMAGES,

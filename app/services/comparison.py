@@ -240,7 +240,7 @@ class CaveatKind(enum.StrEnum):
     """What makes a comparison unfair, in the order the page warns of it."""
 
     test_sizes = "test_sizes"  # evaluated on test sets of different sizes
-    test_images = "test_images"  # same size, different images (another subset or seed)
+    test_images = "test_images"  # same size, different images (another dataset, an old run)
     imported = "imported"  # imported reports: which test images they used is unknown
     seeds = "seeds"  # trained runs with different seeds
     datasets = "datasets"  # trained runs on different datasets

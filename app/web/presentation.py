@@ -367,7 +367,10 @@ def caveat_text(caveat: Caveat, names: Mapping[int, str]) -> str:
         case CaveatKind.test_sizes:
             return f"Different test-set sizes: {_listing(caveat, names)}."
         case CaveatKind.test_images:
-            return "Same test-set size but different test images (another subset or seed)."
+            return (
+                "Same test-set size but different test images (another dataset, or an older "
+                "run whose test subset followed its seed)."
+            )
         case CaveatKind.imported:
             return (
                 f"Imported reports ({who}) carry no per-image predictions: which test images "

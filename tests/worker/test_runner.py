@@ -14,9 +14,11 @@ from app.core import crud
 from app.core.config import get_settings
 from app.core.models import Status
 from app.core.schemas import parse_spec
+from app.services import comparison
+from app.services.comparison import CaveatKind
 from tests.support.factories import claim, make_experiment, spec_data
 from worker import runner
-from worker.evaluation import evaluate_predictions
+from worker.evaluation import evaluate_predictions, fingerprint_test_set
 
 TINY = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "batch_size": 32}
 
@@ -80,6 +82,51 @@ def test_split_and_subsets_are_stratified_and_disjoint(settings_with_data) -> No
     assert (len(training.y_train), len(training.y_val), len(test.y_test)) == (240, 60, 100)
     assert np.bincount(training.y_val, minlength=10).tolist() == [6] * 10
     assert np.bincount(test.y_test, minlength=10).tolist() == [10] * 10
+
+
+@pytest.mark.parametrize("test_size", [100, None])
+def test_every_seed_is_scored_on_the_same_test_images(settings_with_data, test_size) -> None:
+    """The seed picks the training images, not the test images, so runs of any two seeds
+    can be compared image by image. Seed 0 keeps the test images it always had."""
+    from worker.data import load_cifar10, stratified_indices
+
+    dataset = load_cifar10(
+        source=settings_with_data.cifar10_path, cache_dir=settings_with_data.dataset_cache_dir
+    )
+    prepared = {
+        seed: runner.prepare_data(
+            parse_spec(spec_data(train_size=300, test_size=test_size, seed=seed)), dataset
+        )
+        for seed in (0, 7)
+    }
+    (train_0, test_0), (train_7, test_7) = prepared[0], prepared[7]
+    assert fingerprint_test_set(test_0.x_test, test_0.y_test) == fingerprint_test_set(
+        test_7.x_test, test_7.y_test
+    )
+    assert not np.array_equal(train_0.y_train, train_7.y_train)
+    seed_0_before = stratified_indices(dataset.y_test, test_size, seed=0)
+    np.testing.assert_array_equal(test_0.x_test, dataset.x_test[seed_0_before])
+
+
+def test_runs_of_different_seeds_are_paired_in_a_comparison(
+    settings_with_data, session: Session
+) -> None:
+    ids = []
+    for seed in (0, 3):
+        experiment = make_experiment(
+            session, epochs=1, train_size=200, test_size=100, seed=seed, **TINY
+        )
+        lease = claimed(session, experiment.id)
+        runner.run_experiment(
+            lease=lease, spec=parse_spec(experiment.spec), settings=settings_with_data
+        )
+        ids.append(experiment.id)
+    session.expire_all()
+    experiments = comparison.load_for_comparison(session, ids)
+    [pairing] = comparison.significance(experiments, experiments[0])
+    assert pairing.untested is None and pairing.mcnemar is not None
+    kinds = [caveat.kind for caveat in comparison.caveats(experiments)]
+    assert CaveatKind.seeds in kinds and CaveatKind.test_images not in kinds
 
 
 def test_cancel_request_stops_training_and_keeps_nothing_half_done(
