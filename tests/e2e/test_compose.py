@@ -42,10 +42,17 @@ def load_compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+def dockerfile_instruction(dockerfile: Path, instruction: str) -> str:
+    """The argument of an instruction the Dockerfile gives exactly once (CMD, USER, ...)."""
+    found = re.findall(rf"^{instruction}\s+(.+?)\s*$", dockerfile.read_text(), flags=re.MULTILINE)
+    assert len(found) == 1, f"{dockerfile}: expected one {instruction}"
+    return str(found[0])
+
+
 def dockerfile_cmd(dockerfile: Path) -> list[str]:
-    found = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), flags=re.MULTILINE)
-    assert len(found) == 1, f"{dockerfile}: expected one exec-form CMD"
-    return list(json.loads(found[0]))
+    command = dockerfile_instruction(dockerfile, "CMD")
+    assert command.startswith("["), f"{dockerfile}: expected an exec-form CMD"
+    return list(json.loads(command))
 
 
 @dataclass(frozen=True)
@@ -62,18 +69,13 @@ class ImageUser:
 
 def dockerfile_user(dockerfile: Path) -> ImageUser:
     """The numeric user of the image's one USER line, and the account useradd made for it."""
-    text = dockerfile.read_text()
-    found = re.findall(r"^USER\s+(\S+)\s*$", text, flags=re.MULTILINE)
-    assert len(found) == 1 and found[0].isdigit(), f"{dockerfile}: expected one numeric USER"
-    account = re.search(rf"useradd --create-home --uid {found[0]} (?:--[\w-]+ )*(\w+)", text)
-    assert account, f"{dockerfile}: no `useradd --create-home --uid {found[0]}`"
-    return ImageUser(uid=int(found[0]), name=account.group(1))
-
-
-def dockerfile_workdir(dockerfile: Path) -> str:
-    found = re.findall(r"^WORKDIR\s+(\S+)\s*$", dockerfile.read_text(), flags=re.MULTILINE)
-    assert len(found) == 1, f"{dockerfile}: expected one WORKDIR"
-    return str(found[0])
+    uid = dockerfile_instruction(dockerfile, "USER")
+    assert uid.isdigit(), f"{dockerfile}: expected a numeric USER, not {uid}"
+    account = re.search(
+        rf"useradd --create-home --uid {uid} (?:--[\w-]+ )*(\w+)", dockerfile.read_text()
+    )
+    assert account, f"{dockerfile}: no `useradd --create-home --uid {uid}`"
+    return ImageUser(uid=int(uid), name=account.group(1))
 
 
 def service_dockerfile(compose: dict[str, Any], name: str) -> Path:
@@ -181,9 +183,8 @@ class Sandbox:
         WORKDIR as the working folder (empty here: the image runs its installed package)."""
         for folder in self.writable(name):
             Path(self.host_path(name, folder)).mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            self.host_path(name, dockerfile_workdir(service_dockerfile(self.compose, name)))
-        )
+        dockerfile = service_dockerfile(self.compose, name)
+        workdir = Path(self.host_path(name, dockerfile_instruction(dockerfile, "WORKDIR")))
         workdir.mkdir(parents=True, exist_ok=True)
         return {"env": self.environment(name), "cwd": workdir}
 
