@@ -9,7 +9,7 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.cli import check_exposure
+from app.cli.services import check_exposure
 from app.services import accounts
 from app.web.main import create_app
 from tests.support.factories import spec_data

@@ -6,7 +6,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from app.cli import build_spec
+from app.cli.specs import build_spec
 from app.core.presets import PRESETS
 from app.core.schemas import SpecError, parse_spec
 from app.web.main import create_app

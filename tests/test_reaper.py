@@ -97,7 +97,7 @@ def test_queue_position_counts_who_is_ahead(session: Session, broker: redis.Redi
 
 @pytest.mark.parametrize("gpus", ["", "a,b", "0,0"])
 def test_bad_gpu_list_is_refused(gpus: str) -> None:
-    from app.cli import parse_gpus
+    from app.cli.services import parse_gpus
 
     with pytest.raises(ValueError, match="--gpus"):
         parse_gpus(gpus)

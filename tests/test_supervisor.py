@@ -82,7 +82,7 @@ def test_child_without_backoff_still_stops_everything(restore_signals: None) -> 
 
 def test_default_worker_names_are_unique_per_process() -> None:
     """Two `cifarlab worker`s on one host used to both be cifarlab@host, sharing one row."""
-    line = "from app.cli import default_worker_name; print(default_worker_name())"
+    line = "from app.cli.services import default_worker_name; print(default_worker_name())"
     names = {
         subprocess.run([sys.executable, "-c", line], capture_output=True, text=True,
                        check=True).stdout.strip()

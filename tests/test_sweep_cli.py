@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.cli import PruneRule, build_sweep, load_sweep_file, parse_random, parse_seeds
+from app.cli.specs import PruneRule, build_sweep, load_sweep_file, parse_random, parse_seeds
 from app.core.sweeps import expand, parse_sweep
 
 

@@ -84,6 +84,13 @@ def test_the_wheel_carries_pages_scripts_and_migrations(installed: Installed) ->
     revisions = sorted(p.name for p in (REPOSITORY / "migrations" / "versions").glob("0*.py"))
     assert revisions and all(f"app/migrations/versions/{name}" in names for name in revisions)
     assert "app/templates/compare/summary.html" in names
+    # pyproject.toml lists the packages one by one: a new folder of code must be added there.
+    code = [
+        path.relative_to(REPOSITORY).as_posix()
+        for package in ("app", "worker")
+        for path in (REPOSITORY / package).rglob("*.py")
+    ]
+    assert code and [module for module in code if module not in names] == []
 
 
 def _environment(data_dir: Path) -> dict[str, str]:

@@ -1,0 +1,223 @@
+"""`cifarlab user` and `cifarlab token`: accounts and API tokens, written straight to the
+database (run them where the server's database is), not through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from app.cli.options import DatabaseUrl, DataDir
+from app.cli.output import console, fail
+
+commands = typer.Typer()
+user_group = typer.Typer(help="Accounts (run on the server: it writes the database directly).")
+token_group = typer.Typer(help="API tokens for the CLI and scripts (written to the database).")
+commands.add_typer(user_group, name="user")
+commands.add_typer(token_group, name="token")
+
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Default: asked for, hidden \\[env: CIFARLAB_PASSWORD].", envvar="CIFARLAB_PASSWORD"
+    ),
+]
+
+
+def _database(data_dir: Path | None, database_url: str | None, *, create: bool = False) -> str:
+    """Point at the database the options name and check it is there; its description."""
+    from app.database_location import DatabaseMissing, open_database, point_at
+
+    point_at(data_dir=data_dir, database_url=database_url)
+    try:
+        return open_database(create=create)
+    except DatabaseMissing as exc:
+        raise fail(str(exc)) from None
+
+
+def _when(moment: Any) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+@user_group.command("create")
+def user_create(
+    username: str,
+    admin: Annotated[bool, typer.Option(help="May change everyone's experiments.")] = False,
+    password: PasswordOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    create: Annotated[
+        bool, typer.Option(help="Make the database if there is none yet (or migrate it).")
+    ] = False,
+) -> None:
+    """Create an account; once one exists, cifarlab asks everyone to sign in."""
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    where = _database(data_dir, database_url, create=create)
+    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope() as session:
+            accounts.create_user(session=session, username=username, password=secret,
+                                 is_admin=admin)  # fmt: skip
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"created {'admin ' if admin else ''}user {username} in {where}", highlight=False)
+
+
+@user_group.command("list")
+def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List the accounts."""
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    where = _database(data_dir, database_url)
+    table = Table("user", "admin", "created", "disabled")
+    with session_scope() as session:
+        for user in accounts.list_users(session=session):
+            table.add_row(user.username, "yes" if user.is_admin else "",
+                          _when(user.created_at), _when(user.disabled_at))  # fmt: skip
+    console.print(table)
+    console.print(f"database: {where}", highlight=False)
+
+
+@user_group.command("password")
+def user_password(
+    username: str,
+    password: PasswordOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set a new password; every browser signed in as USERNAME is signed out."""
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    where = _database(data_dir, database_url)
+    secret = password or typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope() as session:
+            user = accounts.require_user(session=session, username=username)
+            accounts.set_password(session=session, user=user, password=secret)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"new password for {username}, signed out everywhere, in {where}",
+                  highlight=False)  # fmt: skip
+
+
+def _set_disabled(username: str, disabled: bool, where: str) -> None:
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    try:
+        with session_scope() as session:
+            user = accounts.require_user(session=session, username=username)
+            accounts.set_disabled(session=session, user=user, disabled=disabled)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    state = "disabled: signed out, tokens refused" if disabled else "enabled"
+    console.print(f"user {username} {state}, in {where}", highlight=False)
+
+
+@user_group.command("disable")
+def user_disable(username: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Stop USERNAME signing in: their browsers are signed out and their tokens refused."""
+    _set_disabled(username, True, _database(data_dir, database_url))
+
+
+@user_group.command("enable")
+def user_enable(username: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Let a disabled USERNAME sign in again; their unexpired tokens work again."""
+    _set_disabled(username, False, _database(data_dir, database_url))
+
+
+@token_group.command("create")
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="Lifetime [default: CIFARLAB_TOKEN_DAYS, 90].")
+    ] = None,
+    no_expiry: Annotated[
+        bool, typer.Option(help="Never expires (until revoked); for a service's own token.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API token for USERNAME and print it (shown once; keep it secret)."""
+    from datetime import timedelta
+
+    from app.core.db import session_scope
+    from app.core.models import utcnow
+    from app.services import accounts
+
+    if no_expiry and expires_in_days is not None:
+        raise fail("choose --expires-in-days or --no-expiry, not both")
+    if expires_in_days is not None and not expires_in_days > 0:
+        raise fail("--expires-in-days: give a number of days above 0")
+    where = _database(data_dir, database_url)
+    if no_expiry:
+        expires = None
+    elif expires_in_days is None:
+        expires = accounts.default_token_expiry()
+    else:
+        expires = utcnow() + timedelta(days=expires_in_days)
+    try:
+        with session_scope() as session:
+            user = accounts.require_user(session=session, username=username)
+            token = accounts.create_token(session=session, user=user, name=name,
+                                          expires_at=expires)  # fmt: skip
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(token, highlight=False)
+    until = "never expires" if expires is None else f"expires {_when(expires)} UTC"
+    console.print(f"token {name!r} for {username}, {until}, in {where}", style="dim",
+                  highlight=False)  # fmt: skip
+    console.print("use it as CIFARLAB_API_TOKEN=... or Authorization: Bearer ...", style="dim")
+
+
+@token_group.command("list")
+def token_list(
+    username: Annotated[str | None, typer.Argument(help="Only this user's tokens.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List API tokens: who, what for, when made, last used and expires (never the token)."""
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    where = _database(data_dir, database_url)
+    table = Table("id", "user", "name", "created", "last used", "expires")
+    try:
+        with session_scope() as session:
+            user = None if username is None else accounts.require_user(
+                session=session, username=username)  # fmt: skip
+            for row in accounts.list_tokens(session=session, user=user):
+                expires = "never" if row.expires_at is None else _when(row.expires_at)
+                table.add_row(str(row.id), row.user.username, row.name, _when(row.created_at),
+                              _when(row.last_used_at), expires)  # fmt: skip
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(table)
+    console.print(f"database: {where}", highlight=False)
+
+
+@token_group.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The id `cifarlab token list` shows.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API token: it is refused from the next request on."""
+    from app.core.db import session_scope
+    from app.services import accounts
+
+    where = _database(data_dir, database_url)
+    try:
+        with session_scope() as session:
+            row = accounts.revoke_token(session=session, token_id=token_id)
+            label = f"token {token_id} ({row.name!r} of {row.user.username})"
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"revoked {label} in {where}", highlight=False)

@@ -1,0 +1,19 @@
+"""What every command prints with: one console, and the error line that ends a command."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+# soft_wrap: a line longer than the terminal is left for the terminal to wrap, so a printed
+# path or token stays one string to copy, and piped output never gets line breaks inside it.
+# Tables still fit the width.
+console = Console(soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Prints the message as written: brackets in it (`cifarlab[worker]`, a list in a run's
+    error) are text, not Rich markup."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code=2)
