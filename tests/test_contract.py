@@ -85,3 +85,34 @@ def test_openapi_documents_the_comparison_and_the_statuses(client: TestClient) -
     assert set(pairing["required"]) == {"a", "b", "text"}  # the test only where one ran
     status = components["ExperimentPublic"]["properties"]["status"]["$ref"]
     assert "imported" in components[status.rsplit("/", 1)[1]]["enum"]
+
+
+def test_a_string_of_the_wrong_form_is_refused_in_words_not_with_its_regex(
+    client: TestClient,
+) -> None:
+    """The schema keeps each pattern for clients; the 422 says what to write instead, and the
+    pattern itself stays checkable in the OpenAPI document."""
+    report = "\n".join(["precision recall f1-score support", "", "accuracy 0.5 10"])
+    refused = {
+        "ids": client.get("/api/compare?ids=1"),
+        "model": client.post(
+            "/api/experiments/import", json={"name": "x", "report_text": report, "model": "vgg 16"}
+        ),
+        "hyperparameters.1st_rate.[key]": client.post(
+            "/api/experiments/import",
+            json={"name": "x", "report_text": report, "hyperparameters": {"1st_rate": 3}},
+        ),
+    }
+    words = {
+        "ids": "give two or more experiment ids, comma-separated: 1,2",
+        "model": "use letters, digits, '_', '.' and '-', starting with a letter or a digit",
+        "hyperparameters.1st_rate.[key]": "use letters, digits and '_', not starting with a digit",
+    }
+    for field, response in refused.items():
+        assert response.status_code == 422, field
+        (error,) = response.json()["errors"]
+        assert error["field"] == field
+        assert error["message"].startswith(words[field])
+        assert "pattern" not in response.json()["detail"] and "\\" not in error["message"]
+    query = client.get("/openapi.json").json()["paths"]["/api/compare"]["get"]["parameters"]
+    assert re.fullmatch(next(p for p in query if p["name"] == "ids")["schema"]["pattern"], "1,2")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -96,6 +96,30 @@ def parse_spec(data: Any) -> ExperimentSpec:
         raise SpecError.from_validation_error(exc) from None
 
 
+IMPORTED_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+COMPARED_IDS_PATTERN = r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$"
+PATTERN_WORDS = {
+    IMPORTED_MODEL_PATTERN: "use letters, digits, '_', '.' and '-', starting with a letter or "
+    "a digit (vgg16, efficientnet_b2)",
+    SETTING_NAME_PATTERN: "use letters, digits and '_', not starting with a digit (learning_rate)",
+    COMPARED_IDS_PATTERN: "give two or more experiment ids, comma-separated: 1,2",
+}
+"""What each pattern of the API asks for, in words: its schema keeps the regex for clients,
+and a refusal says this instead of repeating the regex."""
+
+
+def error_message(error: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as a person reads it: an unknown field and a string of the
+    wrong form say what to do; other messages (out of range, too long) already do."""
+    if error["type"] == "extra_forbidden":
+        return "unknown field; remove it or check its spelling"
+    message = str(error["msg"])
+    if error["type"] == "string_pattern_mismatch":
+        return PATTERN_WORDS.get(str(error.get("ctx", {}).get("pattern")), message)
+    return message
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -126,10 +150,7 @@ class SpecError(ValueError):
         errors = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "spec"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = "unknown field; remove it or check its spelling"
-            errors.append(FieldError(field=field, message=message))
+            errors.append(FieldError(field=field, message=error_message(error)))
         return cls(errors)
 
 
@@ -242,11 +263,11 @@ class ExperimentUpdate(BaseModel):
 
 
 ImportedModelName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=IMPORTED_MODEL_PATTERN)
 ]
 """A zoo model (``efficientnet_b2``) or any other a result came from (``vgg16``)."""
 SettingName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=SETTING_NAME_PATTERN)
 ]
 SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool | None
 MAX_IMPORTED_SETTINGS = 100

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import Experiment
-from app.core.schemas import ExperimentUpdate
+from app.core.schemas import ExperimentUpdate, error_message
 from app.services.cancel import cancel
 from app.services.delete import delete
 from app.services.errors import Conflict
@@ -76,7 +76,7 @@ def _one(session: Session, experiment: Experiment, action: Action, tag: str) -> 
         try:
             changes = ExperimentUpdate(tags=[*experiment.tags, tag])
         except ValidationError as exc:
-            message = exc.errors()[0]["msg"]
+            message = error_message(exc.errors()[0])
             return Result(experiment_id, Outcome.invalid, f"tags: {message}")
         update(session, experiment, changes.model_dump(exclude_unset=True))
         return Result(experiment_id, Outcome.done, f"tagged {tag}")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, undefer
 from app.core.config import get_settings
 from app.core.models import Evaluation, Experiment
 from app.core.schemas import (
+    COMPARED_IDS_PATTERN,
     CREATED_EXPERIMENT,
     ERROR_RESPONSES,
     ClassIndex,
@@ -50,7 +51,7 @@ def compare(
                 "2 to 12 different experiment ids, comma-separated: 1,2,3; with group=seed, "
                 f"up to {MAX_GROUPED_IDS} ids forming at most {MAX_GROUPS} seed groups"
             ),
-            pattern=r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$",
+            pattern=COMPARED_IDS_PATTERN,
         ),
     ],
     baseline: Annotated[RowId | None, Query(description="Deltas and tests are against it")] = None,

@@ -48,6 +48,7 @@ from app.core.schemas import (
     SpecError,
     TimeToAccuracyPublic,
     WorkerPublic,
+    error_message,
     parse_spec,
     summaries,
 )
@@ -123,7 +124,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         errors = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-                "message": e["msg"],
+                "message": error_message(e),
             }
             for e in exc.errors()
         ]
