@@ -225,7 +225,7 @@ def test_compare_prints_the_summary_and_each_run_against_the_baseline(
     assert code == 0
     assert json.loads(output) == api(served, f"/api/compare?ids={','.join(ids)}&baseline={base.id}")
     code, output = run("compare", *ids, "--baseline", "12345", "--api-url", served)
-    assert code == 2 and "--baseline 12345: give one of the compared ids" in output
+    assert code == 2 and "baseline: 12345 is not compared; give one of the compared ids" in output
 
 
 def test_export_then_import_brings_the_result_back_as_an_imported_report(

@@ -196,6 +196,28 @@ def test_bad_ids_get_a_page_that_says_why(
     assert "text/html" in response.headers["content-type"] and message in response.text
 
 
+def test_a_baseline_outside_the_compared_runs_is_refused_by_the_api_and_replaced_on_the_page(
+    client: TestClient, session: Session
+) -> None:
+    """The API says which ids it may be, for runs and seed groups alike; the page, reached by
+    a link that dropped the baseline's run, shows the default baseline instead."""
+    a, b, c = three(session)
+    for group in ("", "&group=seed"):
+        response = client.get(f"/api/compare?ids={a.id},{b.id}&baseline={c.id}{group}")
+        assert response.status_code == 422, group
+        assert response.json()["errors"] == [{
+            "field": "baseline",
+            "message": f"{c.id} is not compared; give one of the compared ids ({a.id}, {b.id})",
+        }]  # fmt: skip
+    assert (
+        client.get(f"/api/compare?ids={a.id},{b.id}&baseline={b.id}").json()["baseline_id"] == b.id
+    )
+    page = client.get(f"/compare?ids={a.id},{b.id}&baseline={c.id}")
+    default = client.get(f"/api/compare?ids={a.id},{b.id}").json()["baseline_id"]
+    assert page.status_code == 200
+    assert re.search(rf'<option value="{default}" selected>', page.text)
+
+
 # --- live, and A - B ----------------------------------------------------------------------------
 
 

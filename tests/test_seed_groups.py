@@ -58,7 +58,7 @@ def group_of(
 
 
 def compared(session: Session, *groups: list[Experiment]) -> SeedGroupComparison:
-    ids = ",".join(str(e.id) for group in groups for e in group)
+    ids = [e.id for group in groups for e in group]
     return load_seed_groups(session, HistoryCache(), ids, None)
 
 

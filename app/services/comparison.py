@@ -512,10 +512,11 @@ def _ids_error(message: str) -> SpecError:
     return SpecError([FieldError(field="ids", message=message)])
 
 
-def parse_ids(ids: str, *, limit: int = MAX_COMPARED) -> list[int]:
+def parse_ids(ids: str, *, limit: int = MAX_COMPARED, baseline: int | None = None) -> list[int]:
     """`1,2,3` -> [1, 2, 3]: two to ``limit`` distinct ids, in the order given (seed groups
     take more ids than single runs, see ``app.services.seed_groups``). Raises ``SpecError``
-    (422) naming ``ids``."""
+    (422) naming ``ids``, or ``baseline`` when one is given that is not among them: the API
+    refuses it, where the compare page (which passes none here) falls back to the default."""
     parts = [part.strip() for part in ids.split(",") if part.strip()]
     if not all(part.isascii() and part.isdigit() for part in parts):
         raise _ids_error(f"write experiment ids as 1,2,3 (got {ids[:100]!r})")
@@ -528,6 +529,10 @@ def parse_ids(ids: str, *, limit: int = MAX_COMPARED) -> list[int]:
         if len(unique) > limit == MAX_COMPARED:
             message += "; group=seed compares more, as seed groups"
         raise _ids_error(message)
+    if baseline is not None and baseline not in unique:
+        compared = ", ".join(map(str, unique))
+        message = f"{baseline} is not compared; give one of the compared ids ({compared})"
+        raise SpecError([FieldError(field="baseline", message=message)])
     return unique
 
 

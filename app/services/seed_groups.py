@@ -36,7 +36,6 @@ from app.services.comparison import (
     History,
     load_for_comparison,
     load_histories,
-    parse_ids,
 )
 from app.services.significance import McNemarResult, mcnemar
 
@@ -455,9 +454,9 @@ def build_seed_groups(
 
 
 def load_seed_groups(
-    session: Session, histories: HistoryCache, ids: str, baseline: int | None
+    session: Session, histories: HistoryCache, ids: list[int], baseline: int | None
 ) -> SeedGroupComparison:
-    """``ids`` as the query gives them (``1,2,3``): up to MAX_GROUPED_IDS runs forming up to
-    MAX_GROUPS groups. Raises ``SpecError`` (422, bad ids) or ``NotFound`` (404)."""
-    experiments = load_for_comparison(session, parse_ids(ids, limit=MAX_GROUPED_IDS))
+    """``ids`` from ``parse_ids`` with ``limit=MAX_GROUPED_IDS``: runs forming up to
+    MAX_GROUPS groups. Raises ``SpecError`` (422, too many groups) or ``NotFound`` (404)."""
+    experiments = load_for_comparison(session, ids)
     return build_seed_groups(experiments, load_histories(session, histories, experiments), baseline)

@@ -27,7 +27,7 @@ from app.core.schemas import (
     RowId,
 )
 from app.services import importing
-from app.services.comparison import load_comparison, parse_ids
+from app.services.comparison import MAX_COMPARED, load_comparison, parse_ids
 from app.services.seed_groups import MAX_GROUPED_IDS, MAX_GROUPS, load_seed_groups
 from app.web.auth import ActorDep, viewer
 from app.web.deps import HistoriesDep, SessionDep
@@ -54,7 +54,7 @@ def compare(
             pattern=COMPARED_IDS_PATTERN,
         ),
     ],
-    baseline: Annotated[RowId | None, Query(description="Deltas and tests are against it")] = None,
+    baseline: Annotated[RowId | None, Query(description="One of the ids: differences and tests are against it")] = None,
     group: Annotated[
         Literal["seed"] | None,
         Query(description="seed: compare groups of runs that differ only in their seed"),
@@ -64,9 +64,11 @@ def compare(
     differing hyperparameters, fair-comparison warnings, significance, diagnostics, curves
     and confusion matrices. With ``group=seed``: the seed groups the runs form, each as
     mean ± std over its seeds, and each group against the baseline's group."""
+    limit = MAX_GROUPED_IDS if group == "seed" else MAX_COMPARED
+    parsed = parse_ids(ids, limit=limit, baseline=baseline)
     if group == "seed":
-        return JsonText(seed_groups_public(load_seed_groups(session, histories, ids, baseline)))
-    comparison = load_comparison(session, histories, parse_ids(ids), baseline)[1]
+        return JsonText(seed_groups_public(load_seed_groups(session, histories, parsed, baseline)))
+    comparison = load_comparison(session, histories, parsed, baseline)[1]
     return JsonText(comparison_public(comparison))
 
 

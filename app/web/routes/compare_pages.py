@@ -33,7 +33,7 @@ from app.services.comparison import (
 )
 from app.services.errors import NotFound
 from app.services.history_cache import HistoryCache
-from app.services.seed_groups import load_seed_groups
+from app.services.seed_groups import MAX_GROUPED_IDS, load_seed_groups
 from app.web.charts import (
     comparison_confusion_figures,
     comparison_curves_figure,
@@ -484,7 +484,8 @@ def _seed_groups_page(
     """The same runs as seed groups (see ``app.services.seed_groups``), drawn once, without
     the live poll: while runs still train the page says so, and a reload shows newer figures."""
     try:
-        groups = load_seed_groups(session, histories, ",".join(ids or []), baseline)
+        parsed = parse_ids(",".join(ids or []), limit=MAX_GROUPED_IDS)
+        groups = load_seed_groups(session, histories, parsed, baseline)
     except NotFound as exc:
         return error_page(request, 404, str(exc))
     except SpecError as exc:
