@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import typer.main
 
-from app import cli
+from app.cli import cli
+from app.cli.specs import build_spec, parse_value
 from app.core.cli_command import _cli_value, launch_command
 from app.core.presets import PRESETS
 from app.core.schemas import parse_spec
@@ -19,10 +20,10 @@ def launched_spec(command: str) -> dict[str, Any]:
     """What `cifarlab launch` would send for ``command``: parsed by its click command."""
     words = shlex.split(command)
     assert words[:2] == ["cifarlab", "launch"]
-    group = typer.main.get_command(cli.cli)
+    group = typer.main.get_command(cli)
     launch = group.commands["launch"]  # type: ignore[attr-defined]
     params = launch.make_context("launch", words[2:]).params
-    return cli.build_spec(
+    return build_spec(
         preset=params["preset"], model=params["model"], assignments=params["set_"] or [],
         name=params["name"], tags=params["tag"] or [],
     )  # fmt: skip
@@ -77,7 +78,7 @@ def test_a_preset_run_names_its_preset_and_only_what_differs() -> None:
 
 @pytest.mark.parametrize("value", ["adam", "1", "null", "true", "[1]", "a b", 1e-4, None, [1, 2]])
 def test_set_values_read_back_as_themselves(value: Any) -> None:
-    assert cli.parse_value(_cli_value(value)) == value
+    assert parse_value(_cli_value(value)) == value
 
 
 def test_a_spec_that_no_longer_validates_has_no_command() -> None:

@@ -116,3 +116,17 @@ def test_a_string_of_the_wrong_form_is_refused_in_words_not_with_its_regex(
         assert "pattern" not in response.json()["detail"] and "\\" not in error["message"]
     query = client.get("/openapi.json").json()["paths"]["/api/compare"]["get"]["parameters"]
     assert re.fullmatch(next(p for p in query if p["name"] == "ids")["schema"]["pattern"], "1,2")
+
+
+def test_a_validators_own_message_reaches_the_client_without_pydantics_prefix(
+    client: TestClient,
+) -> None:
+    status = client.get("/api/experiments?status=bogus").json()["errors"]
+    assert status[0]["message"].startswith("unknown status 'bogus'; choose from queued")
+    axis = {"distribution": "log_uniform", "low": 0, "high": 1}
+    sweep = {"name": "s", "model": "custom_cnn", "random": {"learning_rate": axis}}
+    response = client.post("/api/sweeps", json=sweep)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "random.learning_rate", "message": "log_uniform needs low above 0"}
+    ]

@@ -111,13 +111,16 @@ and a refusal says this instead of repeating the regex."""
 
 def error_message(error: Mapping[str, Any]) -> str:
     """One of pydantic's errors as a person reads it: an unknown field and a string of the
-    wrong form say what to do; other messages (out of range, too long) already do."""
+    wrong form say what to do, and a validator's own message comes without pydantic's "Value
+    error, " before it; other messages (out of range, too long) already read well."""
+    context = error.get("ctx") or {}
     if error["type"] == "extra_forbidden":
         return "unknown field; remove it or check its spelling"
-    message = str(error["msg"])
-    if error["type"] == "string_pattern_mismatch":
-        return PATTERN_WORDS.get(str(error.get("ctx", {}).get("pattern")), message)
-    return message
+    if error["type"] == "string_pattern_mismatch" and context.get("pattern") in PATTERN_WORDS:
+        return PATTERN_WORDS[context["pattern"]]
+    if error["type"] == "value_error" and "error" in context:
+        return str(context["error"])
+    return str(error["msg"])
 
 
 class FieldError(BaseModel):

@@ -54,7 +54,9 @@ def compare(
             pattern=COMPARED_IDS_PATTERN,
         ),
     ],
-    baseline: Annotated[RowId | None, Query(description="One of the ids: differences and tests are against it")] = None,
+    baseline: Annotated[
+        RowId | None, Query(description="One of the ids: differences and tests are against it")
+    ] = None,
     group: Annotated[
         Literal["seed"] | None,
         Query(description="seed: compare groups of runs that differ only in their seed"),
