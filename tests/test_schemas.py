@@ -34,6 +34,19 @@ def test_bad_hyperparameters_name_their_field(hyperparameters: dict, field: str)
     assert field in str(caught.value)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_refused_as_such(value: str) -> None:
+    """As the form and the CLI send it, text; NaN used to be refused as above the maximum."""
+    for field in ("learning_rate", "label_smoothing"):
+        with pytest.raises(SpecError) as caught:
+            parse_spec(spec_data(**{field: value}))
+        (error,) = caught.value.errors
+        assert (error.field, error.message) == (
+            f"hyperparameters.{field}",
+            "Input should be a finite number",
+        )
+
+
 def test_unknown_key_is_an_error_not_ignored() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(spec_data(learning_rte=0.1))

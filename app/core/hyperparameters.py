@@ -45,7 +45,9 @@ def _default_of(name: str, default: Any) -> Any:
 class TrainingHyperparameters(BaseModel):
     """Settings every model shares: data, optimizer, schedule, loss, augmentation, speed."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN fails every bound, and "less than or equal to 20" would not say why: a number that
+    # is not finite is refused as such.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Data and length
     epochs: int = _field(20, "Training", "Passes over the training data.", ge=1, le=500)
