@@ -80,6 +80,18 @@ def listening_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.
     return sockets
 
 
+def why_not_listening(host: str, port: int) -> str | None:
+    """Why no server could listen on ``host:port`` now (``Address already in use``), or None.
+    An ordinary bind: a server already there refuses it even while its own processes share
+    the port through ``SO_REUSEPORT``."""
+    try:
+        for sock in listening_sockets(host, port, reuse_port=False):
+            sock.close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def _serve_one(sockets: list[socket.socket] | None, host: str, port: int, log_level: str) -> None:
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SECONDS,
@@ -100,11 +112,9 @@ def serve(host: str, port: int, processes: int, log_level: str = "info") -> int:
             proxy_headers=False,
         )  # fmt: skip
         return 0
-    try:
-        for sock in listening_sockets(host, port, reuse_port=False):
-            sock.close()
-    except OSError as exc:
-        sys.stderr.write(f"cannot listen on {host}:{port}: {exc.strerror}\n")
+    problem = why_not_listening(host, port)
+    if problem is not None:
+        sys.stderr.write(f"cannot listen on {host}:{port}: {problem}\n")
         return 1
     supervisor = Supervisor(peers=True)
     try:

@@ -22,6 +22,7 @@ from app.core.config import get_settings, make_private_dir
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
+from app.web_server import why_not_listening
 from app.worker_extra import cannot_train_reason
 
 commands = typer.Typer()
@@ -88,6 +89,13 @@ def up(
     The parts: an embedded Redis, SQLite, one worker and the web server."""
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    problem = why_not_listening(host, port)
+    if problem is not None:  # else the web would restart forever, and the health check
+        # below would find the server already there and say this one is running
+        raise fail(
+            f"cannot listen on {host}:{port}: {problem}. Is cifarlab already running there? "
+            "Stop it, or choose another --port (or --host)."
+        )
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()

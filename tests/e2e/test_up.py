@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,19 @@ def test_start_up_log_is_short_and_ends_with_the_address(
               "E0000 ", "absl::InitializeLog")  # fmt: skip
     for noise in noises:
         assert noise not in text, noise
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Another server holds the port (a plain listening socket here; another `cifarlab up`
+    alike): `up` says so and exits 2 having started nothing. It used to start everything,
+    restart its web forever, and print "running at" on the other server's health."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data)]
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stdout
+    assert "running at" not in result.stdout + result.stderr
+    assert not data.exists()
