@@ -80,15 +80,15 @@ def listening_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.
     return sockets
 
 
-def why_not_listening(host: str, port: int) -> str | None:
-    """Why no server could listen on ``host:port`` now (``Address already in use``), or None.
-    An ordinary bind: a server already there refuses it even while its own processes share
-    the port through ``SO_REUSEPORT``."""
+def listen_error(host: str, port: int) -> OSError | None:
+    """Why no server could listen on ``host:port`` now (``EADDRINUSE``), or None. An ordinary
+    bind: a server already there refuses it even while its own processes share the port
+    through ``SO_REUSEPORT``."""
     try:
         for sock in listening_sockets(host, port, reuse_port=False):
             sock.close()
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return exc
     return None
 
 
@@ -112,9 +112,9 @@ def serve(host: str, port: int, processes: int, log_level: str = "info") -> int:
             proxy_headers=False,
         )  # fmt: skip
         return 0
-    problem = why_not_listening(host, port)
-    if problem is not None:
-        sys.stderr.write(f"cannot listen on {host}:{port}: {problem}\n")
+    error = listen_error(host, port)
+    if error is not None:
+        sys.stderr.write(f"cannot listen on {host}:{port}: {error.strerror or error}\n")
         return 1
     supervisor = Supervisor(peers=True)
     try:

@@ -3,6 +3,7 @@ and `web`, `worker` and `migrate` one by one, as compose runs them."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -22,7 +23,7 @@ from app.core.config import get_settings, make_private_dir
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
-from app.web_server import why_not_listening
+from app.web_server import listen_error
 from app.worker_extra import cannot_train_reason
 
 commands = typer.Typer()
@@ -89,13 +90,7 @@ def up(
     The parts: an embedded Redis, SQLite, one worker and the web server."""
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    problem = why_not_listening(host, port)
-    if problem is not None:  # else the web would restart forever, and the health check
-        # below would find the server already there and say this one is running
-        raise fail(
-            f"cannot listen on {host}:{port}: {problem}. Is cifarlab already running there? "
-            "Stop it, or choose another --port (or --host)."
-        )
+    _refuse_taken_ports(host, port, redis_port)
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
     get_settings.cache_clear()
@@ -150,6 +145,22 @@ def up(
         highlight=False,
     )
     raise typer.Exit(code=supervisor.wait())
+
+
+def _refuse_taken_ports(host: str, port: int, redis_port: int) -> None:
+    """Before anything starts: on a port in use the web (or Redis) would fail and restart
+    forever, and the health check would find the server already there and call it this one."""
+    wanted = {"--port": (host, port), "--redis-port": ("127.0.0.1", redis_port)}
+    for option, (address, number) in wanted.items():
+        error = None if number == 0 else listen_error(address, number)
+        if error is None:
+            continue
+        advice = (
+            f"Is cifarlab already running there? Stop it, or choose another {option}."
+            if error.errno == errno.EADDRINUSE
+            else "Check --host."
+        )
+        raise fail(f"cannot listen on {address}:{number}: {error.strerror or error}. {advice}")
 
 
 def require_training() -> None:

@@ -81,17 +81,24 @@ def test_start_up_log_is_short_and_ends_with_the_address(
         assert noise not in text, noise
 
 
-def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("taken", ["--port", "--redis-port"])
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path, taken: str) -> None:
     """Another server holds the port (a plain listening socket here; another `cifarlab up`
-    alike): `up` says so and exits 2 having started nothing. It used to start everything,
-    restart its web forever, and print "running at" on the other server's health."""
+    alike): `up` says so and exits 2 having started nothing. With the web's port it used to
+    start everything, restart its web forever, and print "running at" on the other server's
+    health; with Redis's, it stopped with a traceback from a PING that never got an answer."""
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIFARLAB_")}
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        port = taken.getsockname()[1]
-        argv = [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data)]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        ports = {"--port": str(free_port()), "--redis-port": str(free_port()), taken: str(port)}
+        argv = [sys.executable, "-m", "app.cli", "up", "--data-dir", str(data)]
+        argv += [word for option, number in ports.items() for word in (option, number)]
         result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stdout
+    assert result.stdout.startswith(
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use. Is cifarlab "
+        f"already running there? Stop it, or choose another {taken}."
+    ), result.stdout
     assert "running at" not in result.stdout + result.stderr
     assert not data.exists()
