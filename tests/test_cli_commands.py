@@ -4,6 +4,9 @@ database): what a person sees in the terminal and the exit code a script checks.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +200,56 @@ def test_retry_follow_shows_the_retried_runs_epochs_to_its_test_accuracy(
     assert "test accuracy: 0.8750" in output
     code, output = run("retry", str(experiment_id), "--follow", "--api-url", served)
     assert code == 2 and "409" in output  # a succeeded run is not retried
+
+
+@pytest.mark.usefixtures("broker")
+def test_follow_says_where_the_run_waits_and_each_stage_it_moves_on_to(
+    session: Session, served: str
+) -> None:
+    """Between epochs too: the queue (no worker is online in this test), loading data,
+    evaluating. Each step below waits for the line of the one before, as a user would."""
+    experiment_id = make_experiment(session).id
+    lease = claim(session, experiment_id)
+    crud.end_attempt(session=session, lease=lease, status=Status.failed, error="out of memory")
+    session.commit()
+    argv = [sys.executable, "-m", "app.cli", "retry", str(experiment_id), "--follow",
+            "--api-url", served]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    follow = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    assert follow.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follow.stdout.readline, "")))
+    reader.start()
+
+    def printed(words: str) -> None:
+        wait_until(lambda: any(words in line for line in lines), 30, what=words)
+
+    try:
+        queued = "queued (position 1); no worker is online: start one with `cifarlab worker`"
+        printed(queued)
+        lease = claim(session, experiment_id)
+        crud.set_run_phase(session=session, lease=lease, phase="loading_data")
+        session.commit()
+        printed("loading data")
+        crud.set_run_phase(session=session, lease=lease, phase="train")
+        crud.record_epoch(session=session, lease=lease, epoch=1, values={"accuracy": 0.5})
+        session.commit()
+        printed("training")
+        crud.set_run_phase(session=session, lease=lease, phase="evaluating")
+        session.commit()
+        printed("evaluating on the test images")
+        crud.save_evaluation(session=session, lease=lease, classes=CIFAR10_CLASSES,
+                             confusion_matrix=None, report=cifar10_report())  # fmt: skip
+        session.commit()
+        assert follow.wait(timeout=30) == 0
+    finally:
+        follow.kill()
+        reader.join(timeout=10)
+    stages = [line.split(" ", 1)[1].strip() for line in lines if line[:2].isdigit()]
+    stages = [stage for stage in stages if stage != "starting"]  # if a poll came before phase
+    assert stages == [queued + " (or `cifarlab up`)", "loading data", "training",
+                      "evaluating on the test images"], lines  # fmt: skip
+    assert "test accuracy: 0.8750" in "".join(lines)
 
 
 def test_compare_prints_the_summary_and_each_run_against_the_baseline(

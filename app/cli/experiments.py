@@ -22,6 +22,7 @@ from app.core.models import IMPORTED_MODEL, Status
 from app.core.presets import PRESETS
 from app.core.report_export import import_body
 from app.core.report_import import report_digits
+from app.core.run_phase import RunPhase
 from app.core.schemas import SpecError
 from app.core.zoo import MODELS
 
@@ -107,15 +108,47 @@ def _follow_to_the_end(client: ApiClient, experiment_id: int) -> None:
         raise fail(f"experiment {experiment_id} {experiment['status']}: {experiment['error']}")
 
 
+PHASE_WORDS = {
+    RunPhase.loading_data: "loading data",
+    RunPhase.train: "training",
+    RunPhase.fine_tune: "fine-tuning (phase 2)",
+    RunPhase.evaluating: "evaluating on the test images",
+}
+
+
+def _stage(client: ApiClient, experiment: dict[str, Any]) -> str | None:
+    """What the run is doing besides its epochs, which have their bars: its place in the
+    queue (and what it waits for), loading data, a phase, evaluating; None once it has ended.
+    Without it a queued run's `--follow` printed nothing, however long it waited."""
+    if experiment["status"] == Status.queued:
+        waits_for = (
+            "it starts when a worker is free"
+            if client.workers()
+            else "no worker is online: start one with `cifarlab worker` (or `cifarlab up`)"
+        )
+        return f"queued (position {experiment['queue_position']}); {waits_for}"
+    if experiment["status"] != Status.running:
+        return None
+    try:
+        return PHASE_WORDS[RunPhase(experiment["run_phase"])]
+    except ValueError:  # no phase yet, or one another version wrote
+        return "starting"
+
+
 def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
-    """One progress bar per epoch, then the test accuracy."""
+    """A line each time the run moves on to another stage, one progress bar per epoch, then
+    the test accuracy."""
     bars: dict[int, TaskID] = {}
+    stage = None
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), console=console,
     ) as progress:  # fmt: skip
         while True:
             experiment = client.experiment(experiment_id)
+            if (now := _stage(client, experiment)) not in (None, stage):
+                progress.console.print(f"{time.strftime('%H:%M:%S')} {now}", highlight=False)
+                stage = now
             rows = {row["epoch"]: row for row in client.metrics(experiment_id)}
             current = experiment["current_epoch"]
             for epoch in range(1, max(current, max(rows, default=0)) + 1):
