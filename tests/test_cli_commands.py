@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -202,54 +203,88 @@ def test_retry_follow_shows_the_retried_runs_epochs_to_its_test_accuracy(
     assert code == 2 and "409" in output  # a succeeded run is not retried
 
 
+class Following:
+    """`cifarlab retry ID --follow` in its own process, its lines read as it prints them."""
+
+    def __init__(self, served: str, experiment_id: int) -> None:
+        argv = [sys.executable, "-m", "app.cli", "retry", str(experiment_id), "--follow",
+                "--api-url", served]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        stdout = self.process.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")))
+        self._reader.start()
+
+    def printed(self, words: str) -> None:
+        wait_until(lambda: any(words in line for line in self.lines), 30, what=words)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self._reader.join(timeout=10)
+
+
+def _failed_run(session: Session) -> int:
+    experiment_id = make_experiment(session).id
+    lease = claim(session, experiment_id)
+    crud.end_attempt(session=session, lease=lease, status=Status.failed, error="out of memory")
+    session.commit()
+    return experiment_id
+
+
+QUEUED = "queued (position 1); no worker is online: start one with `cifarlab worker`"
+
+
 @pytest.mark.usefixtures("broker")
 def test_follow_says_where_the_run_waits_and_each_stage_it_moves_on_to(
     session: Session, served: str
 ) -> None:
     """Between epochs too: the queue (no worker is online in this test), loading data,
     evaluating. Each step below waits for the line of the one before, as a user would."""
-    experiment_id = make_experiment(session).id
-    lease = claim(session, experiment_id)
-    crud.end_attempt(session=session, lease=lease, status=Status.failed, error="out of memory")
-    session.commit()
-    argv = [sys.executable, "-m", "app.cli", "retry", str(experiment_id), "--follow",
-            "--api-url", served]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    follow = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
-    assert follow.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(follow.stdout.readline, "")))
-    reader.start()
-
-    def printed(words: str) -> None:
-        wait_until(lambda: any(words in line for line in lines), 30, what=words)
-
+    experiment_id = _failed_run(session)
+    follow = Following(served, experiment_id)
     try:
-        queued = "queued (position 1); no worker is online: start one with `cifarlab worker`"
-        printed(queued)
+        follow.printed(QUEUED)
         lease = claim(session, experiment_id)
         crud.set_run_phase(session=session, lease=lease, phase="loading_data")
         session.commit()
-        printed("loading data")
+        follow.printed("loading data")
         crud.set_run_phase(session=session, lease=lease, phase="train")
         crud.record_epoch(session=session, lease=lease, epoch=1, values={"accuracy": 0.5})
         session.commit()
-        printed("training")
+        follow.printed("training")
         crud.set_run_phase(session=session, lease=lease, phase="evaluating")
         session.commit()
-        printed("evaluating on the test images")
+        follow.printed("evaluating on the test images")
         crud.save_evaluation(session=session, lease=lease, classes=CIFAR10_CLASSES,
                              confusion_matrix=None, report=cifar10_report())  # fmt: skip
         session.commit()
-        assert follow.wait(timeout=30) == 0
+        assert follow.process.wait(timeout=30) == 0
     finally:
-        follow.kill()
-        reader.join(timeout=10)
-    stages = [line.split(" ", 1)[1].strip() for line in lines if line[:2].isdigit()]
+        follow.stop()
+    stages = [line.split(" ", 1)[1].strip() for line in follow.lines if line[:2].isdigit()]
     stages = [stage for stage in stages if stage != "starting"]  # if a poll came before phase
-    assert stages == [queued + " (or `cifarlab up`)", "loading data", "training",
-                      "evaluating on the test images"], lines  # fmt: skip
-    assert "test accuracy: 0.8750" in "".join(lines)
+    assert stages == [QUEUED + " (or `cifarlab up`)", "loading data", "training",
+                      "evaluating on the test images"], follow.lines  # fmt: skip
+    assert "test accuracy: 0.8750" in "".join(follow.lines)
+
+
+@pytest.mark.usefixtures("broker")
+def test_ctrl_c_stops_the_following_and_says_the_run_goes_on(session: Session, served: str) -> None:
+    experiment_id = _failed_run(session)
+    follow = Following(served, experiment_id)
+    try:
+        follow.printed(QUEUED)
+        follow.process.send_signal(signal.SIGINT)
+        assert follow.process.wait(timeout=30) == 130
+    finally:
+        follow.stop()
+    assert follow.lines[-1] == (
+        f"stopped following; experiment {experiment_id} goes on: `cifarlab show "
+        f"{experiment_id}` shows it, `cifarlab cancel {experiment_id}` stops it\n"
+    )
+    assert api(served, f"/api/experiments/{experiment_id}")["status"] == "queued"
 
 
 def test_compare_prints_the_summary_and_each_run_against_the_baseline(

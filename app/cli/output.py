@@ -17,3 +17,13 @@ def fail(message: str) -> typer.Exit:
     error) are text, not Rich markup."""
     console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
+
+
+def stopped_following(what: str, show: str, cancel: str) -> typer.Exit:
+    """Ctrl-C during `--follow` stops the following, not the run on the worker: say so, and
+    how to look again or stop it. 130: a shell's code for an interrupt."""
+    console.print(
+        f"stopped following; {what} goes on: `{show}` shows it, `{cancel}` stops it",
+        highlight=False,
+    )
+    return typer.Exit(code=130)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli.options import ApiUrl, api_client
-from app.cli.output import console, fail
+from app.cli.output import console, fail, stopped_following
 from app.cli.specs import RANDOM_EXAMPLE, PruneRule, build_sweep, load_sweep_file
 from app.client import ApiClient, ApiError
 
@@ -144,22 +144,29 @@ def sweep(
     client = api_client(api_url)
     try:
         launched = client.launch_sweep(body)
-        ids = launched["experiment_ids"]
-        console.print(
-            f"launched sweep {launched['id']}: {len(ids)} trials: "
-            f"{client.base_url}/sweeps/{launched['id']}",
-            highlight=False,
-        )
-        console.print(f"trial ids: {' '.join(map(str, ids))}", highlight=False)
-        if follow:
-            finished = _follow_sweep(client, launched["id"])
     except ApiError as exc:
         raise fail(str(exc)) from None
-    if follow:
-        lost = {k: n for k, n in finished["counts"].items() if k in ("failed", "cancelled")}
-        if lost:
-            raise fail(f"sweep {launched['id']}: {_counts_text(lost)}; "
-                        f"`cifarlab sweeps retry {launched['id']}` runs them again")  # fmt: skip
+    sweep_id, ids = launched["id"], launched["experiment_ids"]
+    console.print(
+        f"launched sweep {sweep_id}: {len(ids)} trials: {client.base_url}/sweeps/{sweep_id}",
+        highlight=False,
+    )
+    console.print(f"trial ids: {' '.join(map(str, ids))}", highlight=False)
+    if not follow:
+        return
+    try:
+        finished = _follow_sweep(client, sweep_id)
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise stopped_following(
+            f"sweep {sweep_id}", f"cifarlab sweeps show {sweep_id}",
+            f"cifarlab sweeps cancel {sweep_id}",
+        ) from None  # fmt: skip
+    lost = {k: n for k, n in finished["counts"].items() if k in ("failed", "cancelled")}
+    if lost:
+        raise fail(f"sweep {sweep_id}: {_counts_text(lost)}; "
+                   f"`cifarlab sweeps retry {sweep_id}` runs them again")  # fmt: skip
 
 
 @group.callback(invoke_without_command=True)
