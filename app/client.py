@@ -27,13 +27,22 @@ class ApiClient:
                 f"cannot reach cifarlab at {self.base_url} ({exc}); start it with `cifarlab up` "
                 "or point --api-url / CIFARLAB_API_URL at a running server"
             ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail = body.get("detail") if isinstance(body, dict) else None
+        not_ours = body is None or (response.is_error and not isinstance(detail, str))
+        # "Not Found" alone is the router's 404 for a path it lacks; cifarlab's name the missing
+        if not_ours or detail == "Not Found":
+            raise ApiError(
+                f"{response.status_code} from {response.url}: not an answer of cifarlab's API. "
+                "Point --api-url / CIFARLAB_API_URL at the address `cifarlab up` prints (a "
+                "server of this version)"
+            )
         if response.is_error:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
             raise ApiError(f"{response.status_code}: {detail}")
-        return response.json()
+        return body
 
     def launch(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "/api/experiments", json=spec)  # type: ignore[no-any-return]

@@ -3,6 +3,8 @@ database): what a person sees in the terminal and the exit code a script checks.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import signal
@@ -108,6 +110,41 @@ def api(served: str, path: str) -> dict:
     response = httpx.get(f"{served}{path}", timeout=10)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """A plain file server that logs nothing: its request lines would land in the output
+    the CLI runner captures."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+        pass
+
+
+def test_an_address_that_is_not_cifarlabs_api_is_named_not_dumped_or_a_traceback(
+    served: str, tmp_path: Path
+) -> None:
+    """Another web server (a page for every path, or its HTML 404) or a path under cifarlab's
+    (`.../api`): one line naming the URL and what to point at, never the other server's page
+    or a JSON decoding traceback."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "experiments").write_text("<html>someone else's page</html>")
+    handler = functools.partial(QuietFiles, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        elsewhere = f"http://127.0.0.1:{other.server_address[1]}"
+        answers = {
+            f"{elsewhere}/api/experiments?limit=20": run("list", "--api-url", elsewhere),
+            f"{elsewhere}/api/experiments/1": run("show", "1", "--api-url", elsewhere),
+            f"{served}/api/api/experiments/1": run("show", "1", "--api-url", f"{served}/api"),
+        }
+        other.shutdown()
+    for url, (code, output) in answers.items():
+        assert code == 2, output
+        assert (
+            output.startswith("error: ")
+            and f" from {url}: not an answer of cifarlab's API. Point --api-url" in output
+        ), output
+        assert "<html" not in output and "Traceback" not in output
 
 
 def test_unknown_ids_are_refused_clearly_and_exit_non_zero(served: str) -> None:
