@@ -48,7 +48,7 @@ def describe(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _revisions(url: str) -> set[str] | None:
+def schema_revisions(url: str) -> set[str] | None:
     """The schema revisions stamped in the database; None when there is no database. A
     missing SQLite file is not created to look."""
     parsed = make_url(url)
@@ -61,11 +61,6 @@ def _revisions(url: str) -> set[str] | None:
             return set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
-
-
-def has_schema(url: str) -> bool:
-    """Whether cifarlab's schema has been created there (at any revision)."""
-    return bool(_revisions(url))
 
 
 ADMIN_ADVICE = (
@@ -86,7 +81,7 @@ def open_database(*, create: bool = False, advice: str = ADMIN_ADVICE) -> str:
         upgrade()
         return where
     try:
-        found = _revisions(url)
+        found = schema_revisions(url)
     except SQLAlchemyError as exc:
         raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
     if not found:

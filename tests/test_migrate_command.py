@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core import config, db
+from app.database_location import schema_revisions
+from app.migrate import upgrade
 from app.services import accounts
 from app.services.security import verify_password
 from tests.support.servers import clean_environment, free_port
@@ -128,3 +130,30 @@ def test_a_service_refuses_a_database_without_the_schema(
     assert f"no cifarlab database at {data / 'cifarlab.db'}" in output, output
     assert "run `cifarlab migrate` first, with the same CIFARLAB_DATABASE_URL" in output, output
     assert not (data / "cifarlab.db").exists()
+
+
+def test_migrate_names_the_schemas_it_upgraded_between_and_alembic_stays_quiet(
+    tmp_path: Path,
+) -> None:
+    """An older database (as a team upgrading cifarlab has): one line saying from which
+    schema to which, and none of Alembic's INFO lines, there and on an account command."""
+    data = tmp_path / "data"
+    data.mkdir()
+    url = f"sqlite:///{data / 'cifarlab.db'}"
+    upgrade(url, "0013")
+    env = clean_environment(CIFARLAB_DATA_DIR=str(data))
+
+    def cifarlab(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+
+    migrated = cifarlab("migrate")
+    head = schema_revisions(url)
+    assert head is not None and head != {"0013"}
+    assert migrated.stdout == (
+        f"upgraded the cifarlab database from schema 0013 to {', '.join(head)}: "
+        f"{data / 'cifarlab.db'}\n"
+    )
+    listed = cifarlab("user", "list")
+    for done in (migrated, listed):
+        assert "alembic" not in done.stdout + done.stderr, done.stderr

@@ -25,5 +25,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll drowns the bars
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
+    # Alembic's INFO lines (its SQL dialect, DDL mode, each step) on every account command
+    # and migrate are not a user's news: `migrate` says what it did; `up --verbose` shows them.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cli()

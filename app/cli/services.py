@@ -88,8 +88,8 @@ def up(
     """Start everything on this machine, and restart any part that dies.
 
     The parts: an embedded Redis, SQLite, one worker and the web server."""
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    if verbose:
+        logging.getLogger("alembic").setLevel(logging.INFO)
     _refuse_taken_ports(host, port, redis_port)
     if data_dir is not None:
         os.environ["CIFARLAB_DATA_DIR"] = str(data_dir.resolve())
@@ -290,18 +290,23 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 
     With CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
     from app.core.db import session_scope
-    from app.database_location import describe, has_schema, point_at
+    from app.database_location import describe, point_at, schema_revisions
     from app.migrate import upgrade
     from app.services import accounts
 
     settings = point_at(data_dir=data_dir, database_url=database_url)
     where = describe(settings.sqlalchemy_url)
-    existed = has_schema(settings.sqlalchemy_url)
+    before = schema_revisions(settings.sqlalchemy_url)
     upgrade()
-    if existed:
+    after = schema_revisions(settings.sqlalchemy_url) or set()
+    if not before:
+        console.print(f"created a new cifarlab database: {where}", highlight=False)
+    elif before == after:
         console.print(f"cifarlab database is up to date: {where}", highlight=False)
     else:
-        console.print(f"created a new cifarlab database: {where}", highlight=False)
+        old, new = (", ".join(sorted(revisions)) for revisions in (before, after))
+        console.print(f"upgraded the cifarlab database from schema {old} to {new}: {where}",
+                      highlight=False)  # fmt: skip
     if settings.admin_user:
         try:
             with session_scope() as session:
