@@ -243,8 +243,14 @@ def test_retry_follow_shows_the_retried_runs_epochs_to_its_test_accuracy(
 class Following:
     """`cifarlab retry ID --follow` in its own process, its lines read as it prints them."""
 
+    # SIGINT as a terminal's foreground command has it: pytest-xdist's processes ignore it,
+    # and what ignores it at exec passes the ignoring on.
+    START = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + (
+        "from app.cli import main; main()"
+    )
+
     def __init__(self, served: str, experiment_id: int) -> None:
-        argv = [sys.executable, "-m", "app.cli", "retry", str(experiment_id), "--follow",
+        argv = [sys.executable, "-c", self.START, "retry", str(experiment_id), "--follow",
                 "--api-url", served]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
         self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
