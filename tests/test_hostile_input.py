@@ -118,6 +118,23 @@ def test_9_pages_and_streams_with_huge_numbers_answer_4xx(
     assert stream.status_code == 200 and "event: end" in stream.text
 
 
+def test_9_a_page_address_a_browser_opens_with_a_value_it_cannot_read_is_refused_as_a_page(
+    client: TestClient,
+) -> None:
+    """A person sees a page naming the value, not a JSON body; a script asking the same
+    address (no HTML in its Accept) and the API still get the JSON that names the field."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path, field in [("/?page=abc", "page"), ("/sweeps/abc", "sweep_id"),
+                        (f"/experiments/{BIG}", "experiment_id"),
+                        ("/compare?ids=1,2&baseline=x", "baseline")]:  # fmt: skip
+        page = client.get(path, headers=browser)
+        assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+        assert f"The address has a value cifarlab cannot read: {field}: " in page.text, path
+        assert _fields(client.get(path)) == [field]
+    api = client.get("/api/experiments?limit=abc", headers=browser)
+    assert api.status_code == 422 and _fields(api) == ["limit"]
+
+
 @pytest.mark.parametrize(
     "report",
     [

@@ -133,7 +133,7 @@ templates = Jinja2Templates(env=_environment())
 
 # --- refusals drawn as pages -------------------------------------------------------------------
 
-ERROR_TITLES = {403: "Refused", 404: "Not found"}
+ERROR_TITLES = {403: "Refused", 404: "Not found", 422: "Cannot read this address"}
 FORGED_FORM = (
     "This form was sent without the security token of your session: it may come from a page "
     "opened before you signed in again, or from another site. Nothing was changed. Go back, "
@@ -145,6 +145,16 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     title = ERROR_TITLES.get(status_code, "Cannot show this")
     context = {"status_code": status_code, "title": title, "message": message}
     return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
+
+
+def navigates_to_a_page(request: Request) -> bool:
+    """A browser opening a page (its Accept names HTML), not the API, a script's fetch or
+    curl: a refusal of its address is drawn as a page, not shown as JSON."""
+    return (
+        isinstance(request.scope.get("route"), PageRoute)
+        and request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 def not_found(request: Request, message: str) -> Response:

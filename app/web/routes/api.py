@@ -69,6 +69,7 @@ from app.services.workers import list_online
 from app.web.auth import ActorDep, ViewerDep, ensure_can_modify, identify, viewer
 from app.web.deps import SessionDep, SortedColumnsDep
 from app.web.list_filters import ApiExperimentFilters, column_filters
+from app.web.templating import error_page, navigates_to_a_page
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
@@ -120,7 +121,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def request_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
@@ -129,6 +130,9 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
+        if navigates_to_a_page(request):
+            message = f"The address has a value cifarlab cannot read: {detail}."
+            return error_page(request, 422, message)
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
     @app.exception_handler(405)
