@@ -7,6 +7,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,6 +183,24 @@ def test_list_filters_by_status_model_and_tag_repeated_or_comma_separated(
     assert code == 2 and "--model 'resnet': choose from custom_cnn" in output
 
 
+def test_on_an_80_column_terminal_only_names_wrap(session: Session, served: str) -> None:
+    """Ids, models, statuses, figures and times stay whole; a long name folds. Left to Rich,
+    each column shrank alike: "succee…", "efficientne…", "2026-12-02T17:0…"."""
+    long_name = "efficientnet b2 at 128 px with a fine-tuning phase, third seed"
+    first = finished_experiment(session)
+    second = finished_experiment(session)
+    second.name, second.model = long_name, "efficientnet_b2"
+    session.commit()
+    listed = run("list", "--api-url", served, columns=80)
+    compared = run("compare", str(first.id), str(second.id), "--api-url", served, columns=80)
+    for code, output in (listed, compared):
+        assert code == 0, output
+        table = [line for line in output.splitlines() if line[:1] in "┏┃┡│└"]
+        assert table and max(map(len, table)) <= 80, output
+        assert "efficientnet_b2" in output and "succeeded" in output and "…" not in output
+    assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d │", listed[1])
+
+
 def launched_name(served: str, *args: str) -> str:
     """`cifarlab launch ARGS` against ``served``, and the name the experiment got."""
     code, output = run("launch", *args, "--api-url", served)
@@ -347,9 +366,10 @@ def test_compare_prints_the_summary_and_each_run_against_the_baseline(
     ids = [str(base.id), str(worse.id), str(imported)]
     code, output = run("compare", *ids, "--baseline", str(base.id), "--api-url", served)
     assert code == 0, output
-    assert "training time" in output and "best epoch" in output and "study cnn" in output
-    assert f"{base.id} (baseline)" in output and "100.00%" in output and "82.00%" in output
-    assert "│ 22.0 s        │ 1          │" in output  # training time, best epoch
+    assert "┃ training ┃ best  ┃" in output and "┃ time     ┃ epoch ┃" in output
+    assert f"summary (baseline: {base.id})" in output and "study cnn" in output
+    assert "100.00%" in output and "82.00%" in output
+    assert "│ 22.0 s   │ 1     │" in output  # training time, best epoch
     assert "-45.00%" in output and "McNemar p" in output  # 45 of 100 images only base got
     assert f"no paired test for {imported}: " in output
     code, output = run("compare", *ids, "--baseline", str(base.id), "--json", "--api-url", served)

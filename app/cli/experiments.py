@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Column, Table
 
 from app.cli.options import ApiUrl, api_client
-from app.cli.output import console, fail, stopped_following
+from app.cli.output import console, fail, listing, minute, stopped_following
 from app.cli.specs import build_spec
 from app.client import ApiClient, ApiError
 from app.core.models import IMPORTED_MODEL, Status
@@ -217,17 +217,11 @@ def list_(
         page = api_client(api_url).experiments(**filters, limit=limit)
     except ApiError as exc:
         raise fail(str(exc)) from None
-    table = Table("id", "name", "model", "status", "test acc", "created")
+    table = listing("id", "name", "model", "status", "test acc", "created")
     for item in page["items"]:
         accuracy = _score(item["test_accuracy"], item["spec"])
-        table.add_row(
-            str(item["id"]),
-            item["name"],
-            item["model"],
-            item["status"],
-            accuracy,
-            item["created_at"][:19],
-        )
+        table.add_row(str(item["id"]), item["name"], item["model"], item["status"], accuracy,
+                      minute(item["created_at"]))  # fmt: skip
     console.print(table)
     console.print(f"{len(page['items'])} of {page['total']}")
 
@@ -330,13 +324,12 @@ def _print_comparison(comparison: dict[str, Any]) -> None:
     interval and McNemar's p, or why no paired test could run."""
     baseline = comparison["baseline_id"]
     names = {run["id"]: run["name"] for run in comparison["experiments"]}
-    summary = Table("id", Column("name", overflow="fold"), "model", "status", "test acc",
-                    "training time", "best epoch", title="summary")  # fmt: skip
+    summary = listing("id", "name", "model", "status", "test acc", "training\ntime",
+                      "best\nepoch", title=f"summary (baseline: {baseline})")  # fmt: skip
     for run in comparison["experiments"]:
         diagnosis = comparison["diagnostics"].get(str(run["id"])) or {}
         best = diagnosis.get("best_epoch")
-        label = f"{run['id']} (baseline)" if run["id"] == baseline else str(run["id"])
-        summary.add_row(label, run["name"], run["model"], run["status"],
+        summary.add_row(str(run["id"]), run["name"], run["model"], run["status"],
                         _percent(run["test_accuracy"]), _seconds(run["training_seconds"]),
                         "" if best is None else str(best))  # fmt: skip
     console.print(summary)

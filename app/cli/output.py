@@ -1,15 +1,35 @@
-"""What every command prints with: one console, and the error line that ends a command."""
+"""What every command prints with: one console, its tables, and the error line that ends a
+command."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Column, Table
 
 # soft_wrap: a line longer than the terminal is left for the terminal to wrap, so a printed
 # path or token stays one string to copy, and piped output never gets line breaks inside it.
 # Tables still fit the width.
 console = Console(soft_wrap=True)
+
+
+def listing(*headers: str, folding: Sequence[str] = ("name",), **options: Any) -> Table:
+    """A table whose ids, models, statuses, figures and times stay whole on an 80-column
+    terminal: only the ``folding`` columns (names, free text) wrap, folding long words.
+    Left to Rich, every column shrank alike: "succee…", "custom_c…", "2026-12-02T17:0…"."""
+    return Table(
+        *(Column(h, overflow="fold") if h in folding else Column(h, no_wrap=True) for h in headers),
+        **options,
+    )
+
+
+def minute(moment: str) -> str:
+    """A time as the API gives it (``2026-12-02T17:08:19.8Z``), to the minute."""
+    return moment[:16].replace("T", " ")
 
 
 def fail(message: str) -> typer.Exit:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli.options import ApiUrl, api_client
-from app.cli.output import console, fail, stopped_following
+from app.cli.output import console, fail, listing, minute, stopped_following
 from app.cli.specs import RANDOM_EXAMPLE, PruneRule, build_sweep, load_sweep_file
 from app.client import ApiClient, ApiError
 
@@ -182,10 +182,11 @@ def sweeps_list(
         page = api_client(api_url).sweeps(limit=limit)
     except ApiError as exc:
         raise fail(str(exc)) from None
-    table = Table("id", "name", "model", "trials", "status", "created")
+    table = listing("id", "name", "model", "trials", "status", "created",
+                    folding=("name", "status"))  # fmt: skip
     for item in page["items"]:
         table.add_row(str(item["id"]), item["name"], item["model"], str(item["trial_count"]),
-                      _counts_text(item["counts"]), item["created_at"][:19])  # fmt: skip
+                      _counts_text(item["counts"]), minute(item["created_at"]))  # fmt: skip
     console.print(table)
     console.print(f"{len(page['items'])} of {page['total']}")
 
