@@ -4,6 +4,7 @@ and `web`, `worker` and `migrate` one by one, as compose runs them."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import logging
 import os
@@ -11,7 +12,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import httpx
 import typer
@@ -96,6 +97,7 @@ def up(
     get_settings.cache_clear()
     settings = get_settings()
     make_private_dir(settings.data_dir)
+    held = _hold_data_dir(settings.data_dir, f"http://{host}:{port}")  # noqa: F841 (held open)
     redis_port = redis_port or free_port()
     os.environ["CIFARLAB_REDIS_URL"] = redis_url(settings.data_dir, redis_port)
     os.environ["CIFARLAB_API_URL"] = f"http://{host}:{port}"
@@ -161,6 +163,26 @@ def _refuse_taken_ports(host: str, port: int, redis_port: int) -> None:
             else "Check --host."
         )
         raise fail(f"cannot listen on {address}:{number}: {error.strerror or error}. {advice}")
+
+
+def _hold_data_dir(data_dir: Path, url: str) -> TextIO:
+    """One `cifarlab up` per data folder: a second started its own Redis appending to the same
+    file as the first's, and its own worker and web on the same database. An advisory lock,
+    which the kernel lets go when this process ends, even by SIGKILL: none goes stale."""
+    handle = (data_dir / "up.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        raise fail(
+            f"cifarlab up is already running on {data_dir} ({holder}); use it, stop it first, "
+            "or give another --data-dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}, {url}")
+    handle.flush()
+    return handle
 
 
 def require_training() -> None:

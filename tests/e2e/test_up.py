@@ -59,6 +59,14 @@ def test_start_up_log_is_short_and_ends_with_the_address(
             return "press Ctrl-C to stop" in log.read_text()
 
         wait_until(started, 120, what="the address printed")
+        # A second `up` on the same data folder would start a second Redis on the same file.
+        again = [*argv[:5], str(free_port()), *argv[6:]]
+        refused = subprocess.run(again, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stdout.startswith(
+            f"error: cifarlab up is already running on {data} (pid {process.pid}, "
+            f"http://127.0.0.1:{port}); use it, stop it first, or give another --data-dir"
+        ), refused.stdout
         # Each pool process imports TensorFlow, which logs as it loads (before its log level
         # applies). A run that has finished proves the first import over and its lines out.
         # It augments at random: TensorFlow logged an error about that pipeline (data.py).
