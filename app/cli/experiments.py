@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Column, Table
 
 from app.cli.options import ApiUrl, api_client
-from app.cli.output import console, fail, listing, minute, stopped_following
+from app.cli.output import console, fail, following, listing, minute
 from app.cli.specs import build_spec
 from app.client import ApiClient, ApiError
 from app.core.models import IMPORTED_MODEL, Status
@@ -100,15 +100,9 @@ def models() -> None:
 def _follow_to_the_end(client: ApiClient, experiment_id: int) -> None:
     """`--follow` of `launch` and `retry`: the epochs as they train; exits 2 unless the
     experiment succeeds, so a script can tell."""
-    try:
+    show, cancel = f"cifarlab show {experiment_id}", f"cifarlab cancel {experiment_id}"
+    with following(f"experiment {experiment_id}", show, cancel):
         experiment = _follow(client, experiment_id)
-    except ApiError as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        raise stopped_following(
-            f"experiment {experiment_id}", f"cifarlab show {experiment_id}",
-            f"cifarlab cancel {experiment_id}",
-        ) from None  # fmt: skip
     if experiment["status"] != "succeeded":
         raise fail(f"experiment {experiment_id} {experiment['status']}: {experiment['error']}")
 

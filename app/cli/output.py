@@ -3,13 +3,16 @@ command."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
+
+from app.client import ApiError
 
 # soft_wrap: a line longer than the terminal is left for the terminal to wrap, so a printed
 # path or token stays one string to copy, and piped output never gets line breaks inside it.
@@ -39,11 +42,18 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def stopped_following(what: str, show: str, cancel: str) -> typer.Exit:
-    """Ctrl-C during `--follow` stops the following, not the run on the worker: say so, and
-    how to look again or stop it. 130: a shell's code for an interrupt."""
-    console.print(
-        f"stopped following; {what} goes on: `{show}` shows it, `{cancel}` stops it",
-        highlight=False,
-    )
-    return typer.Exit(code=130)
+@contextmanager
+def following(what: str, show: str, cancel: str) -> Iterator[None]:
+    """Around a `--follow` loop: an API error ends the command with its message, and Ctrl-C
+    stops the following, not the run on the worker, and says so and how to look again or
+    stop it (exit 130, a shell's code for an interrupt)."""
+    try:
+        yield
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"stopped following; {what} goes on: `{show}` shows it, `{cancel}` stops it",
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli.options import ApiUrl, api_client
-from app.cli.output import console, fail, listing, minute, stopped_following
+from app.cli.output import console, fail, following, listing, minute
 from app.cli.specs import RANDOM_EXAMPLE, PruneRule, build_sweep, load_sweep_file
 from app.client import ApiClient, ApiError
 
@@ -154,15 +154,9 @@ def sweep(
     console.print(f"trial ids: {' '.join(map(str, ids))}", highlight=False)
     if not follow:
         return
-    try:
+    show, cancel = f"cifarlab sweeps show {sweep_id}", f"cifarlab sweeps cancel {sweep_id}"
+    with following(f"sweep {sweep_id}", show, cancel):
         finished = _follow_sweep(client, sweep_id)
-    except ApiError as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        raise stopped_following(
-            f"sweep {sweep_id}", f"cifarlab sweeps show {sweep_id}",
-            f"cifarlab sweeps cancel {sweep_id}",
-        ) from None  # fmt: skip
     lost = {k: n for k, n in finished["counts"].items() if k in ("failed", "cancelled")}
     if lost:
         raise fail(f"sweep {sweep_id}: {_counts_text(lost)}; "
