@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from app.cli.options import ApiUrl, api_client
+from app.cli.options import ApiUrl, ModelOption, PresetOption, api_client
 from app.cli.output import console, fail, following, listing, minute
 from app.cli.specs import build_spec
 from app.client import ApiClient, ApiError
@@ -32,12 +32,8 @@ FINISHED = {status.value for status in Status if status.finished}
 
 @commands.command()
 def launch(
-    model: Annotated[
-        str | None, typer.Option(help="Model to train (see `cifarlab models`); default custom_cnn.")
-    ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="Start from a ready spec (see `cifarlab presets`).")
-    ] = None,
+    model: ModelOption = None,
+    preset: PresetOption = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Hyperparameter as key=value; repeatable.")
     ] = None,

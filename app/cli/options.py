@@ -1,4 +1,4 @@
-"""Options that commands in several groups take, and the API client made from them."""
+"""Options that several commands take, and the API client made from them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from app.core.config import get_settings
 
 ApiUrl = Annotated[
     str | None, typer.Option(help="cifarlab server to talk to \\[env: CIFARLAB_API_URL].")
+]
+ModelOption = Annotated[
+    str | None, typer.Option(help="Model to train (see `cifarlab models`); default custom_cnn.")
+]
+PresetOption = Annotated[
+    str | None, typer.Option(help="Start from a ready spec (see `cifarlab presets`).")
 ]
 DataDir = Annotated[
     Path | None,

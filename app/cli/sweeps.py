@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.options import ApiUrl, api_client
+from app.cli.options import ApiUrl, ModelOption, PresetOption, api_client
 from app.cli.output import console, fail, following, listing, minute
 from app.cli.specs import RANDOM_EXAMPLE, PruneRule, build_sweep, load_sweep_file
 from app.client import ApiClient, ApiError
@@ -90,12 +90,8 @@ def sweep(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model to train (see `cifarlab models`); default custom_cnn.")
-    ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="Start from a ready spec (see `cifarlab presets`).")
-    ] = None,
+    model: ModelOption = None,
+    preset: PresetOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Hyperparameter every trial has, as key=value; repeatable."),
