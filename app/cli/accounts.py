@@ -3,14 +3,20 @@ database (run them where the server's database is), not through the API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from app.cli.options import DatabaseUrl, DataDir
 from app.cli.output import console, fail
+
+if TYPE_CHECKING:  # the database's modules load only in the commands that use them
+    from sqlalchemy.orm import Session
+
+    from app.core.models import User
 
 commands = typer.Typer()
 user_group = typer.Typer(help="Accounts (run on the server: it writes the database directly).")
@@ -91,31 +97,34 @@ def user_password(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Set a new password; every browser signed in as USERNAME is signed out."""
-    from app.core.db import session_scope
     from app.services import accounts
 
     where = _database(data_dir, database_url)
     secret = password or typer.prompt("new password", hide_input=True, confirmation_prompt=True)
-    try:
-        with session_scope() as session:
-            user = accounts.require_user(session=session, username=username)
-            accounts.set_password(session=session, user=user, password=secret)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    _change_user(username, lambda session, user: accounts.set_password(
+        session=session, user=user, password=secret))  # fmt: skip
     console.print(f"new password for {username}, signed out everywhere, in {where}",
                   highlight=False)  # fmt: skip
 
 
-def _set_disabled(username: str, disabled: bool, where: str) -> None:
+def _change_user(username: str, change: Callable[[Session, User], object]) -> None:
+    """``change`` on USERNAME's account, in one transaction; an unknown user or a refused
+    change ends the command with its message."""
     from app.core.db import session_scope
     from app.services import accounts
 
     try:
         with session_scope() as session:
-            user = accounts.require_user(session=session, username=username)
-            accounts.set_disabled(session=session, user=user, disabled=disabled)
+            change(session, accounts.require_user(session=session, username=username))
     except ValueError as exc:
         raise fail(str(exc)) from None
+
+
+def _set_disabled(username: str, disabled: bool, where: str) -> None:
+    from app.services import accounts
+
+    _change_user(username, lambda session, user: accounts.set_disabled(
+        session=session, user=user, disabled=disabled))  # fmt: skip
     state = "disabled: signed out, tokens refused" if disabled else "enabled"
     console.print(f"user {username} {state}, in {where}", highlight=False)
 

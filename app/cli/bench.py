@@ -42,7 +42,7 @@ def _print_figures(title: str, rows: Sequence[tuple[str, ...]], header: tuple[st
     console.print(table)
     for note in notes:
         console.print(note)
-    print(json.dumps(figures))  # the last line: one JSON object for scripts
+    typer.echo(json.dumps(figures))  # the last line: one JSON object for scripts
 
 
 ChartOption = Annotated[
@@ -236,7 +236,7 @@ def bench_web(
     )  # fmt: skip
     console.print(web.report(figures), highlight=False)
     charts.write(charts.web_chart(figures), chart)
-    print(json.dumps(figures, default=str))  # the last line: one JSON object for scripts
+    typer.echo(json.dumps(figures, default=str))  # the last line: one JSON object for scripts
     if not figures["goals"]["correct"]:
         raise typer.Exit(code=1)
 

@@ -366,7 +366,7 @@ def compare(
     except ApiError as exc:
         raise fail(str(exc)) from None
     if json_:
-        print(json.dumps(comparison, indent=2))  # the whole output: JSON for scripts
+        typer.echo(json.dumps(comparison, indent=2))  # the whole output: JSON for scripts
         return
     _print_comparison(comparison)
 
@@ -389,7 +389,7 @@ def export(
         raise fail(str(exc)) from None
     text = json.dumps(body, indent=2) + "\n"
     if output is None:
-        print(text, end="")
+        typer.echo(text, nl=False)
         return
     try:
         output.write_text(text)
