@@ -84,6 +84,26 @@ def test_fine_tuning_costs_a_full_backward_pass_over_the_frozen_phase(session: S
     assert result.planned_epochs == 5
 
 
+def test_a_fast_run_on_crops_is_priced_at_the_crops_pixels(session: Session) -> None:
+    online_worker(session, "w1", CPU)
+    # A past run whose two crop epochs (24 px) trained twice as fast as its full-size ones.
+    timed_run(
+        session, device=CPU, images_per_second=[180.0, 180.0, 100.0, 100.0], model="fast_cnn",
+        epochs=4, crop_epochs=2, train_size=1000,
+    )  # fmt: skip
+    # Both sizes agree on the worker's speed: (32/24)**2 = 1.78x the pixels, 1.8x the time.
+    [cpu] = estimate(
+        session, spec("fast_cnn", epochs=10, crop_epochs=6, crop_size=16, train_size=1000)
+    ).devices
+    crops, full = cpu.phases
+    full_size = 950 / 100 * 1.25  # 5% validation
+    assert (crops.phase, crops.epochs, full.phase, full.epochs) == ("crops", 6, "train", 4)
+    assert full.epoch_seconds == pytest.approx(full_size, rel=0.02)
+    assert crops.epoch_seconds == pytest.approx(full_size / 4, rel=0.02)  # a quarter the pixels
+    assert cpu.total_seconds == pytest.approx(6 * crops.epoch_seconds + 4 * full.epoch_seconds)
+    assert cpu.summary.startswith(f"{CPU}: about 3 s per epoch on crops, then 12 s per epoch,")
+
+
 def test_no_runs_on_a_worker_kind_says_how_to_get_an_estimate(session: Session) -> None:
     online_worker(session, "w1", GPU)
     timed_run(session, device=CPU, images_per_second=[100.0])  # no worker of this kind is online

@@ -24,8 +24,8 @@ def test_a_model_with_changes_is_named_by_the_changes_in_declared_order() -> Non
 def test_a_preset_is_named_by_what_differs_from_the_preset_not_the_model() -> None:
     spec = PRESETS["fast-90"].spec.model_dump(mode="json")
     spec["name"] = ""
-    spec["hyperparameters"] |= {"epochs": 10, "learning_rate": 0.1}
-    assert _named(spec) == "fast-90 · epochs=10 learning_rate=0.1"
+    spec["hyperparameters"] |= {"epochs": 25, "learning_rate": 0.1}
+    assert _named(spec) == "fast-90 · epochs=25 learning_rate=0.1"
 
 
 @pytest.mark.parametrize("name", [None, "", "   "])

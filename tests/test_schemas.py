@@ -91,3 +91,15 @@ def test_a_triangular_schedule_with_the_plateau_cut_on_names_the_cut(
     assert [error.field for error in refused.value.errors] == [
         "hyperparameters.reduce_lr_on_plateau"
     ]
+
+
+def test_crops_must_leave_the_last_epochs_at_the_test_images_size() -> None:
+    assert parse_spec(spec_data("fast_cnn", epochs=5, crop_epochs=4)).hyperparameters
+    with pytest.raises(SpecError) as refused:
+        parse_spec(spec_data("fast_cnn", epochs=5, crop_epochs=5))
+    [error] = refused.value.errors
+    assert error.field == "hyperparameters.crop_epochs"
+    assert error.message == (
+        "crop_epochs (5) must be fewer than epochs (5): the last epochs train at the test "
+        "images' 32 px"
+    )

@@ -276,14 +276,15 @@ WHITENING_IMAGES = 5000
 def build_fast_cnn(
     *, num_classes: int, widths: tuple[int, int, int], batchnorm_momentum: float
 ) -> keras.Model:
-    """The fast family's network at 32 px (after airbench, written for Keras).
+    """The fast family's network (after airbench, written for Keras), for images of any side
+    from 16 px: it trains on crops in its first ``crop_epochs`` and is tested at 32.
 
     The first layer, named ``whitening``, is frozen; ``fit_whitening`` fills it from the
     training images before the first epoch. Its 24 filters are the 12 whitening directions
     of 2x2 patches and their negatives, so the GELU after it keeps both signs. The logits
     are scaled by 1/9 before the softmax, which airbench found trains better than the usual
     scale at its large learning rate."""
-    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    inputs = keras.Input(shape=(None, None, 3), name="image")
     x = layers.Normalization(mean=CIFAR10_MEAN, variance=[s**2 for s in CIFAR10_STD])(inputs)
     directions = 2 * 3 * WHITENING_PATCH**2
     x = layers.Conv2D(directions, WHITENING_PATCH, padding="valid", name="whitening",

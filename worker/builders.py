@@ -100,12 +100,20 @@ def load_warm_start(path: str, spec: ExperimentSpec) -> keras.Model:
 
     Loaded with Keras's safe mode on: a model file never runs code it carries."""
     model = keras.models.load_model(path, safe_mode=True)
-    size = spec.hyperparameters.image_size
+    hp = spec.hyperparameters
+    size = hp.image_size
     expected_in, expected_out = (None, size, size, 3), (None, CLASS_COUNT)
-    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+    takes = tuple(model.input_shape)
+    any_size = takes == (None, None, None, 3)  # the fast family
+    if not (any_size or takes == expected_in) or tuple(model.output_shape) != expected_out:
         raise ValueError(
             f"warm start model takes {model.input_shape} and gives {model.output_shape}, but this "
             f"spec needs {expected_in} -> {expected_out}: launch with image_size matching the "
             "experiment you start from"
+        )
+    if isinstance(hp, FastCnnHyperparameters) and hp.crop_epochs and not any_size:
+        raise ValueError(
+            f"warm start model takes only {size} px images (saved before the fast family took "
+            "crops): launch with crop_epochs 0 to continue it"
         )
     return model

@@ -458,6 +458,8 @@ def make_dataset(
     first_epoch: int = 0,
     epochs: int = 1,
     alternating_flip: bool = False,
+    crop_epochs: int = 0,
+    crop_size: int = 0,
     one_at_a_time: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
@@ -474,6 +476,11 @@ def make_dataset(
     way from the epoch before in every later one (airbench's alternating flip): two epochs in a
     row always see both views of every image, where independent coin flips repeat a view for
     half the images. It is a function of (seed, image, epoch), so resumes see the same views.
+
+    ``crop_epochs``: in the epochs before this one (shuffled pipelines only), each image is
+    cut to a ``crop_size`` square at a random place, after the augmenter: cheaper epochs for a
+    network that takes any size (the fast family). The places are a function of (seed, epoch,
+    batch), so a resumed run crops as an uninterrupted one did.
 
     ``one_at_a_time`` prepares the batches one after another instead of in parallel. Under
     TensorFlow's deterministic kernels a random augmenter (Keras's layers keep their generator's
@@ -499,16 +506,26 @@ def make_dataset(
         flips = tf.zeros_like(order, tf.bool)
         if first_flips is not None:
             flips = tf.not_equal(tf.gather(first_flips, order), tf.equal(epoch % 2, 1))
-        return tf.data.Dataset.from_tensor_slices((order, flips)).batch(batch_size)
+        batched = tf.data.Dataset.from_tensor_slices((order, flips)).batch(batch_size)
+        return batched.enumerate().map(
+            lambda number, batch: (
+                *batch,
+                tf.random.experimental.stateless_fold_in(pair, number),
+                epoch < crop_epochs,
+            )
+        )
 
     if shuffle:
         epoch_numbers = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
         batches = epoch_numbers.flat_map(epoch_order)
     else:
         batches = tf.data.Dataset.range(count).batch(batch_size)
-        batches = batches.map(lambda indices: (indices, tf.zeros_like(indices, tf.bool)))
+        no_crop = (tf.zeros([2], tf.int64), tf.constant(False))
+        batches = batches.map(lambda indices: (indices, tf.zeros_like(indices, tf.bool), *no_crop))
 
-    def prepare(indices: tf.Tensor, flips: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def prepare(
+        indices: tf.Tensor, flips: tf.Tensor, crop_seed: tf.Tensor, crop: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         batch = tf.cast(tf.gather(pixels, indices), tf.float32)
         if alternating_flip:
             batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
@@ -517,10 +534,23 @@ def make_dataset(
             batch, one_hot = augment(batch, one_hot)
         if images.shape[1:3] != (image_size, image_size):
             batch = tf.image.resize(batch, (image_size, image_size), method="bilinear")
+        if shuffle and crop_epochs:  # else every batch keeps its static shape
+            whole = batch
+            batch = tf.cond(crop, lambda: random_crops(whole, crop_size, crop_seed), lambda: whole)
         return batch, one_hot
 
     dataset = batches.map(prepare, num_parallel_calls=None if one_at_a_time else tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def random_crops(batch: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Each image of ``batch`` (N x side x side x C) cut to its own ``size`` square, at a place
+    drawn from ``seed`` (a stateless seed pair): rows, then columns, gathered per image."""
+    count, side = tf.shape(batch)[0], tf.shape(batch)[1]
+    corners = tf.random.stateless_uniform([count, 2], seed, 0, side - size + 1, tf.int32)
+    steps = tf.range(size)
+    rows = tf.gather(batch, corners[:, :1] + steps, axis=1, batch_dims=1)
+    return tf.gather(rows, corners[:, 1:] + steps, axis=2, batch_dims=1)
 
 
 def _check_pipeline_inputs(

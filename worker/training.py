@@ -337,6 +337,8 @@ class Trainer:
             augment=self.augment, first_epoch=initial_epoch,
             epochs=max(final_epoch - initial_epoch, 1),
             alternating_flip=self.hp.augment_flip and self.hp.flip_alternating,
+            crop_epochs=self.hp.crop_epochs if isinstance(self.hp, FastCnnHyperparameters) else 0,
+            crop_size=self.hp.crop_size if isinstance(self.hp, FastCnnHyperparameters) else 0,
             one_at_a_time=self.augment is not None and deterministic_kernels(),
         )  # fmt: skip
         averaging = []

@@ -113,7 +113,18 @@ def macs_per_32px_image(model: str, hp: TrainingHyperparameters) -> float:
     return MACS_PER_32PX_IMAGE[model]
 
 
-def training_cost(model: str, hp: TrainingHyperparameters, *, frozen_base: bool) -> float:
-    """Multiply-accumulates to train on one image: convolutions scale with the pixels."""
+def trained_side(hp: TrainingHyperparameters, epoch: int) -> int:
+    """The side in pixels of the images epoch ``epoch`` (from 1) trains on: the fast family's
+    crops in its first ``crop_epochs``, else the spec's image size."""
+    if isinstance(hp, FastCnnHyperparameters) and epoch <= hp.crop_epochs:
+        return hp.crop_size
+    return hp.image_size
+
+
+def training_cost(
+    model: str, hp: TrainingHyperparameters, *, frozen_base: bool, side: int
+) -> float:
+    """Multiply-accumulates to train on one image of ``side`` pixels: convolutions scale with
+    the pixels."""
     passes = FROZEN_BASE_PASSES if frozen_base else TRAINING_PASSES
-    return macs_per_32px_image(model, hp) * (hp.image_size / 32) ** 2 * passes
+    return macs_per_32px_image(model, hp) * (side / 32) ** 2 * passes

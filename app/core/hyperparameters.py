@@ -274,6 +274,17 @@ class FastCnnHyperparameters(TrainingHyperparameters):
         0.0625, "Augmentation", "Random shifts up to this fraction of the side (0.0625 = 2 px).",
         ge=0, le=0.5,
     )  # fmt: skip
+    crop_epochs: int = _field(
+        0, "Augmentation", "Train the first epochs on random crop_size crops of the 32 px "
+        "images: the network ends in a global max pool and takes any size, and at 24 px an "
+        "epoch costs about as much as half of one at 32, so the early epochs, which learn "
+        "coarse features, come cheap. The later epochs, at 32 px, adapt it to the test "
+        "images' size. 0: every epoch at 32 px.", ge=0, le=499,
+    )  # fmt: skip
+    crop_size: int = _field(
+        24, "Augmentation", "Side in pixels of the crops of the first crop_epochs epochs.",
+        ge=16, le=31,
+    )  # fmt: skip
     test_time_augmentation: TestTimeAugmentation = _default_of("test_time_augmentation", "flip")
     width_1: int = _field(64, "Model", "Filters of the first block (32 px).", ge=8, le=512)
     width_2: int = _field(256, "Model", "Filters of the second block (16 px).", ge=8, le=1024)
@@ -290,6 +301,21 @@ class FastCnnHyperparameters(TrainingHyperparameters):
         "end is an average of its last steps (airbench's lookahead). The final model is the "
         "slow copy.",
     )
+
+    @field_validator("crop_epochs")
+    @classmethod
+    def _last_epochs_at_full_size(cls, value: int, info: ValidationInfo) -> int:
+        """The test images are 32 px: a run that never trains at that size is tested on a
+        size it never saw."""
+        epochs = info.data.get("epochs")
+        if epochs is not None and value >= epochs:
+            raise PydanticCustomError(
+                "crops_leave_no_full_epoch",
+                "crop_epochs ({crop_epochs}) must be fewer than epochs ({epochs}): the last "
+                "epochs train at the test images' 32 px",
+                {"crop_epochs": value, "epochs": epochs},
+            )
+        return value
 
 
 class TransferHyperparameters(TrainingHyperparameters):

@@ -33,9 +33,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.core.costs import training_cost
+from app.core.costs import trained_side, training_cost
 from app.core.hyperparameters import (
     CIFAR10_TRAIN_IMAGES,
+    FastCnnHyperparameters,
     TrainingHyperparameters,
     TransferHyperparameters,
 )
@@ -59,9 +60,13 @@ CPU_HOURS_WARNING_SECONDS = 3600.0
 
 QUICK_PRESET = PRESETS["quick-custom-cnn"]
 
+PHASE_WORDS = {"crops": " on crops", "train": "", "fine_tune": " fine-tuning"}
+"""How the summary names each phase's epochs, after their time."""
+
 
 class PhaseTime(BaseModel):
-    """One training phase: ``train``, then ``fine_tune`` for a transfer model that has one."""
+    """One stretch of epochs alike in cost: ``train``, after ``crops`` for a fast run that
+    starts on crops, and ``fine_tune`` for a transfer model that has one."""
 
     phase: str
     epochs: int
@@ -114,6 +119,7 @@ class _Phase:
     name: str
     epochs: int
     frozen_base: bool
+    side: int
 
 
 def fit_images(hp: TrainingHyperparameters) -> int:
@@ -122,27 +128,38 @@ def fit_images(hp: TrainingHyperparameters) -> int:
 
 
 def _phases(spec: ExperimentSpec) -> list[_Phase]:
-    """As ``worker/training.py`` runs them: an ImageNet base is frozen for the first phase."""
+    """As ``worker/training.py`` runs them: an ImageNet base is frozen for the first phase; a
+    fast run's crop epochs come before its full-size ones."""
     hp = spec.hyperparameters
+    if isinstance(hp, FastCnnHyperparameters) and hp.crop_epochs:
+        return [
+            _Phase("crops", hp.crop_epochs, frozen_base=False, side=hp.crop_size),
+            _Phase("train", hp.epochs - hp.crop_epochs, frozen_base=False, side=hp.image_size),
+        ]
     if not isinstance(hp, TransferHyperparameters):
-        return [_Phase("train", hp.epochs, frozen_base=False)]
-    phases = [_Phase("train", hp.epochs, frozen_base=hp.weights == "imagenet")]
+        return [_Phase("train", hp.epochs, frozen_base=False, side=hp.image_size)]
+    frozen = hp.weights == "imagenet"
+    phases = [_Phase("train", hp.epochs, frozen_base=frozen, side=hp.image_size)]
     if hp.fine_tune:
-        phases.append(_Phase("fine_tune", hp.fine_tune_epochs, frozen_base=False))
+        phases.append(
+            _Phase("fine_tune", hp.fine_tune_epochs, frozen_base=False, side=hp.image_size)
+        )
     return phases
 
 
 def _samples(run: Experiment, spec: ExperimentSpec) -> list[_Sample]:
-    """The run's timed epochs as samples, each phase's warm-up epoch left out if it has more."""
+    """The run's timed epochs as samples, each phase's warm-up epoch left out if it has more.
+    Epochs on crops and at full size cost differently, so each is priced at its own size."""
     hp = spec.hyperparameters
     frozen = {phase.name: phase.frozen_base for phase in _phases(spec)}
-    by_phase: dict[str, list[tuple[float, float]]] = {}
+    by_phase: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for row in run.epochs:  # in epoch order
         if row.images_per_second and row.seconds:
-            by_phase.setdefault(row.phase, []).append((row.images_per_second, row.seconds))
+            key = (row.phase, trained_side(hp, row.epoch))
+            by_phase.setdefault(key, []).append((row.images_per_second, row.seconds))
     samples = []
-    for phase, timed in by_phase.items():
-        cost = training_cost(spec.model, hp, frozen_base=frozen.get(phase, False))
+    for (phase, side), timed in by_phase.items():
+        cost = training_cost(spec.model, hp, frozen_base=frozen.get(phase, False), side=side)
         for images_per_second, seconds in timed[1:] or timed:
             overhead = seconds * images_per_second / fit_images(hp)
             samples.append(
@@ -234,7 +251,7 @@ def _estimate_device(
             phase=phase.name,
             epochs=phase.epochs,
             epoch_seconds=fit_images(hp)
-            * training_cost(spec.model, hp, frozen_base=phase.frozen_base)
+            * training_cost(spec.model, hp, frozen_base=phase.frozen_base, side=phase.side)
             * seconds_per_cost,
         )
         for phase in _phases(spec)
@@ -253,7 +270,10 @@ def _estimate_device(
         )
     parallel = min(max_parallel or trials, workers, trials)
     sweep = total * math.ceil(trials / parallel) if trials > 1 else None
-    summary = f"{device}: about {about(phases[0].epoch_seconds)} per epoch, {about(total)} for "
+    per_epoch = ", then ".join(
+        f"{about(p.epoch_seconds)} per epoch{PHASE_WORDS[p.phase]}" for p in phases if p.epochs
+    )
+    summary = f"{device}: about {per_epoch}, {about(total)} for "
     summary += f"{hp.planned_epochs} epoch{'' if hp.planned_epochs == 1 else 's'}"
     if sweep is not None:
         summary += f"; {about(sweep)} for the {trials} trials, {parallel} at a time"

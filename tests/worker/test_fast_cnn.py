@@ -18,6 +18,7 @@ from app.core.schemas import parse_spec
 from tests.support.factories import claim, spec_data
 from worker import runner
 from worker.architectures import build_fast_cnn, fit_whitening
+from worker.builders import load_warm_start
 from worker.data import make_dataset
 from worker.learning_rate import TriangularSchedule
 from worker.tta import tta_views
@@ -82,6 +83,54 @@ def test_alternating_flips_show_each_image_mirrored_in_consecutive_epochs() -> N
     assert np.array_equal(flipped[2], flipped[0])
 
 
+def test_crop_epochs_cut_each_image_to_a_window_of_its_own_then_train_it_whole() -> None:
+    count, crop = 20, 24
+    images = np.random.default_rng(2).integers(0, 256, (count, 32, 32, 3)).astype(np.uint8)
+
+    def batches(first_epoch: int, epochs: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        dataset = make_dataset(
+            images, np.arange(count), batch_size=10, image_size=32, shuffle=True, seed=3,
+            num_classes=count, first_epoch=first_epoch, epochs=epochs, crop_epochs=2,
+            crop_size=crop,
+        )  # fmt: skip
+        return [(pixels.numpy(), np.argmax(one_hot.numpy(), axis=1)) for pixels, one_hot in dataset]
+
+    run = batches(0, 3)  # two batches an epoch
+    cropped, whole = run[:4], run[4:]
+    assert {pixels.shape for pixels, _ in cropped} == {(10, crop, crop, 3)}
+    for pixels, identities in whole:
+        np.testing.assert_array_equal(pixels, images[identities])
+    places = []
+    for pixels, identities in cropped:
+        for window, identity in zip(pixels, identities, strict=True):
+            image = images[identity]
+            [place] = [
+                (row, column)
+                for row in range(32 - crop + 1)
+                for column in range(32 - crop + 1)
+                if np.array_equal(image[row : row + crop, column : column + crop], window)
+            ]
+            places.append(place)
+    assert len(set(places)) > 10  # each image its own place, not one per batch
+    # A run resumed at epoch 1 cuts that epoch's batches as the uninterrupted run did.
+    for (resumed, _), (uninterrupted, _) in zip(batches(1, 2), run[2:], strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_a_warm_start_from_a_fast_model_that_takes_only_32_px_refuses_crops(
+    tmp_path: Path,
+) -> None:
+    """Fast models saved before the family took crops have a fixed 32 px input: they can
+    continue at 32 px, and a run that would crop says what to change."""
+    inputs = keras.Input(shape=(32, 32, 3))
+    old = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalMaxPooling2D()(inputs)))
+    old.save(tmp_path / "old.keras")
+    path = str(tmp_path / "old.keras")
+    assert load_warm_start(path, parse_spec(spec_data("fast_cnn", **TINY_FAST))) is not None
+    with pytest.raises(ValueError, match="launch with crop_epochs 0 to continue it"):
+        load_warm_start(path, parse_spec(spec_data("fast_cnn", crop_epochs=1, **TINY_FAST)))
+
+
 @pytest.fixture
 def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CIFARLAB_CIFAR10_PATH", str(tiny_cifar10))
@@ -115,10 +164,10 @@ def test_test_time_views_are_the_image_its_mirror_and_one_pixel_shifts(augmentat
     assert np.array_equal(views[5][0], down_right[:, :, ::-1])
 
 
-def test_a_fast_run_records_its_flip_evaluation_and_saves_a_loadable_model(
+def test_a_fast_run_on_crops_first_records_its_flip_evaluation_and_saves_a_loadable_model(
     settings_with_data, session: Session
 ) -> None:
-    spec = parse_spec(spec_data("fast_cnn", **TINY_FAST))
+    spec = parse_spec(spec_data("fast_cnn", crop_epochs=1, **TINY_FAST))
     experiment = crud.create_experiment(session=session, spec=spec)
     session.commit()
     lease = claim(session, experiment.id)
@@ -139,3 +188,4 @@ def test_a_fast_run_records_its_flip_evaluation_and_saves_a_loadable_model(
     )
     model = keras.models.load_model(settings_with_data.model_path(experiment.id), safe_mode=True)
     assert model.get_layer("whitening").trainable is False
+    assert model.input_shape == (None, None, None, 3)  # took 24 px crops, then 32 px images
