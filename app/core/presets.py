@@ -98,13 +98,13 @@ PRESETS: dict[str, Preset] = {
         ),
         _preset(
             "fast-90", "Fast: toward 0.90 in 15 minutes on a CPU", "beyond",
-            "The fast family with a narrow first block, 32-160-160, for 19 epochs, the first "
-            "11 on 24 px crops (about half the cost of a 32 px epoch), in batches of 512, "
-            "with the six-view test-time look: sized for the goal's 15 minutes from launch on "
-            "a 2-core CPU with native bfloat16. docs/benchmarks.md has the runs.",
+            "The fast family with a narrow first block, 32-128-128, for 21 epochs, the first "
+            "12 on 24 px crops (about half the cost of a 32 px epoch), in batches of 512: "
+            "sized for the goal's 15 minutes from launch on a 2-core CPU with native "
+            "bfloat16, with a minute to spare. docs/benchmarks.md has the runs.",
             "fast_cnn",
-            {"width_1": 32, "width_2": 160, "width_3": 160, "epochs": 19, "crop_epochs": 11,
-             "batch_size": 512, "learning_rate": 0.75, "test_time_augmentation": "flip_translate"},
+            {"width_1": 32, "width_2": 128, "width_3": 128, "epochs": 21, "crop_epochs": 12,
+             "batch_size": 512, "learning_rate": 0.75},
         ),
         _preset(
             "fast-93", "Fast: toward 0.93 in 45 minutes on a CPU", "beyond",
