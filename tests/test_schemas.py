@@ -103,3 +103,14 @@ def test_crops_must_leave_the_last_epochs_at_the_test_images_size() -> None:
         "crop_epochs (5) must be fewer than epochs (5): the last epochs train at the test "
         "images' 32 px"
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "said"), [({}, "no model given"), ({"model": "x"}, "unknown model 'x'")]
+)
+def test_a_spec_without_a_known_model_names_the_field_and_the_choices(data, said) -> None:
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"name": "n", **data})
+    [error] = refused.value.errors
+    assert error.field == "model"
+    assert error.message.startswith(f"{said}; choose one of: convnext_tiny, custom_cnn,")

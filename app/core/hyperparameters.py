@@ -246,7 +246,11 @@ class FastCnnHyperparameters(TrainingHyperparameters):
 
     epochs: int = _default_of("epochs", 10)
     image_size: int = _field(
-        32, "Training", "Side in pixels: the network is built for CIFAR-10's own 32.", ge=32, le=32
+        32,
+        "Training",
+        "Side in pixels of the test images and the epochs after crop_epochs: CIFAR-10's own 32.",
+        ge=32,
+        le=32,
     )
     batch_size: int = _default_of("batch_size", 1024)
     validation_split: float = _default_of("validation_split", 0.05)

@@ -85,11 +85,12 @@ def parse_spec(data: Any) -> ExperimentSpec:
     """Validate a spec from any client; raises ``SpecError`` naming each bad field."""
     if not isinstance(data, dict):
         raise SpecError([FieldError(field="spec", message="expected a JSON object")])
-    spec_class = SPEC_CLASSES.get(data.get("model"))  # type: ignore[arg-type]
+    model = data.get("model")
+    spec_class = SPEC_CLASSES.get(model)  # type: ignore[arg-type]
     if spec_class is None:
         known = ", ".join(sorted(SPEC_CLASSES))
-        message = f"unknown model {data.get('model')!r}; choose one of: {known}"
-        raise SpecError([FieldError(field="model", message=message)])
+        said = "no model given" if model is None else f"unknown model {model!r}"
+        raise SpecError([FieldError(field="model", message=f"{said}; choose one of: {known}")])
     try:
         return spec_class.model_validate(data)
     except ValidationError as exc:

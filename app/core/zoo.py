@@ -65,7 +65,8 @@ MODELS: dict[str, ModelInfo] = {
             family="from_scratch",
             description="A whitened, BatchNorm-GELU network with Nesterov SGD on a triangular "
             "schedule, label smoothing, an average of the weights, alternating flips and a "
-            "mirrored look at test time: the ideas of the fastest CIFAR-10 trainers, at 32 px.",
+            "mirrored look at test time: the ideas of the fastest CIFAR-10 trainers, at 32 px "
+            "after optional first epochs on smaller crops.",
             hyperparameters=FastCnnHyperparameters,
         ),
         _transfer("efficientnet_b0", "EfficientNetB0", _EFFICIENTNET),
