@@ -25,6 +25,8 @@ def test_defaults_fill_what_is_not_given() -> None:
         ({"validation_split": 0.9}, "hyperparameters.validation_split"),
         ({"train_size": 5}, "hyperparameters.train_size"),
         ({"learning_rte": 0.1}, "hyperparameters.learning_rte"),
+        # Muon needs a BatchNorm after every convolution: only the fast family offers it.
+        ({"optimizer": "muon"}, "hyperparameters.optimizer"),
     ],
 )
 def test_bad_hyperparameters_name_their_field(hyperparameters: dict, field: str) -> None:

@@ -30,6 +30,7 @@ from worker.data import make_dataset
 from worker.hardware import native_bfloat16
 from worker.learning_rate import Lookahead, TriangularSchedule
 from worker.lease import holding
+from worker.muon import Muon
 from worker.pruning import TrialPruner
 from worker.schedule import ResumableEarlyStopping, schedule_callbacks
 
@@ -63,6 +64,15 @@ def make_optimizer(
             momentum=hp.momentum,
             nesterov=True,
             weight_decay=hp.weight_decay or None,
+        )
+    if isinstance(hp, FastCnnHyperparameters) and hp.optimizer == "muon":
+        return Muon(
+            learning_rate,
+            peak_learning_rate=hp.learning_rate,
+            filter_learning_rate=hp.muon_learning_rate,
+            momentum=hp.momentum,
+            filter_momentum=hp.muon_momentum,
+            weight_decay_rate=hp.weight_decay,
         )
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
