@@ -15,8 +15,8 @@ from app.core.config import get_settings
 from app.core.models import Status
 from app.core.schemas import parse_spec
 from tests.support.factories import claim, spec_data
+from tests.support.interruptions import killed_after_checkpoint
 from worker import runner
-from worker.checkpoints import CheckpointCallback
 from worker.muon import Muon, orthogonalise
 
 TINY_MUON = {
@@ -92,10 +92,6 @@ def settings_with_data(data_dir: Path, tiny_cifar10: Path, monkeypatch: pytest.M
     return get_settings()
 
 
-class Killed(Exception):
-    """Stands in for a SIGKILL right after a checkpoint is saved."""
-
-
 def test_a_muon_run_killed_after_a_checkpoint_resumes_to_the_same_epochs_and_model(
     settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,17 +112,8 @@ def test_a_muon_run_killed_after_a_checkpoint_resumes_to_the_same_epochs_and_mod
 
     whole, interrupted = start(), start()
     run(whole)
-    save = CheckpointCallback.on_epoch_end
-
-    def save_then_die(callback: CheckpointCallback, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
-        save(callback, epoch, logs)
-        if epoch + 1 == 1:
-            raise Killed
-
-    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, epochs_done=1):
         run(interrupted)
-    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save)
     assert crud.requeue(
         session=session, experiment_id=interrupted, from_status=Status.running, attempt=1
     )

@@ -17,6 +17,7 @@ from app.core.schemas import parse_spec
 from app.services import comparison
 from app.services.comparison import CaveatKind
 from tests.support.factories import claim, make_experiment, spec_data
+from tests.support.interruptions import killed_after_checkpoint
 from worker import runner
 from worker.evaluation import evaluate_predictions, fingerprint_test_set
 
@@ -258,18 +259,12 @@ def test_warm_start_continues_from_another_experiments_model(
         runner.initial_model(missing, settings_with_data)
 
 
-class Killed(Exception):
-    """Stands in for a SIGKILL: the process stops right after a checkpoint is saved."""
-
-
 def test_a_resumed_run_repeats_an_uninterrupted_one_exactly(
     settings_with_data, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed after epoch 2 and resumed, a seeded run's epochs equal an uninterrupted run's
     bit for bit: Adam's moments, the plateau's learning-rate cuts, EarlyStopping's counters,
     Dropout's masks and the batch order all come back from the checkpoint."""
-    from worker.checkpoints import CheckpointCallback
-
     # A step size high enough that validation loss stalls: the plateau cuts within 4 epochs.
     hyperparameters = dict(
         epochs=4, train_size=200, test_size=100, learning_rate=0.1, reduce_lr_patience=0,
@@ -280,20 +275,11 @@ def test_a_resumed_run_repeats_an_uninterrupted_one_exactly(
         lease=claimed(session, whole.id), spec=parse_spec(whole.spec), settings=settings_with_data
     )
     interrupted = make_experiment(session, **hyperparameters)
-    save = CheckpointCallback.on_epoch_end
-
-    def save_then_die(callback: CheckpointCallback, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
-        save(callback, epoch, logs)
-        if epoch + 1 == 2:
-            raise Killed
-
-    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save_then_die)
     first = claimed(session, interrupted.id)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, epochs_done=2):
         runner.run_experiment(
             lease=first, spec=parse_spec(interrupted.spec), settings=settings_with_data
         )
-    monkeypatch.setattr(CheckpointCallback, "on_epoch_end", save)
     assert crud.requeue(
         session=session, experiment_id=interrupted.id, from_status=Status.running, attempt=1
     )
