@@ -7,8 +7,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -59,6 +62,24 @@ class EpochWatch:
             self.seen.append((body["attempts"], body["current_epoch"]))
 
 
+def stop_outside_a_write(pid: int, database: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no SQLite write lock. Stopped inside a write, it
+    would keep every other writer out, the reaper's requeue included, for as long as it is
+    stopped: no takeover could happen (a limit of SQLite, noted in docs/architecture.md), and
+    the test would wait on a race rather than test the fencing."""
+    for _ in range(50):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with closing(sqlite3.connect(database, timeout=0.2)) as probe:
+                probe.execute("BEGIN IMMEDIATE")  # takes the write lock, or waits for it
+                probe.rollback()
+            return
+        except sqlite3.OperationalError:  # "database is locked": stopped mid-write
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+    raise AssertionError("the worker held the database's write lock at every try")
+
+
 def test_a_stalled_worker_stops_when_it_wakes_and_the_survivor_finishes(
     cluster: Cluster,
 ) -> None:
@@ -67,7 +88,7 @@ def test_a_stalled_worker_stops_when_it_wakes_and_the_survivor_finishes(
         wait_until(lambda: len(epochs(cluster, experiment_id)) >= 2, 120)
         stalled = experiment(cluster, experiment_id)
         child = int(re.search(r"pid (\d+)", stalled["worker_host"]).group(1))  # type: ignore[union-attr]
-        os.kill(child, signal.SIGSTOP)
+        stop_outside_a_write(child, cluster.logs["web"].parent / "cifarlab.db")
         try:
             # Requeued after the timeout, claimed by the other worker, which goes past it.
             wait_until(
