@@ -36,6 +36,18 @@ def test_bad_hyperparameters_name_their_field(hyperparameters: dict, field: str)
     assert field in str(caught.value)
 
 
+def test_the_fast_familys_activation_is_one_it_offers() -> None:
+    assert parse_spec(spec_data("fast_cnn", activation="relu")).hyperparameters.activation == (
+        "relu"
+    )
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_data("fast_cnn", activation="swish"))
+    assert [error.field for error in caught.value.errors] == ["hyperparameters.activation"]
+    with pytest.raises(SpecError) as caught:  # the other families have no such setting
+        parse_spec(spec_data(activation="relu"))
+    assert [error.field for error in caught.value.errors] == ["hyperparameters.activation"]
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_number_that_is_not_finite_is_refused_as_such(value: str) -> None:
     """As the form and the CLI send it, text; NaN used to be refused as above the maximum."""

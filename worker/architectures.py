@@ -235,19 +235,22 @@ class ScaledShift(layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def _norm_gelu(x: keras.KerasTensor, momentum: float) -> keras.KerasTensor:
-    """BatchNorm without a scale (a GELU after it needs only a shift to choose its regime)."""
+def _norm_activate(x: keras.KerasTensor, momentum: float, activation: str) -> keras.KerasTensor:
+    """BatchNorm without a scale (the activation after it needs only a shift to choose its
+    regime)."""
     x = layers.BatchNormalization(momentum=momentum, epsilon=1e-12, center=False, scale=False)(x)
-    return layers.Activation("gelu")(ScaledShift()(x))
+    return layers.Activation(activation)(ScaledShift()(x))
 
 
-def _fast_block(x: keras.KerasTensor, filters: int, momentum: float) -> keras.KerasTensor:
+def _fast_block(
+    x: keras.KerasTensor, filters: int, momentum: float, activation: str
+) -> keras.KerasTensor:
     """airbench's block: conv, pool, norm, conv, norm. Pooling right after the first conv
-    makes the normalisation and GELU work on a quarter of the pixels."""
+    makes the normalisation and activation work on a quarter of the pixels."""
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    x = _norm_gelu(layers.MaxPooling2D()(x), momentum)
+    x = _norm_activate(layers.MaxPooling2D()(x), momentum, activation)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    return _norm_gelu(x, momentum)
+    return _norm_activate(x, momentum, activation)
 
 
 def _identity_start(model: keras.Model) -> None:
@@ -274,14 +277,18 @@ WHITENING_IMAGES = 5000
 
 
 def build_fast_cnn(
-    *, num_classes: int, widths: tuple[int, int, int], batchnorm_momentum: float
+    *,
+    num_classes: int,
+    widths: tuple[int, int, int],
+    batchnorm_momentum: float,
+    activation: str = "gelu",
 ) -> keras.Model:
     """The fast family's network (after airbench, written for Keras), for images of any side
     from 16 px: it trains on crops in its first ``crop_epochs`` and is tested at 32.
 
     The first layer, named ``whitening``, is frozen; ``fit_whitening`` fills it from the
     training images before the first epoch. Its 24 filters are the 12 whitening directions
-    of 2x2 patches and their negatives, so the GELU after it keeps both signs. The logits
+    of 2x2 patches and their negatives, so the activation after it keeps both signs. The logits
     are scaled by 1/9 before the softmax, which airbench found trains better than the usual
     scale at its large learning rate."""
     inputs = keras.Input(shape=(None, None, 3), name="image")
@@ -289,9 +296,9 @@ def build_fast_cnn(
     directions = 2 * 3 * WHITENING_PATCH**2
     x = layers.Conv2D(directions, WHITENING_PATCH, padding="valid", name="whitening",
                       trainable=False)(x)  # fmt: skip
-    x = layers.Activation("gelu")(x)
+    x = layers.Activation(activation)(x)
     for filters in widths:
-        x = _fast_block(x, filters, batchnorm_momentum)
+        x = _fast_block(x, filters, batchnorm_momentum, activation)
     x = layers.GlobalMaxPooling2D()(x)
     x = layers.Dense(num_classes, use_bias=False)(x)
     x = layers.Rescaling(1.0 / 9)(x)

@@ -54,7 +54,7 @@ def _fast_cnn(spec: ExperimentSpec, _settings: Settings) -> keras.Model:
         raise TypeError(f"fast_cnn needs FastCnnHyperparameters, got {type(hp).__name__}")
     return build_fast_cnn(
         num_classes=CLASS_COUNT, widths=(hp.width_1, hp.width_2, hp.width_3),
-        batchnorm_momentum=hp.batchnorm_momentum,
+        batchnorm_momentum=hp.batchnorm_momentum, activation=hp.activation,
     )  # fmt: skip
 
 

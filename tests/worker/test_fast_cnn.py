@@ -1,5 +1,5 @@
-"""The fast family: its whitening, identity start, schedule, alternating flips, and a run that
-records its test-time augmentation and saves a model that loads in safe mode."""
+"""The fast family: its whitening, activations, identity start, schedule, alternating flips, and
+a run that records its test-time augmentation and saves a model that loads in safe mode."""
 
 from __future__ import annotations
 
@@ -53,6 +53,29 @@ def test_convolutions_start_as_the_identity_on_their_first_filters() -> None:
     identity[1, 1] = np.eye(8)
     np.testing.assert_array_equal(kernel[..., :8], identity)
     assert np.abs(kernel[..., 8:]).sum() > 0  # the rest stay random
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_the_chosen_activation_follows_the_whitening_and_every_norm_and_survives_a_save(
+    activation: str, tmp_path: Path
+) -> None:
+    model = build_fast_cnn(
+        num_classes=10, widths=(8, 8, 8), batchnorm_momentum=0.4, activation=activation
+    )
+    used = [
+        layer.activation.__name__
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Activation) and layer.name != "probabilities"
+    ]
+    assert used == [activation] * 7  # after the whitening, then after each block's two norms
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)  # as evaluation and resume load it
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )
 
 
 def test_the_triangle_rises_to_its_peak_and_falls_to_its_end() -> None:
@@ -167,7 +190,7 @@ def test_test_time_views_are_the_image_its_mirror_and_one_pixel_shifts(augmentat
 def test_a_fast_run_on_crops_first_records_its_flip_evaluation_and_saves_a_loadable_model(
     settings_with_data, session: Session
 ) -> None:
-    spec = parse_spec(spec_data("fast_cnn", crop_epochs=1, **TINY_FAST))
+    spec = parse_spec(spec_data("fast_cnn", crop_epochs=1, activation="relu", **TINY_FAST))
     experiment = crud.create_experiment(session=session, spec=spec)
     session.commit()
     lease = claim(session, experiment.id)
@@ -189,3 +212,8 @@ def test_a_fast_run_on_crops_first_records_its_flip_evaluation_and_saves_a_loada
     model = keras.models.load_model(settings_with_data.model_path(experiment.id), safe_mode=True)
     assert model.get_layer("whitening").trainable is False
     assert model.input_shape == (None, None, None, 3)  # took 24 px crops, then 32 px images
+    assert {
+        layer.activation.__name__
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Activation) and layer.name != "probabilities"
+    } == {"relu"}  # the spec's choice, not the family's default
