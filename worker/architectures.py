@@ -281,7 +281,7 @@ def build_fast_cnn(
     num_classes: int,
     widths: tuple[int, int, int],
     batchnorm_momentum: float,
-    activation: str = "gelu",
+    activation: str,
 ) -> keras.Model:
     """The fast family's network (after airbench, written for Keras), for images of any side
     from 16 px: it trains on crops in its first ``crop_epochs`` and is tested at 32.
