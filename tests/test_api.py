@@ -14,7 +14,7 @@ from app.core import config, crud, queue
 from app.core.models import Status
 from app.embedded_redis import free_port
 from app.services import accounts
-from tests.support.factories import claim, make_experiment, spec_data
+from tests.support.factories import claim, end_experiment, make_experiment, spec_data
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
@@ -67,9 +67,7 @@ def test_list_filters_and_paginates(client: TestClient, session: Session) -> Non
     for epochs in (1, 2, 3):
         make_experiment(session, epochs=epochs)
     first = make_experiment(session)
-    crud.finish_experiment(
-        session=session, experiment_id=first.id, from_status=Status.queued, status=Status.failed
-    )
+    end_experiment(session, first.id, Status.failed)
     session.commit()
     page = client.get("/api/experiments", params={"limit": 2, "offset": 0}).json()
     assert page["total"] == 4

@@ -25,6 +25,7 @@ from app.web.routes import events, launch_pages
 from tests.support.factories import (
     CIFAR10_CLASSES,
     cifar10_report,
+    end_experiment,
     finished_experiment,
     make_evaluated,
     make_experiment,
@@ -391,10 +392,7 @@ def test_model_download_is_offered_only_once_succeeded(
 def test_failed_experiment_shows_its_multiline_error(client: TestClient, session: Session) -> None:
     experiment = make_experiment(session)
     error = "CIFAR-10 not found.\nSet CIFARLAB_CIFAR10_PATH to cifar-10-python.tar.gz."
-    crud.finish_experiment(
-        session=session, experiment_id=experiment.id, from_status=Status.queued,
-        status=Status.failed, error=error,
-    )  # fmt: skip
+    end_experiment(session, experiment.id, Status.failed, error=error)
     session.commit()
     html = client.get(f"/experiments/{experiment.id}").text
     assert "hidden" not in by_id(html, "error").attrs
@@ -753,10 +751,7 @@ def test_a_lost_worker_failure_says_why_and_counts_its_attempts(
     error = "Worker lost: gpu-1 stopped sending heartbeats. Retry resumes from the last epoch."
     experiment.attempts = 2
     session.commit()
-    crud.finish_experiment(
-        session=session, experiment_id=experiment.id, from_status=Status.queued,
-        status=Status.failed, error=error,
-    )  # fmt: skip
+    end_experiment(session, experiment.id, Status.failed, error=error)
     session.commit()
     html = client.get(f"/experiments/{experiment.id}").text
     assert _shown(html, "error") and error in html

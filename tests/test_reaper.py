@@ -15,7 +15,7 @@ from app.core.config import get_settings
 from app.core.models import Experiment, Status, utcnow
 from app.services.reaper import reap_lost
 from app.web.main import create_app
-from tests.support.factories import make_experiment
+from tests.support.factories import end_experiment, make_experiment
 
 pytestmark = pytest.mark.both_databases
 
@@ -54,10 +54,7 @@ def test_silent_run_is_requeued_then_failed(session: Session, broker: redis.Redi
 def test_retry_requeues_failed_and_refuses_running(session: Session, broker: redis.Redis) -> None:
     client = TestClient(create_app())
     failed = running(session, silent_seconds=0, attempts=2)
-    crud.finish_experiment(
-        session=session, experiment_id=failed, from_status=Status.running, status=Status.failed,
-        error="x",
-    )  # fmt: skip
+    end_experiment(session, failed, Status.failed, error="x")
     session.commit()
     response = client.post(f"/api/experiments/{failed}/retry")
     assert response.status_code == 200

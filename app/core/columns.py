@@ -97,7 +97,6 @@ def find_column(name: str) -> Column | None:
 
 
 Operator = Literal["eq", "min", "max"]
-OPERATORS: tuple[Operator, ...] = ("eq", "min", "max")
 
 
 @dataclass(frozen=True)

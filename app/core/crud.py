@@ -938,24 +938,6 @@ def update_experiment(
     return experiment
 
 
-def finish_experiment(
-    *,
-    session: Session,
-    experiment_id: int,
-    from_status: Status,
-    status: Status,
-    error: str | None = None,
-) -> bool:
-    """End an experiment that did not succeed, only if it is still in ``from_status`` (a
-    queued run whose message could not be sent); metrics already written stay."""
-    result = session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == from_status)
-        .values(status=status, finished_at=utcnow(), error=error)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 def end_attempt(
     *, session: Session, lease: Lease, status: Status, error: str | None = None
 ) -> bool:

@@ -115,21 +115,6 @@ def mcnemar(correct_a: Outcomes, correct_b: Outcomes) -> McNemarResult:
     )
 
 
-def bootstrap_accuracy_difference(
-    correct_a: Outcomes,
-    correct_b: Outcomes,
-    *,
-    resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapResult:
-    """Paired bootstrap percentile interval for accuracy B - accuracy A, from per-image
-    right/wrong (see ``bootstrap_from_table``)."""
-    return bootstrap_from_table(
-        mcnemar(correct_a, correct_b), resamples=resamples, confidence=confidence, seed=seed
-    )
-
-
 def bootstrap_from_table(
     table: McNemarResult, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> BootstrapResult:

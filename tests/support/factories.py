@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.cifar10 import CLASS_COUNT
-from app.core.models import Experiment, Status
+from app.core.models import Experiment, Status, utcnow
 from app.core.schemas import parse_spec
 
 
@@ -90,13 +91,22 @@ def make_experiment(session: Session, **hyperparameters: Any) -> Experiment:
     return experiment
 
 
+def end_experiment(
+    session: Session, experiment_id: int, status: Status, error: str | None = None
+) -> None:
+    """Put a run in an end state the way a worker or a reaper leaves it (a finish time, an
+    error), for tests that start from one; the caller commits."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(status=status, finished_at=utcnow(), error=error)
+    )
+
+
 def failed_experiment(session: Session) -> Experiment:
     """A queued experiment ended as failed before it started: one retry can run again."""
     experiment = make_experiment(session)
-    crud.finish_experiment(
-        session=session, experiment_id=experiment.id, from_status=Status.queued,
-        status=Status.failed,
-    )  # fmt: skip
+    end_experiment(session, experiment.id, Status.failed)
     session.commit()
     return experiment
 
