@@ -54,13 +54,13 @@
 
   function chosenSpec() {
     // As the server reads the form (app/web/forms.py spec_from_form): an empty box keeps the
-    // default. The name and tags do not change the time, so they cannot spoil the estimate.
+    // default. The name and tags do not change the time, so they are left out.
     const hyperparameters = {};
     document.querySelectorAll('fieldset[data-models]:not([disabled]) [name^="hp."]').forEach((input) => {
       const value = input.value.trim();
       if (value) hyperparameters[input.name.slice("hp.".length)] = value;
     });
-    return { name: "estimate", model: select.value, hyperparameters };
+    return { model: select.value, hyperparameters };
   }
 
   function showEstimate(lines, note, warning) {

@@ -204,6 +204,14 @@ def test_api_refuses_a_bad_spec_naming_the_field(
     assert client.get("/api/experiments").json()["total"] == 0
 
 
+def test_api_estimates_a_spec_without_a_name_as_launch_takes_it(client: TestClient) -> None:
+    body = spec_data(epochs=4)
+    del body["name"]
+    response = client.post("/api/experiments/estimate", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["trials"] == 1
+
+
 def test_openapi_documents_the_estimate(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/api/experiments/estimate"]["post"]
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]

@@ -28,6 +28,7 @@ from app.core import crud
 from app.core.columns import ColumnFilter
 from app.core.config import get_settings
 from app.core.models import Experiment
+from app.core.naming import parse_named_spec
 from app.core.presets import PRESETS, Preset
 from app.core.queue import online_workers
 from app.core.schemas import (
@@ -49,7 +50,6 @@ from app.core.schemas import (
     TimeToAccuracyPublic,
     WorkerPublic,
     error_message,
-    parse_spec,
     summaries,
 )
 from app.core.sweeps import MAX_TRIALS
@@ -197,9 +197,10 @@ def estimate_experiment(
     ] = None,
 ) -> TimeEstimatePublic:
     """How long a spec would train on each kind of online worker, without launching it: the
-    body is what POST /api/experiments takes, refused the same way. Figures come from the
-    epochs that runs on each worker kind recorded; with none, ``basis`` says how to get one."""
-    return estimate(session, parse_spec(spec), trials=trials, max_parallel=max_parallel)
+    body is what POST /api/experiments takes (the name may be left out), refused the same way.
+    Figures come from the epochs that runs on each worker kind recorded; with none, ``basis``
+    says how to get one."""
+    return estimate(session, parse_named_spec(spec), trials=trials, max_parallel=max_parallel)
 
 
 @router.get("/experiments", response_model=ExperimentsPublic)
