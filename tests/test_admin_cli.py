@@ -84,7 +84,8 @@ def test_token_create_list_and_revoke(session: Session, data_dir: Path) -> None:
     code, output = run("token", "revoke", token_id)
     assert code == 0 and f"revoked token {token_id} ('laptop' of alice) in {where}" in output
     assert bearer(token).get("/api/experiments").status_code == 401
-    assert run("token", "revoke", token_id)[0] == 2
+    code, output = run("token", "revoke", token_id)
+    assert code == 2 and f"(database: {where})" in output  # a refusal names where it looked
     assert "laptop" not in run("token", "list", "alice")[1]
 
 
@@ -104,7 +105,11 @@ def test_password_change_and_disable_from_the_command_line(
     assert "alice" in run("user", "list")[1]
     assert run("user", "enable", "alice")[0] == 0
     assert bearer(token).get("/api/experiments").status_code == 200
-    assert run("user", "disable", "nobody")[0] == 2
+    code, output = run("user", "disable", "nobody")
+    where = str(data_dir.resolve() / "cifarlab.db")
+    assert code == 2 and "no user 'nobody'" in output and f"(database: {where})" in output
+    code, output = run("token", "create", "nobody")
+    assert code == 2 and f"(database: {where})" in output
 
 
 def test_paths_and_tokens_print_whole_on_a_narrow_terminal(data_dir: Path) -> None:

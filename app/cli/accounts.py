@@ -3,7 +3,8 @@ database (run them where the server's database is), not through the API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,6 +44,20 @@ def _database(data_dir: Path | None, database_url: str | None, *, create: bool =
         raise fail(str(exc)) from None
 
 
+@contextmanager
+def _transaction(where: str) -> Iterator[Session]:
+    """One transaction on the database the command points at. A refusal (an unknown user or
+    token, a name taken) ends the command with its message and that database's description:
+    a forgotten --data-dir shows as the default folder's database, not as a missing user."""
+    from app.core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            yield session
+    except ValueError as exc:
+        raise fail(f"{exc} (database: {where})") from None
+
+
 def _when(moment: Any) -> str:
     return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
@@ -59,29 +74,24 @@ def user_create(
     ] = False,
 ) -> None:
     """Create an account; once one exists, cifarlab asks everyone to sign in."""
-    from app.core.db import session_scope
     from app.services import accounts
 
     where = _database(data_dir, database_url, create=create)
     secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        with session_scope() as session:
-            accounts.create_user(session=session, username=username, password=secret,
-                                 is_admin=admin)  # fmt: skip
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    with _transaction(where) as session:
+        accounts.create_user(session=session, username=username, password=secret,
+                             is_admin=admin)  # fmt: skip
     console.print(f"created {'admin ' if admin else ''}user {username} in {where}", highlight=False)
 
 
 @user_group.command("list")
 def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List the accounts."""
-    from app.core.db import session_scope
     from app.services import accounts
 
     where = _database(data_dir, database_url)
     table = Table("user", "admin", "created", "disabled")
-    with session_scope() as session:
+    with _transaction(where) as session:
         for user in accounts.list_users(session=session):
             table.add_row(user.username, "yes" if user.is_admin else "",
                           _when(user.created_at), _when(user.disabled_at))  # fmt: skip
@@ -101,29 +111,24 @@ def user_password(
 
     where = _database(data_dir, database_url)
     secret = password or typer.prompt("new password", hide_input=True, confirmation_prompt=True)
-    _change_user(username, lambda session, user: accounts.set_password(
+    _change_user(username, where, lambda session, user: accounts.set_password(
         session=session, user=user, password=secret))  # fmt: skip
     console.print(f"new password for {username}, signed out everywhere, in {where}",
                   highlight=False)  # fmt: skip
 
 
-def _change_user(username: str, change: Callable[[Session, User], object]) -> None:
-    """``change`` on USERNAME's account, in one transaction; an unknown user or a refused
-    change ends the command with its message."""
-    from app.core.db import session_scope
+def _change_user(username: str, where: str, change: Callable[[Session, User], object]) -> None:
+    """``change`` on USERNAME's account, in one transaction (``_transaction``)."""
     from app.services import accounts
 
-    try:
-        with session_scope() as session:
-            change(session, accounts.require_user(session=session, username=username))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    with _transaction(where) as session:
+        change(session, accounts.require_user(session=session, username=username))
 
 
 def _set_disabled(username: str, disabled: bool, where: str) -> None:
     from app.services import accounts
 
-    _change_user(username, lambda session, user: accounts.set_disabled(
+    _change_user(username, where, lambda session, user: accounts.set_disabled(
         session=session, user=user, disabled=disabled))  # fmt: skip
     state = "disabled: signed out, tokens refused" if disabled else "enabled"
     console.print(f"user {username} {state}, in {where}", highlight=False)
@@ -157,7 +162,6 @@ def token_create(
     """Create an API token for USERNAME and print it (shown once; keep it secret)."""
     from datetime import timedelta
 
-    from app.core.db import session_scope
     from app.core.models import utcnow
     from app.services import accounts
 
@@ -172,13 +176,10 @@ def token_create(
         expires = accounts.default_token_expiry()
     else:
         expires = utcnow() + timedelta(days=expires_in_days)
-    try:
-        with session_scope() as session:
-            user = accounts.require_user(session=session, username=username)
-            token = accounts.create_token(session=session, user=user, name=name,
-                                          expires_at=expires)  # fmt: skip
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    with _transaction(where) as session:
+        user = accounts.require_user(session=session, username=username)
+        token = accounts.create_token(session=session, user=user, name=name,
+                                      expires_at=expires)  # fmt: skip
     console.print(token, highlight=False)
     until = "never expires" if expires is None else f"expires {_when(expires)} UTC"
     console.print(f"token {name!r} for {username}, {until}, in {where}", style="dim",
@@ -193,21 +194,17 @@ def token_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List API tokens: who, what for, when made, last used and expires (never the token)."""
-    from app.core.db import session_scope
     from app.services import accounts
 
     where = _database(data_dir, database_url)
     table = Table("id", "user", "name", "created", "last used", "expires")
-    try:
-        with session_scope() as session:
-            user = None if username is None else accounts.require_user(
-                session=session, username=username)  # fmt: skip
-            for row in accounts.list_tokens(session=session, user=user):
-                expires = "never" if row.expires_at is None else _when(row.expires_at)
-                table.add_row(str(row.id), row.user.username, row.name, _when(row.created_at),
-                              _when(row.last_used_at), expires)  # fmt: skip
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    with _transaction(where) as session:
+        user = None if username is None else accounts.require_user(
+            session=session, username=username)  # fmt: skip
+        for row in accounts.list_tokens(session=session, user=user):
+            expires = "never" if row.expires_at is None else _when(row.expires_at)
+            table.add_row(str(row.id), row.user.username, row.name, _when(row.created_at),
+                          _when(row.last_used_at), expires)  # fmt: skip
     console.print(table)
     console.print(f"database: {where}", highlight=False)
 
@@ -219,14 +216,10 @@ def token_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API token: it is refused from the next request on."""
-    from app.core.db import session_scope
     from app.services import accounts
 
     where = _database(data_dir, database_url)
-    try:
-        with session_scope() as session:
-            row = accounts.revoke_token(session=session, token_id=token_id)
-            label = f"token {token_id} ({row.name!r} of {row.user.username})"
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    with _transaction(where) as session:
+        row = accounts.revoke_token(session=session, token_id=token_id)
+        label = f"token {token_id} ({row.name!r} of {row.user.username})"
     console.print(f"revoked {label} in {where}", highlight=False)
