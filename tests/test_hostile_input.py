@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_experiment
+from tests.support.pages import csrf_token, post_form
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
@@ -198,3 +199,45 @@ def test_10_nan_and_infinity_in_json_answer_422(
     assert response.status_code == 422
     assert _fields(response) == ["hyperparameters.early_stopping_min_delta"]
     assert broker.llen("cifarlab") == 0
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/experiments", "/api/sweeps"])
+def test_json_nested_a_thousand_deep_answers_422_not_a_500(client: TestClient, path: str) -> None:
+    """Python's parser overflowed its recursion limit on such a body, before any route."""
+    for body in ("[" * 1000 + "]" * 1000, '{"a":' * 40 + "1" + "}" * 40):
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and _fields(response) == ["body"]
+        assert "nested more than" in response.json()["detail"]
+    assert client.get("/api/experiments").json()["total"] == 0
+
+
+def test_a_multipart_form_is_refused_so_its_text_is_checked(client: TestClient) -> None:
+    """The pages post URL-encoded forms; a multipart one carried a NUL past the check."""
+    response = client.post(
+        "/experiments/new",
+        data={"csrf_token": csrf_token(client), "name": "nul\x00name", "model": "custom_cnn"},
+        files={"unused": ("a.txt", b"x")},
+    )
+    assert response.status_code == 415 and _fields(response) == ["body"]
+    assert client.get("/api/experiments").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("learning_rate=NaN", "learning_rate: NaN is not a finite number"),
+        ("epochs=20, lr=1e999", "lr: 1e999 is not a finite number"),
+        ('{"lr": -Infinity}', "-Infinity is not a finite number"),
+        ('{"a": ' + "[" * 3000, "nested too deeply"),
+    ],
+)
+def test_the_import_forms_settings_refuse_nan_infinity_and_deep_nesting(
+    client: TestClient, settings: str, message: str
+) -> None:
+    """Python reads all of these; the settings box stored NaN (not JSON) or answered 500."""
+    response = post_form(client, "/experiments/import", {
+        "name": "x", "report_text": REPORT, "hyperparameters": settings,
+    })  # fmt: skip
+    assert response.status_code == 422
+    assert message in response.text
+    assert client.get("/api/experiments").json()["total"] == 0

@@ -9,6 +9,7 @@ and CLI use, so a spec the form accepts is one the worker can run.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -425,10 +426,37 @@ def import_errors(
     return _attach(errors, list(IMPORT_FIELDS))
 
 
-def _setting_value(text: str) -> Any:
-    """``20`` and ``0.001`` as numbers, ``true`` as a boolean, anything else as its text."""
+class _NotFinite(ValueError):
+    """NaN, Infinity or a float beyond float range, written as a number."""
+
+
+def _finite_json(text: str) -> Any:
+    """``json.loads`` that refuses NaN, Infinity and numbers too large for a float (Python
+    reads all three; JSON and PostgreSQL have none of them) and too deep a nesting, each as a
+    ``ValueError`` that says so."""
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise _NotFinite(f"{number} is not a finite number")
+        return value
+
+    def refuse(constant: str) -> float:
+        raise _NotFinite(f"{constant} is not a finite number")
+
     try:
-        value = json.loads(text)
+        return json.loads(text, parse_float=finite, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _setting_value(key: str, text: str) -> Any:
+    """``20`` and ``0.001`` as numbers, ``true`` as a boolean, anything else as its text; a
+    ``ValueError`` naming ``key`` for NaN, Infinity and 1e999, which are not numbers to store."""
+    try:
+        value = _finite_json(text)
+    except _NotFinite as exc:
+        raise ValueError(f"{key}: {exc}") from None
     except ValueError:
         return text
     return value if isinstance(value, int | float | bool) or value is None else text
@@ -437,10 +465,11 @@ def _setting_value(text: str) -> Any:
 def settings_from_text(text: str) -> Any:
     """The import form's settings box: a JSON object as it is (validation names what is
     wrong with it), or ``name=value`` lines (commas work as separators too). A line without
-    ``=`` is a ``ValueError`` naming it."""
+    ``=``, and a value that is not a finite number where a number is written, is a
+    ``ValueError`` naming it."""
     if text.strip().startswith("{"):
         try:
-            return json.loads(text)
+            return _finite_json(text)
         except ValueError as exc:
             raise ValueError(f"not a JSON object: {exc}") from None
     settings: dict[str, Any] = {}
@@ -450,7 +479,7 @@ def settings_from_text(text: str) -> Any:
         key, equals, value = piece.partition("=")
         if not equals:
             raise ValueError(f"expected name=value, got {piece!r}")
-        settings[key.strip()] = _setting_value(value.strip())
+        settings[key.strip()] = _setting_value(key.strip(), value.strip())
     return settings
 
 

@@ -3,8 +3,11 @@
 PostgreSQL's text types cannot hold NUL (U+0000): a name, note, tag, list filter or password
 holding one failed deep in the driver as a 500, on the unauthenticated /login too. Python's
 ``json`` reads ``NaN`` and ``Infinity`` (JSON has neither), which then reached the database
-the same way. One check of every query string, form and JSON body covers every route, and
-answers with the API's 422 shape, naming the field.
+the same way. JSON nested a thousand levels deep overflowed Python's parser (a 500 on any
+path, signed in or not). One check of every query string, form and JSON body covers every
+route, and answers with the API's 422 shape, naming the field. Forms come URL-encoded (the
+pages send nothing else); a multipart body, which no route needs, is refused rather than
+left unchecked.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NUL_MESSAGE = "text may not contain NUL (\\u0000) characters"
 NONFINITE_MESSAGE = "NaN and Infinity are not JSON numbers; send a finite number"
+DEPTH_MESSAGE = "JSON nested more than {depth} levels deep"
+MAX_JSON_DEPTH = 32
+"""Far deeper than any body the API takes (a sweep's grid is three levels), far shallower than
+where Python's recursion limit stops ``json`` and the check's own walk."""
 FORM_TYPE = "application/x-www-form-urlencoded"
+MULTIPART_TYPE = "multipart/form-data"
+MULTIPART_MESSAGE = f"multipart bodies are not taken; send forms as {FORM_TYPE}"
 
 
 class _NonFinite:
@@ -42,8 +51,16 @@ def _pairs_problem(pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
     return None
 
 
+class _TooDeep(Exception):
+    def __init__(self, path: tuple[str, ...]) -> None:
+        self.path = path
+
+
 def _walk(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every key and value with where it is: ``("tags", "0")`` for the first tag."""
+    """Every key and value with where it is: ``("tags", "0")`` for the first tag. Raises
+    ``_TooDeep`` past ``MAX_JSON_DEPTH`` levels."""
+    if len(path) > MAX_JSON_DEPTH:
+        raise _TooDeep(path)
     yield path, value
     if isinstance(value, dict):
         for key, item in value.items():
@@ -55,16 +72,22 @@ def _walk(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, .
 
 
 def _json_problem(body: bytes) -> tuple[str, str] | None:
+    too_deep = "body", DEPTH_MESSAGE.format(depth=MAX_JSON_DEPTH)
     try:
         data = json.loads(body, parse_constant=lambda _: NONFINITE, parse_float=_parse_float)
+    except RecursionError:
+        return too_deep
     except ValueError:
         return None  # not JSON at all: the route's own validation says so
-    for path, value in _walk(data):
-        field = ".".join(path).replace("\x00", "") or "body"
-        if value is NONFINITE:
-            return field, NONFINITE_MESSAGE
-        if isinstance(value, str) and "\x00" in value:
-            return field, NUL_MESSAGE
+    try:
+        for path, value in _walk(data):
+            field = ".".join(path).replace("\x00", "") or "body"
+            if value is NONFINITE:
+                return field, NONFINITE_MESSAGE
+            if isinstance(value, str) and "\x00" in value:
+                return field, NUL_MESSAGE
+    except _TooDeep:
+        return too_deep
     return None
 
 
@@ -103,15 +126,15 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-def refusal(field: str, message: str) -> JSONResponse:
+def refusal(field: str, message: str, status_code: int = 422) -> JSONResponse:
     return JSONResponse(
         {"detail": f"{field}: {message}", "errors": [{"field": field, "message": message}]},
-        status_code=422,
+        status_code=status_code,
     )
 
 
 class InputGuard:
-    """A plain ASGI middleware; it reads a body only when it is a form or JSON."""
+    """A plain ASGI middleware; it reads a body only when it is a URL-encoded form or JSON."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -123,6 +146,9 @@ class InputGuard:
         query = scope.get("query_string", b"").decode("latin-1")
         problem = _pairs_problem(parse_qsl(query, keep_blank_values=True))
         content_type = _content_type(scope)
+        if problem is None and content_type == MULTIPART_TYPE:
+            await refusal("body", MULTIPART_MESSAGE, status_code=415)(scope, receive, send)
+            return
         if problem is None and _reads_body(content_type):
             body, messages = await _read_body(receive)
             receive = _replay(messages, receive)
