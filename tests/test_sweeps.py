@@ -75,6 +75,11 @@ def test_random_draws_repeat_with_the_same_random_seed_and_stay_in_bounds() -> N
         ({"seeds": [1, 1]}, "seeds", "distinct"),
         ({"model": "resnet9000"}, "model", "unknown model"),
         ({"hyperparameters": {"epochs": 0}}, "hyperparameters.epochs", "greater than or equal"),
+        # Base values the trials replace are still the sweep's spec: refused as a launch is.
+        ({"hyperparameters": {"seed": "abc"}, "seeds": 2}, "hyperparameters.seed",
+         "valid integer"),
+        ({"hyperparameters": {"learning_rate": -1}, "grid": {"learning_rate": [0.1]}},
+         "hyperparameters.learning_rate", "greater than 0"),
         ({"grid": {"learning_rate": [1e-3] * 2, "dense_units": list(range(8, 108))},
           "seeds": 11}, "grid", "2200 trials"),
         ({"max_parallel": 0}, "max_parallel", "greater than or equal to 1"),

@@ -17,9 +17,25 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from app.core.schemas import ExperimentSpec, FieldError, Name, SpecError, Tag, parse_spec
+from app.core.schemas import (
+    ExperimentSpec,
+    FieldError,
+    Name,
+    SpecError,
+    Tag,
+    error_message,
+    parse_spec,
+)
 from app.core.zoo import MODELS
 
 MAX_TRIALS = 2_000
@@ -180,11 +196,29 @@ def parse_sweep(data: Any) -> SweepSpec:
     return sweep
 
 
+def _replaced_base_errors(sweep: SweepSpec) -> list[FieldError]:
+    """Base values every trial replaces (the seed, the axes) are never in a trial's spec, so
+    the trials' validation cannot see them; they are still the sweep's stored spec, and a
+    single launch refuses the same value. Each is checked against its field alone."""
+    fields = MODELS[sweep.model].hyperparameters.model_fields
+    errors = []
+    for name in ({"seed", *sweep.varied} & sweep.hyperparameters.keys()) & fields.keys():
+        try:
+            TypeAdapter(fields[name].rebuild_annotation()).validate_python(
+                sweep.hyperparameters[name]
+            )
+        except ValidationError as exc:
+            message = error_message(exc.errors()[0])
+            errors.append(FieldError(field=f"hyperparameters.{name}", message=message))
+    return errors
+
+
 def _axis_errors(sweep: SweepSpec) -> list[FieldError]:
     """What no single field's validation can see: axes the model lacks, the seed as an axis,
-    one hyperparameter on two axes, a trial budget without random axes or the reverse."""
+    one hyperparameter on two axes, a trial budget without random axes or the reverse, and
+    base values the trials replace (``_replaced_base_errors``)."""
     known = set(hyperparameter_names(sweep.model))
-    errors = []
+    errors = _replaced_base_errors(sweep)
     for kind, axes in (("grid", sweep.grid), ("random", sweep.random)):
         for name in axes:
             if name == "seed":
