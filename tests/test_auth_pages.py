@@ -141,6 +141,26 @@ def test_login_next_stays_on_this_site_and_is_escaped(team: dict[str, int]) -> N
     assert XSS not in refused.text and ESCAPED in refused.text  # kept, as text
 
 
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"username": "a" * 65, "password": "x"}, "Username: give 1 to 64 characters."),
+        ({"username": "", "password": "x"}, "Username: give 1 to 64 characters."),
+        ({"username": "alice"}, "Password: give 1 to 1024 characters."),
+        ({"username": "alice", "password": "x" * 1025}, "Password: give 1 to 1024 characters."),
+    ],
+)
+def test_a_sign_in_form_missing_or_over_long_is_drawn_again_saying_which_box(
+    fields: dict[str, str], words: str
+) -> None:
+    """It answered with the API's JSON 422, which a browser shows as raw text."""
+    client = TestClient(create_app())
+    refused = client.post("/login", data={**fields, "csrf_token": login_token(client)})
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    assert words in refused.text
+    assert by_id(refused.text, "login-next").attrs["value"] == "/"
+
+
 # --- CSRF on forms -------------------------------------------------------------------------------
 
 

@@ -24,6 +24,9 @@ from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
+MAX_USERNAME = 64
+MAX_PASSWORD = 1024
+
 
 def _safe_next(target: str | None) -> str:
     """Only paths on this site: a login link must not bounce the user elsewhere. Browsers read
@@ -44,7 +47,10 @@ def _login_page(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """A refused sign-in keeps the username, so only the password is typed again."""
-    context = {"error": error, "next": next_url, "username": username}
+    context = {
+        "error": error, "next": next_url, "username": username,
+        "max_username": MAX_USERNAME, "max_password": MAX_PASSWORD,
+    }  # fmt: skip
     return templates.TemplateResponse(
         request, "login.html", context, status_code=status, headers=headers
     )
@@ -69,15 +75,26 @@ def login_form(
     return _login_page(request, None, _safe_next(next_url))
 
 
+def _form_problem(username: str, password: str) -> str | None:
+    """What the sign-in form lacks, in words for the page (a JSON 422 is no page to read)."""
+    if not 1 <= len(username) <= MAX_USERNAME:
+        return f"Username: give 1 to {MAX_USERNAME} characters."
+    if not 1 <= len(password) <= MAX_PASSWORD:
+        return f"Password: give 1 to {MAX_PASSWORD} characters."
+    return None
+
+
 @router.post("/login")
 async def login(
     request: Request,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=1024)],
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
     next_url: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
     next_url = _safe_next(next_url)
+    if problem := _form_problem(username, password):
+        return _login_page(request, problem, next_url, 422, username[:MAX_USERNAME])
     # Not ``require_form_token``: a sign-in form that expired is drawn again, username kept.
     if not csrf_matches(request, csrf):
         expired = "The form expired; please sign in again."
