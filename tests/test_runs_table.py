@@ -235,6 +235,12 @@ def test_bulk_tag_cancel_and_delete_each_with_its_own_answer(
     again = client.post("/api/experiments/bulk", json={"ids": [ids["done"]], "action": "tag",
                                                        "tag": "keep"})  # fmt: skip
     assert outcomes(again) == {ids["done"]: "unchanged"}
+    comma = client.post("/api/experiments/bulk", json={"ids": [ids["done"]], "action": "tag",
+                                                       "tag": "a, b"})  # fmt: skip
+    assert comma.status_code == 422  # its edit box would split it in two
+    assert comma.json()["errors"][0] == {
+        "field": "tag", "message": "a tag may not hold a comma: commas separate tags"
+    }  # fmt: skip
     assert names(client, tag="keep", sort="name", order="asc") == [
         "a done", "a queued", "a running"
     ]  # fmt: skip

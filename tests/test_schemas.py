@@ -128,3 +128,15 @@ def test_a_spec_without_a_known_model_names_the_field_and_the_choices(data, said
     [error] = refused.value.errors
     assert error.field == "model"
     assert error.message.startswith(f"{said}; choose one of: convnext_tiny, custom_cnn,")
+
+
+def test_a_tag_holds_no_comma_and_each_tag_is_kept_once() -> None:
+    """Forms and the CLI write tags comma-separated: a tag "a, b" came back from its edit box
+    as "a" and "b"."""
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"name": "n", "model": "custom_cnn", "tags": ["ok", "a, b"]})
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        ("tags.1", "a tag may not hold a comma: commas separate tags")
+    ]
+    spec = parse_spec({"name": "n", "model": "custom_cnn", "tags": ["a", " a ", "A", "b", "a"]})
+    assert spec.tags == ["a", "A", "b"]

@@ -32,9 +32,20 @@ logger = logging.getLogger(__name__)
 # lacks U+0085, Python's has U+001C-U+001F), and ``pattern`` must tell clients exactly which
 # names the stripping leaves empty.
 _NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+TAG_PATTERN = f"^[^,]*{_NOT_BLANK[:2]},{_NOT_BLANK[2:]}[^,]*$"
+"""Not blank, and no comma: forms and the CLI write tags comma-separated, so a tag holding
+one came back from its edit box as two."""
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_NOT_BLANK)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=TAG_PATTERN)
 ]
+
+
+def _distinct(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], AfterValidator(_distinct)]
+"""A run's tags, each once, in the order given: a tag is a label, not a count."""
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_NOT_BLANK),
@@ -62,7 +73,7 @@ class ExperimentSpec(BaseModel):
 
     name: Name
     model: str
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    tags: Tags = Field(default_factory=list, max_length=20)
     dataset: Literal["cifar10"] = "cifar10"
     hyperparameters: TrainingHyperparameters
 
@@ -101,6 +112,7 @@ IMPORTED_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COMPARED_IDS_PATTERN = r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$"
 PATTERN_WORDS = {
+    TAG_PATTERN: "a tag may not hold a comma: commas separate tags",
     IMPORTED_MODEL_PATTERN: "use letters, digits, '_', '.' and '-', starting with a letter or "
     "a digit (vgg16, efficientnet_b2)",
     SETTING_NAME_PATTERN: "use letters, digits and '_', not starting with a digit (learning_rate)",
@@ -255,7 +267,7 @@ class ExperimentUpdate(BaseModel):
     # A default of None on a type without None: unset is allowed (``exclude_unset`` drops
     # it), null is not, and the schema says so; a union with None made every error twice.
     name: Name = Field(default=None)  # type: ignore[assignment]
-    tags: list[Tag] = Field(default=None, max_length=20)  # type: ignore[arg-type]
+    tags: Tags = Field(default=None, max_length=20)  # type: ignore[arg-type]
     notes: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
 
     @field_validator("name", "tags", "notes", mode="before")
@@ -287,7 +299,7 @@ class ReportImport(BaseModel):
     name: Name
     report_text: str = Field(min_length=1, max_length=100_000)
     confusion_matrix_text: str | None = Field(default=None, max_length=100_000)
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    tags: Tags = Field(default_factory=list, max_length=20)
     notes: str = Field(default="", max_length=10_000)
     model: ImportedModelName | None = Field(
         default=None, description="The model that produced the report, e.g. `efficientnet_b2`"

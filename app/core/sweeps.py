@@ -32,7 +32,7 @@ from app.core.schemas import (
     FieldError,
     Name,
     SpecError,
-    Tag,
+    Tags,
     error_message,
     parse_spec,
 )
@@ -111,7 +111,7 @@ class SweepSpec(BaseModel):
 
     name: Name
     model: str
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    tags: Tags = Field(default_factory=list, max_length=20)
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="The base every trial starts from."
     )
