@@ -179,8 +179,17 @@ def test_list_filters_by_status_model_and_tag_repeated_or_comma_separated(
     assert listed("--tag", "x,z", "--model", "custom_cnn", "--status", "cancelled") == {"run-c"}
     code, output = run("list", "--status", "failed,done", "--api-url", served)
     assert code == 2 and "--status 'done': choose from queued, running" in output
-    code, output = run("list", "--model", "resnet", "--api-url", served)
-    assert code == 2 and "--model 'resnet': choose from custom_cnn" in output
+    code, output = run("list", "--model", "resnet", "--api-url", served)  # a typo: named
+    assert code == 0 and "no run has model resnet; the zoo's models: custom_cnn" in output
+    imported = crud.create_experiment(session=session, spec=parse_spec(
+        {**spec_data(), "name": "[/] [bold]vgg[/bold] :thumbs_down:"}))  # fmt: skip
+    imported.model = "vgg16"  # an imported report keeps its model's name
+    session.commit()
+    code, output = run("list", "--model", "vgg16", "--api-url", served)
+    assert code == 0 and "vgg16" in output
+    assert "[/] [bold]vgg[/bold] :thumbs_down:" in output  # a name is text, not markup
+    code, output = run("show", str(imported.id), "--api-url", served)
+    assert code == 0 and "[/] [bold]vgg[/bold] :thumbs_down:" in output
 
 
 def test_on_an_80_column_terminal_only_names_wrap(session: Session, served: str) -> None:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Column, Table
 
 from app.cli.options import ApiUrl, ModelOption, PresetOption, api_client
-from app.cli.output import console, fail, following, listing, minute
+from app.cli.output import console, fail, following, labelled, listing, minute
 from app.cli.specs import build_spec
 from app.client import ApiClient, ApiError
 from app.core.models import IMPORTED_MODEL, Status
@@ -52,7 +52,9 @@ def launch(
         )
     except SpecError as exc:
         for error in exc.errors:
-            console.print(f"[red]error:[/red] {error.field}: {error.message}", highlight=False)
+            console.print(
+                labelled("error:", "red", f"{error.field}: {error.message}"), highlight=False
+            )
         raise typer.Exit(code=2) from None
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -136,7 +138,8 @@ def _follow(client: ApiClient, experiment_id: int) -> dict[str, Any]:
     bars: dict[int, TaskID] = {}
     stage = None
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+        TextColumn("{task.description}", markup=False), BarColumn(),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(), console=console,
     ) as progress:  # fmt: skip
         while True:
@@ -185,7 +188,11 @@ def list_(
         typer.Option(help="Only these statuses: repeat or comma-separate (failed,cancelled)."),
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option(help="Only these models: repeat or comma-separate.")
+        list[str] | None,
+        typer.Option(
+            help="Only these models (the zoo's, or an imported report's own): repeat or "
+            "comma-separate."
+        ),
     ] = None,
     tag: Annotated[
         list[str] | None,
@@ -198,7 +205,8 @@ def list_(
     try:
         filters = {
             "status": split_values("--status", status, [s.value for s in Status]),
-            "model": split_values("--model", model, [*MODELS, IMPORTED_MODEL]),
+            # Any name: an imported report keeps its own model's (vgg16).
+            "model": split_values("--model", model, None),
             "tag": split_values("--tag", tag, None),
         }
     except ValueError as exc:
@@ -214,6 +222,9 @@ def list_(
                       minute(item["created_at"]))  # fmt: skip
     console.print(table)
     console.print(f"{len(page['items'])} of {page['total']}")
+    if not page["items"] and (unknown := [m for m in filters["model"] if m not in MODELS]):
+        known = ", ".join([*MODELS, IMPORTED_MODEL])
+        console.print(f"no run has model {', '.join(unknown)}; the zoo's models: {known}")
 
 
 @commands.command()
@@ -342,7 +353,7 @@ def _print_comparison(comparison: dict[str, Any]) -> None:
     for line in untested:
         console.print(f"no paired test for {line}", highlight=False)
     for warning in comparison["warnings"]:
-        console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)
+        console.print(labelled("note:", "yellow", warning), highlight=False)
 
 
 @commands.command()

@@ -9,15 +9,22 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 
 from app.client import ApiError
 
 # soft_wrap: a line longer than the terminal is left for the terminal to wrap, so a printed
 # path or token stays one string to copy, and piped output never gets line breaks inside it.
-# Tables still fit the width.
-console = Console(soft_wrap=True)
+# Tables still fit the width. No markup and no emoji codes: what is printed (a run's name, an
+# error) is shown as written; a name holding "[/]" was read as a closing tag and every list
+# that showed it ended in a traceback. Colour comes from ``labelled``'s styles instead.
+console = Console(soft_wrap=True, markup=False, emoji=False)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """``error: ...`` with the label in ``style``, the message as written."""
+    return Text.assemble((label, style), " ", message)
 
 
 def listing(*headers: str, folding: Sequence[str] = ("name",), **options: Any) -> Table:
@@ -36,9 +43,8 @@ def minute(moment: str) -> str:
 
 
 def fail(message: str) -> typer.Exit:
-    """Prints the message as written: brackets in it (`cifarlab[worker]`, a list in a run's
-    error) are text, not Rich markup."""
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    """Prints the message and ends the command with exit code 2."""
+    console.print(labelled("error:", "red", message), highlight=False)
     return typer.Exit(code=2)
 
 

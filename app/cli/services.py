@@ -16,10 +16,9 @@ from typing import Annotated, TextIO
 
 import httpx
 import typer
-from rich.markup import escape
 
 from app.cli.options import DatabaseUrl, DataDir
-from app.cli.output import console, fail
+from app.cli.output import console, fail, labelled
 from app.core.config import get_settings, make_private_dir
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
@@ -137,10 +136,12 @@ def up(
     _wait_until_ready(host, port, supervisor, worker=cannot_train is None)
     if cannot_train is not None:
         console.print(
-            f"[yellow]warning:[/yellow] no worker started: {escape(cannot_train)}. "
-            "Experiments wait in the queue until a worker connects.",
+            labelled(
+                "warning:", "yellow", f"no worker started: {cannot_train}. "
+                "Experiments wait in the queue until a worker connects.",
+            ),
             highlight=False,
-        )
+        )  # fmt: skip
     console.print(
         f"cifarlab is running at http://{host}:{port} (data in {settings.data_dir}); "
         "press Ctrl-C to stop",
