@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import httpx
@@ -9,6 +11,32 @@ import httpx
 
 class ApiError(RuntimeError):
     """The server refused or could not be reached; the message says what to do."""
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds NaN or Infinity (a YAML ``.nan``, ``--set lr=NaN``): JSON has
+    neither, so the request cannot carry it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "body"
+    if isinstance(value, dict):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    return next((found for where, item in items if (found := _non_finite(item, where))), None)
+
+
+def json_body(body: Any) -> bytes:
+    """``body`` as JSON, or an ``ApiError`` naming what JSON cannot carry (a date a YAML file
+    read unquoted, a circular reference, NaN); httpx raised these as tracebacks."""
+    try:
+        text = json.dumps(body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ApiError(f"cannot send this as JSON: {exc}") from None
+    if where := _non_finite(body):
+        raise ApiError(f"{where}: NaN and Infinity are not numbers JSON carries; give a finite one")
+    return text.encode()
 
 
 class ApiClient:
@@ -19,7 +47,10 @@ class ApiClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds, headers=headers)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, json: Any = None, **kwargs: Any) -> Any:
+        if json is not None:
+            kwargs["content"] = json_body(json)
+            kwargs["headers"] = {"content-type": "application/json", **kwargs.get("headers", {})}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

@@ -36,6 +36,7 @@ from tests.support.factories import (
 from tests.support.polling import wait_until
 from tests.support.seed_reports import seed_report
 from tests.support.servers import serve_app
+from tests.support.settings import clear_caches
 
 runner = CliRunner()
 
@@ -433,3 +434,28 @@ def test_export_and_import_refuse_what_they_cannot_carry(
     assert code == 2 and "missing.json" in output
     before = api(served, "/api/experiments")["total"]
     assert before == 1  # nothing was imported
+
+
+def test_what_json_cannot_carry_and_a_bad_address_or_token_end_with_a_message(
+    served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ended in a traceback (exit 1), or as "cannot reach" with the token printed."""
+    code, output = run("sweep", "--model", "custom_cnn", "--set", "epochs=1",
+                       "--grid", "learning_rate=NaN,0.001", "--api-url", served)  # fmt: skip
+    assert code == 2, output
+    assert "grid.learning_rate[0]: NaN and Infinity are not numbers JSON carries" in output
+    dated = tmp_path / "sweep.yaml"
+    dated.write_text("name: 2024-05-01\nmodel: custom_cnn\n")
+    code, output = run("sweep", str(dated), "--api-url", served)
+    assert code == 2 and "cannot send this as JSON: Object of type date" in output
+    assert httpx.get(f"{served}/api/sweeps").json()["total"] == 0
+    code, output = run("list", "--api-url", "http://127.0.0.1:abc")
+    assert code == 2 and "'http://127.0.0.1:abc' is not a URL: Invalid port" in output
+    monkeypatch.setenv("CIFARLAB_API_TOKEN", "cl_t\u00f6ken")
+    clear_caches()
+    code, output = run("list", "--api-url", served)
+    assert code == 2 and "CIFARLAB_API_TOKEN holds characters a token never has" in output
+    monkeypatch.setenv("CIFARLAB_API_TOKEN", "cl_copied_with_its_line_end\r\n")
+    clear_caches()
+    code, output = run("list", "--api-url", served)  # trimmed, sent, refused by the server
+    assert code == 2 and output.startswith("error: 401: ") and "copied" not in output, output

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
+from app.cli.output import fail
 from app.client import ApiClient
 from app.core.config import get_settings
 
@@ -31,6 +33,19 @@ DatabaseUrl = Annotated[
 
 
 def api_client(api_url: str | None) -> ApiClient:
-    """The server ``--api-url`` names, else CIFARLAB_API_URL's, with CIFARLAB_API_TOKEN."""
+    """The server ``--api-url`` names, else CIFARLAB_API_URL's, with CIFARLAB_API_TOKEN. A
+    token is trimmed of the spaces and line ends a copy picks up; one that still holds
+    characters a token never has, and an address that is no URL, end the command saying so
+    (they failed as "cannot reach" with the token printed, or as a traceback)."""
     settings = get_settings()
-    return ApiClient(api_url or settings.api_url, token=settings.api_token)
+    token = (settings.api_token or "").strip() or None
+    if token is not None and not (token.isascii() and token.isprintable()):
+        raise fail(
+            "CIFARLAB_API_TOKEN holds characters a token never has (spaces, control or "
+            "non-ASCII characters); copy it again from `cifarlab token create`"
+        )
+    address = api_url or settings.api_url
+    try:
+        return ApiClient(address, token=token)
+    except httpx.InvalidURL as exc:
+        raise fail(f"--api-url / CIFARLAB_API_URL {address!r} is not a URL: {exc}") from None
