@@ -10,13 +10,15 @@ same ``--data-dir`` and ``--database-url`` as ``cifarlab up``, say where they wr
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from app.core import db
 from app.core.config import Settings, get_settings
@@ -41,8 +43,15 @@ def point_at(*, data_dir: Path | None, database_url: str | None) -> Settings:
 
 
 def describe(url: str) -> str:
-    """What to print: a SQLite database's file, or the URL with its password hidden."""
-    parsed = make_url(url)
+    """What to print: a SQLite database's file, or the URL with its password hidden. A URL
+    SQLAlchemy cannot read is a ``DatabaseMissing`` saying what one looks like."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseMissing(
+            f"{url!r} is not a database URL; give sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DATABASE (--database-url, CIFARLAB_DATABASE_URL)"
+        ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return str(Path(parsed.database).resolve())
     return parsed.render_as_string(hide_password=True)
@@ -72,18 +81,35 @@ SERVICE_ADVICE = "run `cifarlab migrate` first, with the same CIFARLAB_DATABASE_
 started on one without the schema, every page answered 500 ("no such table")."""
 
 
+@contextmanager
+def reaching(where: str) -> Iterator[None]:
+    """Around opening or making the database at ``where``: a driver this install lacks, a
+    folder that cannot hold the file, or a server that refuses, as a ``DatabaseMissing``
+    saying so (each ended an admin command in a traceback)."""
+    try:
+        yield
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise DatabaseMissing(
+            f"the database at {where} needs a driver this install lacks ({exc}); for "
+            "PostgreSQL install cifarlab's postgres extra: pip install 'cifarlab[postgres]'"
+        ) from None
+    except OSError as exc:
+        raise DatabaseMissing(f"cannot make the database at {where}: {exc}") from None
+    except SQLAlchemyError as exc:
+        raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
+
+
 def open_database(*, create: bool = False, advice: str = ADMIN_ADVICE) -> str:
     """The configured database, described, once it is there and current; ``create`` makes
     or migrates it instead of refusing; ``advice``: what to do when it is not there."""
     url = get_settings().sqlalchemy_url
     where = describe(url)
     if create:
-        upgrade()
+        with reaching(where):
+            upgrade()
         return where
-    try:
+    with reaching(where):
         found = schema_revisions(url)
-    except SQLAlchemyError as exc:
-        raise DatabaseMissing(f"cannot open the database at {where}: {exc}") from None
     if not found:
         raise DatabaseMissing(f"no cifarlab database at {where}; {advice}")
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -124,3 +124,35 @@ def test_paths_and_tokens_print_whole_on_a_narrow_terminal(data_dir: Path) -> No
     assert code == 0 and where in output
     token = re.search(r"^cl_[\w-]+$", output, re.MULTILINE)
     assert token is not None and bearer(token.group(0)).get("/api/experiments").status_code == 200
+
+
+def test_bad_values_for_the_admin_commands_are_named_not_tracebacks(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these ended in a traceback (exit 1): an overflowing date or id, a URL that is
+    none, a folder that cannot hold the database, an over-long token name (PostgreSQL's
+    column is 100 characters), a port past 65535 (it wrapped round to another)."""
+    assert run("user", "create", "alice")[0] == 0
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for args, words in [
+        (("token", "create", "alice", "--expires-in-days", "inf"), "less than or equal to 36525"),
+        (("token", "revoke", "99999999999999999999"), "less than or equal to 2147483647"),
+        (("token", "create", "alice", "--name", "x" * 101), "--name: give 1 to 100 printable"),
+        (("token", "create", "alice", "--name", " "), "--name: give 1 to 100 printable"),
+        (("user", "list", "--database-url", "notaurl"), "'notaurl' is not a database URL"),
+        (("migrate", "--database-url", "notaurl"), "'notaurl' is not a database URL"),
+        (("migrate", "--data-dir", str(a_file)), "cannot make the database at"),
+        (("user", "list", "--database-url", "postgresql+nosuch://u@h/d"), "cifarlab[postgres]"),
+        (("web", "--port", "70000"), "less than or equal to 65535"),
+        (("up", "--redis-port", "-1"), "greater than or equal to 0"),
+    ]:
+        # The commands point the process's settings at their options, as `cifarlab up` does.
+        monkeypatch.setenv("CIFARLAB_DATA_DIR", str(data_dir))
+        monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
+        clear_caches()
+        code, output = run(*args)
+        assert code == 2 and words in " ".join(output.replace("│", " ").split()), (args, output)
+    monkeypatch.setenv("CIFARLAB_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("CIFARLAB_DATABASE_URL", raising=False)
+    clear_caches()

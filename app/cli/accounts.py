@@ -13,6 +13,7 @@ from rich.table import Table
 
 from app.cli.options import DatabaseUrl, DataDir
 from app.cli.output import console, fail
+from app.core.models import INTEGER_MAX
 
 if TYPE_CHECKING:  # the database's modules load only in the commands that use them
     from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ user_group = typer.Typer(help="Accounts (run on the server: it writes the databa
 token_group = typer.Typer(help="API tokens for the CLI and scripts (written to the database).")
 commands.add_typer(user_group, name="user")
 commands.add_typer(token_group, name="token")
+
+MAX_TOKEN_DAYS = 36_525
+"""A century: a longer lifetime overflowed the date (inf, 1e10); --no-expiry is for never."""
 
 PasswordOption = Annotated[
     str | None,
@@ -151,7 +155,8 @@ def token_create(
     username: str,
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
     expires_in_days: Annotated[
-        float | None, typer.Option(help="Lifetime [default: CIFARLAB_TOKEN_DAYS, 90].")
+        float | None,
+        typer.Option(max=MAX_TOKEN_DAYS, help="Lifetime [default: CIFARLAB_TOKEN_DAYS, 90]."),
     ] = None,
     no_expiry: Annotated[
         bool, typer.Option(help="Never expires (until revoked); for a service's own token.")
@@ -211,7 +216,9 @@ def token_list(
 
 @token_group.command("revoke")
 def token_revoke(
-    token_id: Annotated[int, typer.Argument(help="The id `cifarlab token list` shows.")],
+    token_id: Annotated[
+        int, typer.Argument(min=1, max=INTEGER_MAX, help="The id `cifarlab token list` shows.")
+    ],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:

@@ -75,11 +75,13 @@ def check_exposure(host: str) -> None:
 @commands.command()
 def up(
     host: Annotated[str, typer.Option(help="Address the web server listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the web server.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web server.")] = 8000,
     data_dir: Annotated[
         Path | None, typer.Option(help="Database, broker and models \\[env: CIFARLAB_DATA_DIR].")
     ] = None,
-    redis_port: Annotated[int, typer.Option(help="Embedded Redis port; 0 picks a free one.")] = 0,
+    redis_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Embedded Redis port; 0 picks a free one.")
+    ] = 0,
     verbose: Annotated[
         bool,
         typer.Option(help="Also show the migrations', Celery's, uvicorn's and TensorFlow's logs."),
@@ -233,7 +235,7 @@ def _wait_until_ready(
 @commands.command()
 def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     processes: Annotated[
         int | None,
         typer.Option(
@@ -313,15 +315,25 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 
     With CIFARLAB_ADMIN_USER set and no account yet, also create that admin."""
     from app.core.db import session_scope
-    from app.database_location import describe, point_at, schema_revisions
+    from app.database_location import (
+        DatabaseMissing,
+        describe,
+        point_at,
+        reaching,
+        schema_revisions,
+    )
     from app.migrate import upgrade
     from app.services import accounts
 
     settings = point_at(data_dir=data_dir, database_url=database_url)
-    where = describe(settings.sqlalchemy_url)
-    before = schema_revisions(settings.sqlalchemy_url)
-    upgrade()
-    after = schema_revisions(settings.sqlalchemy_url) or set()
+    try:
+        where = describe(settings.sqlalchemy_url)
+        with reaching(where):
+            before = schema_revisions(settings.sqlalchemy_url)
+            upgrade()
+            after = schema_revisions(settings.sqlalchemy_url) or set()
+    except DatabaseMissing as exc:
+        raise fail(str(exc)) from None
     if not before:
         console.print(f"created a new cifarlab database: {where}", highlight=False)
     elif before == after:

@@ -83,8 +83,13 @@ def set_disabled(*, session: Session, user: User, disabled: bool) -> None:
 # --- API tokens ----------------------------------------------------------------------------------
 
 
+TOKEN_NAME_LENGTH = 100  # ApiToken.name's column
+
+
 def create_token(*, session: Session, user: User, name: str, expires_at: datetime | None) -> str:
     """Returns the token itself: the only time it is ever shown."""
+    if not name.strip() or len(name) > TOKEN_NAME_LENGTH or not name.isprintable():
+        raise ValueError(f"--name: give 1 to {TOKEN_NAME_LENGTH} printable characters")
     if expires_at is not None and expires_at <= utcnow():
         raise ValueError("expires: choose a time in the future")
     token = new_token()
