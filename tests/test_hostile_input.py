@@ -241,3 +241,18 @@ def test_the_import_forms_settings_refuse_nan_infinity_and_deep_nesting(
     assert response.status_code == 422
     assert message in response.text
     assert client.get("/api/experiments").json()["total"] == 0
+
+
+@pytest.mark.parametrize("value", [{"b": 1}, [1], "x" * 201])
+def test_an_imported_setting_of_the_wrong_kind_is_refused_once_naming_it(
+    client: TestClient, value: object
+) -> None:
+    """As a union of five types, the value was refused five times, once per type's name."""
+    body = {"name": "x", "report_text": REPORT, "hyperparameters": {"a": value}}
+    response = client.post("/api/experiments/import", json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{
+        "field": "hyperparameters.a",
+        "message": "give a number, true or false, or text of at most 200 characters",
+    }]  # fmt: skip
+    assert client.get("/api/experiments").json()["total"] == 0

@@ -73,6 +73,8 @@ def test_random_draws_repeat_with_the_same_random_seed_and_stay_in_bounds() -> N
         ({"trials": 3}, "trials", "random axis"),
         ({"random": {"epochs": {"distribution": "choice", "values": [1]}}}, "trials", "draws"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),
+        ({"seeds": 0}, "seeds", "give a count from 1 to 100, or a list of seeds"),
+        ({"seeds": [-1, 0]}, "seeds.0", "greater than or equal to 0"),
         ({"model": "resnet9000"}, "model", "unknown model"),
         ({"hyperparameters": {"epochs": 0}}, "hyperparameters.epochs", "greater than or equal"),
         # Base values the trials replace are still the sweep's spec: refused as a launch is.

@@ -13,9 +13,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -285,7 +287,29 @@ ImportedModelName = Annotated[
 SettingName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=SETTING_NAME_PATTERN)
 ]
-SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool | None
+MAX_SETTING_TEXT = 200
+
+
+def _setting_value(value: Any) -> Any:
+    """One check, one message: as a union of five types, a bad value was refused five times
+    over, once per type (``hyperparameters.x.constrained-str``, ``.int``, ...)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_SETTING_TEXT:
+        return value
+    raise ValueError(
+        f"give a number, true or false, or text of at most {MAX_SETTING_TEXT} characters"
+    )
+
+
+SettingValue = Annotated[
+    Any,
+    PlainValidator(_setting_value),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "maxLength": MAX_SETTING_TEXT}, {"type": "integer"},
+                   {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+    ),
+]  # fmt: skip
 MAX_IMPORTED_SETTINGS = 100
 
 

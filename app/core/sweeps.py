@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -46,7 +47,17 @@ MAX_SEEDS = 100
 MAX_ERRORS = 20
 """A bad axis fails every trial it is in; its error is said once, and at most this many."""
 
-SeedValue = Annotated[int, Ge(0), Le(2**31 - 1)]
+SEED_MAX = 2**31 - 1
+SeedValue = Annotated[int, Ge(0), Le(SEED_MAX)]
+SEEDS_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+         "minItems": 1, "maxItems": MAX_SEEDS, "uniqueItems": True},
+        {"type": "integer", "minimum": 1, "maximum": MAX_SEEDS},
+    ],
+    "title": "Seeds",
+}  # fmt: skip
+"""What clients may send: a list of seeds or a count, as the validators read it."""
 Metric = Literal["val_accuracy", "val_loss"]
 
 
@@ -124,7 +135,7 @@ class SweepSpec(BaseModel):
     trials: int | None = Field(
         None, ge=1, le=MAX_TRIALS, description="Random draws; needed with `random`."
     )
-    seeds: list[SeedValue] | Annotated[int, Ge(1), Le(MAX_SEEDS)] = Field(
+    seeds: Annotated[list[SeedValue], WithJsonSchema(SEEDS_SCHEMA)] = Field(
         default_factory=lambda: [0],
         description="Seeds each configuration runs with: a list, or a count (0, 1, ...).",
     )
@@ -142,18 +153,26 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"{name}: give 1 to {MAX_AXIS_VALUES} values")
         return grid
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_or_list(cls, seeds: Any) -> Any:
+        """A count is seeds 0, 1, ...: read here rather than as a union of the two forms,
+        whose refusals named pydantic's branches (``seeds.list[constrained-int]``) twice."""
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise ValueError(f"give a count from 1 to {MAX_SEEDS}, or a list of seeds")
+            return list(range(seeds))
+        return seeds
+
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int] | int) -> list[int]:
-        if isinstance(seeds, int):
-            return list(range(seeds))
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
         if not 1 <= len(seeds) <= MAX_SEEDS or len(set(seeds)) != len(seeds):
             raise ValueError(f"give 1 to {MAX_SEEDS} distinct seeds")
         return seeds
 
     @property
     def seed_list(self) -> list[int]:
-        assert isinstance(self.seeds, list)  # _distinct_seeds made it one
         return self.seeds
 
     @property
