@@ -64,6 +64,8 @@ def pages(demo: DemoData) -> dict[str, str]:
         "experiment-running": f"/experiments/{demo.running}",
         "experiment-queued": f"/experiments/{demo.queued}",
         "imported": f"/experiments/{demo.imported[0]}",
+        "longest-names": f"/experiments/{demo.longest_names}",
+        "compare-longest-names": f"/compare?ids={first},{demo.longest_names}",
         "compare": f"/compare?ids={compared}",
         "compare-two": f"/compare?ids={first},{second}",
         "compare-twelve": f"/compare?ids={','.join(map(str, demo.finished))}",

@@ -51,6 +51,9 @@ IMPORTED_REPORTS = (
 class DemoData:
     finished: list[int] = field(default_factory=list)
     imported: list[int] = field(default_factory=list)
+    longest_names: int = 0
+    """An import whose name, model and setting run to their limits without a space: pages
+    must still fit a phone."""
     running: int = 0
     queued: int = 0
     sweep: int = 0
@@ -148,6 +151,9 @@ def seed_demo(session: Session, *, seed: int = 16) -> DemoData:
     for name, report, model in IMPORTED_REPORTS:
         data = {"name": name, "report_text": seed_report(report), "tags": ["study"], "model": model}
         demo.imported.append(importing.import_report(session, data, owner_id=None).id)
+    longest = {"name": "n" * 200, "report_text": seed_report(IMPORTED_REPORTS[0][1]),
+               "model": "m" * 64, "hyperparameters": {"s" * 64: "v" * 200}}  # fmt: skip
+    demo.longest_names = importing.import_report(session, longest, owner_id=None).id
     running = crud.create_experiment(
         session=session, spec=_spec("cnn running now", "custom_cnn", 20, ["live"])
     )
