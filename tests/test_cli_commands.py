@@ -24,14 +24,17 @@ from app.cli import cli
 from app.core import crud, db
 from app.core.models import Status
 from app.core.schemas import parse_spec
+from app.services import sweeps
 from tests.support.factories import (
     CIFAR10_CLASSES,
     cifar10_report,
     claim,
+    end_experiment,
     finished_experiment,
     make_evaluated,
     make_experiment,
     spec_data,
+    sweep_data,
 )
 from tests.support.polling import wait_until
 from tests.support.seed_reports import seed_report
@@ -459,3 +462,24 @@ def test_what_json_cannot_carry_and_a_bad_address_or_token_end_with_a_message(
     clear_caches()
     code, output = run("list", "--api-url", served)  # trimmed, sent, refused by the server
     assert code == 2 and output.startswith("error: 401: ") and "copied" not in output, output
+
+
+def test_cancelling_a_sweep_whose_trials_all_ended_cancels_nothing_and_exits_non_zero(
+    session: Session, served: str, broker: object
+) -> None:
+    """It printed "cancelled 0 trials" and exited 0, where `cancel` of an ended run exits 2."""
+    launched = sweeps.launch_sweep(session, sweep_data(seeds=[0]))
+    for trial in launched.experiment_ids:
+        end_experiment(session, trial, Status.succeeded)
+    session.commit()
+    code, output = run("sweeps", "cancel", str(launched.sweep.id), "--api-url", served)
+    assert code == 2
+    assert f"sweep {launched.sweep.id}: every trial had ended; nothing was cancelled" in output
+
+
+def test_an_empty_model_is_refused_not_read_as_the_default(served: str) -> None:
+    """`--model ""` launched custom_cnn; the API refuses it."""
+    for command in (["launch"], ["sweep", "--grid", "learning_rate=0.1,0.2"]):
+        code, output = run(*command, "--model", "", "--api-url", served)
+        assert code == 2 and "unknown model ''" in output, output
+    assert httpx.get(f"{served}/api/experiments").json()["total"] == 0

@@ -49,7 +49,7 @@ def base_spec(preset: str | None, model: str | None) -> dict[str, Any]:
         if model is not None and model != base["model"]:
             raise ValueError(f"preset {preset} trains {base['model']}; drop --model {model}")
         return base
-    return {"name": "", "model": model or "custom_cnn", "hyperparameters": {}}
+    return {"name": "", "model": "custom_cnn" if model is None else model, "hyperparameters": {}}
 
 
 def build_spec(

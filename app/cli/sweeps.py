@@ -200,6 +200,8 @@ def _act_on_sweep(sweep_id: int, api_url: str | None, *, retry: bool) -> None:
     except ApiError as exc:
         raise fail(str(exc)) from None
     ids = found["experiment_ids"]
+    if not ids:  # as `cancel` of a finished run, and as the API's 409 for retry
+        raise fail(f"sweep {sweep_id}: every trial had ended; nothing was cancelled")
     verb = "retrying" if retry else "cancelled"
     console.print(f"sweep {sweep_id}: {verb} {len(ids)} trials {' '.join(map(str, ids))}",
                   highlight=False)  # fmt: skip
@@ -207,7 +209,9 @@ def _act_on_sweep(sweep_id: int, api_url: str | None, *, retry: bool) -> None:
 
 @group.command("cancel")
 def sweeps_cancel(sweep_id: int, api_url: ApiUrl = None) -> None:
-    """Cancel a sweep's queued and running trials; finished ones keep their results."""
+    """Cancel a sweep's queued and running trials; finished ones keep their results.
+
+    Exits 2 when every trial had already ended."""
     _act_on_sweep(sweep_id, api_url, retry=False)
 
 
