@@ -483,3 +483,17 @@ def test_an_empty_model_is_refused_not_read_as_the_default(served: str) -> None:
         code, output = run(*command, "--model", "", "--api-url", served)
         assert code == 2 and "unknown model ''" in output, output
     assert httpx.get(f"{served}/api/experiments").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["bench", "train", "--epochs", "1"], "greater than or equal to 2"),  # 0 divided by 0
+        (["bench", "memory", "--model", "nosuch"], "choose a transfer model: efficientnet_b0"),
+        (["bench", "memory", "--steps", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_bench_options_are_checked_before_any_data_loads(args: list[str], words: str) -> None:
+    """Each failed as a traceback (ZeroDivisionError, KeyError) after loading the data."""
+    code, output = run(*args)
+    assert code == 2 and words in " ".join(output.replace("│", " ").split()), output

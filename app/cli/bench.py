@@ -3,9 +3,11 @@ database and prints a table, then one JSON line for scripts."""
 
 from __future__ import annotations
 
+import atexit
 import enum
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ from app.bench import chart as charts
 from app.cli.output import console, fail
 from app.cli.services import require_training
 from app.core.config import get_settings, make_private_dir
+from app.core.zoo import MODELS
 
 commands = typer.Typer()
 group = typer.Typer(help="Benchmarks; each prints a table, then one JSON line.")
@@ -29,6 +32,7 @@ def _scratch_database() -> None:
     from app.migrate import upgrade
 
     scratch = Path(tempfile.mkdtemp(prefix="cifarlab-bench-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     os.environ["CIFARLAB_DATABASE_URL"] = f"sqlite:///{scratch / 'bench.db'}"
     get_settings.cache_clear()
     upgrade()
@@ -53,11 +57,11 @@ ChartOption = Annotated[
 @group.command("train")
 def bench_train(
     train_size: Annotated[
-        int, typer.Option(help="Training images (80% fit, 20% validate).")
+        int, typer.Option(min=10, max=50_000, help="Training images (80% fit, 20% validate).")
     ] = 10_000,
-    epochs: Annotated[int, typer.Option(help="Epochs per run; the first is not timed.")] = 3,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
-    rounds: Annotated[int, typer.Option(help="Alternating rounds of all variants.")] = 2,
+    epochs: Annotated[int, typer.Option(min=2, help="Epochs per run; the first is not timed.")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 128,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of all variants.")] = 2,
     variants: Annotated[
         str,
         typer.Option(
@@ -120,6 +124,7 @@ def _race_to_accuracy(target: float, presets: list[str], seed: int) -> None:
     dataset cache, so bench runs never touch the user's experiments' files."""
     user_cache = get_settings().dataset_cache_dir
     scratch = Path(tempfile.mkdtemp(prefix="cifarlab-bench-data-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     make_private_dir(user_cache)
     (scratch / "datasets").symlink_to(user_cache, target_is_directory=True)
     os.environ["CIFARLAB_DATA_DIR"] = str(scratch)
@@ -147,12 +152,17 @@ def _race_to_accuracy(target: float, presets: list[str], seed: int) -> None:
 @group.command("memory")
 def bench_memory(
     model: Annotated[str, typer.Option(help="A transfer model of the zoo.")] = "efficientnet_b2",
-    image_size: Annotated[int, typer.Option(help="Pixels per side after resizing.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
-    steps: Annotated[int, typer.Option(help="Training steps to run.")] = 10,
+    image_size: Annotated[
+        int, typer.Option(min=32, max=600, help="Pixels per side after resizing.")
+    ] = 128,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 128,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps to run.")] = 10,
     chart: ChartOption = None,
 ) -> None:
     """Peak memory of a transfer model training on the full training set at a large size."""
+    transfer = [name for name, info in MODELS.items() if info.family == "transfer"]
+    if model not in transfer:  # before the minute of loading the data, not after
+        raise fail(f"--model {model!r}: choose a transfer model: {', '.join(transfer)}")
     require_training()
     _scratch_database()
     from worker.bench import memory_benchmark
