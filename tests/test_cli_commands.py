@@ -407,6 +407,10 @@ def test_export_then_import_brings_the_result_back_as_an_imported_report(
     copy = api(served, f"/api/experiments/{copy_id}")
     assert copy["name"] == "brought back" and copy["status"] == "imported"
     assert copy["test_accuracy"] == trained.test_accuracy
+    # What it trained comes along, so filters and columns find the copy as the original.
+    assert copy["model"] == trained.model == "custom_cnn"
+    exported = api(served, f"/api/experiments/{trained.id}")["spec"]["hyperparameters"]
+    assert copy["spec"]["hyperparameters"] == exported
     original = api(served, f"/api/experiments/{trained.id}/evaluation")
     brought = api(served, f"/api/experiments/{copy_id}/evaluation")
     for key in ("report", "classes", "confusion_matrix"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.core.models import IMPORTED_MODEL
 from app.core.report_import import SUMMARY_ROWS
 
 MIN_DIGITS, MAX_DIGITS = 2, 4
@@ -56,10 +57,14 @@ def matrix_text(matrix: Sequence[Sequence[int]]) -> str:
 
 def import_body(experiment: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """What POST /api/experiments/import takes, from an experiment and its evaluation as the
-    API returns them."""
+    API returns them: the model and the settings too, so the copy's list filters, columns and
+    compare find what the original trained."""
     matrix = evaluation.get("confusion_matrix")
+    model = experiment.get("model")
     return {
         "name": experiment["name"],
+        "model": None if model == IMPORTED_MODEL else model,
+        "hyperparameters": (experiment.get("spec") or {}).get("hyperparameters") or {},
         "report_text": report_text(evaluation["report"], evaluation["classes"]),
         "confusion_matrix_text": None if matrix is None else matrix_text(matrix),
         "tags": list(experiment.get("tags") or []),
