@@ -158,6 +158,11 @@ def test_unknown_ids_are_refused_clearly_and_exit_non_zero(served: str) -> None:
         code, output = run(*command, "--api-url", served)
         assert code == 2, (command, output)
         assert "error:" in output and "404" in output and "999" in output, (command, output)
+    # Out of the ids' range: said as such, not as the router's 404 blaming --api-url.
+    for command in (["show", "--", "-1"], ["cancel", "0"], ["compare", "1", "99999999999"],
+                    ["sweeps", "show", "0"]):  # fmt: skip
+        code, output = run(*command, "--api-url", served)
+        assert code == 2 and "Invalid value for" in output and "404" not in output, output
 
 
 def test_list_filters_by_status_model_and_tag_repeated_or_comma_separated(

@@ -14,11 +14,11 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from app.cli.options import ApiUrl, ModelOption, PresetOption, api_client
+from app.cli.options import ApiUrl, ExperimentId, ModelOption, PresetOption, api_client
 from app.cli.output import console, fail, following, labelled, listing, minute
 from app.cli.specs import build_spec
 from app.client import ApiClient, ApiError
-from app.core.models import IMPORTED_MODEL, Status
+from app.core.models import IMPORTED_MODEL, INTEGER_MAX, Status
 from app.core.presets import PRESETS
 from app.core.report_export import import_body
 from app.core.report_import import report_digits
@@ -228,7 +228,7 @@ def list_(
 
 
 @commands.command()
-def show(experiment_id: int, api_url: ApiUrl = None) -> None:
+def show(experiment_id: ExperimentId, api_url: ApiUrl = None) -> None:
     """Show one experiment with its epochs."""
     client = api_client(api_url)
     try:
@@ -271,7 +271,7 @@ def show(experiment_id: int, api_url: ApiUrl = None) -> None:
 
 
 @commands.command()
-def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
+def cancel(experiment_id: ExperimentId, api_url: ApiUrl = None) -> None:
     """Cancel an experiment: a queued one never starts, a running one stops at its next batch.
 
     Exits 2, cancelling nothing, when it had already finished."""
@@ -289,7 +289,7 @@ def cancel(experiment_id: int, api_url: ApiUrl = None) -> None:
 
 @commands.command()
 def retry(
-    experiment_id: int,
+    experiment_id: ExperimentId,
     follow: Annotated[bool, typer.Option(help="Show progress until it ends.")] = False,
     api_url: ApiUrl = None,
 ) -> None:
@@ -358,7 +358,9 @@ def _print_comparison(comparison: dict[str, Any]) -> None:
 
 @commands.command()
 def compare(
-    experiment_ids: Annotated[list[int], typer.Argument(help="2 to 12 experiment ids.")],
+    experiment_ids: Annotated[
+        list[int], typer.Argument(min=1, max=INTEGER_MAX, help="2 to 12 experiment ids.")
+    ],
     baseline: Annotated[
         int | None,
         typer.Option(help="Differences and tests are against it (default: as the compare page)."),
@@ -384,7 +386,7 @@ def compare(
 
 @commands.command()
 def export(
-    experiment_id: int,
+    experiment_id: ExperimentId,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write it here instead of printing it.")
     ] = None,

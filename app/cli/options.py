@@ -11,6 +11,7 @@ import typer
 from app.cli.output import fail
 from app.client import ApiClient
 from app.core.config import get_settings
+from app.core.models import INTEGER_MAX
 
 ApiUrl = Annotated[
     str | None, typer.Option(help="cifarlab server to talk to \\[env: CIFARLAB_API_URL].")
@@ -25,6 +26,11 @@ DataDir = Annotated[
     Path | None,
     typer.Option(help="The data directory `cifarlab up` uses \\[env: CIFARLAB_DATA_DIR]."),
 ]
+ExperimentId = Annotated[int, typer.Argument(min=1, max=INTEGER_MAX, show_default=False)]
+"""An experiment's id, checked as the API checks it: `show -- -1` got the router's 404 and
+was told to point --api-url elsewhere."""
+SweepId = Annotated[int, typer.Argument(min=1, max=INTEGER_MAX, show_default=False)]
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory "

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.options import ApiUrl, ModelOption, PresetOption, api_client
+from app.cli.options import ApiUrl, ModelOption, PresetOption, SweepId, api_client
 from app.cli.output import console, fail, following, listing, minute
 from app.cli.specs import RANDOM_EXAMPLE, PruneRule, build_sweep, load_sweep_file
 from app.client import ApiClient, ApiError
@@ -182,7 +182,7 @@ def sweeps_list(
 
 
 @group.command("show")
-def sweeps_show(sweep_id: int, api_url: ApiUrl = None) -> None:
+def sweeps_show(sweep_id: SweepId, api_url: ApiUrl = None) -> None:
     """Show a sweep's trials (varied values, seed, status, best metric) and its best trial."""
     client = api_client(api_url)
     try:
@@ -208,7 +208,7 @@ def _act_on_sweep(sweep_id: int, api_url: str | None, *, retry: bool) -> None:
 
 
 @group.command("cancel")
-def sweeps_cancel(sweep_id: int, api_url: ApiUrl = None) -> None:
+def sweeps_cancel(sweep_id: SweepId, api_url: ApiUrl = None) -> None:
     """Cancel a sweep's queued and running trials; finished ones keep their results.
 
     Exits 2 when every trial had already ended."""
@@ -216,6 +216,6 @@ def sweeps_cancel(sweep_id: int, api_url: ApiUrl = None) -> None:
 
 
 @group.command("retry")
-def sweeps_retry(sweep_id: int, api_url: ApiUrl = None) -> None:
+def sweeps_retry(sweep_id: SweepId, api_url: ApiUrl = None) -> None:
     """Queue a sweep's failed and cancelled trials again, under its cap."""
     _act_on_sweep(sweep_id, api_url, retry=True)
