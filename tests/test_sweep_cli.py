@@ -82,3 +82,7 @@ def test_a_yaml_file_reads_exponents_as_numbers_like_json(tmp_path: Path) -> Non
         load_sweep_file(tmp_path / "bad.yaml")
     with pytest.raises(ValueError, match="give a .yaml"):
         load_sweep_file(tmp_path / "sweep.toml")
+    for name, text in (("empty.yaml", ""), ("null.json", "null"), ("list.yaml", "- a\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=rf"{name}: expected a sweep \(name, model"):
+            load_sweep_file(tmp_path / name)

@@ -82,7 +82,7 @@ _SweepFileLoader.add_implicit_resolver(
 
 
 def load_sweep_file(path: Path) -> Any:
-    """A sweep as a YAML or JSON file, in the body ``POST /api/sweeps`` takes."""
+    """A sweep as a YAML or JSON file, in the body ``POST /api/sweeps`` takes: a mapping."""
     if path.suffix.lower() not in {".yaml", ".yml", ".json"}:
         raise ValueError(f"{path}: give a .yaml, .yml or .json file")
     try:
@@ -91,10 +91,14 @@ def load_sweep_file(path: Path) -> Any:
         raise ValueError(f"{path}: {exc.strerror}") from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_SweepFileLoader)  # noqa: S506 (a SafeLoader)
+            body = json.loads(text)
+        else:
+            body = yaml.load(text, Loader=_SweepFileLoader)  # noqa: S506 (a SafeLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(body, dict):  # empty, null or a list: the API named only "request"
+        raise ValueError(f"{path}: expected a sweep (name, model, grid, ...), not {body!r:.40}")
+    return body
 
 
 RANDOM_EXAMPLE = "learning_rate=log_uniform:1e-4:1e-1"
