@@ -444,6 +444,9 @@ def test_export_and_import_refuse_what_they_cannot_carry(
     assert code == 2 and "report_text" in output
     code, output = run("import", str(tmp_path / "missing.json"), "--api-url", served)
     assert code == 2 and "missing.json" in output
+    (tmp_path / "empty.txt").write_text("\n")
+    code, output = run("import", str(tmp_path / "empty.txt"), "--api-url", served)
+    assert code == 2 and "empty.txt: empty; give a classification report" in output
     before = api(served, "/api/experiments")["total"]
     assert before == 1  # nothing was imported
 

@@ -418,6 +418,9 @@ def load_import_file(path: Path, name: str | None) -> dict[str, Any]:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text.strip():
+        raise ValueError(f"{path}: empty; give a classification report or a file that "
+                         "`cifarlab export` wrote")  # fmt: skip
     if not text.lstrip().startswith("{"):
         return {"name": name or path.stem, "report_text": text}
     try:
