@@ -31,14 +31,19 @@ def _fields(response: object) -> list[str]:
     return [error["field"] for error in response.json()["errors"]]  # type: ignore[attr-defined]
 
 
-def test_1_a_report_of_100000_spaces_is_refused_within_100_ms(client: TestClient) -> None:
+HANG_SECONDS = 5
+"""The old row regex took minutes over a run of spaces: a bound far above a loaded CI
+machine's worst (0.24 s seen) and far below that catches the hang, not a speed."""
+
+
+def test_1_a_report_of_100000_spaces_is_refused_not_hung_on(client: TestClient) -> None:
     """The row regex took minutes over a run of spaces; the parse is now linear."""
     body = {"name": "spaces", "report_text": "precision recall f1-score support\na"}
     body["report_text"] += " " * (100_000 - len(body["report_text"]) - 1) + "b"
     client.post("/api/experiments/import", json={})  # the app's first request sets it up
     started = time.perf_counter()
     response = client.post("/api/experiments/import", json=body)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < HANG_SECONDS
     assert response.status_code == 422 and _fields(response) == ["report_text"]
 
 

@@ -238,7 +238,7 @@ def test_1_runs_of_spaces_parse_in_linear_time() -> None:
         started = time.perf_counter()
         with pytest.raises(ValueError, match="characters long"):
             parse_classification_report(text)
-        assert time.perf_counter() - started < 0.1
+        assert time.perf_counter() - started < 5  # a hang check: the old regex took minutes
 
 
 @pytest.mark.parametrize("text", ["'a' + " * 30_000 + "'a'", "'a' if 'b' else " * 20_000 + "'a'"])
