@@ -52,15 +52,14 @@ def _pairs_problem(pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
 
 
 class _TooDeep(Exception):
-    def __init__(self, path: tuple[str, ...]) -> None:
-        self.path = path
+    """A body nested past ``MAX_JSON_DEPTH`` levels."""
 
 
 def _walk(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every key and value with where it is: ``("tags", "0")`` for the first tag. Raises
     ``_TooDeep`` past ``MAX_JSON_DEPTH`` levels."""
     if len(path) > MAX_JSON_DEPTH:
-        raise _TooDeep(path)
+        raise _TooDeep
     yield path, value
     if isinstance(value, dict):
         for key, item in value.items():
