@@ -13,10 +13,18 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.models import ApiToken, BrowserSession, LoginFailure, User, utcnow
+from app.core.models import (
+    TOKEN_NAME_LENGTH,
+    USERNAME_LENGTH,
+    ApiToken,
+    BrowserSession,
+    LoginFailure,
+    User,
+    utcnow,
+)
 from app.services.security import hash_password, hash_token, new_session_id, new_token
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+USERNAME = re.compile(rf"^[A-Za-z0-9_.-]{{1,{USERNAME_LENGTH}}}$")
 TOUCH_SECONDS = 60
 """Last-used times are written at most this often: reads happen per request."""
 
@@ -81,9 +89,6 @@ def set_disabled(*, session: Session, user: User, disabled: bool) -> None:
 
 
 # --- API tokens ----------------------------------------------------------------------------------
-
-
-TOKEN_NAME_LENGTH = 100  # ApiToken.name's column
 
 
 def create_token(*, session: Session, user: User, name: str, expires_at: datetime | None) -> str:

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.core.models import USERNAME_LENGTH
 from app.services import accounts
 from app.services.security import new_csrf_token, verify_password
 from app.web.auth import CSRF_FIELD, SESSION_ID, csrf_matches, require_form_token
@@ -24,7 +25,7 @@ from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
-MAX_USERNAME = 64
+MAX_USERNAME = USERNAME_LENGTH
 MAX_PASSWORD = 1024
 
 
