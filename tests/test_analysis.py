@@ -130,6 +130,7 @@ def test_gallery_lists_a_confusion_cell_and_serves_its_images(
     assert (cell["true_class"], cell["predicted_class"]) == ("class0", "class1")
     png = client.get(cell["items"][0]["image_url"])
     assert png.headers["content-type"] == "image/png"
+    assert png.headers["cache-control"] == "private, max-age=86400"  # no shared cache keeps it
     position = cell["items"][0]["position"]
     with Image.open(io.BytesIO(png.content)) as picture:
         assert np.asarray(picture)[0, 0, 0] == position % 256

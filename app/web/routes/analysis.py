@@ -141,7 +141,9 @@ def _test_images(path: Path) -> np.ndarray:
     responses={200: {"content": {"image/png": {}}}},
 )
 def test_image(session: SessionDep, experiment_id: RowId, position: Count) -> Response:
-    """One test image as the experiment saw it, by its position in the evaluation."""
+    """One test image as the experiment saw it, by its position in the evaluation. Cached a
+    day by the browser only (``private``): the images may come from a team's own dataset and
+    the request carried a cookie or token, so a shared proxy must not serve them to others."""
     evaluation = session.get(Evaluation, experiment_id)
     if evaluation is None or evaluation.test_set_fingerprint is None:
         raise HTTPException(404, detail=f"experiment {experiment_id} has no stored test images")
@@ -156,5 +158,5 @@ def test_image(session: SessionDep, experiment_id: RowId, position: Count) -> Re
     return Response(
         buffer.getvalue(),
         media_type="image/png",
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": "private, max-age=86400"},
     )
