@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -15,8 +14,7 @@ from app.cli import cli
 from app.core import db
 from app.core.db import session_scope
 from app.services import accounts
-from app.web.main import create_app
-from tests.support.clients import PASSWORD, bearer, signed_in
+from tests.support.clients import PASSWORD, bearer, make_client, signed_in
 from tests.support.settings import clear_caches
 
 runner = CliRunner()
@@ -63,7 +61,7 @@ def test_user_create_writes_to_the_data_dir_it_is_given(
     with session_scope() as session:  # the command pointed the settings at --data-dir
         assert accounts.get_user(session=session, username="alice").is_admin
     assert not (tmp_path / "elsewhere").exists()
-    assert TestClient(create_app()).get("/api/experiments").status_code == 401  # closed now
+    assert make_client().get("/api/experiments").status_code == 401  # closed now
 
 
 def test_token_create_list_and_revoke(session: Session, data_dir: Path) -> None:

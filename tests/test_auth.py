@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.cli.services import check_exposure
 from app.services import accounts
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import spec_data
+from tests.support.settings import clear_caches
 
 pytestmark = pytest.mark.both_databases
 PASSWORD = "correct horse battery"
@@ -33,18 +34,18 @@ def team(session: Session, broker: redis.Redis) -> dict[str, str]:
 
 
 def as_user(token: str) -> TestClient:
-    return TestClient(create_app(), headers={"Authorization": f"Bearer {token}"})
+    return make_client(headers={"Authorization": f"Bearer {token}"})
 
 
 def test_without_accounts_cifarlab_runs_open(session: Session, broker: redis.Redis) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     created = client.post("/api/experiments", json=spec_data())
     assert created.status_code == 201 and created.json()["owner_name"] is None
     assert client.post(f"/api/experiments/{created.json()['id']}/cancel").status_code == 200
 
 
 def test_once_accounts_exist_everything_needs_sign_in(team: dict[str, str]) -> None:
-    anonymous = TestClient(create_app())
+    anonymous = make_client()
     for method, path in (("get", "/api/experiments"), ("get", "/api/compare?ids=1,2"),
                          ("post", "/api/experiments"), ("get", "/api/workers")):  # fmt: skip
         response = getattr(anonymous, method)(path)
@@ -85,7 +86,7 @@ def login(client: TestClient, username: str, password: str) -> int:
 
 
 def test_browser_session_needs_csrf_for_api_writes(team: dict[str, str]) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     assert login(client, "alice", "wrong password") == 401
     assert login(client, "alice", PASSWORD) == 303
     assert client.get("/api/experiments").status_code == 200  # the cookie signs in
@@ -97,23 +98,47 @@ def test_browser_session_needs_csrf_for_api_writes(team: dict[str, str]) -> None
 
 
 def test_login_form_without_csrf_token_is_refused(team: dict[str, str]) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     response = client.post("/login", data={"username": "alice", "password": PASSWORD})
     assert response.status_code == 403
     assert client.get("/api/experiments").status_code == 401
 
 
 def test_cross_site_writes_are_refused_even_when_open(session: Session, broker) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     response = client.post(
         "/api/experiments", json=spec_data(), headers={"Origin": "https://evil.example"}
     )
     assert response.status_code == 403 and "cross-site" in response.json()["detail"]
     assert client.get("/api/experiments").json()["total"] == 0
-    same = client.post(
-        "/api/experiments", json=spec_data(), headers={"Origin": "http://testserver"}
-    )
+    same = client.post("/api/experiments", json=spec_data(), headers={"Origin": "http://127.0.0.1"})
     assert same.status_code == 201
+
+
+def test_an_open_cifarlab_answers_only_to_loopback_names(
+    session: Session, broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a page at rebind.example points its name at 127.0.0.1, and the browser
+    sends that name as Host and as Origin, so the cross-site guard sees the same origin."""
+    rebound = "rebind.example:8000"
+    forged = {"Host": rebound, "Origin": f"http://{rebound}"}
+    client = make_client()
+    read = client.get("/api/experiments", headers=forged)
+    assert read.status_code == 403 and "loopback" in read.json()["detail"]
+    assert client.post("/api/experiments", json=spec_data(), headers=forged).status_code == 403
+    assert client.get("/", headers=forged).status_code == 403
+    assert client.get("/api/experiments").json()["total"] == 0  # nothing was launched
+    for host in ("localhost:8000", "127.0.0.2", "[::1]:8000", "cifarlab.localhost"):
+        assert client.get("/api/experiments", headers={"Host": host}).status_code == 200, host
+
+    monkeypatch.setenv("CIFARLAB_AUTH", "disabled")  # open on purpose: the user's choice
+    clear_caches()
+    assert make_client().get("/api/experiments", headers=forged).status_code == 200
+    monkeypatch.delenv("CIFARLAB_AUTH")
+    clear_caches()
+    accounts.create_user(session=session, username="admin", password=PASSWORD, is_admin=True)
+    session.commit()  # with accounts, a rebound page holds no session: sign-in decides
+    assert make_client().get("/api/experiments", headers=forged).status_code == 401
 
 
 def test_passwords_are_hashed_and_tokens_kept_only_as_hashes(

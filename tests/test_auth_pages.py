@@ -8,14 +8,12 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import Experiment, Status
 from app.services import accounts, outbox
-from app.web.main import create_app
-from tests.support.clients import PASSWORD, login_token, signed_in
+from tests.support.clients import PASSWORD, login_token, make_client, signed_in
 from tests.support.factories import make_experiment
 from tests.support.pages import XSS, by_id, csrf_token, elements, form, post_form, report_text
 
@@ -61,7 +59,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(
     team: dict[str, int], session: Session
 ) -> None:
     a, b = owned(session, team["alice"]), owned(session, team["bob"])
-    anonymous = TestClient(create_app())
+    anonymous = make_client()
     pages = ["/", "/?owner=me&q=x", "/experiments/new", f"/experiments/new?from={a.id}",
              "/experiments/import", f"/experiments/{a.id}", f"/compare?ids={a.id},{b.id}",
              f"/compare.csv?ids={a.id},{b.id}", "/workers"]  # fmt: skip
@@ -92,7 +90,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(
 def test_a_form_post_before_sign_in_creates_nothing(
     team: dict[str, int], session: Session, enqueued: list[int]
 ) -> None:
-    anonymous = TestClient(create_app())
+    anonymous = make_client()
     for url in ("/experiments/new", "/presets/quick-custom-cnn/launch", "/experiments/import"):
         response = anonymous.post(url, data=form(), follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login")
@@ -116,13 +114,13 @@ def test_the_nav_shows_who_is_signed_in_and_signs_out(team: dict[str, int]) -> N
 
 
 def test_open_access_is_noted_in_the_nav(data_dir: object) -> None:
-    html = TestClient(create_app()).get("/").text
+    html = make_client().get("/").text
     assert '<span class="account-open"' in html and ">open access</span>" in html
     assert 'action="/logout"' not in html
 
 
 def test_login_next_stays_on_this_site_and_is_escaped(team: dict[str, int]) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     for target, kept in (
         ("/experiments/3?x=1", "/experiments/3?x=1"),
         ("//evil.example/", "/"),
@@ -154,7 +152,7 @@ def test_a_sign_in_form_missing_or_over_long_is_drawn_again_saying_which_box(
     fields: dict[str, str], words: str
 ) -> None:
     """It answered with the API's JSON 422, which a browser shows as raw text."""
-    client = TestClient(create_app())
+    client = make_client()
     refused = client.post("/login", data={**fields, "csrf_token": login_token(client)})
     assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
     assert words in refused.text
@@ -183,7 +181,7 @@ def test_form_posts_without_the_session_token_are_refused(
 def test_forms_are_refused_without_the_token_when_open_too(
     session: Session, enqueued: list[int]
 ) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     assert client.post("/experiments/new", data=form()).status_code == 403
     assert post_form(client, "/experiments/new", form()).status_code == 200
     assert crud.list_experiments(session=session)[1] == 1
@@ -262,6 +260,6 @@ def test_the_list_has_owners_and_a_mine_filter(team: dict[str, int], session: Se
 
 def test_open_access_has_no_owner_column(session: Session) -> None:
     make_experiment(session)
-    html = TestClient(create_app()).get("/").text
+    html = make_client().get("/").text
     assert "owner-filter" not in html and 'data-column="owner"' not in html
     assert "data-annotate-open" in html  # open: everyone may annotate

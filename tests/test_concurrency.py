@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
@@ -43,7 +42,7 @@ def test_writers_and_readers_at_once(session: Session, data_dir: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if k.startswith("CIFARLAB_")}
     context = multiprocessing.get_context("spawn")
     writers = [context.Process(target=write_epochs, args=(environment, lease)) for lease in leases]
-    client = TestClient(create_app())
+    client = make_client()
     errors: list[str] = []
     done = threading.Event()
 

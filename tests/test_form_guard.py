@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.services import accounts, outbox
 from app.web.auth import UNSAFE_METHODS
-from app.web.main import ROUTERS, create_app
+from app.web.main import ROUTERS
+from tests.support.clients import make_client
 
 PASSWORD = "correct horse battery"
 KNOWN_FORMS = {"/experiments/new", "/experiments/import", "/presets/{name}/launch", "/login",
@@ -34,7 +35,7 @@ def form_routes() -> list[tuple[str, str]]:
 def signed_in_client(session: Session) -> TestClient:
     accounts.create_user(session=session, username="alice", password=PASSWORD, is_admin=False)
     session.commit()
-    client = TestClient(create_app())
+    client = make_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token
     data = {"username": "alice", "password": PASSWORD, "csrf_token": token.group(1)}

@@ -3,14 +3,13 @@ bad one naming it, the ``/`` page drops it, and both filter alike."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import Status
 from app.core.schemas import parse_spec
 from app.web.list_filters import ExperimentFilters
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import spec_data
 from tests.support.pages import elements
 
@@ -32,7 +31,7 @@ def test_the_api_and_the_page_filter_alike(session: Session) -> None:
         )
         experiment.status = Status.failed if name == "beta" else Status.queued
     session.commit()
-    client = TestClient(create_app())
+    client = make_client()
     query = {"q": "a", "owner": "me", "sort": "name", "order": "asc"}
     listed = client.get("/api/experiments", params=query)
     assert listed.status_code == 200, listed.text
@@ -57,7 +56,7 @@ def test_the_api_matches_any_of_several_statuses_models_and_tags(session: Sessio
         spec = parse_spec({**spec_data(model), "name": name, "tags": tags})
         crud.create_experiment(session=session, spec=spec).status = status
     session.commit()
-    client = TestClient(create_app())
+    client = make_client()
 
     def names(params: list[tuple[str, str]]) -> list[str]:
         listed = client.get("/api/experiments", params=params)
@@ -82,7 +81,7 @@ def test_a_single_valued_parameter_given_twice_is_refused_naming_it(session: Ses
         spec = parse_spec({**spec_data(), "name": f"{owner}'s run"})
         crud.create_experiment(session=session, spec=spec)
     session.commit()
-    client = TestClient(create_app())
+    client = make_client()
 
     twice = client.get("/api/experiments", params=[("owner", "ann"), ("owner", "bob")])
     assert twice.status_code == 422, twice.text

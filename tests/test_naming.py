@@ -10,6 +10,7 @@ from app.core.naming import MAX_NAME_CHARS, derived_name, parse_named_spec
 from app.core.presets import PRESETS
 from app.core.schemas import SpecError, parse_spec
 from app.services.launch import launch
+from tests.support.clients import make_client
 
 
 def _named(data: dict) -> str:
@@ -64,11 +65,8 @@ def test_the_launch_service_stores_the_derived_name(session: Session, broker: ob
 
 
 def test_the_api_names_a_spec_sent_without_one(broker: object) -> None:
-    from fastapi.testclient import TestClient
 
-    from app.web.main import create_app
-
-    client = TestClient(create_app())
+    client = make_client()
     body = {"model": "custom_cnn", "tags": ["quick-custom-cnn"],
             "hyperparameters": {**PRESETS["quick-custom-cnn"].spec.hyperparameters.model_dump(),
                                 "epochs": 1}}  # fmt: skip

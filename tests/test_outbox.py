@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from app.core import crud
 from app.core.models import Experiment, Status, utcnow
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.services import outbox
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import failed_experiment, make_experiment, spec_data
 from tests.support.settings import clear_caches
 
@@ -88,7 +87,7 @@ def timed(action: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 
 def test_health_answers_quickly_with_the_broker_stopped(stallable: Stallable) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     stallable.stop()
     response, seconds = timed(lambda: client.get("/api/health"))
     assert seconds < QUICK_SECONDS
@@ -100,7 +99,7 @@ def test_health_answers_quickly_with_the_broker_stopped(stallable: Stallable) ->
 def test_launch_with_the_broker_stopped_is_a_quick_503_and_is_sent_once_back(
     stallable: Stallable, session: Session
 ) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     stallable.stop()
     response, seconds = timed(lambda: client.post("/api/experiments", json=spec_data()))
     assert seconds < QUICK_SECONDS
@@ -143,7 +142,7 @@ def test_retry_with_the_broker_stopped_keeps_it_queued_and_sends_it_later(
 ) -> None:
     experiment = failed_experiment(session)
     stallable.stop()
-    response = TestClient(create_app()).post(f"/api/experiments/{experiment.id}/retry")
+    response = make_client().post(f"/api/experiments/{experiment.id}/retry")
     assert response.status_code == 503
     session.expire_all()
     assert crud.get_experiment(session=session, experiment_id=experiment.id).status == "queued"
@@ -157,7 +156,7 @@ def test_every_route_that_launches_answers_503_with_the_broker_stopped_and_docum
     """The preset launch answered the launch service's 503 without documenting it
     (schemathesis: "undocumented status code")."""
     failed = failed_experiment(session)
-    client = TestClient(create_app())
+    client = make_client()
     paths = client.get("/openapi.json").json()["paths"]
     stallable.stop()
     launches = (
@@ -172,7 +171,7 @@ def test_every_route_that_launches_answers_503_with_the_broker_stopped_and_docum
 
 
 def test_the_same_idempotency_key_launches_once(stallable: Stallable, session: Session) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     headers = {"Idempotency-Key": "launch-1"}
     first = client.post("/api/experiments", json=spec_data(), headers=headers)
     again = client.post("/api/experiments", json=spec_data(), headers=headers)
@@ -185,7 +184,7 @@ def test_the_same_idempotency_key_launches_once(stallable: Stallable, session: S
 
 
 def test_the_same_key_with_another_body_is_refused(stallable: Stallable, session: Session) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     headers = {"Idempotency-Key": "launch-1"}
     assert client.post("/api/experiments", json=spec_data(), headers=headers).status_code == 201
     response = client.post("/api/experiments", json=spec_data(epochs=5), headers=headers)
@@ -203,7 +202,7 @@ def test_a_retried_launch_after_a_503_finds_the_stored_experiment(
     stallable: Stallable, session: Session
 ) -> None:
     """The client's retry with its key: one experiment, sent once the broker is back."""
-    client = TestClient(create_app())
+    client = make_client()
     headers = {"Idempotency-Key": "retried"}
     stallable.stop()
     first = client.post("/api/experiments", json=spec_data(), headers=headers)

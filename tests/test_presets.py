@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 
 from app.cli.specs import build_spec
 from app.core.presets import PRESETS
 from app.core.schemas import SpecError, parse_spec
-from app.web.main import create_app
+from tests.support.clients import make_client
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -60,7 +59,7 @@ def test_cli_preset_with_overrides() -> None:
 
 
 def test_api_lists_and_launches_presets(broker: redis.Redis) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     listed = {p["name"]: p for p in client.get("/api/presets").json()}
     assert listed.keys() == PRESETS.keys()
     assert listed["study-efficientnetb4"]["published_test_accuracy"] == 0.89
@@ -78,7 +77,7 @@ def test_api_lists_and_launches_presets(broker: redis.Redis) -> None:
 
 
 def test_warm_start_must_name_a_succeeded_experiment(broker: redis.Redis) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     spec = {"name": "w", "model": "custom_cnn", "hyperparameters": {"warm_start_experiment_id": 7}}
     response = client.post("/api/experiments", json=spec)
     assert response.status_code == 422

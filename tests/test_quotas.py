@@ -6,14 +6,13 @@ from datetime import timedelta
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core import crud
 from app.core.models import LiveStream, utcnow
 from app.services import accounts, quotas
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import failed_experiment, make_experiment, spec_data
 from tests.support.settings import clear_caches
 
@@ -40,7 +39,7 @@ def test_a_user_at_the_experiment_limit_gets_429_naming_the_setting(
     limits: None, session: Session
 ) -> None:
     alice, bob = bearer(session, "alice"), bearer(session, "bob")
-    client = TestClient(create_app())
+    client = make_client()
     ids = [client.post("/api/experiments", json=spec_data(), headers=alice).json()["id"]
            for _ in range(2)]  # fmt: skip
     refused = client.post("/api/experiments", json=spec_data(), headers=alice)
@@ -60,7 +59,7 @@ def test_the_launch_form_shows_the_limit(limits: None, session: Session) -> None
 
     for _ in range(2):
         make_experiment(session)
-    response = post_form(TestClient(create_app()), "/experiments/new", form())
+    response = post_form(make_client(), "/experiments/new", form())
     assert response.status_code == 429
     assert "CIFARLAB_MAX_ACTIVE_EXPERIMENTS_PER_USER" in response.text
 
@@ -72,7 +71,7 @@ def open_streams(session: Session) -> int:
 def test_live_streams_over_the_limit_get_429_and_a_closed_one_frees_its_place(
     limits: None, session: Session
 ) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     finished = failed_experiment(session)
     # A finished run's stream ends by itself, and gives its place back.
     response = client.get(f"/experiments/{finished.id}/events")

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -14,7 +13,7 @@ from app.core import crud
 from app.core.config import get_settings
 from app.core.models import Experiment, Status, utcnow
 from app.services.reaper import reap_lost
-from app.web.main import create_app
+from tests.support.clients import make_client
 from tests.support.factories import end_experiment, make_experiment
 
 pytestmark = pytest.mark.both_databases
@@ -52,7 +51,7 @@ def test_silent_run_is_requeued_then_failed(session: Session, broker: redis.Redi
 
 
 def test_retry_requeues_failed_and_refuses_running(session: Session, broker: redis.Redis) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     failed = running(session, silent_seconds=0, attempts=2)
     end_experiment(session, failed, Status.failed, error="x")
     session.commit()
@@ -68,7 +67,7 @@ def test_retry_requeues_failed_and_refuses_running(session: Session, broker: red
 def test_workers_list_shows_device_and_running_experiment(
     session: Session, broker: redis.Redis
 ) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     crud.see_worker(session=session, name="w1@host", hostname="host", pid=7, device="CPU (2 cores)")
     crud.see_worker(session=session, name="w2@host", hostname="host", pid=8, device="GPU 0: H200")
     session.commit()
@@ -83,7 +82,7 @@ def test_workers_list_shows_device_and_running_experiment(
 
 
 def test_queue_position_counts_who_is_ahead(session: Session, broker: redis.Redis) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     ids = [make_experiment(session).id for _ in range(3)]
     positions = [client.get(f"/api/experiments/{i}").json()["queue_position"] for i in ids]
     assert positions == [1, 2, 3]

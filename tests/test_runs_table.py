@@ -19,8 +19,7 @@ from app.core.sweeps import expand, parse_sweep
 from app.services import accounts
 from app.services.delete import delete
 from app.services.runs_table import SortedColumns
-from app.web.main import create_app
-from tests.support.clients import PASSWORD, bearer, signed_in
+from tests.support.clients import PASSWORD, bearer, make_client, signed_in
 from tests.support.factories import claim, spec_data
 from tests.support.pages import elements
 
@@ -93,7 +92,7 @@ def column_cells(html: str, column: str) -> list[str]:
 def test_sort_by_a_hyperparameter_and_by_best_val_accuracy(
     backend: str, runs: dict[str, int]
 ) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     ascending = names(client, sort="hp.learning_rate", order="asc")
     assert ascending == ["slow", "middle", "fast", "paper"]  # no value: last either way
     assert names(client, sort="hp.learning_rate") == ["fast", "middle", "slow", "paper"]
@@ -116,7 +115,7 @@ def test_sort_by_a_hyperparameter_and_by_best_val_accuracy(
 
 
 def test_filter_by_a_hyperparameter_or_a_metric(backend: str, runs: dict[str, int]) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     assert names(client, **{"hp.learning_rate": "0.001"}) == ["middle"]
     assert names(client, **{"hp.learning_rate.min": "0.001"}) == ["middle", "fast"]
     bounds = {"hp.learning_rate.min": "0.0001", "hp.learning_rate.max": "1e-3"}
@@ -137,7 +136,7 @@ def test_filter_by_a_hyperparameter_or_a_metric(backend: str, runs: dict[str, in
 
 
 def test_an_unknown_or_bad_column_is_a_422_naming_it(backend: str, runs: dict[str, int]) -> None:
-    client = TestClient(create_app())
+    client = make_client()
     for params, field in (
         ({"sort": "hp.nope"}, "sort"),
         ({"sort": "best_nonsense"}, "sort"),
@@ -166,7 +165,7 @@ def test_the_sweep_filter_and_groups(backend: str, session: Session) -> None:
     trials[0].status = Status.failed
     session.commit()
     lone = run(session, "lone")
-    client = TestClient(create_app())
+    client = make_client()
 
     listed = client.get("/api/experiments", params={"sweep": str(sweep.id)}).json()
     assert listed["total"] == 4

@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.models import ApiToken, utcnow
 from app.services import accounts
-from app.web.main import create_app
-from tests.support.clients import PASSWORD, bearer, login, login_token, signed_in
+from tests.support.clients import PASSWORD, bearer, login, login_token, make_client, signed_in
 
 pytestmark = pytest.mark.both_databases
 DEADLINE = 20  # seconds: a bound on waiting, not a timing assertion
@@ -42,7 +41,7 @@ def setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
 
 def copy_of(client: TestClient) -> TestClient:
     """Another browser holding a copy of the cookie."""
-    return TestClient(create_app(), cookies=dict(client.cookies))
+    return make_client(cookies=dict(client.cookies))
 
 
 # --- item 5: sessions and tokens can be taken back --------------------------------------------
@@ -66,8 +65,8 @@ def test_a_password_change_signs_out_every_browser(alice: str, session: Session)
     assert first.get("/api/experiments").status_code == 401
     assert second.get("/api/experiments").status_code == 401
     assert other.get("/api/experiments").status_code == 200  # bob is not touched
-    assert login(TestClient(create_app()), "alice").status_code == 401
-    assert login(TestClient(create_app()), "alice", "a new long password").status_code == 303
+    assert login(make_client(), "alice").status_code == 401
+    assert login(make_client(), "alice", "a new long password").status_code == 303
 
 
 def test_a_disabled_user_is_signed_out_and_their_tokens_refused(
@@ -80,7 +79,7 @@ def test_a_disabled_user_is_signed_out_and_their_tokens_refused(
     assert browser.get("/api/experiments").status_code == 401
     refused = bearer(alice).get("/api/experiments")
     assert refused.status_code == 401 and "disabled" in refused.json()["detail"]
-    again = login(TestClient(create_app()), "alice")
+    again = login(make_client(), "alice")
     assert again.status_code == 403 and "disabled" in again.text
     accounts.set_disabled(session=session, user=user, disabled=False)
     session.commit()
@@ -118,18 +117,18 @@ def session_cookie(response) -> str:  # noqa: ANN001
 def test_the_cookie_is_secure_over_https_and_behind_a_trusted_proxy_only(
     alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain = TestClient(create_app())
+    plain = make_client()
     assert "secure" not in session_cookie(plain.get("/login")).lower()
-    direct = TestClient(create_app(), base_url="https://testserver")
+    direct = make_client(base_url="https://testserver")
     assert "secure" in session_cookie(direct.get("/login")).lower()
     forwarded = {"X-Forwarded-Proto": "https"}
-    claimed = TestClient(create_app()).get("/login", headers=forwarded)
+    claimed = make_client().get("/login", headers=forwarded)
     assert "secure" not in session_cookie(claimed).lower()  # anyone may send the header
     setting(monkeypatch, "TRUSTED_PROXIES", "testclient")  # TestClient's peer address
-    proxied = TestClient(create_app()).get("/login", headers=forwarded)
+    proxied = make_client().get("/login", headers=forwarded)
     assert "secure" in session_cookie(proxied).lower()
     setting(monkeypatch, "COOKIE_SECURE", "always")
-    assert "secure" in session_cookie(TestClient(create_app()).get("/login")).lower()
+    assert "secure" in session_cookie(make_client().get("/login")).lower()
 
 
 # --- item 6: sign-in cannot be guessed at speed, nor slow everyone ------------------------------
@@ -139,21 +138,21 @@ def test_wrong_passwords_for_an_account_are_limited_in_every_process(
     alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setting(monkeypatch, "LOGIN_ATTEMPTS_PER_ACCOUNT", "3")
-    processes = [TestClient(create_app()) for _ in range(3)]  # apps share only the database
+    processes = [make_client() for _ in range(3)]  # apps share only the database
     for client in processes:
         assert login(client, "alice", "wrong password").status_code == 401
-    refused = login(TestClient(create_app()), "alice")  # even the right password waits
+    refused = login(make_client(), "alice")  # even the right password waits
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= get_settings().login_window_seconds
     assert "Too many wrong passwords" in refused.text and "try again in" in refused.text
-    assert login(TestClient(create_app()), "bob").status_code == 303  # other accounts sign in
+    assert login(make_client(), "bob").status_code == 303  # other accounts sign in
 
 
 def test_wrong_passwords_from_one_address_are_limited(
     alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setting(monkeypatch, "LOGIN_ATTEMPTS_PER_ADDRESS", "3")
-    client = TestClient(create_app())
+    client = make_client()
     for name in ("carol", "dave", "erin"):  # one guess each: no account reaches its limit
         assert login(client, name, "wrong password").status_code == 401
     refused = login(client, "bob")
@@ -176,10 +175,10 @@ def test_guesses_sent_at_once_count_before_their_password_is_checked(
 
     monkeypatch.setattr(PasswordHasher, "verify", held)
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(login, TestClient(create_app()), "alice", "wrong password")
+        first = pool.submit(login, make_client(), "alice", "wrong password")
         assert entered.wait(DEADLINE)
         try:
-            second = login(TestClient(create_app()), "alice", "another guess")
+            second = login(make_client(), "alice", "another guess")
         finally:
             release.set()
         assert second.status_code == 429
@@ -190,7 +189,7 @@ def test_a_right_password_forgets_the_account_failures(
     alice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setting(monkeypatch, "LOGIN_ATTEMPTS_PER_ACCOUNT", "2")
-    client = TestClient(create_app())
+    client = make_client()
     assert login(client, "alice", "wrong password").status_code == 401
     assert login(client, "alice").status_code == 303
     assert login(client, "alice", "wrong password").status_code == 401
@@ -208,7 +207,7 @@ def test_an_unknown_user_costs_the_same_password_check(
         return verify(self, hash, password)
 
     monkeypatch.setattr(PasswordHasher, "verify", counted)
-    client = TestClient(create_app())
+    client = make_client()
     assert login(client, "alice", "wrong password 1").status_code == 401
     assert login(client, "nobody", "wrong password 2").status_code == 401
     assert checked == ["wrong password 1", "wrong password 2"]
@@ -229,7 +228,7 @@ def test_a_password_check_does_not_hold_a_request_slot(
         return verify(self, hash, password)
 
     monkeypatch.setattr(PasswordHasher, "verify", held)
-    with TestClient(create_app()) as client, ThreadPoolExecutor(2) as pool:
+    with make_client() as client, ThreadPoolExecutor(2) as pool:
         # One client: one event loop, so both requests meet the same admission semaphore.
         signing_in = pool.submit(login, client, "alice")
         assert entered.wait(DEADLINE)

@@ -12,12 +12,11 @@ from types import SimpleNamespace
 import anyio
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app.core import config
 from app.web.deps import get_session, install
-from app.web.main import create_app
+from tests.support.clients import make_client
 
 
 def _admitted_order(holds: list[float]) -> list[str]:
@@ -63,7 +62,7 @@ def test_within_the_limit_requests_overlap(data_dir: Path, monkeypatch: pytest.M
 def test_start_up_objects_are_frozen_out_of_collections(data_dir: Path) -> None:
     gc.unfreeze()
     try:
-        with TestClient(create_app()) as client:
+        with make_client() as client:
             assert client.get("/api/health").status_code == 200
             assert gc.get_freeze_count() > 100_000  # the imported libraries' objects
     finally:

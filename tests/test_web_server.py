@@ -54,7 +54,7 @@ def test_connections_spread_over_the_processes(server: Served) -> None:
     clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
     try:
         for client in clients:  # answered, so each connection has been accepted
-            client.sendall(b"GET /api/experiments HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.sendall(b"GET /api/experiments HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert client.recv(12).startswith(b"HTTP/1.1 200")
         accepted = _accepted(server.port)
         held = [len(_socket_inodes(pid) & accepted) for pid in processes]
@@ -93,7 +93,8 @@ def test_an_open_live_page_does_not_hold_a_stopping_server(
     experiment.status = Status.running
     session.commit()
     stream = socket.create_connection(("127.0.0.1", server.port))
-    stream.sendall(f"GET /experiments/{experiment.id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    request = f"GET /experiments/{experiment.id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    stream.sendall(request.encode())
     assert stream.recv(12).startswith(b"HTTP/1.1 200")
     try:
         os.kill(server.pid, signal.SIGTERM)

@@ -12,11 +12,14 @@ from fastapi.testclient import TestClient
 from app.web.main import create_app
 
 PASSWORD = "correct horse battery"
+LOCAL_URL = "http://127.0.0.1"
+"""Where the clients send requests: an open cifarlab (no accounts) answers only to loopback
+names, as a browser on the same machine reaches it."""
 
 
 def make_client(**options: Any) -> TestClient:
     """A client of a newly built app; ``options`` go to ``TestClient`` (headers, cookies)."""
-    return TestClient(create_app(), **options)
+    return TestClient(create_app(), **{"base_url": LOCAL_URL, **options})
 
 
 def login_token(client: TestClient, url: str = "/login") -> str:
