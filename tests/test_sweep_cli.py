@@ -39,8 +39,8 @@ def test_options_build_a_sweep_the_core_expands() -> None:
 
 def test_a_bare_sweep_leaves_the_server_its_defaults() -> None:
     body = build_sweep(**options(model="custom_cnn", grid=["epochs=1,2"]))
-    assert set(body) == {"name", "model", "tags", "hyperparameters", "grid", "random"}
-    assert body["name"] == "custom_cnn sweep from the CLI"
+    assert set(body) == {"model", "tags", "hyperparameters", "grid", "random"}
+    assert parse_sweep(body).name == "custom_cnn"  # named by the server, as a launch is
 
 
 @pytest.mark.parametrize(

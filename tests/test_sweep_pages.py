@@ -259,6 +259,23 @@ def test_posting_a_grid_launches_a_sweep_and_redirects_to_its_page(
     assert client.get(response.headers["location"]).status_code == 200
 
 
+def test_a_sweep_left_unnamed_is_named_for_what_its_base_changes(
+    client: TestClient, session: Session
+) -> None:
+    """The Name help says a blank name names what you changed; a sweep was refused instead
+    ("name: String should have at least 1 character")."""
+    values = form(name=" ", seeds="2", **{"vary.learning_rate": "0.001, 0.003"})
+    response = post_form(client, "/experiments/new", values, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    sweep = session.scalars(select(Sweep)).one()
+    base = "custom_cnn · epochs=3 batch_size=64 test_size=500"  # what the form's base changes
+    assert sweep.name == base
+    trial = session.scalars(select(Experiment).order_by(Experiment.id)).first()
+    assert trial is not None and trial.name == f"{base} · learning_rate=0.001 · seed 0"
+    unnamed = {k: v for k, v in sweep_data(hyperparameters={}).items() if k != "name"}
+    assert parse_sweep(unnamed).name == "custom_cnn"  # the API and a sweep file alike
+
+
 def test_seeds_alone_make_a_sweep(client: TestClient, session: Session) -> None:
     response = post_form(client, "/experiments/new", form(seeds="3"), follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/sweeps/")

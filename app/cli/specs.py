@@ -167,16 +167,14 @@ def build_sweep(
     body of ``POST /api/sweeps``; the server validates it and every trial."""
     base = base_spec(preset, model)
     base["hyperparameters"].update(parse_assignments(assignments))
-    default_name = f"{base['name']} sweep" if preset else f"{base['model']} sweep from the CLI"
     sweep: dict[str, Any] = {
-        "name": name or default_name,
         "model": base["model"],
         "tags": [*base.get("tags", []), *tags],
         "hyperparameters": base["hyperparameters"],
         "grid": parse_grid(grid),
         "random": parse_random(random),
     }
-    optional = {"trials": trials, "max_parallel": max_parallel,
+    optional = {"name": name, "trials": trials, "max_parallel": max_parallel,
                 "seeds": None if seeds is None else parse_seeds(seeds),
                 "pruning": None if prune is None else {"rule": prune.value}}  # fmt: skip
     return sweep | {key: value for key, value in optional.items() if value is not None}

@@ -117,7 +117,10 @@ def sweep(
     prune: Annotated[
         PruneRule | None, typer.Option(help="Stop bad trials early; default: never.")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Sweep name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Sweep name; none: what the base changes from its preset or model."),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag of every trial; repeatable.")] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until every trial ends.")] = False,
     api_url: ApiUrl = None,

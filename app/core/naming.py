@@ -42,14 +42,14 @@ def derived_name(spec: ExperimentSpec) -> str:
     return name
 
 
-def _blank(name: Any) -> bool:
+def is_blank(name: Any) -> bool:
     return name is None or (isinstance(name, str) and not name.strip())
 
 
 def parse_named_spec(data: Any) -> ExperimentSpec:
     """``parse_spec``, except that a missing or blank name is derived (``derived_name``)
     instead of refused; raises ``SpecError`` naming each bad field as ``parse_spec`` does."""
-    if not isinstance(data, dict) or not _blank(data.get("name")):
+    if not isinstance(data, dict) or not is_blank(data.get("name")):
         return parse_spec(data)
     spec = parse_spec({**data, "name": _PLACEHOLDER})
     return spec.model_copy(update={"name": derived_name(spec)})

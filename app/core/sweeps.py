@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.naming import derived_name, is_blank
 from app.core.schemas import (
     ExperimentSpec,
     FieldError,
@@ -202,8 +203,9 @@ def parse_sweep(data: Any) -> SweepSpec:
     """Validate the sweep itself (not yet its trials); raises ``SpecError`` naming fields."""
     if not isinstance(data, dict):
         raise SpecError([FieldError(field="sweep", message="expected a JSON object")])
+    unnamed = is_blank(data.get("name"))
     try:
-        sweep = SweepSpec.model_validate(data)
+        sweep = SweepSpec.model_validate({**data, "name": "-"} if unnamed else data)
     except ValidationError as exc:
         raise SpecError.from_validation_error(exc) from None
     if sweep.model not in MODELS:
@@ -212,7 +214,19 @@ def parse_sweep(data: Any) -> SweepSpec:
         raise SpecError([FieldError(field="model", message=message)])
     if errors := _axis_errors(sweep):
         raise SpecError(errors)
-    return sweep
+    return sweep.model_copy(update={"name": _base_name(sweep)}) if unnamed else sweep
+
+
+def _base_name(sweep: SweepSpec) -> str:
+    """A blank sweep name, as a blank run name is: what the base changes from its preset or
+    the model's defaults ("fast-90 · epochs=10"); each trial's name adds its values and seed.
+    A base that does not validate gets the model's name (``expand`` then names its errors)."""
+    base = {"name": "-", "model": sweep.model, "tags": sweep.tags,
+            "hyperparameters": sweep.hyperparameters}  # fmt: skip
+    try:
+        return derived_name(parse_spec(base))
+    except SpecError:
+        return sweep.model
 
 
 def _replaced_base_errors(sweep: SweepSpec) -> list[FieldError]:
