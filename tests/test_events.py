@@ -4,6 +4,7 @@ what each event carries, resuming, and what one tick costs the database."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,9 @@ from sqlalchemy.orm import Session
 from app.core import crud, db
 from app.core.models import Status
 from app.core.schemas import EpochMetricPublic
+from app.services import accounts
 from app.web.routes import events
+from tests.support.clients import make_client
 from tests.support.factories import CIFAR10_CLASSES, claim, finished_experiment, make_experiment
 
 PROGRESS_KEYS = {
@@ -196,3 +199,33 @@ def test_stream_of_unknown_experiment_is_json_404(client: TestClient) -> None:
     response = client.get("/experiments/999/events")
     assert response.status_code == 404
     assert "999" in response.json()["detail"]
+
+
+def test_a_stream_ends_soon_after_its_token_is_revoked(
+    data_dir: object, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access was checked only when the stream opened: a revoked token (or a disabled user)
+    kept receiving a running experiment's epochs for as long as it ran."""
+    monkeypatch.setattr(events, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(events, "PING_SECONDS", 0.1)  # the loop yields while nothing changes
+    monkeypatch.setattr(events, "RECHECK_SECONDS", 0.2)
+    user = accounts.create_user(session=session, username="bob", password="a long password",
+                                is_admin=False)  # fmt: skip
+    token = accounts.create_token(session=session, user=user, name="live", expires_at=None)
+    experiment = make_experiment(session)
+    claim(session, experiment.id)  # running: the stream would go on until the run ends
+    session.commit()
+    (token_row,) = accounts.list_tokens(session=session, user=user)
+    client = make_client(headers={"Authorization": f"Bearer {token}"})
+    chunks = 0
+    with client.stream("GET", f"/experiments/{experiment.id}/events") as response:
+        assert response.status_code == 200
+        for _ in response.iter_text():
+            chunks += 1
+            if chunks == 3:
+                accounts.revoke_token(session=session, token_id=token_row.id)
+                session.commit()
+                revoked_at = time.monotonic()
+            assert chunks < 200, "the stream went on after its token was revoked"
+    assert chunks >= 3 and time.monotonic() - revoked_at < 5
+    assert client.get(f"/experiments/{experiment.id}/events").status_code == 401

@@ -50,6 +50,9 @@ router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
 POLL_SECONDS = 0.5
 PING_SECONDS = 15.0
+RECHECK_SECONDS = 5.0
+"""How often an open stream asks again whether its viewer may still read: a stream lasts as
+long as the run, and a token revoked or a user disabled meanwhile must not keep it."""
 RETRY_MILLISECONDS = 2000
 
 
@@ -122,6 +125,7 @@ class StreamState:
     evaluation_sent: bool = False
     finished: bool = False
     last_send: float = field(default_factory=time.monotonic)
+    last_check: float = field(default_factory=time.monotonic)
 
     @property
     def read_after(self) -> int:
@@ -272,7 +276,22 @@ async def event_stream(
             yield ": ping\n\n"
         if not await _wait_for_next_tick(request):
             return
+        if now - state.last_check >= RECHECK_SECONDS:
+            state.last_check = now
+            if not await run_in_threadpool(may_still_read, request):
+                return  # the browser's reconnect then gets the 401 and stops
         events = await run_in_threadpool(poll, experiment_id, state)
+
+
+def may_still_read(request: Request) -> bool:
+    """Whether the stream's viewer would still be let in: the token or browser session it
+    opened with is still good and its user not disabled (or cifarlab runs open)."""
+    with get_sessionmaker()() as session:
+        try:
+            viewer(request, session)
+        except HTTPException:
+            return False
+    return True
 
 
 def open_viewer_stream(request: Request) -> str:
@@ -342,7 +361,8 @@ async def experiment_events(
     - ``end``: ``{"status"}`` once the run has finished; the stream closes.
 
     401 once accounts exist and nobody signed in; 429 when the user has
-    ``CIFARLAB_MAX_LIVE_STREAMS_PER_USER`` streams open already."""
+    ``CIFARLAB_MAX_LIVE_STREAMS_PER_USER`` streams open already. The stream closes within
+    seconds of its token being revoked, its session ended or its user disabled."""
     stream_id = await run_in_threadpool(open_viewer_stream, request)
     state = StreamState(last_epoch=_resume_after(after_epoch, last_event_id))
     first = await run_in_threadpool(poll, experiment_id, state)
