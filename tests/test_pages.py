@@ -406,6 +406,21 @@ def test_unknown_experiment_is_a_404_page(client: TestClient) -> None:
     assert "12345" in response.text
 
 
+def test_an_address_no_route_serves_is_a_titled_page_for_a_browser_and_json_for_the_api(
+    client: TestClient,
+) -> None:
+    """A browser opening a mistyped address got raw {"detail":"Not Found"}: no title, no
+    language, no way back."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get("/no/such/page", headers=browser)
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+    assert '<html lang="en">' in page.text and "<title>Not found" in page.text
+    assert "no page at this address" in page.text and 'href="/"' in page.text
+    assert client.get("/no/such/page").json() == {"detail": "Not Found"}  # curl, scripts
+    missing = client.get("/api/experiments/12345", headers=browser)  # a route's own 404
+    assert missing.status_code == 404 and "12345" in missing.json()["detail"]
+
+
 def test_evaluation_panel_is_the_section_the_live_page_swaps_in(
     client: TestClient, session: Session
 ) -> None:

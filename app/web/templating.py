@@ -13,9 +13,11 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.hyperparameters import TEST_TIME_MEANINGS
 from app.core.models import Status
@@ -161,9 +163,21 @@ def not_found(request: Request, message: str) -> Response:
     return error_page(request, 404, message)
 
 
+NO_PAGE = "There is no page at this address. Check it, or start again from the experiments."
+
+
 def install_page_errors(app: FastAPI) -> None:
-    """A form post without the session's token gets a page saying what happened, not JSON."""
+    """A form post without the session's token gets a page saying what happened, not JSON;
+    so does a browser opening an address no route serves (it showed raw JSON, untitled)."""
 
     @app.exception_handler(ForgedForm)
     async def forged_form(request: Request, _: ForgedForm) -> Response:
         return error_page(request, 403, FORGED_FORM)
+
+    @app.exception_handler(404)
+    async def no_such_address(request: Request, exc: StarletteHTTPException) -> Response:
+        unrouted = request.scope.get("route") is None  # a route's own 404 says what is missing
+        browsing = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if unrouted and browsing:
+            return error_page(request, 404, NO_PAGE)
+        return await http_exception_handler(request, exc)
