@@ -53,7 +53,7 @@ def test_plotly_gzip_is_a_real_gzip_stream(client: TestClient) -> None:
 def test_docs_page_leads_back_to_the_app_with_local_assets_only(client: TestClient) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200
-    assert '<a id="back-to-app" href="/"' in docs.text
+    assert '<a id="back-to-app" href="/"' in docs.text and '<html lang="en">' in docs.text
     assert "swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
     assert client.get("/docs/oauth2-redirect").status_code == 200
 

@@ -43,6 +43,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
     )
     html = bytes(page.body).decode()
     bar = BACK_BAR.format(root=root, redoc=REDOC_URL)
+    html = html.replace("<html>", '<html lang="en">', 1)  # screen readers pick the voice by it
     return HTMLResponse(html.replace("<body>", f"<body>\n{bar}", 1))
 
 
