@@ -99,3 +99,25 @@ def test_launch_again_keeps_shared_settings_when_the_model_changes(
     assert (hyperparameters["epochs"], hyperparameters["train_size"]) == (3, 1000)
     assert hyperparameters["image_size"] == 128
     page.goto("about:blank")  # closes the run page's event stream before the server stops
+
+
+def test_keyboard_focus_is_drawn_as_a_ring_on_fields_buttons_and_nav_links(
+    page: Page, served: str
+) -> None:
+    """The fields showed focus as a faint halo (1.3:1 on white) and the nav clipped its ring:
+    someone on the keyboard could not see where they were."""
+    page.goto(f"{served}/experiments/new")
+    ring = "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineWidth]; }"
+    in_nav = "document.activeElement.closest('nav.nav-wide') !== null"
+    for _ in range(5):  # from the top of the page, past the brand link, to the nav
+        page.keyboard.press("Tab")
+        if page.evaluate(in_nav):
+            break
+    assert page.evaluate(in_nav)
+    assert page.evaluate(f"({ring})(document.activeElement)") == ["solid", "2px"]
+    page.locator("#name").focus()
+    assert page.locator("#name").evaluate(ring) == ["solid", "2px"]
+    page.locator("#launch-button").focus()
+    page.keyboard.press("Shift+Tab")  # focus by keyboard, as :focus-visible asks
+    page.keyboard.press("Tab")
+    assert page.locator("#launch-button").evaluate(ring) == ["solid", "2px"]
