@@ -182,6 +182,8 @@ def test_the_sweep_filter_and_groups(backend: str, session: Session) -> None:
     assert "lr sweep" in link.text
     counts = next(e for e in elements(html) if "group-counts" in e.attrs.get("class", ""))
     assert "4 trials" in counts.text and "1 failed" in counts.text and "3 queued" in counts.text
+    toggles = [e.attrs["aria-label"] for e in elements(html) if "data-group-toggle" in e.attrs]
+    assert toggles == [f"Trials of sweep #{sweep.id}", "Runs outside any sweep"]  # not "▾"
     rows = [int(e.attrs["data-experiment"]) for e in elements(html) if "data-experiment" in e.attrs]
     assert rows == [*sorted((t.id for t in trials), reverse=True), lone.id]
     only = page_names(client, sweep=str(sweep.id))

@@ -102,6 +102,8 @@ def test_the_page_shows_counts_the_best_trial_parallel_coordinates_and_the_table
     assert counts == {"queued": "2", "running": "1", "done": "1", "pruned": "1", "failed": "1"}
     assert by_id(html, "best-link").attrs["href"] == f"/experiments/{ids[0]}"
     assert by_id(html, "eta").text  # in words, known once a trial has finished
+    scatter = by_id(html, "scatter-0").attrs  # an aria-label counts only with a role
+    assert scatter["role"] == "img" and "against" in scatter["aria-label"]
 
     data = page_data(html)
     parcoords = data["figures"]["parcoords-chart"]["data"][0]
@@ -236,6 +238,9 @@ def test_the_form_has_a_vary_box_per_setting_and_seeds_and_max_parallel(
     shown = inputs(client.get("/experiments/new").text)
     assert {"vary.learning_rate", "vary.optimizer", "seeds", "max_parallel"} <= set(shown)
     assert "vary.seed" not in shown  # seeds are varied with the Seeds box
+    html = client.get("/experiments/new").text  # each box named for its setting, not "Vary"
+    assert "<summary>Vary</summary>" not in html
+    assert '<summary aria-label="Vary Learning Rate">Vary</summary>' in html
 
 
 def test_posting_a_grid_launches_a_sweep_and_redirects_to_its_page(
