@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ import typer
 from app.cli.options import DatabaseUrl, DataDir
 from app.cli.output import console, fail, labelled
 from app.core.config import get_settings, make_private_dir
+from app.core.loopback import is_loopback
 from app.embedded_redis import free_port, redis_url, start_redis
 from app.supervisor import Backoff, Supervisor
 from app.web_server import command as web_command
@@ -44,13 +44,6 @@ def worker_argv(
         "worker", "--concurrency", str(concurrency), "--loglevel", loglevel,
         "--queues", get_settings().queue, "--hostname", hostname,
     ]  # fmt: skip
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def check_exposure(host: str) -> None:

@@ -13,7 +13,6 @@ may change it.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import get_settings
+from app.core.loopback import is_loopback
 from app.core.models import Experiment, Sweep, User
 from app.services import accounts
 from app.services.security import new_csrf_token
@@ -95,25 +95,14 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def loopback_name(host_header: str | None) -> bool:
-    """Whether a Host header names this machine: localhost (or a name under .localhost) or a
-    loopback address, with any port."""
-    hostname = urlsplit(f"//{host_header or ''}").hostname or ""
-    if hostname == "localhost" or hostname.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def refuse_rebound_names(request: Request) -> None:
     """An open cifarlab (no accounts) answers only to loopback names. Through DNS rebinding a
     web page can point its own name at 127.0.0.1; the browser then sends that name as Host and
     Origin alike, which passes the cross-site guard, and the page could read, launch and delete
     at will. A name the attacker controls never resolves to loopback by itself, so requiring a
     loopback Host closes it (as Jupyter does). With accounts, such a page has no session."""
-    if get_settings().auth == "auto" and not loopback_name(request.headers.get("host")):
+    hostname = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+    if get_settings().auth == "auto" and not is_loopback(hostname):
         raise HTTPException(
             403,
             detail="this cifarlab has no accounts, so it answers only at localhost or a "
