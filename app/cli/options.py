@@ -29,7 +29,8 @@ DataDir = Annotated[
 ExperimentId = Annotated[int, typer.Argument(min=1, max=INTEGER_MAX, show_default=False)]
 """An experiment's id, checked as the API checks it: `show -- -1` got the router's 404 and
 was told to point --api-url elsewhere."""
-SweepId = Annotated[int, typer.Argument(min=1, max=INTEGER_MAX, show_default=False)]
+SweepId = ExperimentId
+"""A sweep's id, checked the same way."""
 
 DatabaseUrl = Annotated[
     str | None,

@@ -173,10 +173,6 @@ class SweepSpec(BaseModel):
         return seeds
 
     @property
-    def seed_list(self) -> list[int]:
-        return self.seeds
-
-    @property
     def varied(self) -> list[str]:
         """The hyperparameters this sweep varies, grid axes first (seeds not included)."""
         return [*self.grid, *self.random]
@@ -317,10 +313,10 @@ def expand(sweep: SweepSpec) -> list[Trial]:
     before anything is stored. Too many trials is refused the same way."""
     grid_points = list(itertools.product(*(enumerate(v) for v in sweep.grid.values())))
     draws = _draws(sweep)
-    total = len(grid_points) * len(draws) * len(sweep.seed_list)
+    total = len(grid_points) * len(draws) * len(sweep.seeds)
     if total > MAX_TRIALS:
         message = (
-            f"{len(grid_points)} grid points x {len(draws)} draws x {len(sweep.seed_list)} "
+            f"{len(grid_points)} grid points x {len(draws)} draws x {len(sweep.seeds)} "
             f"seeds make {total} trials; a sweep holds at most {MAX_TRIALS}"
         )
         raise SpecError([FieldError(field="grid", message=message)])
@@ -330,7 +326,7 @@ def expand(sweep: SweepSpec) -> list[Trial]:
         grid_index = {name: index for name, (index, _) in zip(sweep.grid, grid_point, strict=True)}
         grid_values = {name: value for name, (_, value) in zip(sweep.grid, grid_point, strict=True)}
         for draw in draws:
-            for seed in sweep.seed_list:
+            for seed in sweep.seeds:
                 point = {**grid_values, **draw, "seed": seed}
                 data = {
                     "name": _trial_name(sweep, point),

@@ -25,7 +25,6 @@ from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
-MAX_USERNAME = USERNAME_LENGTH
 MAX_PASSWORD = 1024
 
 
@@ -50,7 +49,7 @@ def _login_page(
     """A refused sign-in keeps the username, so only the password is typed again."""
     context = {
         "error": error, "next": next_url, "username": username,
-        "max_username": MAX_USERNAME, "max_password": MAX_PASSWORD,
+        "max_username": USERNAME_LENGTH, "max_password": MAX_PASSWORD,
     }  # fmt: skip
     return templates.TemplateResponse(
         request, "login.html", context, status_code=status, headers=headers
@@ -78,8 +77,8 @@ def login_form(
 
 def _form_problem(username: str, password: str) -> str | None:
     """What the sign-in form lacks, in words for the page (a JSON 422 is no page to read)."""
-    if not 1 <= len(username) <= MAX_USERNAME:
-        return f"Username: give 1 to {MAX_USERNAME} characters."
+    if not 1 <= len(username) <= USERNAME_LENGTH:
+        return f"Username: give 1 to {USERNAME_LENGTH} characters."
     if not 1 <= len(password) <= MAX_PASSWORD:
         return f"Password: give 1 to {MAX_PASSWORD} characters."
     return None
@@ -95,7 +94,7 @@ async def login(
 ) -> Response:
     next_url = _safe_next(next_url)
     if problem := _form_problem(username, password):
-        return _login_page(request, problem, next_url, 422, username[:MAX_USERNAME])
+        return _login_page(request, problem, next_url, 422, username[:USERNAME_LENGTH])
     # Not ``require_form_token``: a sign-in form that expired is drawn again, username kept.
     if not csrf_matches(request, csrf):
         expired = "The form expired; please sign in again."
