@@ -3,7 +3,7 @@
 ``start_stack``: `cifarlab up` (embedded Redis, a supervised worker, the web server).
 ``start_cluster``: Redis, the web server and named workers as separate processes, each
 logging to a file, for tests that stop or kill one worker while another runs on.
-``serve_app``: the web app alone in uvicorn, as production runs it, on a test's database.
+``serve_app``: the web app alone in uvicorn, as production serves it, on a test's database.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import uvicorn
 
 from app.embedded_redis import free_port, redis_url, start_redis
+from app.web.main import create_app
 from tests.support.factories import spec_data
 from tests.support.polling import wait_until
 
@@ -64,25 +67,24 @@ def healthy(base_url: str, workers: int = 1) -> bool:
 
 @contextmanager
 def serve_app(data_dir: Path) -> Iterator[str]:
-    """uvicorn serving ``create_app`` on a free port with ``data_dir``'s database; yields its
-    base URL once it answers, and stops it afterwards."""
+    """uvicorn serving ``create_app`` on a free port with ``data_dir``'s database, in a thread
+    of this process: the same server as production's, without a second interpreter importing
+    the app for each test. Yields its base URL once it listens, and stops it afterwards."""
+    assert os.environ["CIFARLAB_DATA_DIR"] == str(data_dir)  # the settings create_app reads
     port = free_port()
-    env = {**os.environ, "CIFARLAB_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.web.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
+    thread.start()
     try:
-        wait_until(
-            lambda: httpx.get(f"{base_url}/static/app.css", timeout=5).status_code == 200, 60,
-            ignoring=(httpx.HTTPError,), what="the server answering",
-        )  # fmt: skip
-        yield base_url
+        wait_until(lambda: server.started or not thread.is_alive(), 60, what="uvicorn listening")
+        assert server.started, "uvicorn stopped before it listened"
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "uvicorn did not stop within 30 s"
 
 
 def start_stack(
