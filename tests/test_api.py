@@ -14,7 +14,13 @@ from app.core import config, crud, queue
 from app.core.models import Status
 from app.embedded_redis import free_port
 from app.services import accounts
-from tests.support.factories import claim, end_experiment, make_experiment, spec_data
+from tests.support.factories import (
+    claim,
+    end_experiment,
+    failed_experiment,
+    make_experiment,
+    spec_data,
+)
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.usefixtures("broker")]
 
@@ -204,6 +210,19 @@ def test_delete_removes_rows_and_files_but_not_a_running_run(
     assert not model.parent.exists()
     session.expire_all()
     assert crud.list_epochs(session=session, experiment_id=experiment_id) == []
+
+
+def test_a_deleted_experiments_id_is_never_given_to_the_next(
+    client: TestClient, session: Session
+) -> None:
+    """A bookmark, a /compare link, an exported CSV or the CLI's history names a run by its id,
+    and the deleted run's folder goes after its row: deleting the newest run must not hand its
+    id to the next launch (SQLite gave it max(id)+1; PostgreSQL's sequence never did)."""
+    oldest, newest = failed_experiment(session).id, failed_experiment(session).id
+    assert client.delete(f"/api/experiments/{newest}").status_code == 204
+    launched = client.post("/api/experiments", json=spec_data())
+    assert launched.status_code == 201
+    assert launched.json()["id"] > newest > oldest
 
 
 def test_model_download_404_before_training(client: TestClient, session: Session) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import Connection, create_engine, inspect, select, text
 from sqlalchemy.orm import Session, undefer
 
 from app.core.models import IMPORTED_MODEL, Base, Evaluation, Experiment, Status
@@ -152,4 +152,79 @@ def test_status_is_the_enum_in_python_and_the_same_text_in_the_database(
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT status FROM experiments ORDER BY id")).scalars()
         assert stored.all() == ["imported", "queued"]
+    engine.dispose()
+
+
+NEW_ROWS = {
+    "sweeps": "INSERT INTO sweeps (name, model, spec, created_at) "
+    "VALUES ('sweep', 'custom_cnn', '{}', '2026-01-01 00:00:00')",
+    "experiments": "INSERT INTO experiments (name, model, spec, tags, status, created_at, "
+    "current_epoch, epoch_progress, total_epochs, notes, attempts) VALUES ('run', 'custom_cnn', "
+    "'{}', '[]', 'succeeded', '2026-01-01 00:00:00', 2, 1.0, 2, '', 1)",
+    "api_tokens": "INSERT INTO api_tokens (user_id, name, token_hash, created_at) "
+    "VALUES (1, 'cli', lower(hex(randomblob(32))), '2026-01-01 00:00:00')",
+}
+"""One new row for each table 0015 rebuilds, its id left to SQLite."""
+
+
+def table_sql(connection: Connection, table: str) -> str:
+    return str(
+        connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).scalar_one()
+    )
+
+
+def test_upgrading_sqlite_numbers_new_rows_above_every_id_kept(tmp_path: Path) -> None:
+    """0015 rebuilds experiments, sweeps and API tokens with AUTOINCREMENT: every row, epoch
+    and evaluation stays, with the indexes and foreign keys, and a deleted newest row's id is
+    not given out again. Downgrading rebuilds them as they were."""
+    url = f"sqlite:///{tmp_path / 'ids.db'}"
+    upgrade(url, revision="0014_run_telemetry")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, username, password_hash, is_admin, created_at) "
+            "VALUES (1, 'ada', 'hash', 1, '2026-01-01 00:00:00')"
+        )
+        for statement in NEW_ROWS.values():
+            connection.exec_driver_sql(statement)
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql("UPDATE experiments SET sweep_id = 2, owner_id = 1")
+        for epoch in (1, 2):
+            connection.exec_driver_sql(
+                "INSERT INTO epoch_metrics (experiment_id, epoch, phase) "
+                f"VALUES (2, {epoch}, 'train')"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO evaluations (experiment_id, accuracy, classes, report, test_size, "
+            "created_at) VALUES (2, 0.5, '[]', '{}', 10, '2026-01-01 00:00:00')"
+        )
+        indexes = inspect(connection).get_indexes("experiments")
+    engine.dispose()
+
+    upgrade(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # deletes below cascade
+        counts = [
+            connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+            for table in (*NEW_ROWS, "epoch_metrics", "evaluations")
+        ]
+        assert counts == [2, 2, 2, 2, 1]
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert inspect(connection).get_indexes("experiments") == indexes
+        for table, statement in NEW_ROWS.items():
+            assert "AUTOINCREMENT" in table_sql(connection, table)
+            connection.exec_driver_sql(f"DELETE FROM {table} WHERE id = 2")
+            assert connection.exec_driver_sql(statement).lastrowid == 3, table
+    engine.dispose()
+
+    downgrade(url, revision="0014_run_telemetry")
+    with engine.connect() as connection:
+        for table in NEW_ROWS:
+            assert "AUTOINCREMENT" not in table_sql(connection, table)
+            assert connection.exec_driver_sql(
+                f"SELECT id FROM {table} ORDER BY id"
+            ).scalars().all() == [1, 3]
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     engine.dispose()

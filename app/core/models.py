@@ -69,6 +69,13 @@ class PackedArray(TypeDecorator[npt.NDArray[Any]]):
         return bool(np.array_equal(x, y))
 
 
+NEVER_REUSED = {"sqlite_autoincrement": True}
+"""Table options for rows whose ids people keep: links to /experiments/N and /compare, exported
+CSVs, the CLI's history and token ids. Without AUTOINCREMENT SQLite numbers a new row max(id)+1,
+so deleting the newest row handed its id (and its folder, deleted after the commit) to the next
+one; PostgreSQL's sequences never reuse an id, and now neither does SQLite."""
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -132,6 +139,7 @@ class ApiToken(Base):
     """Only a hash of the token is kept; the token itself is shown once, when created."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (NEVER_REUSED,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -180,6 +188,7 @@ class Sweep(Base):
     run at once and the pruning rule."""
 
     __tablename__ = "sweeps"
+    __table_args__ = (NEVER_REUSED,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(
@@ -198,7 +207,10 @@ class Sweep(Base):
 class Experiment(Base):
     __tablename__ = "experiments"
     # The list's default order, newest first: read from this index, not sorted from every row.
-    __table_args__ = (Index("ix_experiments_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_experiments_created_at_id", "created_at", "id"),
+        NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(
