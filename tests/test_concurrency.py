@@ -11,28 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from app.core import crud
 from tests.support.clients import make_client
+from tests.support.epoch_writer import EPOCHS, write_epochs
 from tests.support.factories import claim, make_experiment
 
 pytestmark = pytest.mark.both_databases
-EPOCHS = 40
 WRITERS = 4
-
-
-def write_epochs(environment: dict[str, str], lease: crud.Lease) -> None:
-    """A worker process: one transaction per epoch, plus progress writes between them."""
-    os.environ.update(environment)
-    from app.core.db import session_scope
-
-    for epoch in range(1, EPOCHS + 1):
-        with session_scope() as session:
-            crud.record_progress(session=session, lease=lease, epoch=epoch, epoch_progress=0.5)
-        with session_scope() as session:
-            crud.record_epoch(
-                session=session, lease=lease, epoch=epoch,
-                values={"loss": 1.0 / epoch, "accuracy": epoch / EPOCHS},
-            )  # fmt: skip
 
 
 def test_writers_and_readers_at_once(session: Session, data_dir: Path) -> None:
