@@ -18,7 +18,18 @@ from app.core.models import Experiment, Status
 from app.core.report_import import parse_classification_report
 from app.web.routes import compare_pages
 from tests.support.factories import CLASSES, make_evaluated, make_experiment
-from tests.support.pages import XSS, by_id, elements, field_errors, inputs, post_form, report_text
+from tests.support.pages import (
+    XSS,
+    by_id,
+    described_input,
+    description,
+    elements,
+    error_summary,
+    field_errors,
+    inputs,
+    post_form,
+    report_text,
+)
 from tests.support.seed_reports import seed_report
 
 LABELS = [i % 10 for i in range(400)]
@@ -387,6 +398,12 @@ def test_import_errors_are_shown_next_to_their_fields(client: TestClient, sessio
     assert set(errors) == {"name", "report_text"}
     assert "header" in errors["report_text"]
     assert by_id(response.text, "report_text").text == "precision recall\nnot a report"
+    report = described_input(
+        response.text, "report_text"
+    )  # read with its error, for a screen reader
+    assert report.attrs["id"] == "report_text" and "header" in description(response.text, report)
+    assert described_input(response.text, "name").attrs["id"] == "name"
+    assert error_summary(response.text)[1] == ["#name", "#report_text"]
     bad_matrix = {"name": "x", "report_text": report_text(LABELS), "confusion_matrix_text": "1 2"}
     response = post_form(client, "/experiments/import", bad_matrix)
     assert list(field_errors(response.text)) == ["confusion_matrix_text"]

@@ -98,7 +98,7 @@ def test_a_group_opens_when_it_holds_a_changed_value_or_an_error() -> None:
     assert open_groups(form, {}, set()) == set(PRIMARY_GROUPS)
     assert "Loss" in open_groups(form, {"hp.label_smoothing": "0.1"}, set())
     assert "Loss" not in open_groups(form, {"hp.label_smoothing": " 0.0 "}, set())
-    assert "Speed" in open_groups(form, {}, {"hyperparameters.xla"})
+    assert "Speed" in open_groups(form, {}, {"hp-custom_cnn-xla"})
 
 
 # --- form values <-> specs ----------------------------------------------------------------------
@@ -155,13 +155,15 @@ def test_errors_attach_to_their_input_or_to_none() -> None:
     errors = [
         FieldError(field="tags.0", message="too long"),
         FieldError(field="hyperparameters.epochs", message="too small"),
+        FieldError(field="grid.learning_rate[2]", message="not a number"),
         FieldError(field="hyperparameters.width", message="unknown field"),
         FieldError(field="spec", message="expected a JSON object"),
     ]
     attached, unattached = group_errors(errors, "custom_cnn")
     assert {key: [e.message for e in value] for key, value in attached.items()} == {
         "tags": ["too long"],
-        "hyperparameters.epochs": ["too small"],
+        "hp-custom_cnn-epochs": ["too small"],
+        "hp-custom_cnn-learning_rate-vary": ["not a number"],
     }
     assert [e.field for e in unattached] == ["hyperparameters.width", "spec"]
 

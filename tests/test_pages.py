@@ -30,7 +30,19 @@ from tests.support.factories import (
     make_evaluated,
     make_experiment,
 )
-from tests.support.pages import XSS, Element, by_id, elements, field_errors, form, inputs, post_form
+from tests.support.pages import (
+    XSS,
+    Element,
+    by_id,
+    described_input,
+    description,
+    elements,
+    error_summary,
+    field_errors,
+    form,
+    inputs,
+    post_form,
+)
 
 
 @dataclass
@@ -142,6 +154,49 @@ def test_invalid_post_shows_field_error_and_launches_nothing(
     assert fields["hp.test_size"]["value"] == "500"
     assert enqueued.ids == []
     assert crud.list_experiments(session=session)[1] == 0
+
+
+def test_a_refused_launch_ties_each_error_to_its_field_for_screen_readers(
+    client: TestClient, enqueued: Enqueued
+) -> None:
+    """WCAG 3.3.1 and 4.1.2: each refused field says it is invalid and is described by its
+    message; the summary above the form, focused on load, links to each of them."""
+    bad = form(**{"tags": "x" * 41, "hp.epochs": "0"})
+    html = post_form(client, "/experiments/new", bad).text
+    tags = described_input(html, "tags.0")
+    epochs = described_input(html, "hyperparameters.epochs")
+    assert (tags.attrs["id"], epochs.attrs["id"]) == ("tags", "hp-custom_cnn-epochs")
+    assert "at most 40 characters" in description(html, tags)
+    assert "greater than or equal to 1" in description(html, epochs)
+    assert "aria-invalid" not in by_id(html, "name").attrs  # a field that was fine
+    summary, links = error_summary(html)
+    assert (summary.attrs["role"], summary.attrs["tabindex"]) == ("alert", "-1")
+    assert "autofocus" in summary.attrs
+    heading = [e.text for e in elements(html) if e.tag == "h2" and "error-summary" in e.within]
+    assert heading == ["There is a problem"]
+    assert links == ["#tags", "#hp-custom_cnn-epochs"]
+    assert enqueued.ids == []
+
+
+def test_an_error_that_names_no_field_is_only_in_the_summary(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(session: Session, spec: object, **_: object) -> Experiment:
+        queue_down = FieldError(field="spec", message="the queue is down")
+        raise SpecError(
+            [queue_down, FieldError(field="hyperparameters.epochs", message="no workers left")]
+        )
+
+    monkeypatch.setattr(launch_pages, "launch", refuse)
+    html = post_form(client, "/experiments/new", form()).text
+    assert field_errors(html) == {"hyperparameters.epochs": "no workers left"}
+    _, links = error_summary(html)
+    assert links == ["#hp-custom_cnn-epochs"]
+    listed = [e.text for e in elements(html) if e.tag == "li" and "error-summary" in e.within]
+    assert any("the queue is down" in text for text in listed), listed
+    assert html.count("the queue is down") == 1
+    invalid = [e.attrs["id"] for e in elements(html) if e.attrs.get("aria-invalid") == "true"]
+    assert invalid == ["hp-custom_cnn-epochs"]
 
 
 def test_a_blank_name_is_derived_from_what_the_form_changes(

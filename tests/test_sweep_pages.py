@@ -22,7 +22,16 @@ from app.services.sweeps import TrialView
 from app.web import sweep_charts
 from tests.support.clients import PASSWORD, make_client, signed_in
 from tests.support.factories import claim
-from tests.support.pages import by_id, elements, field_errors, form, inputs, post_form
+from tests.support.pages import (
+    by_id,
+    described_input,
+    elements,
+    error_summary,
+    field_errors,
+    form,
+    inputs,
+    post_form,
+)
 
 pytestmark = pytest.mark.usefixtures("broker")
 
@@ -305,7 +314,8 @@ def test_a_bad_grid_value_is_named_on_the_form_and_stores_nothing(
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert field in errors and words in errors[field], errors
-    assert f"<li><code>{field}</code>: " in response.text  # in the summary above the form
+    box = described_input(response.text, field)  # the box is marked and described by it
+    assert f"#{box.attrs['id']}" in error_summary(response.text)[1]  # linked from the summary
     assert "sweep was not launched" in response.text
     shown = inputs(response.text)
     for name, value in changes.items():

@@ -92,6 +92,13 @@ class HyperparameterForm:
     def fields(self) -> tuple[FormField, ...]:
         return tuple(f for group in self.groups for f in group.fields)
 
+    def input_id(self, field: FormField) -> str:
+        """Unique on the page, which holds every class's inputs (one fieldset each)."""
+        return f"hp-{self.key}-{field.key}"
+
+    def vary_id(self, field: FormField) -> str:
+        return self.input_id(field) + "-vary"
+
 
 # --- schema -> inputs ---------------------------------------------------------------------------
 
@@ -188,15 +195,16 @@ def model_choices() -> list[tuple[str, list[ModelInfo]]]:
 
 
 def open_groups(
-    form: HyperparameterForm, values: dict[str, str], error_paths: set[str]
+    form: HyperparameterForm, values: dict[str, str], invalid_ids: set[str]
 ) -> set[str]:
-    """Primary groups are open; another opens when it holds an error or a changed value."""
+    """Primary groups are open; another opens when it holds a changed value or an input in
+    error (``invalid_ids``)."""
     opened = set(PRIMARY_GROUPS)
     for group in form.groups:
         for f in group.fields:
             changed = values.get(f.input_name, f.default).strip() != f.default
             varied = bool(f.vary_name and values.get(f.vary_name, "").strip())
-            if changed or varied or {f.error_path, f.vary_error_path} & error_paths:
+            if changed or varied or {form.input_id(f), form.vary_id(f)} & invalid_ids:
                 opened.add(group.title)
     return opened
 
@@ -297,33 +305,41 @@ def values_from_spec(spec: dict[str, Any], *, name_suffix: str = "") -> dict[str
 
 
 def _error_target(error_field: str, paths: list[str]) -> str | None:
-    """The input an error belongs to: ``tags.0`` belongs to ``tags``."""
+    """The path of the input an error belongs to: ``tags.0`` belongs to ``tags``."""
     matches = [p for p in paths if error_field == p or error_field.startswith((p + ".", p + "["))]
     return max(matches, key=len, default=None)
 
 
-def _attach(
-    errors: list[FieldError], paths: list[str]
+def attach_errors(
+    errors: list[FieldError], inputs: dict[str, str]
 ) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
+    """Errors by the id of the input each is shown next to, and those that belong to no
+    input (the form's error summary lists them alone). ``inputs``: each input's id by the
+    path its errors name."""
     attached: dict[str, list[FieldError]] = {}
     unattached: list[FieldError] = []
     for error in errors:
-        target = _error_target(error.field, paths)
+        target = _error_target(error.field, list(inputs))
         if target is None:
             unattached.append(error)
         else:
-            attached.setdefault(target, []).append(error)
+            attached.setdefault(inputs[target], []).append(error)
     return attached, unattached
 
 
 def group_errors(
     errors: list[FieldError], model: str
 ) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
-    """Errors by the input they are shown next to, and those that belong to no input; a
-    sweep's ``grid.learning_rate[2]`` goes next to the learning rate's vary box."""
-    fields = _fields_of(model)
-    paths = [f.error_path for f in fields] + [f.vary_error_path for f in fields if f.vary_name]
-    return _attach(errors, ["name", "model", "tags", *SWEEP_FIELDS, *paths])
+    """The launch form's errors by the id of their input; a sweep's ``grid.learning_rate[2]``
+    goes next to the learning rate's vary box."""
+    inputs = {path: path for path in ("name", "model", "tags", *SWEEP_FIELDS)}
+    form = form_for(model)
+    if form is not None:
+        for f in form.fields:
+            inputs[f.error_path] = form.input_id(f)
+            if f.vary_name:
+                inputs[f.vary_error_path] = form.vary_id(f)
+    return attach_errors(errors, inputs)
 
 
 def form_context(values: dict[str, str], errors: list[FieldError]) -> dict[str, Any]:
@@ -422,8 +438,8 @@ IMPORT_FIELDS = (
 def import_errors(
     errors: list[FieldError],
 ) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
-    """The import form's errors by its inputs (``tags.0`` belongs to ``tags``)."""
-    return _attach(errors, list(IMPORT_FIELDS))
+    """The import form's errors by its inputs, whose ids are their names."""
+    return attach_errors(errors, {name: name for name in IMPORT_FIELDS})
 
 
 class _NotFinite(ValueError):

@@ -121,3 +121,21 @@ def test_keyboard_focus_is_drawn_as_a_ring_on_fields_buttons_and_nav_links(
     page.keyboard.press("Shift+Tab")  # focus by keyboard, as :focus-visible asks
     page.keyboard.press("Tab")
     assert page.locator("#launch-button").evaluate(ring) == ["solid", "2px"]
+
+
+def test_a_refused_launch_focuses_the_error_summary_and_marks_the_field(
+    page: Page, served: str
+) -> None:
+    """A screen reader hears the refusal at once (the summary takes the focus), and the field
+    says it is invalid and why; the summary's link leads to the field."""
+    page.goto(f"{served}/experiments/new")
+    page.locator("#hp-custom_cnn-epochs").fill("0")
+    page.locator("#launch-button").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("heading")).to_have_text("There is a problem")
+    epochs = page.locator("#hp-custom_cnn-epochs")
+    expect(epochs).to_have_attribute("aria-invalid", "true")
+    expect(epochs).to_have_accessible_description(re.compile("greater than or equal to 1"))
+    summary.get_by_role("link").click()
+    expect(epochs).to_be_focused()

@@ -20,6 +20,7 @@ class Element:
     attrs: dict[str, str]
     disabled: bool = False  # inside a disabled fieldset: not submitted
     text: str = ""
+    within: frozenset[str] = frozenset()  # the ids of the elements it is inside
 
 
 class ElementCollector(HTMLParser):
@@ -32,7 +33,8 @@ class ElementCollector(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         disabled = any(e.tag == "fieldset" and "disabled" in e.attrs for e in self._open)
-        element = Element(tag, {key: value or "" for key, value in attrs}, disabled)
+        within = frozenset(e.attrs["id"] for e in self._open if "id" in e.attrs)
+        element = Element(tag, {key: value or "" for key, value in attrs}, disabled, within=within)
         self.elements.append(element)
         if tag not in {"input", "meta", "link", "br", "img"}:
             self._open.append(element)
@@ -71,6 +73,33 @@ def field_errors(html: str) -> dict[str, str]:
 
 def by_id(html: str, element_id: str) -> Element:
     return next(e for e in elements(html) if e.attrs.get("id") == element_id)
+
+
+def described_input(html: str, error_field: str) -> Element:
+    """The input a screen reader reads the error about ``error_field`` with: the one that says
+    ``aria-invalid="true"`` and names the error's message in its ``aria-describedby``."""
+    page = elements(html)
+    message = next(e for e in page if e.attrs.get("data-field") == error_field)
+    described = [
+        e for e in page if message.attrs["id"] in e.attrs.get("aria-describedby", "").split()
+    ]
+    assert [e.tag for e in described] in (["input"], ["select"], ["textarea"]), described
+    assert described[0].attrs.get("aria-invalid") == "true"
+    return described[0]
+
+
+def description(html: str, element: Element) -> str:
+    """What ``aria-describedby`` has a screen reader read after the element's name."""
+    refs = element.attrs["aria-describedby"].split()
+    return " ".join(by_id(html, ref).text.strip() for ref in refs)
+
+
+def error_summary(html: str) -> tuple[Element, list[str]]:
+    """The refused form's summary, and where its links lead (``#`` and an input's id)."""
+    page = elements(html)
+    summary = next(e for e in page if e.attrs.get("id") == "error-summary")
+    links = [e.attrs["href"] for e in page if e.tag == "a" and "error-summary" in e.within]
+    return summary, links
 
 
 def csrf_token(client: TestClient) -> str:
