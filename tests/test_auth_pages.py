@@ -15,7 +15,18 @@ from app.core.models import Experiment, Status
 from app.services import accounts, outbox
 from tests.support.clients import PASSWORD, login_token, make_client, signed_in
 from tests.support.factories import make_experiment
-from tests.support.pages import XSS, by_id, csrf_token, elements, form, post_form, report_text
+from tests.support.pages import (
+    XSS,
+    by_id,
+    csrf_token,
+    described_input,
+    description,
+    elements,
+    error_summary,
+    form,
+    post_form,
+    report_text,
+)
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
@@ -140,23 +151,42 @@ def test_login_next_stays_on_this_site_and_is_escaped(team: dict[str, int]) -> N
 
 
 @pytest.mark.parametrize(
-    ("fields", "words"),
+    ("fields", "box", "words"),
     [
-        ({"username": "a" * 65, "password": "x"}, "Username: give 1 to 64 characters."),
-        ({"username": "", "password": "x"}, "Username: give 1 to 64 characters."),
-        ({"username": "alice"}, "Password: give 1 to 1024 characters."),
-        ({"username": "alice", "password": "x" * 1025}, "Password: give 1 to 1024 characters."),
+        ({"username": "a" * 65, "password": "x"}, "username", "give 1 to 64 characters."),
+        ({"username": "", "password": "x"}, "username", "give 1 to 64 characters."),
+        ({"username": "alice"}, "password", "give 1 to 1024 characters."),
+        ({"username": "alice", "password": "x" * 1025}, "password", "give 1 to 1024 characters."),
     ],
 )
 def test_a_sign_in_form_missing_or_over_long_is_drawn_again_saying_which_box(
-    fields: dict[str, str], words: str
+    fields: dict[str, str], box: str, words: str
 ) -> None:
-    """It answered with the API's JSON 422, which a browser shows as raw text."""
+    """It answered with the API's JSON 422, which a browser shows as raw text. The box is
+    marked invalid and described by the message; the summary above links to it."""
     client = make_client()
     refused = client.post("/login", data={**fields, "csrf_token": login_token(client)})
     assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
-    assert words in refused.text
+    field = described_input(refused.text, box)
+    assert field.attrs["id"] == box and description(refused.text, field) == words
+    assert error_summary(refused.text)[1] == [f"#{box}"]
     assert by_id(refused.text, "login-next").attrs["value"] == "/"
+
+
+def test_a_wrong_password_is_said_in_the_summary_which_takes_the_focus(
+    team: dict[str, int],
+) -> None:
+    """It names no one box, so it marks none; the summary is focused, not the password box."""
+    client = make_client()
+    data = {"username": "alice", "password": "wrong", "csrf_token": login_token(client)}
+    html = client.post("/login", data=data).text
+    summary, links = error_summary(html)
+    assert summary.attrs["role"] == "alert" and links == []
+    assert "Wrong username or password." in html
+    assert not any("aria-invalid" in e.attrs for e in elements(html))
+    assert [e.attrs.get("id") for e in elements(html) if "autofocus" in e.attrs] == [
+        "error-summary"
+    ]
 
 
 # --- CSRF on forms -------------------------------------------------------------------------------
