@@ -67,11 +67,17 @@
     if (open) panel.querySelector("[name=tags]").focus();
   }
 
-  // API errors name their field ("tags.0", "notes"); each goes next to its input.
+  // API errors name their field ("tags.0", "notes"); each goes next to its input, which is
+  // marked invalid and described by it for a screen reader, and the first such input takes
+  // the focus. An error that names neither field is announced (role="alert").
   function showErrors(form, errors) {
     form.querySelectorAll(".field-error").forEach((line) => {
       line.textContent = "";
       line.hidden = true;
+    });
+    form.querySelectorAll("[aria-invalid]").forEach((input) => {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
     });
     errors.forEach((error) => {
       const field = (error.field || "").split(".")[0];
@@ -80,7 +86,13 @@
         form.querySelector('.field-error[data-field=""]');
       line.textContent = [line.textContent, error.message].filter(Boolean).join(" ");
       line.hidden = false;
+      const input = line.dataset.field && form.elements[line.dataset.field];
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", line.id);
+      }
     });
+    form.querySelector("[aria-invalid]")?.focus();
   }
 
   function keepAsDefaults(form, experiment) {

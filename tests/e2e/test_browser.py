@@ -277,6 +277,10 @@ def test_edit_tags_and_notes_from_the_list(stack: Stack, page: Page) -> None:
     form.locator("[name=tags]").fill("seed, " + "x" * 60)
     form.get_by_role("button", name="Save").click()
     expect(form.locator(".field-error[data-field='tags']")).to_be_visible()
+    tags = form.locator("[name=tags]")  # a screen reader hears it is refused, and why
+    expect(tags).to_be_focused()
+    expect(tags).to_have_attribute("aria-invalid", "true")
+    expect(tags).to_have_accessible_description(re.compile("at most 40 characters"))
 
     form.locator("[name=tags]").fill("seed, baseline")
     form.locator("[name=notes]").fill("rerun with flips")
