@@ -16,6 +16,8 @@ import numpy as np
 from keras import layers
 from keras.src.applications import convnext, efficientnet, efficientnet_v2, mobilenet_v2, resnet
 
+from worker.fused_batchnorm import FusedBatchNormalization
+
 
 @dataclass(frozen=True)
 class Application:
@@ -238,7 +240,7 @@ class ScaledShift(layers.Layer):
 def _norm_activate(x: keras.KerasTensor, momentum: float, activation: str) -> keras.KerasTensor:
     """BatchNorm without a scale (the activation after it needs only a shift to choose its
     regime)."""
-    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-12, center=False, scale=False)(x)
+    x = FusedBatchNormalization(momentum=momentum, epsilon=1e-12, center=False, scale=False)(x)
     return layers.Activation(activation)(ScaledShift()(x))
 
 

@@ -5,7 +5,7 @@ A filter bank is a matrix (taps x output channels). Muon replaces its Nesterov s
 nearest semi-orthogonal matrix, found by a few Newton-Schulz iterations: every direction of
 the step moves by about as much, so the rare directions a plain gradient step barely moves
 learn as fast as the common ones, and a short run gets further (docs/benchmarks.md: ahead of
-SGD at four epochs, level at fast-90's 21). Each bank is also rescaled to
+SGD at four epochs, level at 21 of the narrow network). Each bank is also rescaled to
 a fixed norm before its step. The BatchNorm after every convolution makes the network blind
 to that scale, so the step is a fixed fraction of the filters rather than a size that drifts
 with their norm, and no weight decay is needed on them."""

@@ -260,7 +260,8 @@ class FastCnnHyperparameters(TrainingHyperparameters):
         "sgd", "Optimizer", "sgd: Nesterov SGD for every weight (airbench94). muon: Muon for the "
         "convolution filters, each step made orthogonal so every direction of a filter bank "
         "learns at one pace, and Nesterov SGD for the rest (airbench94_muon): ahead of sgd in "
-        "short runs, level over fast-90's 21 epochs. adam and adamw as for the other families.",
+        "short runs, level over 21 epochs of the narrow network. adam and adamw as for the "
+        "other families.",
     )  # fmt: skip
     learning_rate: float = _field(
         1.5, "Optimizer", "Peak step size of the schedule, for the batch's mean loss "
@@ -300,10 +301,11 @@ class FastCnnHyperparameters(TrainingHyperparameters):
     width_1: int = _field(64, "Model", "Filters of the first block (32 px).", ge=8, le=512)
     width_2: int = _field(256, "Model", "Filters of the second block (16 px).", ge=8, le=1024)
     width_3: int = _field(256, "Model", "Filters of the third block (8 px).", ge=8, le=1024)
-    activation: Literal["gelu", "relu"] = _field(
-        "gelu", "Model", "After the whitening and every BatchNorm. gelu: airbench's. relu: 30% "
-        "faster on a CPU in bfloat16, where GELU's erf is costly, but it cost fast-90 a point "
-        "of test accuracy, more than the time it saved buys back (docs/benchmarks.md).",
+    activation: Literal["gelu", "silu", "relu"] = _field(
+        "gelu", "Model", "After the whitening and every BatchNorm. gelu: airbench's. silu (x "
+        "times its sigmoid) and relu train 1.5 and 2 times as fast on a CPU in bfloat16, where "
+        "GELU's erf is costly, but each cost the narrow network about a point of test "
+        "accuracy, more than the time saved buys back (docs/benchmarks.md).",
     )  # fmt: skip
     batchnorm_momentum: float = _field(
         0.4, "Model", "Share of the old moving statistics kept each step: low, because a short "

@@ -68,7 +68,7 @@ def test_convolutions_start_as_the_identity_on_their_first_filters() -> None:
     assert np.abs(kernel[..., 8:]).sum() > 0  # the rest stay random
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu"])
+@pytest.mark.parametrize("activation", ["gelu", "silu", "relu"])
 def test_the_chosen_activation_follows_the_whitening_and_every_norm_and_survives_a_save(
     activation: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,59 @@
+"""Images a second the fast family's network trains, the model alone (no data pipeline).
+
+    .venv/bin/python scripts/fast_step_rate.py --size 32 --widths 32,128,128 --activation gelu
+    .venv/bin/python scripts/fast_step_rate.py ... --keras-batchnorm   # Keras's own layer
+
+Each step is ``train_on_batch`` on one fixed batch, in bfloat16 where the processor has it,
+as the worker trains; the first three steps (tracing) are not timed. With
+``--keras-batchnorm`` the network is built with ``keras.layers.BatchNormalization`` in place
+of the fused layer, for the comparison in docs/benchmarks.md ("BatchNorm in one kernel").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from worker import architectures
+from worker.hardware import native_bfloat16
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--widths", default="64,256,256", help="the three blocks' filters")
+    parser.add_argument("--activation", default="gelu", choices=("gelu", "silu", "relu"))
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--keras-batchnorm", action="store_true")
+    args = parser.parse_args()
+
+    if native_bfloat16():
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    if args.keras_batchnorm:
+        architectures.FusedBatchNormalization = keras.layers.BatchNormalization
+    widths = tuple(int(w) for w in args.widths.split(","))
+    model = architectures.build_fast_cnn(
+        num_classes=10, widths=widths, batchnorm_momentum=0.4, activation=args.activation
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.85, nesterov=True),
+                  loss="categorical_crossentropy")  # fmt: skip
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype(np.float32)
+    labels = keras.utils.to_categorical(rng.integers(0, 10, args.batch), 10)
+    for _ in range(3):
+        model.train_on_batch(images, labels)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        model.train_on_batch(images, labels)
+    rate = args.steps * args.batch / (time.perf_counter() - start)
+    norm = "keras" if args.keras_batchnorm else "fused"
+    print(f"{args.size} px, {args.widths}, {args.activation}, {norm} BatchNorm, "
+          f"batch {args.batch}: {rate:,.0f} images/s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
