@@ -225,8 +225,8 @@ def test_launch_form_has_a_place_for_the_estimate(client: TestClient) -> None:
 
 
 def test_a_from_scratch_model_is_costed_by_its_own_widths(session: Session) -> None:
-    """fast-93's middle blocks are twice fast-90's width: its epochs take about 2.2x as long
-    on the same worker, which the model name alone would not tell."""
+    """airbench94's middle blocks are twice the narrow network's width: its epochs take about
+    2.2x as long on the same worker, which the model name alone would not tell."""
     online_worker(session, "w1", CPU)
     narrow = {"width_2": 128, "width_3": 128, "train_size": 1000}
     timed_run(session, device=CPU, images_per_second=[100.0, 100.0], model="fast_cnn", **narrow)

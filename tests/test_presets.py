@@ -67,7 +67,7 @@ def test_api_lists_and_launches_presets(broker: redis.Redis) -> None:
         assert listed[name]["spec"] == preset.spec.model_dump(mode="json"), name
     study_cnn = listed["study-custom-cnn"]["spec"]["hyperparameters"]
     assert (study_cnn["batch_norm"], study_cnn["conv_blocks"]) == (True, 4)
-    assert listed["fast-90"]["spec"]["hyperparameters"]["width_1"] == 32
+    assert listed["fast-90"]["spec"]["hyperparameters"]["epochs"] == 12
     launched = client.post("/api/presets/quick-custom-cnn/launch")
     assert launched.status_code == 201
     assert launched.json()["spec"]["hyperparameters"]["train_size"] == 5000

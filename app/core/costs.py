@@ -102,7 +102,7 @@ def _fast_cnn(hp: FastCnnHyperparameters) -> float:
 
 def macs_per_32px_image(model: str, hp: TrainingHyperparameters) -> float:
     """Counted from the spec for the from-scratch families, whose width and depth it sets
-    (``fast-90`` and ``fast-93`` differ fourfold in their middle blocks); the table's figure
+    (the fast family's widths change its cost fourfold between 128 and 256); the table's figure
     for a pre-trained base, whose architecture is fixed."""
     if isinstance(hp, FastCnnHyperparameters):
         return _fast_cnn(hp)

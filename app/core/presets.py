@@ -98,13 +98,11 @@ PRESETS: dict[str, Preset] = {
         ),
         _preset(
             "fast-90", "Fast: toward 0.90 in 15 minutes on a CPU", "beyond",
-            "The fast family with a narrow first block, 32-128-128, for 21 epochs, the first "
-            "12 on 24 px crops (about half the cost of a 32 px epoch), in batches of 512: "
-            "sized for the goal's 15 minutes from launch on a 2-core CPU with native "
-            "bfloat16, with a minute to spare. docs/benchmarks.md has the runs.",
-            "fast_cnn",
-            {"width_1": 32, "width_2": 128, "width_3": 128, "epochs": 21, "crop_epochs": 12,
-             "batch_size": 512, "learning_rate": 0.75},
+            "The fast family at airbench94's widths, 64-256-256, for twelve epochs, with the "
+            "six-view test-time look: 0.907 in 13.5 minutes from launch on a 2-core CPU with "
+            "AMX, about twice that on one with AVX512_BF16 alone. docs/benchmarks.md has "
+            "the runs.",
+            "fast_cnn", {"epochs": 12, "test_time_augmentation": "flip_translate"},
         ),
         _preset(
             "fast-93", "Fast: toward 0.93 in 45 minutes on a CPU", "beyond",
