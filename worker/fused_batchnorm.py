@@ -38,7 +38,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 inputs, scale, offset, epsilon=epsilon, is_training=True
             )
             # The kernel returns the sample variance (n - 1); Keras averages the plain one.
-            count = tf.cast(tf.size(inputs) // channels, tf.float32)
+            count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, tf.float32)
             variance = unbiased * (count - 1.0) / count
             momentum = tf.cast(self.momentum, tf.float32)  # a tensor while recalibrating
             self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
