@@ -3,10 +3,11 @@
     .venv/bin/python scripts/fast_step_rate.py --size 32 --widths 32,128,128 --activation gelu
     .venv/bin/python scripts/fast_step_rate.py ... --keras-batchnorm   # Keras's own layer
 
-Each step is ``train_on_batch`` on one fixed batch, in bfloat16 where the processor has it,
-as the worker trains; the first three steps (tracing) are not timed. With
-``--keras-batchnorm`` the network is built with ``keras.layers.BatchNormalization`` in place
-of the fused layer, for the comparison in docs/benchmarks.md ("BatchNorm in one kernel").
+Each step is ``train_on_batch`` on one fixed batch, in the precision the worker picks for the
+family's defaults (``precision_policy``: bfloat16 on a CPU that has it); the first three
+steps (tracing) are not timed. With ``--keras-batchnorm`` the network is built with
+``keras.layers.BatchNormalization`` in place of the fused layer, for the comparison in
+docs/benchmarks.md ("BatchNorm in one kernel").
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import time
 import keras
 import numpy as np
 
+from app.core.hyperparameters import FastCnnHyperparameters
 from worker import architectures
-from worker.hardware import native_bfloat16
+from worker.training import precision_policy
 
 
 def main() -> None:
@@ -31,8 +33,7 @@ def main() -> None:
     parser.add_argument("--keras-batchnorm", action="store_true")
     args = parser.parse_args()
 
-    if native_bfloat16():
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(precision_policy(FastCnnHyperparameters()))
     if args.keras_batchnorm:
         architectures.FusedBatchNormalization = keras.layers.BatchNormalization
     widths = tuple(int(w) for w in args.widths.split(","))
