@@ -68,6 +68,9 @@ def test_api_lists_and_launches_presets(broker: redis.Redis) -> None:
     study_cnn = listed["study-custom-cnn"]["spec"]["hyperparameters"]
     assert (study_cnn["batch_norm"], study_cnn["conv_blocks"]) == (True, 4)
     assert listed["fast-90"]["spec"]["hyperparameters"]["epochs"] == 12
+    fast_90, fast_93 = (listed[name]["spec"]["hyperparameters"] for name in ("fast-90", "fast-93"))
+    # The 0.93 preset spends more than the 0.90 one: wider blocks and more epochs.
+    assert fast_93["width_2"] > fast_90["width_2"] and fast_93["epochs"] > fast_90["epochs"]
     launched = client.post("/api/presets/quick-custom-cnn/launch")
     assert launched.status_code == 201
     assert launched.json()["spec"]["hyperparameters"]["train_size"] == 5000
