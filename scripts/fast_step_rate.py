@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import typing
 
 import keras
 import numpy as np
@@ -27,20 +28,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--widths", default="64,256,256", help="the three blocks' filters")
-    parser.add_argument("--activation", default="gelu", choices=("gelu", "silu", "relu"))
+    defaults = FastCnnHyperparameters()
+    activations = typing.get_args(FastCnnHyperparameters.model_fields["activation"].annotation)
+    parser.add_argument("--activation", default=defaults.activation, choices=activations)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--keras-batchnorm", action="store_true")
     args = parser.parse_args()
 
-    keras.mixed_precision.set_global_policy(precision_policy(FastCnnHyperparameters()))
+    keras.mixed_precision.set_global_policy(precision_policy(defaults))
     if args.keras_batchnorm:
         architectures.FusedBatchNormalization = keras.layers.BatchNormalization
     widths = tuple(int(w) for w in args.widths.split(","))
     model = architectures.build_fast_cnn(
-        num_classes=10, widths=widths, batchnorm_momentum=0.4, activation=args.activation
+        num_classes=10,
+        widths=widths,
+        batchnorm_momentum=defaults.batchnorm_momentum,
+        activation=args.activation,
     )
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.85, nesterov=True),
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=defaults.momentum, nesterov=True),
                   loss="categorical_crossentropy")  # fmt: skip
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype(np.float32)
