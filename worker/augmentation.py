@@ -1,7 +1,7 @@
 """Per-batch data augmentation for the training pipeline (never for validation or test).
 
-Geometric and colour changes run at the stored 32 px, before any resize, where they cost a
-sixteenth of what they would at 128 px. MixUp and CutMix blend labels too, so they run after
+Geometric and colour changes and Cutout run at the stored 32 px, before any resize, where they
+cost a sixteenth of what they would at 128 px. MixUp and CutMix blend labels too, so they run after
 the labels are one-hot.
 """
 
@@ -20,13 +20,15 @@ Augmenter = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 def build_augmenter(hp: TrainingHyperparameters) -> Augmenter | None:
     """None when the spec asks for no augmentation, so the pipeline stays as fast as it can."""
     image_layers = _image_layers(hp)
-    if not image_layers and hp.mix == "none":
+    if not image_layers and not hp.cutout and hp.mix == "none":
         return None
     pipeline = keras.Sequential(image_layers) if image_layers else None
 
     def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if pipeline is not None:
             images = pipeline(images, training=True)
+        if hp.cutout:
+            images = cutout(images, hp.cutout)
         if hp.mix == "mixup":
             return mixup(images, labels, hp.mix_alpha)
         if hp.mix == "cutmix":
@@ -78,6 +80,16 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor
     return mixed_images, mixed_labels
 
 
+def cutout(images: tf.Tensor, side: int) -> tf.Tensor:
+    """A ``side`` square at a random centre in each image, painted the batch's mean colour:
+    the colour a normalised input has at zero, so the hole adds no signal of its own."""
+    size = tf.shape(images)[0]
+    sides = tf.fill([size], side)
+    mean = tf.reduce_mean(images, axis=[0, 1, 2], keepdims=True)
+    mask = _random_boxes(images, sides, sides)
+    return (1 - mask) * images + mask * mean
+
+
 def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
     """A box from another image is pasted in; labels mix by the box's share of the area."""
     size = tf.shape(images)[0]
@@ -85,12 +97,26 @@ def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tenso
     cut = tf.sqrt(1.0 - _beta(alpha, size))
     box_h = tf.cast(cut * tf.cast(height, tf.float32), tf.int32)
     box_w = tf.cast(cut * tf.cast(width, tf.float32), tf.int32)
+    mask = _random_boxes(images, box_h, box_w)
+    partner = tf.random.shuffle(tf.range(size))
+    mixed_images = (1 - mask) * images + mask * tf.gather(images, partner)
+    pasted = tf.reduce_mean(mask, axis=[1, 2, 3])
+    label_ratio = tf.reshape(1 - pasted, [-1, 1])
+    mixed_labels = label_ratio * labels + (1 - label_ratio) * tf.gather(labels, partner)
+    return mixed_images, mixed_labels
+
+
+def _random_boxes(images: tf.Tensor, box_h: tf.Tensor, box_w: tf.Tensor) -> tf.Tensor:
+    """Per image, 1 inside a box_h x box_w box centred at a random pixel (clipped to the
+    image), 0 elsewhere: shape (N, height, width, 1), in the images' dtype."""
+    size = tf.shape(images)[0]
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
     center_y = tf.random.uniform([size], 0, height, dtype=tf.int32)
     center_x = tf.random.uniform([size], 0, width, dtype=tf.int32)
     top = tf.clip_by_value(center_y - box_h // 2, 0, height)
-    bottom = tf.clip_by_value(center_y + box_h // 2, 0, height)
+    bottom = tf.clip_by_value(center_y - box_h // 2 + box_h, 0, height)
     left = tf.clip_by_value(center_x - box_w // 2, 0, width)
-    right = tf.clip_by_value(center_x + box_w // 2, 0, width)
+    right = tf.clip_by_value(center_x - box_w // 2 + box_w, 0, width)
     rows = tf.range(height)[None, :, None]
     cols = tf.range(width)[None, None, :]
     inside = (
@@ -99,10 +125,4 @@ def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tenso
         & (cols >= left[:, None, None])
         & (cols < right[:, None, None])
     )
-    mask = tf.cast(inside, images.dtype)[..., None]
-    partner = tf.random.shuffle(tf.range(size))
-    mixed_images = (1 - mask) * images + mask * tf.gather(images, partner)
-    pasted = tf.reduce_mean(mask, axis=[1, 2, 3])
-    label_ratio = tf.reshape(1 - pasted, [-1, 1])
-    mixed_labels = label_ratio * labels + (1 - label_ratio) * tf.gather(labels, partner)
-    return mixed_images, mixed_labels
+    return tf.cast(inside, images.dtype)[..., None]

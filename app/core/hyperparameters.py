@@ -144,6 +144,12 @@ class TrainingHyperparameters(BaseModel):
     augment_contrast: float = _field(
         0.0, "Augmentation", "Random contrast change up to this fraction.", ge=0, le=1
     )
+    cutout: int = _field(
+        0, "Augmentation", "Side in pixels of a square, centred at random in each training "
+        "image (so it may hang over an edge), painted the batch's mean colour: Cutout (DeVries "
+        "and Taylor, 2017) makes the network use the whole object instead of its one most "
+        "telling patch. 0: none.", ge=0, le=32,
+    )  # fmt: skip
     mix: Literal["none", "mixup", "cutmix"] = _field(
         "none", "Augmentation", "Blend pairs of images and their labels (MixUp or CutMix)."
     )

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from app.core.schemas import parse_spec
-from worker.augmentation import build_augmenter, cutmix, mixup
+from worker.augmentation import build_augmenter, cutmix, cutout, mixup
 from worker.data import make_dataset
 
 
@@ -54,3 +54,27 @@ def test_flip_changes_training_batches_not_validation() -> None:
     plain = next(iter(make_dataset(images, labels, batch_size=8, image_size=32, shuffle=False,
                                    seed=0)))[0].numpy()  # fmt: skip
     assert (plain[:, 0, 0, 0] == 255).all()
+
+
+def test_cutout_paints_one_square_per_image_the_batch_mean_colour() -> None:
+    images = tf.constant(np.random.default_rng(1).integers(0, 256, (64, 32, 32, 3)), tf.float32)
+    mean = tf.reduce_mean(images, axis=[0, 1, 2]).numpy()
+    holes = cutout(images, 8).numpy()
+    painted = np.all(holes != images.numpy(), axis=-1)  # a random pixel matches in no channel
+    assert np.allclose(holes[painted], mean, atol=1e-3)
+    for mask in painted:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        # one box, at most 8 x 8 and at least the 4 x 4 left when it is centred on a corner
+        assert mask.sum() == len(rows) * len(cols)
+        assert 4 <= len(rows) <= 8 and 4 <= len(cols) <= 8
+    assert len({mask.tobytes() for mask in painted}) > 1  # each image has its own place
+
+
+def test_cutout_alone_makes_an_augmenter_for_training_batches() -> None:
+    augment = build_augmenter(hyperparameters(cutout=12))
+    assert augment is not None
+    images, labels = batch()
+    holed, same_labels = augment(images, labels)
+    changed = np.any(holed.numpy() != images.numpy(), axis=-1).sum(axis=(1, 2))
+    assert (changed >= 36).all() and (changed <= 144).all()
+    assert np.array_equal(same_labels.numpy(), labels.numpy())
