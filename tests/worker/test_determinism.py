@@ -37,7 +37,8 @@ def test_the_same_spec_and_seed_give_the_same_epoch_metrics_exactly(
     monkeypatch.setenv("CIFARLAB_CIFAR10_PATH", str(tiny_cifar10))
     hyperparameters = dict(
         epochs=2, train_size=200, test_size=100, seed=7, augment_flip=True,
-        augment_translate=0.1, conv_blocks=1, filters=8, dense_units=16, batch_size=32,
+        augment_translate=0.1, cutout=8, conv_blocks=1, filters=8, dense_units=16,
+        batch_size=32,
     )  # fmt: skip
     runs = [make_experiment(session, **hyperparameters).id for _ in range(2)]
     assert [run_in_own_process(run) for run in runs] == [Status.succeeded] * 2
