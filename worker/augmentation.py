@@ -83,10 +83,8 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor
 def cutout(images: tf.Tensor, side: int) -> tf.Tensor:
     """A ``side`` square at a random centre in each image, painted the batch's mean colour:
     the colour a normalised input has at zero, so the hole adds no signal of its own."""
-    size = tf.shape(images)[0]
-    sides = tf.fill([size], side)
     mean = tf.reduce_mean(images, axis=[0, 1, 2], keepdims=True)
-    mask = _random_boxes(images, sides, sides)
+    mask = _random_boxes(images, side, side)
     return (1 - mask) * images + mask * mean
 
 
@@ -106,9 +104,10 @@ def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tenso
     return mixed_images, mixed_labels
 
 
-def _random_boxes(images: tf.Tensor, box_h: tf.Tensor, box_w: tf.Tensor) -> tf.Tensor:
+def _random_boxes(images: tf.Tensor, box_h: tf.Tensor | int, box_w: tf.Tensor | int) -> tf.Tensor:
     """Per image, 1 inside a box_h x box_w box centred at a random pixel (clipped to the
-    image), 0 elsewhere: shape (N, height, width, 1), in the images' dtype."""
+    image), 0 elsewhere: shape (N, height, width, 1), in the images' dtype. The sides are one
+    per image, or one for all."""
     size = tf.shape(images)[0]
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     center_y = tf.random.uniform([size], 0, height, dtype=tf.int32)
