@@ -29,13 +29,14 @@ def _archive(path: Path) -> None:
             tar.addfile(info, encoded)
 
 
-def _images(path: Path) -> dict[str, Image.Image]:
+def _images(path: Path) -> dict[str, JpegImagePlugin.JpegImageFile]:
     with tarfile.open(path) as tar:
-        found = {}
+        found: dict[str, JpegImagePlugin.JpegImageFile] = {}
         for member in tar:
             file = tar.extractfile(member)
             assert file is not None
             image = Image.open(io.BytesIO(file.read()))
+            assert isinstance(image, JpegImagePlugin.JpegImageFile)
             image.load()
             found[member.name] = image
         return found
