@@ -15,6 +15,7 @@ from app.core import crud
 from app.core.cifar10 import CLASS_NAMES
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.hyperparameters import TrainingHyperparameters
 from app.core.run_phase import RunPhase
 from app.core.schemas import ExperimentSpec
 from worker.builders import build_model, load_warm_start
@@ -154,6 +155,19 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def predict_test_set(model: keras.Model, test: Cifar10, hp: TrainingHyperparameters) -> np.ndarray:
+    """Class probabilities of each test image: its views' (``hp.test_time_augmentation``),
+    weighted and summed, fed in the run's batches at its image size."""
+    probabilities = np.zeros((len(test.y_test), len(CLASS_NAMES)))
+    for view, weight in tta_views(test.x_test, hp.test_time_augmentation):
+        batches = make_dataset(
+            view, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
+            shuffle=False, seed=hp.seed,
+        )  # fmt: skip
+        probabilities += weight * np.asarray(model.predict(batches, verbose=0))
+    return probabilities
+
+
 def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Settings) -> RunOutcome:
     """Train, evaluate and store one attempt of an experiment. Every write is fenced by
     ``lease``: raises ``crud.LeaseLost`` (having written nothing more) once another attempt
@@ -189,13 +203,7 @@ def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Setting
             checkpoint.clear()
         return RunOutcome(cancelled=False, pruned=trainer.pruned)
     enter_phase(lease, RunPhase.evaluating)
-    probabilities = np.zeros((len(test.y_test), len(CLASS_NAMES)))
-    for view, weight in tta_views(test.x_test, hp.test_time_augmentation):
-        batches = make_dataset(
-            view, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
-            shuffle=False, seed=hp.seed,
-        )  # fmt: skip
-        probabilities += weight * np.asarray(model.predict(batches, verbose=0))
+    probabilities = predict_test_set(model, test, hp)
     result = evaluate_predictions(test.y_test, probabilities, CLASS_NAMES)
     fingerprint = fingerprint_test_set(test.x_test, test.y_test)
     save_test_images(test.x_test, settings.test_images_path(fingerprint))
