@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.servers import serve_app
 
@@ -48,6 +50,21 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == [], f"JavaScript errors or Content-Security-Policy violations: {errors}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed browser test's report says where the page was and what it showed: a form
+    that came back with an error reads as a timeout otherwise."""
+    report = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and isinstance(page, Page) and not page.is_closed():
+        try:
+            text = page.inner_text("body", timeout=5_000)
+        except PlaywrightError as exc:
+            text = f"(unreadable: {exc})"
+        report.sections.append(("the page when the test failed", f"{page.url}\n{text[:4_000]}"))
+    return report
 
 
 def _record_policy_violation(message: ConsoleMessage, errors: list[str]) -> None:

@@ -40,6 +40,12 @@ class Stack:
     base_url: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+    log: Path | None = None  # its output, verbose: a line per request, for a failed test
+
+    def log_tail(self, lines: int = 150) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass
@@ -93,26 +99,30 @@ def start_stack(
     timeout_seconds: float = START_SECONDS,
     settings: Mapping[str, str] | None = None,
 ) -> Stack:
-    """`cifarlab up` as a user runs it, waited on until a worker answers; ``settings``:
-    CIFARLAB_* variables to set."""
+    """`cifarlab up --verbose` as a user runs it, waited on until a worker answers;
+    ``settings``: CIFARLAB_* variables to set. Its output goes to a file beside ``data_dir``,
+    which a failed test's report ends with (tests/conftest.py)."""
     port = free_port()
     env = clean_environment(CIFARLAB_CIFAR10_PATH=str(cifar10_path), **(settings or {}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env,
-    )
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process)
+    argv = [sys.executable, "-m", "app.cli", "up", "--verbose", "--port", str(port)]
+    log = data_dir.with_name(f"{data_dir.name}-up.log")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*argv, "--data-dir", str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    stack = Stack(f"http://127.0.0.1:{port}", data_dir, process, log)
 
     def up() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"cifarlab up exited with {process.returncode}")
+            ended = f"cifarlab up exited with {process.returncode}"
+            raise RuntimeError(f"{ended}; its log ends:\n{stack.log_tail()}")
         return healthy(stack.base_url)
 
     try:
         wait_until(up, timeout_seconds, interval=0.5, what="cifarlab up healthy")
-    except AssertionError:
+    except AssertionError as exc:
         stop_stack(stack)
-        raise
+        raise AssertionError(f"{exc}; its log ends:\n{stack.log_tail()}") from None
     return stack
 
 
