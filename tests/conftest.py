@@ -59,7 +59,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "call" and report.failed:
         for name, value in getattr(item, "funcargs", {}).items():
-            if isinstance(value, Stack) and value.log_tail():
+            if isinstance(value, Stack):
                 report.sections.append((f"cifarlab up log ({name}), its end", value.log_tail()))
     return report
 

@@ -70,7 +70,7 @@ def test_start_up_log_is_short_and_ends_with_the_address(
         # Each pool process imports TensorFlow, which logs as it loads (before its log level
         # applies). A run that has finished proves the first import over and its lines out.
         # It augments at random: TensorFlow logged an error about that pipeline (data.py).
-        server = Stack(base_url=f"http://127.0.0.1:{port}", data_dir=data, process=process)
+        server = Stack(f"http://127.0.0.1:{port}", data, process, log)
         run = launch(server, epochs=1, augment_translate=0.0625, **TINY_RUN)
         trained = wait_until_finished(server, run, 120)
         assert trained["status"] == "succeeded", trained["error"]

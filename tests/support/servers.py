@@ -40,11 +40,9 @@ class Stack:
     base_url: str
     data_dir: Path
     process: subprocess.Popen[bytes]
-    log: Path | None = None  # its output, verbose: a line per request, for a failed test
+    log: Path  # its output: with --verbose, a line per request, for a failed test's report
 
     def log_tail(self, lines: int = 150) -> str:
-        if self.log is None or not self.log.exists():
-            return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
