@@ -23,9 +23,9 @@ from app.core import crud
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.schemas import parse_spec
-from worker.data import load_cifar10
+from worker.data import load_cifar10, prepare_data
 from worker.evaluation import fingerprint_test_set
-from worker.runner import predict_test_set, prepare_data
+from worker.runner import predict_test_set
 
 
 def main() -> None:

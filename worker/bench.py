@@ -23,8 +23,9 @@ from app.core.db import session_scope
 from app.core.schemas import parse_spec
 from worker.architectures import build_custom_cnn
 from worker.callbacks import ExperimentRecorder
-from worker.data import load_cifar10, make_dataset, stratified_indices, stratified_split
+from worker.data import load_cifar10, stratified_indices, stratified_split
 from worker.hardware import cpu_flags
+from worker.pipeline import make_dataset
 
 VALIDATION_SPLIT = 0.2
 

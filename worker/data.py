@@ -1,9 +1,10 @@
-"""CIFAR-10 from whatever source this machine holds, cached as uint8 arrays, and tf.data pipelines.
+"""CIFAR-10 from whatever source this machine holds, cached as uint8 arrays, and split.
 
 Most machines here are offline, so every form a user may have the data in is accepted, decoded
 once and cached as an ``.npz``. Images stay uint8 in memory (a quarter of float32's size);
-casting and resizing happen batch by batch inside the pipeline, because resizing 50,000 images
-to 260 px up front would need tens of GB.
+casting and resizing happen batch by batch in the pipeline (worker/pipeline.py), because
+resizing 50,000 images to 260 px up front would need tens of GB. Nothing here needs TensorFlow,
+so the data loads wherever Keras runs (scripts/fast_recipe_gpu.py, on a GPU machine without it).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from pathlib import Path, PurePosixPath
 
 import keras
 import numpy as np
-import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from app.core.cifar10 import CLASS_NAMES
-from worker.augmentation import Augmenter
+from app.core.schemas import ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ def _decode_image(file: tuple[PurePosixPath, bytes]) -> np.ndarray:
 
 def stratified_indices(labels: np.ndarray, size: int | None, *, seed: int) -> np.ndarray:
     """A smaller run must be a real, smaller experiment: every class keeps its share."""
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     size = len(labels) if size is None else size
     if not 0 <= size <= len(labels):
         raise ValueError(
@@ -401,7 +401,7 @@ def stratified_split(
         raise ValueError(
             f"validation_fraction={validation_fraction} must be between 0 and 1 (exclusive)"
         )
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     rng = np.random.default_rng(seed)
     groups = _shuffled_class_groups(labels, rng)
     counts = np.array([len(group) for group in groups], dtype=np.int64)
@@ -414,7 +414,7 @@ def stratified_split(
     return rng.permutation(train), rng.permutation(validation)
 
 
-def _check_labels(labels: np.ndarray) -> np.ndarray:
+def check_labels(labels: np.ndarray) -> np.ndarray:
     array = np.asarray(labels)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(
@@ -442,129 +442,38 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.empty(0, dtype=np.int64), *parts]).astype(np.int64)
 
 
-# --- tf.data -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
 
 
-def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    batch_size: int,
-    image_size: int,
-    shuffle: bool,
-    seed: int,
-    num_classes: int = 10,
-    augment: Augmenter | None = None,
-    first_epoch: int = 0,
-    epochs: int = 1,
-    alternating_flip: bool = False,
-    crop_epochs: int = 0,
-    crop_size: int = 0,
-    one_at_a_time: bool = False,
-) -> tf.data.Dataset:
-    """Batches of (float32 pixels in 0..255, one-hot labels); models rescale pixels themselves.
+TEST_IMAGES_SEED = 0
+"""The test images do not follow a run's seed. Every run with the same ``test_size`` is
+scored on the same images in the same order, so any two can be compared image by image
+(McNemar's test, the paired bootstrap) whatever their seeds, and a seed group's spread is its
+training's alone, not test-set sampling too. 0 is the default seed, so runs with it kept
+their test images when this rule came in."""
 
-    The pipeline shuffles and batches indices, then gathers, casts and resizes each batch, so
-    the uint8 images are held once and never expanded to float32 or to the model's size as a
-    whole.
 
-    Shuffled, it yields ``epochs`` passes one after another (fit them with ``steps_per_epoch``),
-    each in an order that depends only on (seed, epoch), epochs counted from 0: a run resumed
-    at ``first_epoch`` sees the very batches an uninterrupted run would.
-
-    ``alternating_flip`` mirrors each image at random (seeded) in epoch 0 and then the other
-    way from the epoch before in every later one (airbench's alternating flip): two epochs in a
-    row always see both views of every image, where independent coin flips repeat a view for
-    half the images. It is a function of (seed, image, epoch), so resumes see the same views.
-
-    ``crop_epochs``: in the epochs before this one (shuffled pipelines only), each image is
-    cut to a ``crop_size`` square at a random place, after the augmenter: cheaper epochs for a
-    network that takes any size (the fast family). The places are a function of (seed, epoch,
-    batch), so a resumed run crops as an uninterrupted one did.
-
-    ``one_at_a_time`` prepares the batches one after another instead of in parallel. Under
-    TensorFlow's deterministic kernels a random augmenter (Keras's layers keep their generator's
-    state) must run that way, and TensorFlow rewrites a parallel request into it; asking for it
-    directly skips the rewrite, which in TensorFlow 2.21 logs a spurious error ("NodeDef
-    mentions attribute use_unbounded_threadpool") into the run's and `cifarlab up`'s log.
-    """
-    labels = _check_pipeline_inputs(images, labels, batch_size, image_size, num_classes)
-    pixels = tf.constant(images)
-    classes = tf.constant(labels)
-    count = len(images)
-
-    # Each image's view in epoch 0; made only for the pipelines that flip.
-    first_flips = (
-        tf.constant(np.random.default_rng(seed).integers(0, 2, count).astype(bool))
-        if alternating_flip
-        else None
+def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, Cifar10]:
+    """Stratified subsets and split, so small runs are real, smaller experiments. The run's
+    seed picks its training images and validation split; the test images are fixed."""
+    hp = spec.hyperparameters
+    train_idx = stratified_indices(dataset.y_train, hp.train_size, seed=hp.seed)
+    test_idx = stratified_indices(dataset.y_test, hp.test_size, seed=TEST_IMAGES_SEED)
+    y = dataset.y_train[train_idx]
+    fit_idx, val_idx = stratified_split(y, hp.validation_split, seed=hp.seed)
+    x = dataset.x_train[train_idx]
+    training = TrainingData(
+        x_train=x[fit_idx], y_train=y[fit_idx], x_val=x[val_idx], y_val=y[val_idx]
     )
-
-    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
-        pair = tf.stack([tf.constant(seed, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), pair)
-        flips = tf.zeros_like(order, tf.bool)
-        if first_flips is not None:
-            flips = tf.not_equal(tf.gather(first_flips, order), tf.equal(epoch % 2, 1))
-        batched = tf.data.Dataset.from_tensor_slices((order, flips)).batch(batch_size)
-        return batched.enumerate().map(
-            lambda number, batch: (
-                *batch,
-                tf.random.experimental.stateless_fold_in(pair, number),
-                epoch < crop_epochs,
-            )
-        )
-
-    if shuffle:
-        epoch_numbers = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
-        batches = epoch_numbers.flat_map(epoch_order)
-    else:
-        batches = tf.data.Dataset.range(count).batch(batch_size)
-        no_crop = (tf.zeros([2], tf.int64), tf.constant(False))
-        batches = batches.map(lambda indices: (indices, tf.zeros_like(indices, tf.bool), *no_crop))
-
-    def prepare(
-        indices: tf.Tensor, flips: tf.Tensor, crop_seed: tf.Tensor, crop: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        batch = tf.cast(tf.gather(pixels, indices), tf.float32)
-        if alternating_flip:
-            batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
-        one_hot = tf.one_hot(tf.gather(classes, indices), num_classes, dtype=tf.float32)
-        if augment is not None:
-            batch, one_hot = augment(batch, one_hot)
-        if images.shape[1:3] != (image_size, image_size):
-            batch = tf.image.resize(batch, (image_size, image_size), method="bilinear")
-        if shuffle and crop_epochs:  # else every batch keeps its static shape
-            whole = batch
-            batch = tf.cond(crop, lambda: random_crops(whole, crop_size, crop_seed), lambda: whole)
-        return batch, one_hot
-
-    dataset = batches.map(prepare, num_parallel_calls=None if one_at_a_time else tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def random_crops(batch: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Each image of ``batch`` (N x side x side x C) cut to its own ``size`` square, at a place
-    drawn from ``seed`` (a stateless seed pair): rows, then columns, gathered per image."""
-    count, side = tf.shape(batch)[0], tf.shape(batch)[1]
-    corners = tf.random.stateless_uniform([count, 2], seed, 0, side - size + 1, tf.int32)
-    steps = tf.range(size)
-    rows = tf.gather(batch, corners[:, :1] + steps, axis=1, batch_dims=1)
-    return tf.gather(rows, corners[:, 1:] + steps, axis=2, batch_dims=1)
-
-
-def _check_pipeline_inputs(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, image_size: int, num_classes: int
-) -> np.ndarray:
-    labels = _check_labels(labels)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(
-            f"images must be uint8 (N, height, width, 3), got {images.dtype} {images.shape}"
-        )
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    if batch_size < 1 or image_size < 1:
-        raise ValueError(f"batch_size={batch_size} and image_size={image_size} must be >= 1")
-    if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:
-        raise ValueError(f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes})")
-    return labels
+    test = Cifar10(
+        x_train=x[:0],
+        y_train=y[:0],
+        x_test=dataset.x_test[test_idx],
+        y_test=dataset.y_test[test_idx],
+    )
+    return training, test

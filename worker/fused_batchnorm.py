@@ -6,6 +6,10 @@ BatchNorm a quarter of the fast family's step. TensorFlow's FusedBatchNormV3 rea
 bfloat16 activations once, keeps its sums in float32 and writes the result in one pass, so
 the fast family's narrow network (32-128-128) trains 1.2 times as fast with the same statistics
 (docs/benchmarks.md, "BatchNorm in one kernel").
+
+On another Keras backend the layer is Keras's own, and TensorFlow is imported only when the
+fused kernel is used, so the fast family's network builds wherever Keras runs: on a GPU
+machine that has JAX but no TensorFlow, scripts/fast_recipe_gpu.py trains it there.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 FUSED_MIN_EPSILON = 1.001e-5
 """The smallest epsilon the fused kernel accepts (TensorFlow raises smaller ones to it)."""
@@ -27,8 +30,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     recalibration before each evaluation, fine-tuning's freezing) treat it as one."""
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        if mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or mask is not None
+            or len(inputs.shape) != 4
+            or self.axis not in (-1, 3)
+        ):
             return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # only here: the module loads on every backend
+
         channels = inputs.shape[-1]
         scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones((channels,))
         offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros((channels,))

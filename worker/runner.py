@@ -23,15 +23,14 @@ from worker.checkpoints import Checkpoint, ResumePoint, save_model_beside
 from worker.data import (
     Cifar10,
     load_cifar10,
-    make_dataset,
-    stratified_indices,
-    stratified_split,
+    prepare_data,
 )
 from worker.evaluation import evaluate_predictions, fingerprint_test_set, save_test_images
 from worker.hardware import without_cuinit_noise
 from worker.lease import holding
+from worker.pipeline import make_dataset
 from worker.pruning import TrialPruner
-from worker.training import Trainer, TrainingData, deterministic_kernels, precision_policy
+from worker.training import Trainer, deterministic_kernels, precision_policy
 from worker.tta import tta_views
 
 logger = logging.getLogger(__name__)
@@ -57,35 +56,6 @@ def describe_device() -> str:
 
 def worker_host() -> str:
     return f"{socket.gethostname()} (pid {os.getpid()})"
-
-
-TEST_IMAGES_SEED = 0
-"""The test images do not follow a run's seed. Every run with the same ``test_size`` is
-scored on the same images in the same order, so any two can be compared image by image
-(McNemar's test, the paired bootstrap) whatever their seeds, and a seed group's spread is its
-training's alone, not test-set sampling too. 0 is the default seed, so runs with it kept
-their test images when this rule came in."""
-
-
-def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, Cifar10]:
-    """Stratified subsets and split, so small runs are real, smaller experiments. The run's
-    seed picks its training images and validation split; the test images are fixed."""
-    hp = spec.hyperparameters
-    train_idx = stratified_indices(dataset.y_train, hp.train_size, seed=hp.seed)
-    test_idx = stratified_indices(dataset.y_test, hp.test_size, seed=TEST_IMAGES_SEED)
-    y = dataset.y_train[train_idx]
-    fit_idx, val_idx = stratified_split(y, hp.validation_split, seed=hp.seed)
-    x = dataset.x_train[train_idx]
-    training = TrainingData(
-        x_train=x[fit_idx], y_train=y[fit_idx], x_val=x[val_idx], y_val=y[val_idx]
-    )
-    test = Cifar10(
-        x_train=x[:0],
-        y_train=y[:0],
-        x_test=dataset.x_test[test_idx],
-        y_test=dataset.y_test[test_idx],
-    )
-    return training, test
 
 
 def initial_model(

@@ -1,4 +1,5 @@
-"""Compile and fit: one shared training function that every model builder feeds.
+"""Fit in phases: one shared training function that every model builder feeds (what each
+phase compiles with is worker/compiling.py).
 
 Transfer models train in two phases, as the original study did: the head on a frozen base,
 then (optionally) fine-tuning with the base unfrozen, its epochs numbered after the first's.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeAlias
 
 import keras
 import numpy as np
@@ -26,174 +25,18 @@ from worker.architectures import freeze_base, unfreeze_base
 from worker.augmentation import build_augmenter
 from worker.callbacks import ExperimentRecorder
 from worker.checkpoints import Checkpoint, CheckpointCallback, ResumePoint
-from worker.data import make_dataset
+from worker.compiling import LearningRate, compile_for_phase, restore_optimizer
+from worker.data import TrainingData
 from worker.hardware import native_bfloat16
 from worker.learning_rate import Lookahead, TriangularSchedule
 from worker.lease import holding
-from worker.muon import Muon
+from worker.pipeline import make_dataset
 from worker.pruning import TrialPruner
+from worker.recalibration import RECALIBRATION_IMAGES, BatchNormRecalibration
 from worker.schedule import ResumableEarlyStopping, schedule_callbacks
-
-RECALIBRATION_IMAGES = 1024
-"""Training images whose batch statistics BatchNorm's moving averages are recomputed from
-before each validation: a forward pass over them costs about a third of training on them."""
 
 PhaseListener = Callable[[keras.Model, str], None]
 """Told when a phase starts, with the model as that phase will train it."""
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-
-
-LearningRate: TypeAlias = float | keras.optimizers.schedules.LearningRateSchedule
-
-
-def make_optimizer(
-    hp: TrainingHyperparameters, learning_rate: LearningRate
-) -> keras.optimizers.Optimizer:
-    if hp.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=hp.weight_decay)
-    if hp.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=learning_rate,
-            momentum=hp.momentum,
-            nesterov=True,
-            weight_decay=hp.weight_decay or None,
-        )
-    if isinstance(hp, FastCnnHyperparameters) and hp.optimizer == "muon":
-        return Muon(
-            learning_rate,
-            peak_learning_rate=hp.learning_rate,
-            filter_learning_rate=hp.muon_learning_rate,
-            momentum=hp.momentum,
-            filter_momentum=hp.muon_momentum,
-            weight_decay_rate=hp.weight_decay,
-        )
-    return keras.optimizers.Adam(learning_rate=learning_rate)
-
-
-def make_loss(hp: TrainingHyperparameters) -> keras.losses.Loss:
-    if hp.loss == "focal":
-        return keras.losses.CategoricalFocalCrossentropy(
-            alpha=hp.focal_alpha, gamma=hp.focal_gamma, label_smoothing=hp.label_smoothing
-        )
-    return keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
-
-
-def compile_for_phase(
-    model: keras.Model, hp: TrainingHyperparameters, learning_rate: LearningRate
-) -> None:
-    """Compile with every variable a training step updates already made: the optimizer's
-    slots, and the metric's totals (an instance builds them; the string "accuracy" leaves them
-    to the first step). Keras on TensorFlow, with no distribution strategy, would otherwise
-    create them inside the first step, and a step that creates variables is traced twice. For
-    a large model tracing is most of a phase's first epoch."""
-    model.compile(
-        optimizer=make_optimizer(hp, learning_rate),
-        loss=make_loss(hp),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=JIT_COMPILE[hp.xla],
-    )
-    model.optimizer.build(model.trainable_variables)
-
-
-def restore_optimizer(model: keras.Model, saved: keras.optimizers.Optimizer) -> None:
-    """Carry a checkpoint's optimizer state (step count, learning rate, Adam's moments) into
-    the freshly compiled one. Compiling afresh, rather than keeping the loaded model's
-    compilation, keeps the spec's settings (XLA, loss) exactly as an uninterrupted run has
-    them; the same optimizer over the same trainable variables lists its state alike."""
-    for mine, theirs in zip(model.optimizer.variables, saved.variables, strict=True):
-        mine.assign(theirs)
-
-
-def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    """Every BatchNormalization layer, inside nested models (a transfer base) too."""
-    found: list[keras.layers.BatchNormalization] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(batchnorm_layers(layer))
-    return found
-
-
-def _training_batchnorm(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    return [layer for layer in batchnorm_layers(model) if layer.trainable]
-
-
-class BatchNormRecalibrator:
-    """Sets the moving mean and variance of every BatchNormalization layer that trains to the
-    average of its statistics over some batches, computed with the current weights.
-
-    Validation, test and saved models use the moving averages, but during training they
-    trail the weights: each step mixes a little of the current batch into statistics of
-    older weights (and of the initial 0 and 1). A run of a few dozen steps whose weights move
-    fast (a random MobileNetV2, a small BatchNorm CNN) ends with averages that no longer
-    match its layers, and the network, fine on its training batches, predicts one class for
-    every image. Recomputing them for the weights as they are (as "precise BatchNorm" does)
-    removes that lag whatever the run's length. Frozen layers (a pre-trained base) are left
-    as they are: they normalise with their own statistics.
-
-    Made once for a set of training layers (a phase), it traces its update once and reuses
-    the graph every epoch: a new ``tf.function`` per call traced the whole model again each
-    time (seconds an epoch for an EfficientNet, and TensorFlow's retracing warnings)."""
-
-    def __init__(self, model: keras.Model) -> None:
-        self.layers = layers = _training_batchnorm(model)
-
-        @tf.function(reduce_retracing=True)  # the momentum is an input, not a constant
-        def update(images: tf.Tensor, momentum: tf.Tensor) -> None:
-            for layer in layers:
-                layer.momentum = momentum
-            model(images, training=True)
-
-        self.traced_update = update
-
-    def covers(self, model: keras.Model) -> bool:
-        """Whether the model's training BatchNorm layers are still the ones this one sets."""
-        return _training_batchnorm(model) == self.layers  # layers compare by identity
-
-    def __call__(self, batches: tf.data.Dataset) -> None:
-        if not self.layers:
-            return
-        momenta = [layer.momentum for layer in self.layers]
-        seen = 0
-        try:
-            for images, _labels in batches:
-                count = int(images.shape[0])
-                # A running mean of the batches' statistics, each weighted by its images.
-                self.traced_update(images, tf.constant(seen / (seen + count), tf.float32))
-                seen += count
-        finally:
-            for layer, momentum in zip(self.layers, momenta, strict=True):
-                layer.momentum = momentum
-
-
-class BatchNormRecalibration(keras.callbacks.Callback):
-    """Recalibrates BatchNorm (``BatchNormRecalibrator``) before each evaluation in ``fit``:
-    validation, the best-weights choice and checkpoints see statistics of the weights they
-    judge, and the model after ``fit`` is tested and saved with them. A new recalibrator
-    comes with each new set of training layers (fine-tuning unfreezes the base)."""
-
-    def __init__(self, batches: tf.data.Dataset) -> None:
-        super().__init__()
-        self.batches = batches
-        self.recalibrator: BatchNormRecalibrator | None = None
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        if self.recalibrator is None or not self.recalibrator.covers(self.model):
-            self.recalibrator = BatchNormRecalibrator(self.model)
-        self.recalibrator(self.batches)
-
-
-JIT_COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
-"""xla -> Keras's jit_compile; Keras's "auto" compiles on GPUs and TPUs, never on a CPU-only
-machine."""
 
 
 def deterministic_kernels() -> bool:

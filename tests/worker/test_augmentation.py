@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from app.core.schemas import parse_spec
 from worker.augmentation import build_augmenter, cutmix, cutout, mixup
-from worker.data import make_dataset
+from worker.pipeline import make_dataset
 
 
 def hyperparameters(**values: object):

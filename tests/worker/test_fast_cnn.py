@@ -19,8 +19,8 @@ from tests.support.factories import claim, spec_data
 from worker import runner
 from worker.architectures import build_fast_cnn, fit_whitening
 from worker.builders import load_warm_start
-from worker.data import make_dataset
 from worker.learning_rate import TriangularSchedule
+from worker.pipeline import make_dataset
 from worker.tta import tta_views
 
 TINY_FAST = {"width_1": 8, "width_2": 8, "width_3": 8, "batch_size": 50}

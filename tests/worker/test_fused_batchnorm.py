@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from worker.fused_batchnorm import FusedBatchNormalization
-from worker.training import BatchNormRecalibrator
+from worker.recalibration import BatchNormRecalibrator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -15,13 +15,8 @@ from tests.support.factories import spec_data
 from worker import hardware, weights
 from worker.architectures import transfer_base, unfreeze_base
 from worker.builders import build_model
-from worker.training import (
-    JIT_COMPILE,
-    compile_for_phase,
-    make_loss,
-    make_optimizer,
-    precision_policy,
-)
+from worker.compiling import JIT_COMPILE, compile_for_phase, make_loss, make_optimizer
+from worker.training import precision_policy
 
 TRAIN_STEP_MODELS = [
     "custom_cnn",

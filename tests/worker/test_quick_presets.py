@@ -19,7 +19,7 @@ from app.core.schemas import parse_spec
 from tests.support.factories import claim, write_official_cifar10
 from worker import runner
 from worker.architectures import BATCHNORM_MOMENTUM, build_custom_cnn
-from worker.training import BatchNormRecalibration, BatchNormRecalibrator, batchnorm_layers
+from worker.recalibration import BatchNormRecalibration, BatchNormRecalibrator, batchnorm_layers
 
 QUICK = [name for name, preset in PRESETS.items() if preset.kind == "quick"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 80, 20

@@ -18,7 +18,7 @@ from app.services import comparison
 from app.services.comparison import CaveatKind
 from tests.support.factories import claim, make_experiment, spec_data
 from tests.support.interruptions import killed_after_checkpoint
-from worker import runner
+from worker import data, runner
 from worker.evaluation import evaluate_predictions, fingerprint_test_set
 
 TINY = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "batch_size": 32}
@@ -79,7 +79,7 @@ def test_split_and_subsets_are_stratified_and_disjoint(settings_with_data) -> No
         source=settings_with_data.cifar10_path, cache_dir=settings_with_data.dataset_cache_dir
     )
     spec = parse_spec(spec_data(train_size=300, test_size=100, validation_split=0.2))
-    training, test = runner.prepare_data(spec, dataset)
+    training, test = data.prepare_data(spec, dataset)
     assert (len(training.y_train), len(training.y_val), len(test.y_test)) == (240, 60, 100)
     assert np.bincount(training.y_val, minlength=10).tolist() == [6] * 10
     assert np.bincount(test.y_test, minlength=10).tolist() == [10] * 10
@@ -95,7 +95,7 @@ def test_every_seed_is_scored_on_the_same_test_images(settings_with_data, test_s
         source=settings_with_data.cifar10_path, cache_dir=settings_with_data.dataset_cache_dir
     )
     prepared = {
-        seed: runner.prepare_data(
+        seed: data.prepare_data(
             parse_spec(spec_data(train_size=300, test_size=test_size, seed=seed)), dataset
         )
         for seed in (0, 7)
