@@ -38,17 +38,13 @@ from app.core.cifar10 import CLASS_COUNT
 from app.core.config import get_settings
 from app.core.hyperparameters import FastCnnHyperparameters
 from app.core.presets import PRESETS
-from app.core.schemas import ExperimentSpec, parse_spec
+from app.core.schemas import ExperimentSpec, SpecError, parse_spec
 from worker.builders import build_model
 from worker.compiling import compile_for_phase
 from worker.data import load_cifar10, prepare_data
 from worker.learning_rate import Lookahead, TriangularSchedule
 from worker.recalibration import RECALIBRATION_IMAGES, BatchNormRecalibration
 from worker.tta import tta_views
-
-SHIFT_ROUNDING = 0.5
-"""RandomTranslation(0.0625) draws a shift of up to 2 px, uniform, and nearest interpolation
-rounds it: -2 and 2 come half as often as -1, 0 and 1."""
 
 
 class FastBatches(keras.utils.PyDataset):
@@ -68,6 +64,8 @@ class FastBatches(keras.utils.PyDataset):
         self.order = rng.permutation(len(self.images))
         flips = self.first_flips if self.hp.augment_flip else np.zeros(len(self.images), bool)
         self.flips = flips[self.order] ^ (self.hp.flip_alternating and self.epoch % 2 == 1)
+        # RandomTranslation(0.0625) draws a shift of up to 2 px, uniform, and its nearest
+        # interpolation rounds it: -2 and 2 come half as often as -1, 0 and 1.
         reach = self.hp.augment_translate * 32
         drawn = rng.uniform(-reach, reach, (2, len(self.images)))
         self.shifts = np.rint(drawn).astype(int)
@@ -120,7 +118,10 @@ def fast_spec(preset: str, assignments: list[str]) -> ExperimentSpec:
             base["hyperparameters"][key] = json.loads(raw)
         except json.JSONDecodeError:
             base["hyperparameters"][key] = raw
-    spec = parse_spec(base)
+    try:
+        spec = parse_spec(base)
+    except SpecError as error:
+        raise SystemExit(f"--set: {error}") from None
     hp = spec.hyperparameters
     if not isinstance(hp, FastCnnHyperparameters):
         raise SystemExit(f"{preset} trains {spec.model}; this script trains the fast family")

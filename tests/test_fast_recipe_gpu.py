@@ -77,6 +77,8 @@ def test_batches_flip_each_image_the_other_way_every_epoch_and_shift_it_at_most_
 def test_settings_the_pipeline_lacks_are_refused_by_name(script: ModuleType) -> None:
     with pytest.raises(SystemExit, match="cutout"):
         script.fast_spec("fast-90", ["cutout=8"])
+    with pytest.raises(SystemExit, match="epochs"):
+        script.fast_spec("fast-90", ["epochs=0"])
     spec = script.fast_spec("fast-93", ["epochs=2", "seed=4"])
     assert (spec.hyperparameters.epochs, spec.hyperparameters.seed) == (2, 4)
     assert spec.hyperparameters.width_2 == 384  # the rest is the preset's
