@@ -10,7 +10,8 @@ import pytest
 import typer.main
 
 from app.cli import cli
-from app.cli.specs import build_spec, parse_value
+from app.cli.specs import build_spec
+from app.core.assignments import parse_value
 from app.core.cli_command import _cli_value, launch_command
 from app.core.presets import PRESETS
 from app.core.schemas import parse_spec

@@ -12,31 +12,9 @@ from typing import Any
 
 import yaml
 
+from app.core.assignments import parse_assignments, parse_value, split_assignment
 from app.core.naming import parse_named_spec
 from app.core.presets import PRESETS
-
-
-def parse_value(raw: str) -> Any:
-    """A value on the command line: JSON (numbers, null, true) or else text."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _split(option: str, assignment: str, example: str) -> tuple[str, str]:
-    key, sep, raw = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"{option} {assignment!r}: write it as key=value, e.g. {example}")
-    return key.strip(), raw
-
-
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """`--set key=value`: values read as JSON (numbers, null, true) or else as text."""
-    return {
-        key: parse_value(raw)
-        for key, raw in (_split("--set", assignment, "epochs=2") for assignment in assignments)
-    }
 
 
 def base_spec(preset: str | None, model: str | None) -> dict[str, Any]:
@@ -108,7 +86,7 @@ def parse_grid(axes: list[str]) -> dict[str, list[Any]]:
     """`--grid name=v1,v2,...`: each value read as `--set` reads one."""
     grid = {}
     for axis in axes:
-        key, raw = _split("--grid", axis, "learning_rate=1e-3,3e-3")
+        key, raw = split_assignment("--grid", axis, "learning_rate=1e-3,3e-3")
         grid[key] = [parse_value(value.strip()) for value in raw.split(",")]
     return grid
 
@@ -117,7 +95,7 @@ def parse_random(axes: list[str]) -> dict[str, dict[str, Any]]:
     """`--random name=uniform:LOW:HIGH`, `name=log_uniform:LOW:HIGH` or `name=choice:A,B`."""
     drawn: dict[str, dict[str, Any]] = {}
     for axis in axes:
-        key, raw = _split("--random", axis, RANDOM_EXAMPLE)
+        key, raw = split_assignment("--random", axis, RANDOM_EXAMPLE)
         distribution, _, rest = raw.partition(":")
         low, sep, high = rest.partition(":")
         if distribution == "choice" and rest:

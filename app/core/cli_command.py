@@ -4,9 +4,9 @@ experiment page's "Copy as CLI command".
 It starts from the preset the run came from or else from the model's defaults
 (``app.core.presets.changes``, which the derived run name uses too), and names only the
 hyperparameters that differ, each as ``--set key=value`` written so that the CLI reads back
-the same value (``app.cli.parse_value``: JSON, or else text). `cifarlab launch` with this
-line builds the same spec (``tests/test_cli_command.py`` parses it back with the CLI's own
-parser).
+the same value (``app.core.assignments.parse_value``: JSON, or else text). `cifarlab launch`
+with this line builds the same spec (``tests/test_cli_command.py`` parses it back with the
+CLI's own parser).
 """
 
 from __future__ import annotations
