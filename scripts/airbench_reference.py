@@ -153,14 +153,15 @@ def main() -> None:
         print(f"epoch {epoch}: {step} steps, {time.time() - start:.0f} s", flush=True)
     lookahead(1.0)
     net.eval()
+
+    def with_mirror(images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(part) + net(part.flip(3)) for part in images.split(1000)])
+
     with torch.no_grad(), autocast:
-        mirrored_logits = torch.cat([net(part) + net(part.flip(3)) for part in x_test.split(1000)])
+        mirrored_logits = with_mirror(x_test)
         padded = F.pad(x_test, (1, 1, 1, 1), mode="reflect")
-        shifted = [padded[:, :, :-2, :-2], padded[:, :, 2:, 2:]]
-        six_logits = mirrored_logits + 0.5 * sum(
-            torch.cat([net(part) + net(part.flip(3)) for part in view.split(1000)])
-            for view in shifted
-        )
+        shifted = with_mirror(padded[:, :, :-2, :-2]) + with_mirror(padded[:, :, 2:, 2:])
+        six_logits = mirrored_logits + 0.5 * shifted
     for views, logits in (("the mirrored second look", mirrored_logits), ("six views", six_logits)):
         accuracy = (logits.argmax(1) == y_test).float().mean().item()
         print(f"test accuracy with {views}: {accuracy:.4f}")

@@ -27,13 +27,13 @@ accuracy with the preset's test-time views. A benchmark, not a test (docs/benchm
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 import keras
 import numpy as np
 
+from app.core.assignments import parse_assignments
 from app.core.cifar10 import CLASS_COUNT
 from app.core.config import get_settings
 from app.core.hyperparameters import FastCnnHyperparameters
@@ -44,7 +44,7 @@ from worker.compiling import compile_for_phase
 from worker.data import load_cifar10, prepare_data
 from worker.learning_rate import Lookahead, TriangularSchedule
 from worker.recalibration import RECALIBRATION_IMAGES, BatchNormRecalibration
-from worker.tta import tta_views
+from worker.tta import weighted_prediction
 
 
 class FastBatches(keras.utils.PyDataset):
@@ -112,12 +112,10 @@ def fast_spec(preset: str, assignments: list[str]) -> ExperimentSpec:
     """The preset with ``--set`` values (read as JSON, else as text, as the CLI reads them),
     validated as the API would; refused where it asks for what this pipeline lacks."""
     base = PRESETS[preset].spec.model_dump(mode="json")
-    for assignment in assignments:
-        key, _, raw = assignment.partition("=")
-        try:
-            base["hyperparameters"][key] = json.loads(raw)
-        except json.JSONDecodeError:
-            base["hyperparameters"][key] = raw
+    try:
+        base["hyperparameters"].update(parse_assignments(assignments))
+    except ValueError as error:  # not key=value
+        raise SystemExit(str(error)) from None
     try:
         spec = parse_spec(base)
     except SpecError as error:
@@ -172,9 +170,10 @@ def main() -> None:
         callbacks=[*averaging, BatchNormRecalibration(recalibration), clock], verbose=0,
     )  # fmt: skip
     trained = time.perf_counter()
-    probabilities = np.zeros((len(test.y_test), CLASS_COUNT))
-    for view, weight in tta_views(test.x_test, hp.test_time_augmentation):
-        probabilities += weight * model.predict(view.astype(np.float32), batch_size=1000, verbose=0)
+    probabilities = weighted_prediction(
+        lambda view: model.predict(view.astype(np.float32), batch_size=1000, verbose=0),
+        test.x_test, hp.test_time_augmentation,
+    )  # fmt: skip
     accuracy = float((probabilities.argmax(1) == test.y_test).mean())
     done = time.perf_counter()
     print(

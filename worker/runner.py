@@ -31,7 +31,7 @@ from worker.lease import holding
 from worker.pipeline import make_dataset
 from worker.pruning import TrialPruner
 from worker.training import Trainer, deterministic_kernels, precision_policy
-from worker.tta import tta_views
+from worker.tta import weighted_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +128,15 @@ def seed_everything(seed: int) -> None:
 def predict_test_set(model: keras.Model, test: Cifar10, hp: TrainingHyperparameters) -> np.ndarray:
     """Class probabilities of each test image: its views' (``hp.test_time_augmentation``),
     weighted and summed, fed in the run's batches at its image size."""
-    probabilities = np.zeros((len(test.y_test), len(CLASS_NAMES)))
-    for view, weight in tta_views(test.x_test, hp.test_time_augmentation):
+
+    def predict(view: np.ndarray) -> np.ndarray:
         batches = make_dataset(
             view, test.y_test, batch_size=hp.batch_size, image_size=hp.image_size,
             shuffle=False, seed=hp.seed,
         )  # fmt: skip
-        probabilities += weight * np.asarray(model.predict(batches, verbose=0))
-    return probabilities
+        return model.predict(batches, verbose=0)
+
+    return weighted_prediction(predict, test.x_test, hp.test_time_augmentation)
 
 
 def run_experiment(*, lease: crud.Lease, spec: ExperimentSpec, settings: Settings) -> RunOutcome:

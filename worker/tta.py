@@ -3,7 +3,7 @@ averaged into its prediction, and their weights."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -34,3 +34,15 @@ def tta_views(images: np.ndarray, augmentation: TestTimeAugmentation) -> Iterato
 def _pair(images: np.ndarray, weight: float) -> Iterator[View]:
     yield np.ascontiguousarray(images), weight
     yield np.ascontiguousarray(images[:, :, ::-1]), weight
+
+
+def weighted_prediction(
+    predict: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    augmentation: TestTimeAugmentation,
+) -> np.ndarray:
+    """Class probabilities of each image: ``predict``'s for each of its views, weighted and
+    summed in float64. ``predict`` feeds a view to the model as its caller batches it (the
+    worker through its tf.data pipeline, scripts/fast_recipe_gpu.py as arrays)."""
+    views = tta_views(images, augmentation)
+    return np.sum([weight * np.asarray(predict(view), np.float64) for view, weight in views], 0)
