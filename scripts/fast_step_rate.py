@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 import typing
+from unittest import mock
 
 import keras
 import numpy as np
@@ -36,16 +37,17 @@ def main() -> None:
     parser.add_argument("--keras-batchnorm", action="store_true")
     args = parser.parse_args()
 
+    first, second, third = (int(w) for w in args.widths.split(","))
     keras.mixed_precision.set_global_policy(precision_policy(defaults))
-    if args.keras_batchnorm:
-        architectures.FusedBatchNormalization = keras.layers.BatchNormalization
-    widths = tuple(int(w) for w in args.widths.split(","))
-    model = architectures.build_fast_cnn(
-        num_classes=10,
-        widths=widths,
-        batchnorm_momentum=defaults.batchnorm_momentum,
-        activation=args.activation,
-    )
+    keras_layer = keras.layers.BatchNormalization
+    norm_layer = keras_layer if args.keras_batchnorm else architectures.FusedBatchNormalization
+    with mock.patch.object(architectures, "FusedBatchNormalization", norm_layer):
+        model = architectures.build_fast_cnn(
+            num_classes=10,
+            widths=(first, second, third),
+            batchnorm_momentum=defaults.batchnorm_momentum,
+            activation=args.activation,
+        )
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=defaults.momentum, nesterov=True),
                   loss="categorical_crossentropy")  # fmt: skip
     rng = np.random.default_rng(0)
