@@ -462,6 +462,8 @@ def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, 
     """Stratified subsets and split, so small runs are real, smaller experiments. The run's
     seed picks its training images and validation split; the test images are fixed."""
     hp = spec.hyperparameters
+    _check_size("train_size", hp.train_size, dataset.y_train, "training")
+    _check_size("test_size", hp.test_size, dataset.y_test, "test")
     train_idx = stratified_indices(dataset.y_train, hp.train_size, seed=hp.seed)
     test_idx = stratified_indices(dataset.y_test, hp.test_size, seed=TEST_IMAGES_SEED)
     y = dataset.y_train[train_idx]
@@ -477,3 +479,13 @@ def prepare_data(spec: ExperimentSpec, dataset: Cifar10) -> tuple[TrainingData, 
         y_test=dataset.y_test[test_idx],
     )
     return training, test
+
+
+def _check_size(field: str, size: int | None, labels: np.ndarray, kind: str) -> None:
+    """The spec's bounds are the official copy's 50,000 and 10,000 images; a smaller copy
+    (a slice, a folder of one's own) is only known here, so the message names the setting."""
+    if size is not None and size > len(labels):
+        raise ValueError(
+            f"hyperparameters.{field}={size}, but this CIFAR-10 copy has {len(labels)} {kind} "
+            f"images: choose at most {len(labels)}, or leave {field} empty for all of them"
+        )

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from app.core.cifar10 import CLASS_NAMES
+from app.core.schemas import parse_spec
 from worker import data
 from worker.data import (
     Cifar10,
@@ -233,3 +234,30 @@ def test_stratified_indices_rounds_to_the_exact_size() -> None:
 def test_stratified_indices_rejects_too_large_size() -> None:
     with pytest.raises(ValueError, match="there are 21 images"):
         stratified_indices(np.zeros(21, dtype=np.int64), 22, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "kind", "available"),
+    [("train_size", "training", 10 * TRAIN_PER_CLASS), ("test_size", "test", 10 * TEST_PER_CLASS)],
+)
+def test_a_size_beyond_a_small_copy_names_the_setting(
+    tmp_path: Path, field: str, kind: str, available: int
+) -> None:
+    """The spec allows the official copy's sizes; a smaller copy is only known to the worker,
+    whose message must still say which setting to change, and to what."""
+    dataset = write_batches_folder(tmp_path / "cifar-10-batches-py")
+    spec = parse_spec(
+        {"name": "big", "model": "custom_cnn", "hyperparameters": {field: available + 1}}
+    )
+
+    with pytest.raises(ValueError) as refused:
+        data.prepare_data(spec, dataset)
+
+    assert str(refused.value) == (
+        f"hyperparameters.{field}={available + 1}, but this CIFAR-10 copy has {available} "
+        f"{kind} images: choose at most {available}, or leave {field} empty for all of them"
+    )
+    fits = parse_spec(
+        {"name": "fits", "model": "custom_cnn", "hyperparameters": {field: available}}
+    )
+    data.prepare_data(fits, dataset)
