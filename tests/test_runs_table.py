@@ -240,7 +240,8 @@ def test_bulk_tag_cancel_and_delete_each_with_its_own_answer(
                                                        "tag": "a, b"})  # fmt: skip
     assert comma.status_code == 422  # its edit box would split it in two
     assert comma.json()["errors"][0] == {
-        "field": "tag", "message": "a tag may not hold a comma: commas separate tags"
+        "field": "tag", "message": "write a tag on one line, with something visible in it and "
+        "no comma (commas separate tags)"
     }  # fmt: skip
     assert names(client, tag="keep", sort="name", order="asc") == [
         "a done", "a queued", "a running"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from app.core.schemas import SpecError, parse_spec
+from app.core.schemas import ExperimentUpdate, SpecError, error_message, parse_spec
 from tests.support.factories import spec_data
 
 
@@ -130,13 +131,41 @@ def test_a_spec_without_a_known_model_names_the_field_and_the_choices(data, said
     assert error.message.startswith(f"{said}; choose one of: convnext_tiny, custom_cnn,")
 
 
+NAME_RULE = (
+    "write a name on one line, with something visible in it (no line breaks, tabs or other "
+    "control characters)"
+)
+TAG_RULE = (
+    "write a tag on one line, with something visible in it and no comma (commas separate tags)"
+)
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff\u2060", "a\nb", "line\u2028break", "a\tb"])
+def test_an_invisible_or_multi_line_name_or_tag_is_refused(text: str) -> None:
+    """A zero-width name showed as a blank row in every list; a line break inside one split
+    `cifarlab show` and the tables' cells. The same rule holds when a name is edited later."""
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"name": text, "model": "custom_cnn", "tags": ["ok", text]})
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        ("name", NAME_RULE),
+        ("tags.1", TAG_RULE),
+    ]
+    with pytest.raises(ValidationError) as edited:
+        ExperimentUpdate.model_validate({"name": text})
+    assert [error_message(error) for error in edited.value.errors()] == [NAME_RULE]
+
+
+def test_a_name_may_hold_any_visible_text() -> None:
+    visible = ["\u200bzero-width first", "é ü 中文", "emoji 🚀", "a, b", "x" * 200]
+    for name in visible:
+        assert parse_spec({"name": f" {name} ", "model": "custom_cnn"}).name == name
+
+
 def test_a_tag_holds_no_comma_and_each_tag_is_kept_once() -> None:
     """Forms and the CLI write tags comma-separated: a tag "a, b" came back from its edit box
     as "a" and "b"."""
     with pytest.raises(SpecError) as refused:
         parse_spec({"name": "n", "model": "custom_cnn", "tags": ["ok", "a, b"]})
-    assert [(e.field, e.message) for e in refused.value.errors] == [
-        ("tags.1", "a tag may not hold a comma: commas separate tags")
-    ]
+    assert [(e.field, e.message) for e in refused.value.errors] == [("tags.1", TAG_RULE)]
     spec = parse_spec({"name": "n", "model": "custom_cnn", "tags": ["a", " a ", "A", "b", "a"]})
     assert spec.tags == ["a", "A", "b"]

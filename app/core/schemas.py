@@ -33,9 +33,16 @@ logger = logging.getLogger(__name__)
 # What ``str.strip()`` removes, spelled out: regex engines disagree on ``\s`` (JavaScript's
 # lacks U+0085, Python's has U+001C-U+001F), and ``pattern`` must tell clients exactly which
 # names the stripping leaves empty.
-_NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-TAG_PATTERN = f"^[^,]*{_NOT_BLANK[:2]},{_NOT_BLANK[2:]}[^,]*$"
-"""Not blank, and no comma: forms and the CLI write tags comma-separated, so a tag holding
+_STRIPPED = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Zero-width characters print nothing, so a name of them alone looks blank in every list.
+_ZERO_WIDTH = r"\u180e\u200b-\u200d\u2060\ufeff"
+# A name or tag is one line: a line break or other control character inside one split the
+# CLI's `show` and the tables' cells.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+NAME_PATTERN = f"^[^{_CONTROL}]*[^{_STRIPPED}{_ZERO_WIDTH}{_CONTROL}][^{_CONTROL}]*$"
+"""One line with something visible in it."""
+TAG_PATTERN = f"^[^,{_CONTROL}]*[^,{_STRIPPED}{_ZERO_WIDTH}{_CONTROL}][^,{_CONTROL}]*$"
+"""A name's rule, and no comma: forms and the CLI write tags comma-separated, so a tag holding
 one came back from its edit box as two."""
 Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=TAG_PATTERN)
@@ -50,7 +57,7 @@ Tags = Annotated[list[Tag], AfterValidator(_distinct)]
 """A run's tags, each once, in the order given: a tag is a label, not a count."""
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_NOT_BLANK),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN),
 ]
 RowId = Annotated[int, Ge(1), Le(INTEGER_MAX)]
 """An experiment id in a path or query: out of range is a 422, not the driver's overflow."""
@@ -114,7 +121,10 @@ IMPORTED_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COMPARED_IDS_PATTERN = r"^\s*\d{1,10}(\s*,\s*\d{1,10})+\s*$"
 PATTERN_WORDS = {
-    TAG_PATTERN: "a tag may not hold a comma: commas separate tags",
+    NAME_PATTERN: "write a name on one line, with something visible in it (no line breaks, "
+    "tabs or other control characters)",
+    TAG_PATTERN: "write a tag on one line, with something visible in it and no comma (commas "
+    "separate tags)",
     IMPORTED_MODEL_PATTERN: "use letters, digits, '_', '.' and '-', starting with a letter or "
     "a digit (vgg16, efficientnet_b2)",
     SETTING_NAME_PATTERN: "use letters, digits and '_', not starting with a digit (learning_rate)",
