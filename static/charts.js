@@ -6,6 +6,8 @@ window.cifarlab = window.cifarlab || {};
 
 (function (cifarlab) {
   // The modebar stays: its camera button saves the chart as PNG (figure.config names it).
+  // plotly.js 4 also shows "Share chart...", which uploads the chart to cloud.plotly.com: a
+  // run's figures never leave the server they were read from, so it is off, for every chart.
   const PLOT_CONFIG = {
     displaylogo: false,
     responsive: true,
@@ -13,7 +15,7 @@ window.cifarlab = window.cifarlab || {};
   };
 
   function plotConfig(figure) {
-    return { ...PLOT_CONFIG, ...(figure.config || {}) };
+    return { ...PLOT_CONFIG, ...(figure.config || {}), showSendToCloud: false };
   }
 
   // A legend pinned to the bottom of the chart (yref "container", as the compare curves have)

@@ -46,6 +46,13 @@ OVERFLOW_REPORT = """() => {
       + ` right=${Math.round(element.getBoundingClientRect().right)}`);
 }"""
 
+# plotly.js 4 puts a "Share chart..." button in every modebar by default, which uploads the
+# chart to cloud.plotly.com: nothing on a page may send its data to an outside host.
+SHARING_CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .filter((chart) => chart._context.showSendToCloud
+    || chart.querySelector('.modebar-btn[data-title^="Share"]'))
+  .map((chart) => chart.id)"""
+
 
 def pages(demo: DemoData) -> dict[str, str]:
     """Every page, by the name its screenshot gets."""
@@ -123,6 +130,8 @@ class Walk:
         if self.errors:
             self.problems.append(f"{name} at {self.width}px logged errors: {self.errors}")
             self.errors.clear()
+        if sharing := page.evaluate(SHARING_CHARTS):
+            self.problems.append(f"{name}: charts {sharing} offer to upload to Plotly's cloud")
         if self.shots:
             path = f"{self.shots}/{name}-{self.label}.png"
             page.screenshot(path=path, full_page=True, timeout=120_000)
