@@ -114,7 +114,7 @@ def fast_spec(preset: str, assignments: list[str]) -> ExperimentSpec:
     base = PRESETS[preset].spec.model_dump(mode="json")
     try:
         base["hyperparameters"].update(parse_assignments(assignments))
-    except ValueError as error:  # not key=value
+    except ValueError as error:  # not key=value, or a key given twice
         raise SystemExit(str(error)) from None
     try:
         spec = parse_spec(base)

@@ -74,6 +74,25 @@ def test_show_prints_a_runs_hyperparameters_as_a_table_and_an_import_without_the
     assert "none (an imported report)" in output and "imported" in output
 
 
+def test_show_prints_a_dash_for_what_a_run_lacks_and_times_in_seconds(
+    session: Session, served: str
+) -> None:
+    """A run that never started read "device: None"; a time "1.9900706250045914"."""
+    queued = make_experiment(session)
+    code, output = run("show", str(queued.id), "--api-url", served)
+    assert code == 0, output
+    for key in ("device", "worker_host", "test_accuracy", "training_seconds", "error"):
+        assert f"{key:>16}: -\n" in output, output
+    assert "None" not in output
+    trained = finished_experiment(session)
+    trained.training_seconds = 1.9900706250045914
+    session.commit()
+    code, output = run("show", str(trained.id), "--api-url", served)
+    assert code == 0, output
+    assert "training_seconds: 2.0 s\n" in output and "1.99007" not in output
+    assert "   test_accuracy: 0.8750\n" in output and "error: -\n" in output
+
+
 def test_cancel_of_a_finished_run_cancels_nothing_and_exits_non_zero(
     session: Session, served: str
 ) -> None:
@@ -237,6 +256,21 @@ def test_a_launch_without_a_name_is_named_by_what_it_changes(served: str) -> Non
     )
 
 
+def test_a_setting_or_axis_given_twice_is_refused_and_nothing_is_launched(served: str) -> None:
+    """Each kept only its last value: epochs=2 ran, the grid swept one learning rate."""
+    code, output = run("launch", "--set", "epochs=1", "--set", "epochs=2", "--api-url", served)
+    assert (code, output) == (2, "error: --set epochs: given twice (1 and 2); keep one\n")
+    code, output = run("sweep", "--grid", "learning_rate=1e-3", "--grid", "learning_rate=2e-3",
+                       "--api-url", served)  # fmt: skip
+    assert code == 2 and "--grid learning_rate: given twice (1e-3 and 2e-3); keep one" in output
+    ranges = ("learning_rate=uniform:1e-4:1e-3", "learning_rate=uniform:1e-2:1e-1")
+    code, output = run("sweep", "--random", ranges[0], "--random", ranges[1], "--trials", "2",
+                       "--api-url", served)  # fmt: skip
+    assert code == 2 and "--random learning_rate: given twice (uniform:1e-4:1e-3 and " in output
+    assert api(served, "/api/experiments")["total"] == 0
+    assert api(served, "/api/sweeps")["total"] == 0
+
+
 def _train_when_queued(experiment_id: int) -> None:
     """A worker's writes for the retried run: claim it once queued, two epochs, evaluate."""
     with db.get_sessionmaker()() as other:
@@ -275,6 +309,27 @@ def test_retry_follow_shows_the_retried_runs_epochs_to_its_test_accuracy(
     assert "test accuracy: 0.8750" in output
     code, output = run("retry", str(experiment_id), "--follow", "--api-url", served)
     assert code == 2 and "409" in output  # a succeeded run is not retried
+
+
+def _cancel_when_queued(served: str, experiment_id: int) -> None:
+    """What `cifarlab cancel` does from another terminal, once the retried run is queued."""
+    path = f"/api/experiments/{experiment_id}"
+    wait_until(lambda: api(served, path)["status"] == "queued", 60, what="the run queued")
+    httpx.post(f"{served}{path}/cancel", timeout=10).raise_for_status()
+
+
+@pytest.mark.usefixtures("broker")
+def test_follow_of_a_run_cancelled_elsewhere_says_so_without_a_reason_it_lacks(
+    session: Session, served: str
+) -> None:
+    """It ended "error: experiment 88 cancelled: None"."""
+    experiment_id = _failed_run(session)
+    canceller = threading.Thread(target=_cancel_when_queued, args=(served, experiment_id))
+    canceller.start()
+    code, output = run("retry", str(experiment_id), "--follow", "--api-url", served)
+    canceller.join(timeout=60)
+    assert code == 2, output
+    assert output.endswith(f"error: experiment {experiment_id} cancelled\n"), output
 
 
 class Following:
@@ -430,6 +485,20 @@ def test_export_then_import_brings_the_result_back_as_an_imported_report(
     code, output = run("list", "--status", "imported", "--api-url", served)
     line = next(row for row in output.splitlines() if "published" in row)
     assert "0.82 " in line and "0.8200" not in line  # the report's two digits, no more
+
+
+def test_export_to_a_dash_prints_the_json_alone_and_writes_no_file(
+    session: Session, served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` wrote a file named "-" and said "written to -"."""
+    trained = finished_experiment(session)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    code, output = run("export", str(trained.id), "-o", "-", "--api-url", served)
+    assert code == 0, output
+    assert output == run("export", str(trained.id), "--api-url", served)[1]
+    assert json.loads(output)["name"] == "finished cnn"
+    assert list((tmp_path / "here").iterdir()) == []
 
 
 def test_export_and_import_refuse_what_they_cannot_carry(

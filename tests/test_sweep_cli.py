@@ -3,6 +3,7 @@ read is refused naming the option, before anything is sent."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,29 @@ def test_seeds_are_a_count_or_a_list(text: str, seeds: int | list[int]) -> None:
     ],
 )
 def test_unreadable_options_are_refused_naming_the_option(call: Any, words: str) -> None:
-    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(words)):
         call()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"grid": ["learning_rate=1e-3", "learning_rate=2e-3"]},
+         "--grid learning_rate: given twice (1e-3 and 2e-3); keep one"),
+        ({"random": ["learning_rate=uniform:1e-4:1e-3", "learning_rate=uniform:1e-2:1e-1"]},
+         "--random learning_rate: given twice (uniform:1e-4:1e-3 and uniform:1e-2:1e-1); "
+         "keep one"),
+        ({"assignments": ["epochs=1", "epochs=2"], "grid": ["learning_rate=1e-3,2e-3"]},
+         "--set epochs: given twice (1 and 2); keep one"),
+    ],
+)  # fmt: skip
+def test_an_axis_or_setting_given_twice_is_refused_not_cut_to_its_last(
+    changes: dict[str, Any], message: str
+) -> None:
+    """The grid swept 2e-3 alone, the random axis drew from the second range only."""
+    with pytest.raises(ValueError) as refused:
+        build_sweep(**options(model="custom_cnn", **changes))
+    assert str(refused.value) == message
 
 
 def test_a_yaml_file_reads_exponents_as_numbers_like_json(tmp_path: Path) -> None:

@@ -102,7 +102,9 @@ def _follow_to_the_end(client: ApiClient, experiment_id: int) -> None:
     with following(f"experiment {experiment_id}", show, cancel):
         experiment = _follow(client, experiment_id)
     if experiment["status"] != "succeeded":
-        raise fail(f"experiment {experiment_id} {experiment['status']}: {experiment['error']}")
+        reason = experiment["error"] or experiment["stop_reason"]  # none for a plain cancel
+        ended = f"experiment {experiment_id} {experiment['status']}"
+        raise fail(f"{ended}: {reason}" if reason else ended)
 
 
 PHASE_WORDS = {
@@ -227,6 +229,24 @@ def list_(
         console.print(f"no run has model {', '.join(unknown)}; the zoo's models: {known}")
 
 
+SHOWN_FIELDS = ("id", "name", "model", "status", "device", "worker_host", "test_accuracy",
+                "macro_f1", "training_seconds", "wall_clock_seconds", "error")  # fmt: skip
+
+
+def _field_text(experiment: dict[str, Any], key: str) -> str:
+    """One of `show`'s fields as the rest of the CLI prints it: durations as `compare` does
+    and scores as `list` does, and a dash for what a run does not have yet. Printed raw,
+    a run that never started read "device: None" and a time "1.9900706250045914"."""
+    value = experiment[key]
+    if value is None or value == "":
+        return "-"
+    if key.endswith("_seconds"):
+        return _seconds(value)
+    if key in ("test_accuracy", "macro_f1"):
+        return _score(value, experiment["spec"])
+    return str(value)
+
+
 @commands.command()
 def show(experiment_id: ExperimentId, api_url: ApiUrl = None) -> None:
     """Show one experiment with its epochs."""
@@ -236,20 +256,8 @@ def show(experiment_id: ExperimentId, api_url: ApiUrl = None) -> None:
         epochs = client.metrics(experiment_id)
     except ApiError as exc:
         raise fail(str(exc)) from None
-    for key in (
-        "id",
-        "name",
-        "model",
-        "status",
-        "device",
-        "worker_host",
-        "test_accuracy",
-        "macro_f1",
-        "training_seconds",
-        "wall_clock_seconds",
-        "error",
-    ):
-        console.print(f"{key:>16}: {experiment[key]}", highlight=False)
+    for key in SHOWN_FIELDS:
+        console.print(f"{key:>16}: {_field_text(experiment, key)}", highlight=False)
     hyperparameters = experiment["spec"].get("hyperparameters")
     if hyperparameters is None:  # an imported report: a result without a run behind it
         console.print(f"{'hyperparameters':>16}: none (an imported report)", highlight=False)
@@ -388,7 +396,8 @@ def compare(
 def export(
     experiment_id: ExperimentId,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write it here instead of printing it.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write it to this file instead; - prints it."),
     ] = None,
     api_url: ApiUrl = None,
 ) -> None:
@@ -401,7 +410,7 @@ def export(
     except ApiError as exc:
         raise fail(str(exc)) from None
     text = json.dumps(body, indent=2) + "\n"
-    if output is None:
+    if output is None or str(output) == "-":  # `-o -`: standard output, as Unix tools read it
         typer.echo(text, nl=False)
         return
     try:

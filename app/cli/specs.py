@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from app.core.assignments import parse_assignments, parse_value, split_assignment
+from app.core.assignments import parse_assignments, parse_value, split_assignments
 from app.core.naming import parse_named_spec
 from app.core.presets import PRESETS
 
@@ -84,18 +84,16 @@ RANDOM_EXAMPLE = "learning_rate=log_uniform:1e-4:1e-1"
 
 def parse_grid(axes: list[str]) -> dict[str, list[Any]]:
     """`--grid name=v1,v2,...`: each value read as `--set` reads one."""
-    grid = {}
-    for axis in axes:
-        key, raw = split_assignment("--grid", axis, "learning_rate=1e-3,3e-3")
-        grid[key] = [parse_value(value.strip()) for value in raw.split(",")]
-    return grid
+    return {
+        key: [parse_value(value.strip()) for value in raw.split(",")]
+        for key, raw in split_assignments("--grid", axes, "learning_rate=1e-3,3e-3").items()
+    }
 
 
 def parse_random(axes: list[str]) -> dict[str, dict[str, Any]]:
     """`--random name=uniform:LOW:HIGH`, `name=log_uniform:LOW:HIGH` or `name=choice:A,B`."""
     drawn: dict[str, dict[str, Any]] = {}
-    for axis in axes:
-        key, raw = split_assignment("--random", axis, RANDOM_EXAMPLE)
+    for key, raw in split_assignments("--random", axes, RANDOM_EXAMPLE).items():
         distribution, _, rest = raw.partition(":")
         low, sep, high = rest.partition(":")
         if distribution == "choice" and rest:
@@ -105,6 +103,7 @@ def parse_random(axes: list[str]) -> dict[str, dict[str, Any]]:
             drawn[key] = {"distribution": distribution, "low": parse_value(low),
                           "high": parse_value(high)}  # fmt: skip
         else:
+            axis = f"{key}={raw}"
             raise ValueError(
                 f"--random {axis!r}: write name=uniform:LOW:HIGH, name=log_uniform:LOW:HIGH "
                 f"or name=choice:A,B, e.g. {RANDOM_EXAMPLE}"

@@ -25,11 +25,22 @@ def split_assignment(option: str, assignment: str, example: str) -> tuple[str, s
     return key.strip(), raw
 
 
+def split_assignments(option: str, assignments: list[str], example: str) -> dict[str, str]:
+    """Each ``key=raw`` of a repeatable option, by key, the raw text not yet read. A key given
+    twice is refused naming both values: kept in a dict, the last won silently, so
+    `--grid learning_rate=1e-3 --grid learning_rate=2e-3` swept 2e-3 alone."""
+    found: dict[str, str] = {}
+    for assignment in assignments:
+        key, raw = split_assignment(option, assignment, example)
+        if key in found:
+            raise ValueError(f"{option} {key}: given twice ({found[key]} and {raw}); keep one")
+        found[key] = raw
+    return found
+
+
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     """`--set key=value`: values read as JSON (numbers, null, true) or else as text."""
     return {
         key: parse_value(raw)
-        for key, raw in (
-            split_assignment("--set", assignment, "epochs=2") for assignment in assignments
-        )
+        for key, raw in split_assignments("--set", assignments, "epochs=2").items()
     }
