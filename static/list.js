@@ -87,6 +87,19 @@
     });
   });
 
+  // --- what the last bulk action did, said once on the page it reloaded into (an action
+  // that deleted every row shown reloads into the empty page, which has no selection bar).
+  const result = document.getElementById("bulk-result");
+
+  function showResult(text) {
+    result.textContent = text;
+    result.hidden = !text;
+  }
+
+  const done = window.sessionStorage.getItem(RESULT_KEY);
+  window.sessionStorage.removeItem(RESULT_KEY);
+  if (done && result) showResult(done);
+
   // --- the selection bar.
   const form = document.getElementById("compare-form");
   if (!form) return;
@@ -95,7 +108,6 @@
   const all = document.getElementById("select-all");
   const boxes = [...document.querySelectorAll(".select-row")];
   const bulkButtons = [...document.querySelectorAll("[data-bulk]")];
-  const result = document.getElementById("bulk-result");
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 
   function ticked() {
@@ -130,11 +142,6 @@
     boxes.forEach((box) => (box.checked = all.checked));
     update();
   });
-
-  function showResult(text) {
-    result.textContent = text;
-    result.hidden = !text;
-  }
 
   function summary(action, results) {
     const counts = {};
@@ -179,10 +186,5 @@
   }
 
   bulkButtons.forEach((bulkButton) => bulkButton.addEventListener("click", () => bulk(bulkButton)));
-  const done = window.sessionStorage.getItem(RESULT_KEY);
-  if (done) {
-    window.sessionStorage.removeItem(RESULT_KEY);
-    showResult(done);
-  }
   update(); // the browser may restore ticks on "back"
 })();

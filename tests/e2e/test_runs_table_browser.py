@@ -107,3 +107,14 @@ def test_pick_a_hyperparameter_column_sort_select_and_scroll(page: Page, web: st
     page.locator("#compare-button").click()
     page.wait_for_url(re.compile(r"/compare\?ids=[\d,]+&group=seed$"))
     assert len(page.url.split("ids=")[1].split("&")[0].split(",")) == 25
+
+    # Deleting every row shown: the reloaded page is empty, and still says what was done,
+    # once; the next page shows no stale result.
+    page.goto(f"{web}/?tag=shortlist")
+    page.locator("#select-all").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#bulk-delete").click()
+    expect(page.locator(".empty-state h2")).to_have_text("No experiments match")
+    expect(page.locator("#bulk-result")).to_have_text("Delete: 3 done")
+    page.goto(web)
+    expect(page.locator("#bulk-result")).to_be_hidden()
