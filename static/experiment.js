@@ -280,6 +280,14 @@
     cifarlab.replaceSection(document.getElementById("evaluation"), section.html);
   }
 
+  function showNoEvaluation(status) {
+    const missing = document.getElementById("evaluation-missing");
+    if (!missing) return;
+    missing.querySelector("[data-ended-status]").textContent = status;
+    missing.hidden = false;
+    document.getElementById("evaluation-waiting").hidden = true;
+  }
+
   // The gap chart, findings and verdict after each new epoch, and the final verdict at the end.
   function onDiagnostics(section) {
     cifarlab.replaceSection(document.getElementById("diagnostics"), section.html);
@@ -299,9 +307,10 @@
     handle("epoch", onEpoch);
     handle("diagnostics", onDiagnostics);
     handle("evaluation", onEvaluation);
-    handle("end", () => {
+    handle("end", (end) => {
       source.close();
       setLive(false);
+      if (!state.hasEvaluation && end.status !== "succeeded") showNoEvaluation(end.status);
     });
     // The browser reconnects by itself (sending Last-Event-ID); only a closed source is final.
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));

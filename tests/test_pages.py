@@ -452,6 +452,13 @@ def test_failed_experiment_shows_its_multiline_error(client: TestClient, session
     html = client.get(f"/experiments/{experiment.id}").text
     assert "hidden" not in by_id(html, "error").attrs
     assert error in html
+    # Nothing more is coming: the page says so, not that results appear once training ends.
+    missing, waiting = by_id(html, "evaluation-missing"), by_id(html, "evaluation-waiting")
+    assert "hidden" not in missing.attrs and "hidden" in waiting.attrs
+    said = re.search(r'id="evaluation-missing">(.*?)</p>', html)
+    assert said is not None and re.sub(r"<[^>]+>", "", said.group(1)) == (
+        "No evaluation on the test set: the run ended before it (failed)."
+    )
 
 
 def test_unknown_experiment_is_a_404_page(client: TestClient) -> None:

@@ -17,8 +17,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.core.models import utcnow
+from app.core.models import Status, utcnow
 from app.core.presets import PRESETS
+from tests.support.factories import end_experiment
 from tests.support.polling import wait_for
 from tests.support.servers import Stack
 
@@ -242,6 +243,35 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     page.locator("#delete").click()
     page.wait_for_url(f"{stack.base_url}/")
     assert httpx.get(url).status_code == 404
+
+
+def test_a_run_that_fails_while_watched_says_no_evaluation_is_coming(
+    stack: Stack, page: Page
+) -> None:
+    """The evaluation note promised results "once training has finished" on a page whose run
+    had already failed; the live page swaps it when the stream ends without an evaluation."""
+    engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
+    with Session(engine) as session:
+        spec = PRESETS["quick-custom-cnn"].spec  # created, never enqueued
+        experiment = crud.create_experiment(session=session, spec=spec)
+        lease = crud.claim_experiment(
+            session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
+        )
+        assert lease is not None
+        session.commit()
+        page.goto(f"{stack.base_url}/experiments/{experiment.id}")
+        expect(page.locator("#live")).to_be_visible()
+        expect(page.locator("#evaluation-waiting")).to_be_visible()
+        expect(page.locator("#evaluation-missing")).to_be_hidden()
+
+        end_experiment(session, experiment.id, Status.failed, error="out of memory")
+        session.commit()
+    engine.dispose()
+    expect(page.locator("#live")).to_be_hidden()
+    expect(page.locator("#evaluation-missing")).to_have_text(
+        "No evaluation on the test set: the run ended before it (failed)."
+    )
+    expect(page.locator("#evaluation-waiting")).to_be_hidden()
 
 
 def _report() -> dict[str, object]:
