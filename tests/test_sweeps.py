@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -73,6 +74,13 @@ def test_random_draws_repeat_with_the_same_random_seed_and_stay_in_bounds() -> N
         ({"trials": 3}, "trials", "random axis"),
         ({"random": {"epochs": {"distribution": "choice", "values": [1]}}}, "trials", "draws"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),
+        # A repeated value would train the same trials twice, as a repeated seed would.
+        ({"grid": {"learning_rate": [0.001, 0.003, 0.001]}}, "grid.learning_rate[2]",
+         "repeats grid.learning_rate[0]; give each value once"),
+        ({"grid": {"batch_size": [64, "64"]}}, "grid.batch_size[1]", "repeats grid.batch_size[0]"),
+        ({"grid": {}, "random": {"optimizer": {"distribution": "choice",
+                                               "values": ["adam", "sgd", "adam"]}}, "trials": 4},
+         "random.optimizer.values[2]", "repeats random.optimizer.values[0]"),
         ({"seeds": 0}, "seeds", "give a count from 1 to 100, or a list of seeds"),
         ({"seeds": [-1, 0]}, "seeds.0", "greater than or equal to 0"),
         ({"model": "resnet9000"}, "model", "unknown model"),
@@ -82,7 +90,7 @@ def test_random_draws_repeat_with_the_same_random_seed_and_stay_in_bounds() -> N
          "valid integer"),
         ({"hyperparameters": {"learning_rate": -1}, "grid": {"learning_rate": [0.1]}},
          "hyperparameters.learning_rate", "greater than 0"),
-        ({"grid": {"learning_rate": [1e-3] * 2, "dense_units": list(range(8, 108))},
+        ({"grid": {"learning_rate": [1e-3, 3e-3], "dense_units": list(range(8, 108))},
           "seeds": 11}, "grid", "2200 trials"),
         ({"max_parallel": 0}, "max_parallel", "greater than or equal to 1"),
         ({"pruning": {"rule": "sometimes"}}, "pruning.rule", "median"),
@@ -104,6 +112,32 @@ def test_a_refused_sweep_stores_nothing(session: Session) -> None:
         sweeps.launch_sweep(session, bad)
     assert session.scalar(select(func.count()).select_from(Sweep)) == 0
     assert session.scalar(select(func.count()).select_from(Experiment)) == 0
+
+
+def test_repeated_grid_values_are_refused_by_the_api_and_store_nothing(
+    broker: redis.Redis, client: TestClient, session: Session
+) -> None:
+    response = client.post("/api/sweeps", json=sweep_data(grid={"learning_rate": [1e-3, 0.001]}))
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{
+        "field": "grid.learning_rate[1]",
+        "message": "repeats grid.learning_rate[0]; give each value once",
+    }]  # fmt: skip
+    assert session.scalar(select(func.count()).select_from(Experiment)) == 0
+    assert broker.llen(QUEUE) == 0
+
+
+def test_a_trials_error_is_named_by_the_axis_that_set_its_value() -> None:
+    trials = expand(parse_sweep(sweep_data(
+        grid={"learning_rate": [0.001, 0.003]},
+        random={"dropout_rate": {"distribution": "uniform", "low": 0.1, "high": 0.5}},
+        trials=1, seeds=[0],
+    )))  # fmt: skip
+    assert [t.origin("learning_rate") for t in trials] == [
+        "grid.learning_rate[0]", "grid.learning_rate[1]"
+    ]  # fmt: skip
+    assert trials[1].origin("dropout_rate") == "random.dropout_rate"
+    assert trials[1].origin("epochs") == "hyperparameters.epochs"
 
 
 def _enqueued(session: Session, sweep_id: int) -> list[int]:

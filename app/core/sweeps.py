@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from app.core.naming import derived_name, is_blank
 from app.core.schemas import (
@@ -193,6 +194,13 @@ class Trial:
     spec: ExperimentSpec
     point: dict[str, Any]
     """The varied hyperparameters' values and the seed, as the sweep page plots them."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """Where each varied value was written (``grid.learning_rate[2]``, ``random.dropout_rate``),
+    so a check made after expansion (a warm start's source) names it as ``expand`` does."""
+
+    def origin(self, name: str) -> str:
+        """Where this trial's value of hyperparameter ``name`` came from: its axis, or the base."""
+        return self.origins.get(name, f"hyperparameters.{name}")
 
 
 def parse_sweep(data: Any) -> SweepSpec:
@@ -242,12 +250,47 @@ def _replaced_base_errors(sweep: SweepSpec) -> list[FieldError]:
     return errors
 
 
+def _as_read(fields: dict[str, FieldInfo], name: str, values: list[Any]) -> list[Any]:
+    """``values`` as the hyperparameter reads them (``"1"`` and ``1`` are one integer); a
+    value it does not take stays as given, for ``expand`` to name its error."""
+    if name not in fields:
+        return values
+    adapter: TypeAdapter[Any] = TypeAdapter(fields[name].rebuild_annotation())
+    read = []
+    for value in values:
+        try:
+            read.append(adapter.validate_python(value))
+        except ValidationError:
+            read.append(value)
+    return read
+
+
+def _repeated_values(sweep: SweepSpec) -> list[FieldError]:
+    """A value given twice on one axis: on the grid it trains the same trials twice, in a
+    choice it is drawn twice as often; neither is said anywhere, so each repeat is refused as
+    a repeated seed is, naming where it was written first."""
+    fields = MODELS[sweep.model].hyperparameters.model_fields
+    axes = [(f"grid.{name}", name, values) for name, values in sweep.grid.items()]
+    axes += [(f"random.{name}.values", name, axis.values)
+             for name, axis in sweep.random.items() if axis.values is not None]  # fmt: skip
+    errors = []
+    for where, name, values in axes:
+        read = _as_read(fields, name, values)
+        for index, value in enumerate(read):
+            first = next(earlier for earlier, other in enumerate(read) if other == value)
+            if first < index:
+                message = f"repeats {where}[{first}]; give each value once"
+                errors.append(FieldError(field=f"{where}[{index}]", message=message))
+    return errors
+
+
 def _axis_errors(sweep: SweepSpec) -> list[FieldError]:
     """What no single field's validation can see: axes the model lacks, the seed as an axis,
-    one hyperparameter on two axes, a trial budget without random axes or the reverse, and
-    base values the trials replace (``_replaced_base_errors``)."""
+    one hyperparameter on two axes, a value repeated on an axis (``_repeated_values``), a
+    trial budget without random axes or the reverse, and base values the trials replace
+    (``_replaced_base_errors``)."""
     known = set(hyperparameter_names(sweep.model))
-    errors = _replaced_base_errors(sweep)
+    errors = [*_replaced_base_errors(sweep), *_repeated_values(sweep)]
     for kind, axes in (("grid", sweep.grid), ("random", sweep.random)):
         for name in axes:
             if name == "seed":
@@ -295,17 +338,12 @@ def _trial_name(sweep: SweepSpec, point: dict[str, Any]) -> str:
     return name[:200]
 
 
-def _where(field: str, sweep: SweepSpec, grid_index: dict[str, int]) -> str:
+def _where(error_field: str, origins: dict[str, str]) -> str:
     """``hyperparameters.learning_rate`` of a trial -> the axis that set it."""
-    parts = field.split(".")
-    if parts[0] != "hyperparameters" or len(parts) < 2:
-        return field
-    name = parts[1]
-    if name in grid_index:
-        return f"grid.{name}[{grid_index[name]}]"
-    if name in sweep.random:
-        return f"random.{name}"
-    return field
+    parts = error_field.split(".")
+    if parts[0] != "hyperparameters" or len(parts) < 2 or parts[1] not in origins:
+        return error_field
+    return origins[parts[1]]
 
 
 def expand(sweep: SweepSpec) -> list[Trial]:
@@ -323,8 +361,10 @@ def expand(sweep: SweepSpec) -> list[Trial]:
     trials: list[Trial] = []
     errors: dict[str, FieldError] = {}
     for grid_point in grid_points:
-        grid_index = {name: index for name, (index, _) in zip(sweep.grid, grid_point, strict=True)}
         grid_values = {name: value for name, (_, value) in zip(sweep.grid, grid_point, strict=True)}
+        origins = {name: f"grid.{name}[{index}]"
+                   for name, (index, _) in zip(sweep.grid, grid_point, strict=True)}  # fmt: skip
+        origins.update({name: f"random.{name}" for name in sweep.random})
         for draw in draws:
             for seed in sweep.seeds:
                 point = {**grid_values, **draw, "seed": seed}
@@ -335,10 +375,10 @@ def expand(sweep: SweepSpec) -> list[Trial]:
                     "hyperparameters": {**sweep.hyperparameters, **point},
                 }
                 try:
-                    trials.append(Trial(spec=parse_spec(data), point=point))
+                    trials.append(Trial(spec=parse_spec(data), point=point, origins=origins))
                 except SpecError as exc:
                     for error in exc.errors:
-                        where = _where(error.field, sweep, grid_index)
+                        where = _where(error.field, origins)
                         errors.setdefault(where, FieldError(field=where, message=error.message))
                 if len(errors) >= MAX_ERRORS:
                     raise SpecError(list(errors.values()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
@@ -38,19 +39,51 @@ class BrokerUnavailable(Exception):
         self.experiment = experiment
 
 
-def check_references(session: Session, spec: ExperimentSpec) -> None:
-    """What the spec alone cannot know: a warm start must name a model that exists."""
+WARM_START = "warm_start_experiment_id"
+
+
+@dataclass(frozen=True)
+class WarmStartRefusal:
+    """Why a spec cannot start from the experiment it names, and the spec's settings that
+    disagree with it (the warm start, then any other): a sweep names the one it varies."""
+
+    message: str
+    settings: tuple[str, ...] = (WARM_START,)
+
+
+def warm_start_refusal(session: Session, spec: ExperimentSpec) -> WarmStartRefusal | None:
+    """What the spec alone cannot know and the worker would fail on after the queue: the
+    source must have a trained model of the same model taking the same input size (the fast
+    family's network takes any, but its ``image_size`` is always 32). The worker loads the
+    source's saved network whole, so its other shape settings (filters, widths, blocks) are
+    the source's and cannot fail; it still checks the shapes itself
+    (``worker.builders.load_warm_start``)."""
     source_id = spec.hyperparameters.warm_start_experiment_id
     if source_id is None:
-        return
-    field = "hyperparameters.warm_start_experiment_id"
+        return None
     source = crud.get_experiment(session=session, experiment_id=source_id)
     if source is None or source.status != Status.succeeded:
-        message = f"experiment {source_id} has no trained model to start from; pick one that "
-        raise SpecError([FieldError(field=field, message=message + "succeeded")])
+        return WarmStartRefusal(
+            f"experiment {source_id} has no trained model to start from; pick one that succeeded"
+        )
     if source.model != spec.model:
-        message = f"experiment {source_id} trained {source.model}, not {spec.model}"
-        raise SpecError([FieldError(field=field, message=message)])
+        return WarmStartRefusal(f"experiment {source_id} trained {source.model}, not {spec.model}")
+    trained_at = source.spec.get("hyperparameters", {}).get("image_size")
+    size = spec.hyperparameters.image_size
+    if isinstance(trained_at, int) and trained_at != size:
+        return WarmStartRefusal(
+            f"experiment {source_id} trained at image_size {trained_at}, not {size}; warm "
+            "starts keep the input size",
+            (WARM_START, "image_size"),
+        )
+    return None
+
+
+def check_references(session: Session, spec: ExperimentSpec) -> None:
+    """A single launch's ``warm_start_refusal``, named by its warm start field."""
+    if (refusal := warm_start_refusal(session, spec)) is not None:
+        field = f"hyperparameters.{WARM_START}"
+        raise SpecError([FieldError(field=field, message=refusal.message)])
 
 
 def _key_error(message: str) -> SpecError:

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from app.core import crud
 from app.core.config import get_settings
 from app.core.models import EpochMetric, Experiment, Status, Sweep
-from app.core.sweeps import SweepSpec, expand, parse_sweep
+from app.core.schemas import FieldError, SpecError
+from app.core.sweeps import MAX_ERRORS, SweepSpec, Trial, expand, parse_sweep
 from app.services import outbox
 from app.services.errors import Conflict, NotFound
-from app.services.launch import BrokerUnavailable, check_references
+from app.services.launch import WARM_START, BrokerUnavailable, warm_start_refusal
 from app.services.quotas import ACTIVE_RETRY_AFTER_SECONDS, QuotaExceeded
 from app.services.retry import RETRYABLE, retry
 
@@ -67,12 +68,38 @@ def send_waiting(session: Session, experiment_ids: Sequence[int]) -> int:
     return sent
 
 
+def _reference_errors(session: Session, trials: Sequence[Trial]) -> list[FieldError]:
+    """Each trial's warm start checked as a single launch checks it (``warm_start_refusal``),
+    named where the sweep wrote the value at fault: the varied setting among those the
+    source disagrees with (``grid.warm_start_experiment_id[1]``, ``grid.image_size[0]``),
+    else the base's field. Each refusal is said once; each source is read once."""
+    errors: dict[str, FieldError] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for trial in trials:
+        hp = trial.spec.hyperparameters
+        key = (hp.warm_start_experiment_id, hp.image_size, trial.origin(WARM_START),
+               trial.origin("image_size"))  # fmt: skip
+        if hp.warm_start_experiment_id is None or key in seen:
+            continue
+        seen.add(key)
+        if (refusal := warm_start_refusal(session, trial.spec)) is None:
+            continue
+        origins = [trial.origin(name) for name in refusal.settings]
+        where = next((o for o in origins if not o.startswith("hyperparameters.")), origins[0])
+        errors.setdefault(where, FieldError(field=where, message=refusal.message))
+        if len(errors) >= MAX_ERRORS:
+            break
+    return list(errors.values())
+
+
 def launch_sweep(session: Session, data: Any, *, owner_id: int | None = None) -> LaunchedSweep:
-    """Validate the sweep and every trial, store them in one commit, send what the cap allows.
-    Raises ``SpecError`` or ``QuotaExceeded`` before anything is stored."""
+    """Validate the sweep and every trial, its warm starts too, store them in one commit,
+    send what the cap allows. Raises ``SpecError`` or ``QuotaExceeded`` before anything is
+    stored."""
     spec = parse_sweep(data)
     trials = expand(spec)
-    check_references(session, trials[0].spec)
+    if errors := _reference_errors(session, trials):
+        raise SpecError(errors)
     _check_quota(session, owner_id, min(len(trials), spec.max_parallel or len(trials)))
     sweep, experiments = crud.create_sweep(
         session=session, spec=spec, trials=trials, owner_id=owner_id
