@@ -197,7 +197,7 @@ def test_gap_figure_plots_the_gap_and_marks_the_best_epoch() -> None:
     layout = figure["layout"]
     assert layout["yaxis"]["zeroline"] is True and layout["yaxis"]["tickformat"] == "~%"
     assert [(s["x0"], s["line"]["dash"]) for s in layout["shapes"]] == [(2, "dot")]
-    assert [a["text"] for a in layout["annotations"]] == ["best epoch"]
+    assert [a["text"] for a in layout["annotations"]] == ["lowest val loss"]
     empty = gap_figure([], None)
     assert empty["data"][0]["x"] == [] and "shapes" not in empty["layout"]
     json.dumps(figure)

@@ -536,6 +536,8 @@ def test_experiment_page_reads_its_curves_in_words(client: TestClient, session: 
     assert findings[0] == "overfitting"
     best = next(e for e in elements(html) if "data-best-epoch" in e.attrs)
     assert best.attrs["data-best-epoch"] == "3"
+    # By its rule: the list's "best val accuracy" is the highest, this is early stopping's.
+    assert best.text == "Lowest validation loss at epoch  · validation accuracy 60.00%"
     gap = _figures(html)["gap-chart"]
     assert gap["data"][0]["x"] == [1, 2, 3, 4, 5, 6]
     assert gap["data"][0]["y"][0] == pytest.approx(-0.1)

@@ -432,8 +432,11 @@ def gap_figure(
     }  # fmt: skip
     figure = {"data": [trace], "layout": layout}
     if best_epoch is not None:
-        # Labelled left of its line: the best epoch is often the last one, at the plot's edge.
-        marks = _vertical_marks(best_epoch, "best epoch", "#067647", "dot", "best", side="right")
+        # Labelled left of its line: the best epoch (lowest validation loss, what early stopping
+        # keeps) is often the last one, at the plot's edge.
+        marks = _vertical_marks(
+            best_epoch, "lowest val loss", "#067647", "dot", "best", side="right"
+        )
         _add_marks(figure, marks)
     return figure
 
