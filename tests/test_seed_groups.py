@@ -19,6 +19,7 @@ from app.services.seed_groups import (
     GroupWarningKind,
     SeedGroupComparison,
     Verdict,
+    estimate,
     group_experiments,
     load_seed_groups,
 )
@@ -226,3 +227,13 @@ def test_the_compare_page_switches_to_seed_groups(client: TestClient, session: S
         (g, band) for g in (slow[0].id, fast[0].id) for band in ("std", "ci")
     }
     assert client.get("/compare", params={"ids": ids, "group": "runs"}).status_code == 422
+
+
+def test_a_scores_interval_stays_between_0_and_1() -> None:
+    """Two seeds' t-interval is the mean +- 12.7 standard errors: the page read
+    "-214.1 to 294.1 %" for an accuracy."""
+    far_apart = estimate([0.1, 0.9])
+    assert (far_apart.ci_low, far_apart.ci_high) == (0.0, 1.0)
+    near_top = estimate([0.97, 0.99])
+    half = stats.t.ppf(0.975, 1) * near_top.std / math.sqrt(2)  # type: ignore[operator]
+    assert near_top.ci_low == pytest.approx(0.98 - half) and near_top.ci_high == 1.0

@@ -99,8 +99,9 @@ def group_experiments(experiments: Sequence[Experiment]) -> list[list[Experiment
 
 @dataclass(frozen=True)
 class Estimate:
-    """A figure over a group's seeds: mean, sample standard deviation (the seed-to-seed
-    spread) and the t-interval of the mean; ``std`` and the interval need two values."""
+    """A score over a group's seeds (test accuracy, an F1: a fraction): mean, sample standard
+    deviation (the seed-to-seed spread) and the t-interval of the mean, cut to 0..1, where
+    the score lies; ``std`` and the interval need two values."""
 
     n: int
     mean: float | None
@@ -120,7 +121,8 @@ def estimate(values: Sequence[float]) -> Estimate:
     # statistics.stdev is exact (fractions) and took most of a 2 x 10-seed page's time
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = _t_quantile((1 + CONFIDENCE) / 2, len(values) - 1) * std / math.sqrt(len(values))
-    return Estimate(len(values), mean, std, mean - half, mean + half, values)
+    # Two seeds' interval is the mean +- 12.7 standard errors: uncut, it read "-214.1 to 294.1 %".
+    return Estimate(len(values), mean, std, max(mean - half, 0.0), min(mean + half, 1.0), values)
 
 
 @dataclass(frozen=True)
