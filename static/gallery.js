@@ -74,6 +74,36 @@ window.cifarlab = window.cifarlab || {};
     grid.replaceChildren(...body.items.map((item) => thumbnail(item, body)));
   }
 
+  function classSelect(label, classes) {
+    const select = document.createElement("select");
+    classes.forEach((name, index) => select.add(new Option(name, String(index))));
+    const wrapper = document.createElement("label");
+    wrapper.append(`${label} `, select);
+    return [wrapper, select];
+  }
+
+  // A cell picked from the keyboard: the heatmap's cells take no focus, so a form under the
+  // chart names the same cell by its true and predicted class (the heatmap's y and x).
+  function keyboardPicker(chart) {
+    const classes = chart.data[0].y;
+    const form = document.createElement("form");
+    form.className = "gallery-picker small";
+    form.setAttribute("aria-label", `Test images of a cell of ${chart.dataset.galleryName}`);
+    const [trueLabel, trueSelect] = classSelect("True", classes);
+    const [predictedLabel, predictedSelect] = classSelect("predicted", classes);
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "button button-small";
+    button.textContent = "Show test images";
+    form.append(trueLabel, " ", predictedLabel, " ", button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const [row, column] = [trueSelect.value, predictedSelect.value].map(Number);
+      open(chart.dataset.gallery, chart.dataset.galleryName, row, column);
+    });
+    chart.after(form);
+  }
+
   // A heatmap click reports its cell as pointNumber [row, column]: [true, predicted].
   function attachGallery(chart) {
     chart.classList.add("clickable");
@@ -82,6 +112,7 @@ window.cifarlab = window.cifarlab || {};
       if (!Array.isArray(cell)) return;
       open(chart.dataset.gallery, chart.dataset.galleryName, cell[0], cell[1]);
     });
+    keyboardPicker(chart);
   }
 
   if (!dialog) return;

@@ -74,13 +74,17 @@ def cell_position(page: Page, chart_id: str, row: int, column: int) -> tuple[flo
     )
 
 
-def open_biggest_cell(stack: Stack, page: Page, experiment_id: int) -> int:
-    """Clicks the matrix's fullest cell (a diagonal one, for a model that learned anything)."""
+def biggest_cell(stack: Stack, experiment_id: int) -> tuple[int, int, int]:
+    """The matrix's fullest cell (a diagonal one, for a model that learned anything): its
+    count, row (true class) and column (predicted)."""
     evaluation = httpx.get(f"{stack.base_url}/api/experiments/{experiment_id}/evaluation").json()
     matrix = evaluation["confusion_matrix"]
-    count, row, column = max(
-        (value, i, j) for i, values in enumerate(matrix) for j, value in enumerate(values)
-    )
+    return max((value, i, j) for i, values in enumerate(matrix) for j, value in enumerate(values))
+
+
+def open_biggest_cell(stack: Stack, page: Page, experiment_id: int) -> int:
+    """Clicks the matrix's fullest cell; its count."""
+    count, row, column = biggest_cell(stack, experiment_id)
     page.locator(f"#matrix-{experiment_id}").scroll_into_view_if_needed()
     page.mouse.click(*cell_position(page, f"matrix-{experiment_id}", row, column))
     return count
@@ -129,6 +133,20 @@ def test_compare_three_runs_live_then_open_a_cells_images(stack: Stack, page: Pa
     expect(page.locator("#gallery-grid figcaption").first).to_contain_text("%")
     page.locator("[data-gallery-close]").click()
     expect(gallery).to_be_hidden()
+
+    # From the keyboard: the cells take no focus, so the form under the matrix picks one.
+    count, row, column = biggest_cell(stack, ids[0])
+    picker = page.locator(f"#matrix-{ids[0]} + form.gallery-picker")
+    picker.get_by_label("True").select_option(str(row))
+    picker.get_by_label("predicted").select_option(str(column))
+    show = picker.get_by_role("button", name="Show test images")
+    show.focus()
+    page.keyboard.press("Enter")
+    expect(gallery).to_be_visible()
+    expect(images).to_have_count(min(count, 60))
+    page.keyboard.press("Escape")
+    expect(gallery).to_be_hidden()
+    expect(show).to_be_focused()  # back where the keyboard left off
 
 
 def test_a_folded_section_stays_folded_after_a_reload(
