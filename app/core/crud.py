@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Row,
     ScalarSelect,
     Select,
@@ -25,7 +26,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, joinedload, undefer
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.core.columns import Column, ColumnFilter, Kind, find_column
 from app.core.models import (
@@ -143,13 +147,42 @@ def get_experiment_detail(*, session: Session, experiment_id: int) -> Experiment
     )
 
 
+class _JsonNumber(FunctionElement[float]):
+    """The number a JSON path of a column holds, NULL where it holds anything else. A cast
+    alone read an imported ``"epochs": "many"`` as 0 on SQLite (so ``hp.epochs=0`` matched
+    it and it sorted first) and failed on PostgreSQL; text is no number, so it matches no
+    numeric filter and sorts with the runs that have no value."""
+
+    type = Float()
+    name = "json_number"
+    inherit_cache = True
+
+
+@compiles(_JsonNumber)
+def _json_number(element: _JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = element.clauses
+    number = case((func.json_typeof(value) == "number", value.as_float()), else_=None)
+    return compiler.process(number, **kw)
+
+
+@compiles(_JsonNumber, "sqlite")
+def _json_number_sqlite(element: _JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = element.clauses
+    kind = func.json_type(value.left, value.right)
+    number = case((kind.in_(("integer", "real")), value.as_float()), else_=None)
+    return compiler.process(number, **kw)
+
+
 def column_expression(column: Column) -> SQLColumnExpression[Any]:
     """A runs-table column as SQL, the same on SQLite and PostgreSQL. A hyperparameter reads
     the spec's JSON at one path (``json_extract`` / ``#>>``), cast to what it holds, so
-    numbers sort as numbers; best val accuracy is the highest of the run's epochs."""
+    numbers sort as numbers (a number column's text, from an imported report, is NULL:
+    ``_JsonNumber``); best val accuracy is the highest of the run's epochs."""
     if column.hyperparameter is not None:
         value = Experiment.spec[("hyperparameters", column.hyperparameter)]
-        cast_to = {Kind.number: value.as_float, Kind.boolean: value.as_boolean}
+        if column.kind is Kind.number:
+            return _JsonNumber(value)
+        cast_to = {Kind.boolean: value.as_boolean}
         extracted: SQLColumnExpression[Any] = cast_to.get(column.kind, value.as_string)()
         return extracted
     if column.name == "best_val_accuracy":

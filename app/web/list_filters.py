@@ -22,6 +22,7 @@ from app.core.columns import COLUMNS, ColumnFilter, parse_filter
 from app.core.models import Status
 from app.core.schemas import RowId
 from app.web.auth import Principal
+from app.web.single_values import repeated
 
 # The experiment's own columns, then every metric and hyperparameter column.
 SortKey = enum.StrEnum(  # type: ignore[misc]
@@ -116,10 +117,13 @@ class ApiExperimentFilters(ExperimentFilters):
         return values
 
 
-def _parsed_filters(params: Any) -> tuple[list[ColumnFilter], list[dict[str, Any]]]:
-    """The column filters ``params`` state, and an error for each one that does not parse."""
+def _parsed_filters(
+    pairs: Sequence[tuple[str, str]],
+) -> tuple[list[ColumnFilter], list[dict[str, Any]]]:
+    """The column filters ``pairs`` (a query string's name and value, in order) state, and
+    an error for each one that does not parse."""
     parsed, errors = [], []
-    for name, text in params.multi_items():
+    for name, text in pairs:
         try:
             found = parse_filter(name, text)
         except ValueError as exc:
@@ -132,15 +136,40 @@ def _parsed_filters(params: Any) -> tuple[list[ColumnFilter], list[dict[str, Any
 
 def column_filters(request: Request) -> list[ColumnFilter]:
     """The API's column filters; a bad one, or a hyperparameter no model has, is a 422
-    naming the parameter."""
-    parsed, errors = _parsed_filters(request.query_params)
-    if errors:
-        raise RequestValidationError(errors)
+    naming the parameter. Each takes one value: ``hp.seed=0&hp.seed=2`` matched no run at
+    all (both had to hold), so a repeat is a 422 naming it, as the schema's own parameters'
+    are (``app.web.single_values``); several values of one setting are a range
+    (``hp.seed.min=0&hp.seed.max=2``)."""
+    params = request.query_params
+    pairs = params.multi_items()
+    counts = {name: len(params.getlist(name)) for name, _ in pairs}
+    parsed, errors = _parsed_filters([(n, t) for n, t in pairs if counts[n] == 1])
+    repeats = [
+        repeated("query", name, count)
+        for name, count in counts.items()
+        if count > 1 and _names_a_filter(name)
+    ]
+    if repeats or errors:
+        raise RequestValidationError([*repeats, *errors])
     return parsed
 
 
+def _names_a_filter(name: str) -> bool:
+    """Whether a query parameter is a column filter, or tries to be (``hp.nope``)."""
+    try:
+        return parse_filter(name, "0") is not None
+    except ValueError:
+        return True
+
+
 def lenient_column_filters(request: Request) -> list[ColumnFilter]:
-    """The page's column filters: the form's empty fields and bad ones filter nothing."""
-    params = request.query_params
-    given = type(params)([(name, text) for name, text in params.multi_items() if text.strip()])
-    return _parsed_filters(given)[0]
+    """The page's column filters: the form's empty fields and bad ones filter nothing. A
+    filter given twice takes its last value that parses: the form sends the filters already
+    shown as hidden fields and the one just typed after them, so a new value for a shown
+    filter replaces it rather than both having to hold."""
+    given = [(n, t) for n, t in request.query_params.multi_items() if t.strip()]
+    last: dict[str, ColumnFilter] = {}
+    for found in _parsed_filters(given)[0]:
+        last.pop(found.param, None)  # keeps the order in which the values came
+        last[found.param] = found
+    return list(last.values())

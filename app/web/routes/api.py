@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -16,12 +18,14 @@ from fastapi import (
     HTTPException,
     Query,
     Request,
+    params,
     status,
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Match
 
 from app.core import crud
@@ -85,6 +89,71 @@ SPEC_EXAMPLE = {
 }
 
 
+SIBLINGS = ("estimate", "bulk", "import")
+"""The fixed paths beside ``/api/experiments/{experiment_id}``: POST-only routes."""
+
+
+class ExperimentIdConvertor(Convertor[str]):
+    """``/api/experiments/{experiment_id:experiment}``: any path segment except a sibling
+    route's name, so ``/api/experiments/abc`` reaches the route and its typed id answers a
+    422 naming ``experiment_id`` (as ``/api/sweeps/abc`` does; Starlette's ``int`` answered
+    a bare 404), while ``GET /api/experiments/estimate`` is still a 405 naming POST."""
+
+    regex = rf"(?!(?:{'|'.join(map(re.escape, SIBLINGS))})$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("experiment", ExperimentIdConvertor())
+
+
+WHERE = ("body", "query", "path", "header")
+"""Where a request's value comes from: left out of the field an error names."""
+JSON_HINT = "send JSON with content-type: application/json"
+
+
+def _sends_json(request: Request) -> bool:
+    """Whether the request says its body is JSON, as FastAPI decides whether to read it."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    maintype, _, subtype = content_type.partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _takes_json(request: Request) -> bool:
+    """Whether the matched route reads its body as JSON (the sign-in form reads a form)."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return body_field is not None and not isinstance(body_field.field_info, params.Form)
+
+
+def _field_error(
+    request: Request, exc: RequestValidationError, error: dict[str, Any]
+) -> dict[str, str]:
+    """One validation error as ``{field, message}``. The body as a whole is ``body``: JSON
+    that does not parse says where (FastAPI named the character offset as the field), and a
+    body the route could not read as JSON because it came as another type (or none) says to
+    send JSON, where pydantic said "Input should be a valid dictionary" of nothing in
+    particular."""
+    loc = tuple(error["loc"])
+    if error["type"] == "json_invalid":
+        reason = str((error.get("ctx") or {}).get("error", error["msg"]))
+        if isinstance(exc.body, str) and len(loc) == 2 and isinstance(loc[1], int):
+            where = json.JSONDecodeError(reason, exc.body, loc[1])
+            reason = f"{reason} at line {where.lineno} column {where.colno}"
+        return {"field": "body", "message": f"not valid JSON ({reason})"}
+    if loc == ("body",):
+        if _takes_json(request) and not _sends_json(request):
+            return {"field": "body", "message": JSON_HINT}
+        if _takes_json(request) and error["type"] == "missing":
+            return {"field": "body", "message": f"required; {JSON_HINT}"}
+        return {"field": "body", "message": error_message(error)}
+    field = ".".join(str(part) for part in loc if part not in WHERE)
+    return {"field": field, "message": error_message(error)}
+
+
 def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     """Every refusal is JSON with a message a person can act on, naming the field.
     ``routes``: all of the app's routes, for the methods a 405 lists."""
@@ -122,13 +191,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-                "message": error_message(e),
-            }
-            for e in exc.errors()
-        ]
+        errors = [_field_error(request, exc, e) for e in exc.errors()]
         detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
         if navigates_to_a_page(request):
             message = f"The address has a value cifarlab cannot read: {detail}."
@@ -240,7 +303,7 @@ def bulk_action(session: SessionDep, principal: ActorDep, request: BulkRequest) 
     return {"results": [asdict(result) for result in results]}
 
 
-@router.get("/experiments/{experiment_id:int}", response_model=ExperimentDetail)
+@router.get("/experiments/{experiment_id:experiment}", response_model=ExperimentDetail)
 def get_experiment(session: SessionDep, experiment_id: RowId) -> ExperimentDetail:
     """With `training_seconds` (time inside epochs) and `time_to_accuracy`: per validation
     accuracy threshold, the first epoch that reached it and the training seconds until then."""
@@ -288,7 +351,7 @@ def list_workers(session: SessionDep) -> list[dict[str, Any]]:
     return list_online(session)
 
 
-@router.patch("/experiments/{experiment_id:int}", response_model=ExperimentPublic)
+@router.patch("/experiments/{experiment_id:experiment}", response_model=ExperimentPublic)
 def update_experiment(
     session: SessionDep, principal: ActorDep, experiment_id: RowId, changes: ExperimentUpdate
 ) -> Experiment:
@@ -305,7 +368,7 @@ def cancel_experiment(session: SessionDep, principal: ActorDep, experiment_id: R
     return cancel(session, experiment)
 
 
-@router.delete("/experiments/{experiment_id:int}", status_code=204)
+@router.delete("/experiments/{experiment_id:experiment}", status_code=204)
 def delete_experiment(session: SessionDep, principal: ActorDep, experiment_id: RowId) -> Response:
     """Delete a finished experiment with its metrics, evaluation and files."""
     experiment = find_experiment(session, experiment_id)
@@ -353,13 +416,35 @@ def list_presets() -> list[Preset]:
     return list(PRESETS.values())
 
 
+async def takes_no_body(request: Request) -> None:
+    """Refuses any body: the preset launch runs the preset as it is, and an override sent
+    with it (``{"hyperparameters": {"epochs": -1}}``) was dropped in silence, a 201 for a
+    run the sender did not ask for."""
+    if (await request.body()).strip():
+        name = request.path_params.get("name", "NAME")
+        raise RequestValidationError([{
+            "loc": ("body",), "type": "value_error",
+            "msg": f"this route takes no body and launches preset {name} as it is; to change "
+            f"its settings, POST /api/experiments with the preset's spec (GET /api/presets) "
+            f"changed, or run: cifarlab launch --preset {name} --set key=value",
+        }])  # fmt: skip
+
+
 @router.post(
     "/presets/{name}/launch",
     status_code=201,
     response_model=ExperimentPublic,
     responses={**CREATED_EXPERIMENT, **LAUNCH_RESPONSES},
 )
-def launch_preset(session: SessionDep, principal: ActorDep, name: str) -> Experiment:
+def launch_preset(
+    session: SessionDep,
+    principal: ActorDep,
+    name: str,
+    _no_body: Annotated[None, Depends(takes_no_body)],
+) -> Experiment:
+    """Launch a preset as it is (GET /api/presets lists them). The route takes no body; one
+    is refused with a 422. To change a setting, POST /api/experiments with the preset's
+    `spec` changed, or run `cifarlab launch --preset NAME --set key=value`."""
     preset = PRESETS.get(name)
     if preset is None:
         known = ", ".join(PRESETS)
