@@ -311,6 +311,11 @@
       source.close();
       setLive(false);
       if (!state.hasEvaluation && end.status !== "succeeded") showNoEvaluation(end.status);
+      if (state.lastEpoch === 0) {
+        // Ended before its first epoch: the empty charts stop saying they wait for one.
+        const note = { "annotations[0].text": page.noEpochsNote };
+        CURVE_CHARTS.forEach((id) => Plotly.relayout(id, note));
+      }
     });
     // The browser reconnects by itself (sending Last-Event-ID); only a closed source is final.
     source.addEventListener("error", () => setLive(source.readyState === EventSource.OPEN));

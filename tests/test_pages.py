@@ -459,6 +459,14 @@ def test_failed_experiment_shows_its_multiline_error(client: TestClient, session
     assert said is not None and re.sub(r"<[^>]+>", "", said.group(1)) == (
         "No evaluation on the test set: the run ended before it (failed)."
     )
+    notes = {
+        chart: [a["text"] for a in figure["layout"].get("annotations", [])]
+        for chart, figure in _figures(html).items()
+    }
+    no_epoch = ["No epoch was recorded: the run ended before its first one."]
+    assert notes == dict.fromkeys(
+        ["accuracy-chart", "loss-chart", "learning-rate-chart", "gap-chart"], no_epoch
+    )
 
 
 def test_unknown_experiment_is_a_404_page(client: TestClient) -> None:

@@ -29,6 +29,7 @@ GRID_COLOR = "#e5e7eb"
 # matplotlib's "Blues", light to dark; plotly.js's own "Blues" runs dark to light.
 BLUES = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
 WAITING = "Waiting for the first epoch…"
+NO_EPOCHS = "No epoch was recorded: the run ended before its first one."
 TIME_AXIS_TITLE = "Training time (minutes inside epochs)"
 # Plotly's default palette. An experiment's colour is a function of its id alone, so it keeps
 # one colour on every chart, in every selection and on every page it appears on.
@@ -169,6 +170,14 @@ def _mark_waiting(layout: dict[str, Any]) -> None:
             "font": {"color": "#656d76", "size": 13},
         }
     ]
+
+
+def mark_no_epochs(figure: dict[str, Any]) -> dict[str, Any]:
+    """An empty chart of a run that has ended says no epoch is coming, not that it waits."""
+    for annotation in figure["layout"].get("annotations", []):
+        if annotation.get("text") == WAITING:
+            annotation["text"] = NO_EPOCHS
+    return figure
 
 
 def curves_figure(

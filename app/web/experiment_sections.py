@@ -30,6 +30,7 @@ from app.web.charts import (
     confusion_matrix_figure,
     gap_figure,
     has_gallery,
+    mark_no_epochs,
     report_rows,
     with_export_name,
 )
@@ -77,6 +78,8 @@ def diagnostics_context(
         diagnosis.best_epoch,
         total_epochs=experiment.total_epochs or None,
     )
+    if experiment.status.finished:
+        figure = mark_no_epochs(figure)
     return {
         "diagnosis": diagnosis,
         "gap_figure": with_export_name(figure, f"cifarlab-experiment-{experiment.id}-gap"),

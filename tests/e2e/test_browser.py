@@ -8,6 +8,7 @@ database itself, as a worker would, so it needs no transfer model trained on the
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -272,6 +273,13 @@ def test_a_run_that_fails_while_watched_says_no_evaluation_is_coming(
         "No evaluation on the test set: the run ended before it (failed)."
     )
     expect(page.locator("#evaluation-waiting")).to_be_hidden()
+    charts = ["accuracy-chart", "loss-chart", "learning-rate-chart", "gap-chart"]
+    notes = (
+        f"{json.dumps(charts)}.map(id => document.getElementById(id).layout.annotations"
+        ".map(a => a.text).join())"
+    )
+    no_epoch = "No epoch was recorded: the run ended before its first one."
+    wait_for(page, f"{notes}.every(text => text === {json.dumps(no_epoch)})")
 
 
 def _report() -> dict[str, object]:

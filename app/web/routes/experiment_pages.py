@@ -19,10 +19,12 @@ from app.core.schemas import EpochMetricPublic, ExperimentPublic, RowId
 from app.services.workers import online as online_workers
 from app.web.charts import (
     LIVE_TRACES,
+    NO_EPOCHS,
     boundary_marks,
     curves_figure,
     fine_tune_start,
     learning_rate_figure,
+    mark_no_epochs,
     with_boundary,
     with_export_name,
     with_metrics_url,
@@ -51,9 +53,8 @@ def mean_and_last(values: Sequence[float | None]) -> tuple[float, float] | None:
     return (statistics.fmean(known), known[-1]) if known else None
 
 
-def _figures(
-    experiment_id: int, epochs: Sequence[EpochMetricPublic], total: int | None
-) -> dict[str, Any]:
+def _figures(experiment: ExperimentPublic, epochs: Sequence[EpochMetricPublic]) -> dict[str, Any]:
+    experiment_id, total = experiment.id, experiment.total_epochs or None
     start = fine_tune_start(epochs)
     metrics_url = f"/api/experiments/{experiment_id}/metrics"
     figures = {
@@ -61,6 +62,8 @@ def _figures(
         "loss": curves_figure(epochs, "loss", total_epochs=total),
         "learning_rate": learning_rate_figure(epochs, total),
     }
+    if experiment.status.finished:
+        figures = {name: mark_no_epochs(figure) for name, figure in figures.items()}
     return {
         f"{name}_figure": with_export_name(
             with_metrics_url(with_boundary(figure, start), metrics_url),
@@ -83,6 +86,7 @@ def _page_data(
         "seconds": [row.seconds for row in epochs],
         "imagesPerSecond": [row.images_per_second for row in epochs],
         "boundaryMarks": boundary_marks(0),
+        "noEpochsNote": NO_EPOCHS,
         "hasEvaluation": has_evaluation,
         "eventsUrl": f"/experiments/{experiment.id}/events?after_epoch={last_epoch}",
         "logUrl": f"/experiments/{experiment.id}/log",
@@ -137,7 +141,7 @@ def experiment_page(
         "seconds_per_epoch": mean_and_last([row.seconds for row in epochs]),
         "images_per_second": mean_and_last([row.images_per_second for row in epochs]),
         "page_data": _page_data(public, epochs, evaluation is not None),
-        **_figures(experiment_id, epochs, public.total_epochs or None),
+        **_figures(public, epochs),
         **diagnostics_context(experiment, rows, evaluation),
         **evaluation_context(evaluation, experiment),
     }
