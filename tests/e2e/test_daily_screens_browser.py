@@ -26,6 +26,14 @@ def test_the_phone_menu_reaches_every_page(page: Page, served: str) -> None:
     menu.locator("summary").click()
     for label in ("Experiments", "New experiment", "Sweeps", "Workers", "API docs"):
         expect(menu.get_by_role("link", name=label)).to_be_visible()
+    # Escape closes it, back on its button; so does a click outside it.
+    page.keyboard.press("Escape")
+    expect(menu.get_by_role("link", name="Workers")).to_be_hidden()
+    expect(menu.locator("summary")).to_be_focused()
+    menu.locator("summary").click()
+    page.locator("main").click(position={"x": 5, "y": 5})
+    expect(menu.get_by_role("link", name="Workers")).to_be_hidden()
+    menu.locator("summary").click()
     menu.get_by_role("link", name="Workers").click()
     page.wait_for_url(f"{served}/workers")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
