@@ -125,19 +125,18 @@ def test_empty_inputs_take_the_default_or_null_when_nullable() -> None:
     assert parse_spec(spec).hyperparameters.epochs == 3
 
 
-def test_values_from_spec_marks_a_copy_only_when_asked() -> None:
+def test_values_from_spec_fill_the_form_as_it_reads_them() -> None:
     spec = {"name": "base", "model": "custom_cnn", "tags": ["x", "y"],
             "hyperparameters": {"epochs": 4, "batch_norm": True, "train_size": None}}  # fmt: skip
-    values = values_from_spec(spec, name_suffix=" (copy)")
+    values = values_from_spec(spec)
     assert values == {
-        "name": "base (copy)",
+        "name": "base",
         "model": "custom_cnn",
         "tags": "x, y",
         "hp.epochs": "4",
         "hp.batch_norm": "true",
         "hp.train_size": "",
     }
-    assert values_from_spec(spec)["name"] == "base"
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

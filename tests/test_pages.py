@@ -958,3 +958,51 @@ def test_a_collapsed_run_is_flagged_red_on_its_page_and_in_compare(
     assert streamed.text == finding.text  # the live page's final diagnostics say it too
     css = client.get("/static/app.css").text
     assert re.search(r"\.finding-error \{[^}]*var\(--danger\)", css)  # drawn red
+
+
+def test_a_copy_of_an_auto_named_run_is_named_by_its_own_settings(
+    client: TestClient, enqueued: Enqueued, session: Session
+) -> None:
+    """A run launched unnamed is named by its settings (app.core.naming); its copy, tweaked,
+    was launched as "<the source's settings> (copy)", naming settings it no longer had. Its
+    name box comes blank, so the launch names the copy by what it runs; a chosen name is
+    kept with " (copy)"."""
+    settings = {"hp.epochs": "2", "hp.batch_size": "32", "hp.train_size": "100",
+                "hp.test_size": "50", "hp.learning_rate": ""}  # fmt: skip
+    launched = post_form(client, "/experiments/new", form(name="", **settings))
+    assert launched.status_code == 200, launched.text
+    source = crud.get_experiment(session=session, experiment_id=enqueued.ids[0])
+    assert source is not None
+    assert source.name == "custom_cnn · epochs=2 batch_size=32 train_size=100 test_size=50"
+
+    prefilled = inputs(client.get(f"/experiments/new?from={source.id}").text)
+    assert prefilled["name"]["value"] == ""
+    values = {
+        name: attrs["value"]
+        for name, attrs in prefilled.items()
+        if attrs.get("value") and name.startswith("hp.") and attrs.get("type") != "checkbox"
+    }
+    assert (values["hp.epochs"], values["hp.train_size"]) == ("2", "100")
+    tweaked = {**values, "model": "custom_cnn", "name": "", "tags": "",
+               "hp.epochs": "1", "hp.train_size": "60"}  # fmt: skip
+    response = post_form(client, "/experiments/new", tweaked, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    copy = crud.get_experiment(session=session, experiment_id=enqueued.ids[1])
+    assert copy is not None
+    assert copy.name == "custom_cnn · epochs=1 batch_size=32 train_size=60 test_size=50"
+
+    # The copy's name is its own derived one: a copy of the copy comes blank too.
+    assert inputs(client.get(f"/experiments/new?from={copy.id}").text)["name"]["value"] == ""
+
+
+def test_a_chosen_name_that_reads_like_other_settings_is_kept_on_a_copy(
+    client: TestClient, session: Session
+) -> None:
+    """Only the name the source's own settings give counts as derived: one that names other
+    settings (the stale copies launched before) was someone's, and is kept."""
+    named = make_experiment(session, epochs=1)
+    named.spec = {**named.spec, "name": "custom_cnn · epochs=2"}
+    session.commit()
+    fields = inputs(client.get(f"/experiments/new?from={named.id}").text)
+    assert fields["name"]["value"] == "custom_cnn · epochs=2 (copy)"
+    assert launch_pages.copy_name({"model": "nope", "name": "old"}) == "old (copy)"

@@ -288,11 +288,10 @@ def sweep_from_form(values: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def values_from_spec(spec: dict[str, Any], *, name_suffix: str = "") -> dict[str, str]:
-    """A stored spec -> form values: ``" (copy)"`` tells a clone from its source in the list,
-    while a preset's spec keeps its own name."""
+def values_from_spec(spec: dict[str, Any]) -> dict[str, str]:
+    """A stored spec -> form values (a copy's name is chosen by its page: ``copy_name``)."""
     values = {
-        "name": f"{spec.get('name', '')}{name_suffix}",
+        "name": str(spec.get("name", "")),
         "model": str(spec.get("model", "")),
         "tags": ", ".join(spec.get("tags", [])),
     }

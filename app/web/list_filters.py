@@ -1,7 +1,8 @@
 """The experiments list's filters, parsed once for GET /api/experiments and the ``/`` page.
 
 The API takes them as typed query parameters and refuses a bad one with 422 naming it; the
-page, whose URLs people edit by hand, drops a bad one and shows the rest (``lenient``).
+page, whose URLs people edit by hand, drops a bad one, shows the rest, and says what it left
+out in the API's words (``page_filters``).
 Filters on the table's extra columns (``hp.learning_rate=0.001``, ``best_val_accuracy.min=0.8``,
 ``app.core.columns``) are named by their column, so they come from the query string as a
 whole (``column_filters``), with the same two rules.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Request
@@ -20,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from app.core import crud
 from app.core.columns import COLUMNS, ColumnFilter, parse_filter
 from app.core.models import Status
-from app.core.schemas import RowId
+from app.core.schemas import RowId, error_message
 from app.web.auth import Principal
 from app.web.single_values import repeated
 
@@ -29,6 +31,25 @@ SortKey = enum.StrEnum(  # type: ignore[misc]
     "SortKey", {key: key for key in (*crud.SORTABLE, *COLUMNS)}
 )
 DEFAULT_SORT = SortKey("created_at")
+KNOWN_STATUSES = [status.value for status in Status]
+
+
+@dataclass(frozen=True)
+class IgnoredFilter:
+    """A filter the page left out: its query parameter, the value given (shown again in its
+    box, to correct) and why, in the words of the API's 422 for the same parameter."""
+
+    param: str
+    text: str
+    message: str
+
+
+def _ignored(error: Mapping[str, Any]) -> IgnoredFilter:
+    """A validation error, as the API's handler words it, of a filter the page leaves out."""
+    param = ".".join(str(part) for part in error["loc"] if part != "query")
+    return IgnoredFilter(
+        param=param, text=str(error.get("input", "")), message=error_message(error)
+    )
 
 
 class ExperimentFilters(BaseModel):
@@ -51,18 +72,33 @@ class ExperimentFilters(BaseModel):
         default=None, description="`sweep`: each sweep's trials together, newest sweep first"
     )
 
+    @field_validator("status", mode="before")
     @classmethod
-    def lenient(cls, params: Mapping[str, str]) -> ExperimentFilters:
+    def _statuses(cls, value: Any) -> Any:
+        """Checked before the type, for the page's one status and the API's several alike, so
+        a bad one reads the same on both (pydantic's enum error listed the statuses quoted)
+        and the API's error names ``status``, not ``status.1``."""
+        for text in value if isinstance(value, list) else [value]:
+            if text is not None and text not in KNOWN_STATUSES:
+                known = ", ".join(KNOWN_STATUSES)
+                raise ValueError(f"unknown status {text!r}; choose from {known}")
+        return value
+
+    @classmethod
+    def lenient(cls, params: Mapping[str, str]) -> tuple[ExperimentFilters, list[IgnoredFilter]]:
         """The filters a hand-edited URL names, leaving out any that do not parse (an unknown
-        sort column sorts by the default). The page's form sends every field, empty ones as
-        ``""``: those filter nothing. The API states no such rule, so it refuses ``status=``."""
+        sort column sorts by the default), and those left out. The page's form sends every
+        field, empty ones as ``""``: those filter nothing. The API states no such rule, so it
+        refuses ``status=``."""
         given = {name: params[name].strip() for name in cls.model_fields if name in params}
         data = {name: value for name, value in given.items() if value}
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data), []
         except ValidationError as exc:
-            bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
-            return cls.model_validate({k: v for k, v in data.items() if k not in bad})
+            errors = [error for error in exc.errors() if error["loc"]]
+            bad = {error["loc"][0] for error in errors}
+            kept = cls.model_validate({k: v for k, v in data.items() if k not in bad})
+            return kept, [_ignored(error) for error in errors]
 
     @property
     def filtered(self) -> bool:
@@ -91,7 +127,7 @@ class ExperimentFilters(BaseModel):
 class ApiExperimentFilters(ExperimentFilters):
     """The API's filters: ``status``, ``model`` and ``tag`` may each be repeated
     (``?status=failed&status=cancelled``) and match any of their values; different filters
-    must all match. A status that is not one is a 422 naming ``status``."""
+    must all match. A status that is not one is a 422 naming ``status`` (``_statuses``)."""
 
     status: list[str] = Field(  # type: ignore[assignment]
         default_factory=list,
@@ -105,17 +141,6 @@ class ApiExperimentFilters(ExperimentFilters):
         default_factory=list, description="Any of these tags; repeat to give several"
     )
 
-    @field_validator("status")
-    @classmethod
-    def _statuses(cls, values: list[str]) -> list[str]:
-        """Checked here, not typed ``list[Status]``, so the error names ``status``, not
-        ``status.1``."""
-        known = [status.value for status in Status]
-        for value in values:
-            if value not in known:
-                raise ValueError(f"unknown status {value!r}; choose from {', '.join(known)}")
-        return values
-
 
 def _parsed_filters(
     pairs: Sequence[tuple[str, str]],
@@ -127,7 +152,8 @@ def _parsed_filters(
         try:
             found = parse_filter(name, text)
         except ValueError as exc:
-            errors.append({"loc": ("query", name), "msg": str(exc), "type": "value_error"})
+            error = {"loc": ("query", name), "msg": str(exc), "type": "value_error", "input": text}
+            errors.append(error)
             continue
         if found is not None:
             parsed.append(found)
@@ -162,14 +188,32 @@ def _names_a_filter(name: str) -> bool:
         return True
 
 
-def lenient_column_filters(request: Request) -> list[ColumnFilter]:
-    """The page's column filters: the form's empty fields and bad ones filter nothing. A
-    filter given twice takes its last value that parses: the form sends the filters already
-    shown as hidden fields and the one just typed after them, so a new value for a shown
-    filter replaces it rather than both having to hold."""
+def lenient_column_filters(request: Request) -> tuple[list[ColumnFilter], list[IgnoredFilter]]:
+    """The page's column filters, and the bad ones, which filter nothing, as do the form's
+    empty fields. A filter given twice takes its last value that parses: the form sends the
+    filters already shown as hidden fields and the one just typed after them, so a new value
+    for a shown filter replaces it rather than both having to hold."""
     given = [(n, t) for n, t in request.query_params.multi_items() if t.strip()]
+    parsed, errors = _parsed_filters(given)
     last: dict[str, ColumnFilter] = {}
-    for found in _parsed_filters(given)[0]:
+    for found in parsed:
         last.pop(found.param, None)  # keeps the order in which the values came
         last[found.param] = found
-    return list(last.values())
+    return list(last.values()), [_ignored(error) for error in errors]
+
+
+@dataclass(frozen=True)
+class PageFilters:
+    """What the ``/`` page lists by, and each filter it left out. A bad value in a URL people
+    edit by hand should not empty the page, nor be dropped unsaid: the rows come unfiltered
+    by it and the page names it, with the API's reason, above them."""
+
+    filters: ExperimentFilters
+    where: list[ColumnFilter]
+    ignored: list[IgnoredFilter]
+
+
+def page_filters(request: Request) -> PageFilters:
+    filters, ignored = ExperimentFilters.lenient(request.query_params)
+    where, ignored_columns = lenient_column_filters(request)
+    return PageFilters(filters=filters, where=where, ignored=[*ignored, *ignored_columns])

@@ -5,15 +5,16 @@ to the fields they name."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from app.core import crud
+from app.core.naming import derived_name
 from app.core.presets import PRESETS
-from app.core.schemas import FieldError, RowId, SpecError
+from app.core.schemas import FieldError, RowId, SpecError, parse_spec
 from app.services import importing, sweeps
 from app.services.launch import BrokerUnavailable, launch
 from app.services.quotas import QuotaExceeded
@@ -35,6 +36,20 @@ router = page_router()
 
 def quota_error(exc: QuotaExceeded) -> FieldError:
     return FieldError(field="limit", message=str(exc))
+
+
+def copy_name(spec: dict[str, Any]) -> str:
+    """The name box of a copy of ``spec``: blank when its name is the one ``derived_name``
+    gives its spec (it was launched unnamed), so the launch names the copy by its own
+    settings; a name read "custom_cnn · epochs=2 ... (copy)" on a run of epochs=1. A name
+    someone chose is kept, with " (copy)" to tell the two apart in the list. A spec that no
+    longer validates cannot have its name derived, so it keeps its name as chosen."""
+    name = str(spec.get("name", ""))
+    try:
+        auto_named = name == derived_name(parse_spec(spec))
+    except SpecError:
+        auto_named = False
+    return "" if auto_named else f"{name} (copy)"
 
 
 def _render_form(
@@ -73,7 +88,7 @@ def new_experiment_page(
     source = crud.get_experiment(session=session, experiment_id=source_id)
     if source is None:
         return not_found(request, f"There is no experiment {source_id} to copy.")
-    values = values_from_spec(source.spec, name_suffix=" (copy)")
+    values = values_from_spec({**source.spec, "name": copy_name(source.spec)})
     return _render_form(request, values, prefilled_from=f"experiment #{source_id}")
 
 

@@ -23,7 +23,13 @@ from app.core.models import INTEGER_MAX, Status
 from app.core.schemas import ExperimentSummary, summaries
 from app.web.deps import SessionDep, SortedColumnsDep
 from app.web.formatting import format_number, format_percent
-from app.web.list_filters import DEFAULT_SORT, ExperimentFilters, lenient_column_filters
+from app.web.list_filters import (
+    DEFAULT_SORT,
+    ExperimentFilters,
+    IgnoredFilter,
+    PageFilters,
+    page_filters,
+)
 from app.web.templating import PageViewerDep, page_router, templates
 
 router = page_router()
@@ -67,12 +73,20 @@ def _sort_links(filters: dict[str, str], extra: Sequence[Column]) -> dict[str, s
     return links
 
 
-def page_filters(request: Request) -> ExperimentFilters:
-    return ExperimentFilters.lenient(request.query_params)
-
-
 # The table's own columns: choosing them adds nothing.
 CHOOSABLE = {name: column for name, column in COLUMNS.items() if name not in FIRST_ORDER}
+
+
+def retyped_filter(ignored: Sequence[IgnoredFilter]) -> dict[str, str] | None:
+    """The first column filter left out, as the column filter's boxes show it (column,
+    operator, value), so the value typed there is still there to correct."""
+    for item in ignored:
+        name, _, operator = item.param.rpartition(".")
+        if operator not in ("min", "max"):
+            name, operator = item.param, "eq"
+        if name in CHOOSABLE:
+            return {"name": name, "operator": operator, "value": item.text}
+    return None
 
 
 def shown_columns(
@@ -143,10 +157,10 @@ def experiments_page(
     session: SessionDep,
     sorted_columns: SortedColumnsDep,
     principal: PageViewerDep,
-    filters: Annotated[ExperimentFilters, Depends(page_filters)],
-    where: Annotated[list[ColumnFilter], Depends(lenient_column_filters)],
+    parsed: Annotated[PageFilters, Depends(page_filters)],
     page: int = 1,
 ) -> Response:
+    filters, where = parsed.filters, parsed.where
     page = min(max(page, 1), MAX_PAGE)
     items, total = sorted_columns.list_experiments(
         session, **filters.query(principal, where), limit=PAGE_SIZE,
@@ -178,6 +192,9 @@ def experiments_page(
         "total": total,
         "filters": shown,
         "filtered": filters.filtered or bool(where),
+        "ignored": parsed.ignored,
+        "typed": {item.param: item.text for item in parsed.ignored},
+        "retyped": retyped_filter(parsed.ignored),
         "sort_links": _sort_links(shown, extra),
         "page": page,
         "previous_url": _list_url(shown, page - 1) if page > 1 else None,
