@@ -18,7 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app.core import crud
-from app.core.models import Status, utcnow
+from app.core.models import Experiment, Status, utcnow
 from app.core.presets import PRESETS
 from tests.support.factories import end_experiment
 from tests.support.polling import wait_for
@@ -181,6 +181,18 @@ def cancel_a_queued_run(stack: Stack, page: Page, session: Session) -> None:
     expect(page.locator("#delete")).to_be_visible()
 
 
+def claimed_run(session: Session, preset: str) -> tuple[Experiment, crud.Lease]:
+    """A run of ``preset`` created and claimed as a worker would, but never enqueued: the
+    test writes its epochs and its end, and the stack's own worker never sees it."""
+    experiment = crud.create_experiment(session=session, spec=PRESETS[preset].spec)
+    lease = crud.claim_experiment(
+        session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
+    )
+    assert lease is not None
+    session.commit()
+    return experiment, lease
+
+
 def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     """Epochs written while the page watches: each chart's traces grow by the fields the page
     data names, the dashed line comes with the first fine-tuning epoch, the diagnosis and the
@@ -193,13 +205,7 @@ def test_fine_tuning_boundary_appears_live(stack: Stack, page: Page) -> None:
     engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
     with Session(engine) as session:
         cancel_a_queued_run(stack, page, session)
-        spec = PRESETS["quick-transfer-two-phase"].spec  # created, never enqueued
-        experiment = crud.create_experiment(session=session, spec=spec)
-        lease = crud.claim_experiment(
-            session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
-        )
-        assert lease is not None
-        session.commit()
+        experiment, lease = claimed_run(session, "quick-transfer-two-phase")
         write_epoch(session, lease, 1, "train")
         url = f"{stack.base_url}/api/experiments/{experiment.id}"
         page.goto(f"{stack.base_url}/experiments/{experiment.id}")
@@ -253,13 +259,7 @@ def test_a_run_that_fails_while_watched_says_no_evaluation_is_coming(
     had already failed; the live page swaps it when the stream ends without an evaluation."""
     engine = create_engine(f"sqlite:///{stack.data_dir / 'cifarlab.db'}")
     with Session(engine) as session:
-        spec = PRESETS["quick-custom-cnn"].spec  # created, never enqueued
-        experiment = crud.create_experiment(session=session, spec=spec)
-        lease = crud.claim_experiment(
-            session=session, experiment_id=experiment.id, worker_host="test", device="CPU:0"
-        )
-        assert lease is not None
-        session.commit()
+        experiment, _ = claimed_run(session, "quick-custom-cnn")
         page.goto(f"{stack.base_url}/experiments/{experiment.id}")
         expect(page.locator("#live")).to_be_visible()
         expect(page.locator("#evaluation-waiting")).to_be_visible()
