@@ -82,7 +82,7 @@ def test_show_prints_a_dash_for_what_a_run_lacks_and_times_in_seconds(
     code, output = run("show", str(queued.id), "--api-url", served)
     assert code == 0, output
     for key in ("device", "worker_host", "test_accuracy", "training_seconds", "error"):
-        assert f"{key:>16}: -\n" in output, output
+        assert f"{key:>18}: -\n" in output, output  # aligned with wall_clock_seconds
     assert "None" not in output
     trained = finished_experiment(session)
     trained.training_seconds = 1.9900706250045914

@@ -231,6 +231,8 @@ def list_(
 
 SHOWN_FIELDS = ("id", "name", "model", "status", "device", "worker_host", "test_accuracy",
                 "macro_f1", "training_seconds", "wall_clock_seconds", "error")  # fmt: skip
+LABEL_WIDTH = max(len(key) for key in (*SHOWN_FIELDS, "hyperparameters"))
+"""`show`'s labels are right-aligned to the longest, so every value starts in one column."""
 
 
 def _field_text(experiment: dict[str, Any], key: str) -> str:
@@ -257,10 +259,11 @@ def show(experiment_id: ExperimentId, api_url: ApiUrl = None) -> None:
     except ApiError as exc:
         raise fail(str(exc)) from None
     for key in SHOWN_FIELDS:
-        console.print(f"{key:>16}: {_field_text(experiment, key)}", highlight=False)
+        console.print(f"{key:>{LABEL_WIDTH}}: {_field_text(experiment, key)}", highlight=False)
     hyperparameters = experiment["spec"].get("hyperparameters")
     if hyperparameters is None:  # an imported report: a result without a run behind it
-        console.print(f"{'hyperparameters':>16}: none (an imported report)", highlight=False)
+        label = f"{'hyperparameters':>{LABEL_WIDTH}}"
+        console.print(f"{label}: none (an imported report)", highlight=False)
     else:
         settings = Table("hyperparameter", "value")
         for name, value in hyperparameters.items():
