@@ -124,13 +124,20 @@ class ColumnFilter:
         return self.column.name if self.operator == "eq" else f"{self.column.name}.{self.operator}"
 
 
+def split_filter_param(param: str) -> tuple[str, Operator]:
+    """A filter's query parameter as the column it names and how it compares:
+    ``best_val_accuracy.min`` -> (``best_val_accuracy``, ``min``), ``hp.seed`` -> eq."""
+    bounds: tuple[Operator, ...] = ("min", "max")
+    for bound in bounds:
+        if param.endswith("." + bound):
+            return param[: -len(bound) - 1], bound
+    return param, "eq"
+
+
 def parse_filter(param: str, text: str) -> ColumnFilter | None:
     """The filter a query parameter states; None when the parameter names no column filter
     (``status``, ``page``); ValueError naming what is wrong when it tries to and fails."""
-    name, operator = param, "eq"
-    for suffix in ("min", "max"):
-        if param.endswith("." + suffix):
-            name, operator = param[: -len(suffix) - 1], suffix
+    name, operator = split_filter_param(param)
     column = find_column(name)
     if column is None:
         if name.startswith(HP_PREFIX):

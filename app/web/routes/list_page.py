@@ -18,7 +18,15 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from app.core import crud
-from app.core.columns import COLUMNS, HYPERPARAMETERS, METRICS, Column, ColumnFilter, Kind
+from app.core.columns import (
+    COLUMNS,
+    HYPERPARAMETERS,
+    METRICS,
+    Column,
+    ColumnFilter,
+    Kind,
+    split_filter_param,
+)
 from app.core.models import INTEGER_MAX, Status
 from app.core.schemas import ExperimentSummary, summaries
 from app.web.deps import SessionDep, SortedColumnsDep
@@ -81,9 +89,7 @@ def retyped_filter(ignored: Sequence[IgnoredFilter]) -> dict[str, str] | None:
     """The first column filter left out, as the column filter's boxes show it (column,
     operator, value), so the value typed there is still there to correct."""
     for item in ignored:
-        name, _, operator = item.param.rpartition(".")
-        if operator not in ("min", "max"):
-            name, operator = item.param, "eq"
+        name, operator = split_filter_param(item.param)
         if name in CHOOSABLE:
             return {"name": name, "operator": operator, "value": item.text}
     return None
