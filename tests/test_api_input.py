@@ -16,6 +16,7 @@ from app.core.schemas import parse_spec
 from tests.support.clients import make_client
 from tests.support.factories import claim, make_experiment, spec_data
 from tests.support.pages import elements
+from tests.support.seed_reports import seed_report
 
 TWICE = "given 2 times; it takes one value"
 JSON_HINT = "send JSON with content-type: application/json"
@@ -184,18 +185,6 @@ def test_an_idempotency_key_given_twice_is_refused(session: Session) -> None:
     assert once.status_code == 201, once.text
 
 
-REPORT = "\n".join([
-    "              precision    recall  f1-score   support",
-    "",
-    "         cat       0.90      0.90      0.90         4",
-    "         dog       0.90      0.90      0.90         4",
-    "",
-    "    accuracy                           0.90         8",
-    "   macro avg       0.90      0.90      0.90         8",
-    "weighted avg       0.90      0.90      0.90         8",
-])  # fmt: skip
-
-
 @pytest.mark.both_databases
 def test_text_in_a_numeric_setting_matches_no_numeric_filter(
     backend: str, session: Session
@@ -205,7 +194,7 @@ def test_text_in_a_numeric_setting_matches_no_numeric_filter(
     _run(session, "trained", 0.5, learning_rate=0.001)
     client = make_client()
     imported = client.post("/api/experiments/import", json={
-        "name": "many", "report_text": REPORT, "model": "custom_cnn",
+        "name": "many", "report_text": seed_report("custom-cnn"), "model": "custom_cnn",
         "hyperparameters": {"epochs": "many", "learning_rate": "fast"},
     })  # fmt: skip
     assert imported.status_code == 201, imported.text
